@@ -1,0 +1,17 @@
+"""mmseg_hosvd: memory-lean fine-tuning of MMSegmentation models.
+
+Importing the package makes MMSegmentation usable on a CPU-only install
+(see :mod:`mmseg_hosvd.compat`) and registers the compressed convolutions,
+hooks and datasets in mmseg's registries. Configs load it with
+``custom_imports = dict(imports=['mmseg_hosvd'])``.
+"""
+from . import compat
+
+COMPAT_FIXES = compat.apply()
+
+from . import models  # noqa: E402,F401
+from .models import Conv2dGradFilter, Conv2dHOSVD, Conv2dSVD  # noqa: E402
+
+__version__ = '0.1.0'
+
+__all__ = ['Conv2dGradFilter', 'Conv2dHOSVD', 'Conv2dSVD', '__version__']

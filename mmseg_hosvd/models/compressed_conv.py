@@ -1,0 +1,149 @@
+"""``nn.Conv2d`` subclasses that store a compressed input for backward.
+
+Each one computes the exact convolution. Only in training mode with grad
+enabled and a trainable weight does it store a compressed form of its input;
+otherwise it is a plain ``nn.Conv2d``. After each training forward,
+``last_stored`` holds what was stored (:class:`~mmseg_hosvd.ops.StoredActivation`).
+"""
+from typing import Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from mmseg.registry import MODELS
+from torch import nn
+
+from ..ops import (ConvGeometry, StoredActivation, check_eps, check_radius,
+                   gradient_filter_conv2d, hosvd_conv2d, svd_conv2d)
+
+
+class CompressedConv2d(nn.Conv2d):
+    """Base class: exact forward, compressed input saved for backward.
+
+    Subclasses implement :meth:`compressed_forward`.
+    """
+
+    last_stored: Optional[StoredActivation]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.last_stored = None
+
+    @classmethod
+    def from_conv(cls, conv: nn.Conv2d, **options) -> 'CompressedConv2d':
+        """Builds the compressed twin of ``conv``, sharing its Parameters.
+
+        The new module holds the very ``weight`` and ``bias`` Parameter
+        objects of ``conv``, so optimizers, state dicts and checkpoints see
+        no difference.
+
+        Args:
+            conv: The convolution to wrap.
+            **options: The subclass's own arguments (eps, radius).
+
+        Returns:
+            The new module, in ``conv``'s training mode.
+
+        Raises:
+            TypeError: If ``conv`` is not an ``nn.Conv2d``.
+        """
+        if not isinstance(conv, nn.Conv2d):
+            raise TypeError(f'{cls.__name__}.from_conv expects an nn.Conv2d, '
+                            f'got {type(conv).__name__}')
+        new = cls(
+            conv.in_channels,
+            conv.out_channels,
+            conv.kernel_size,
+            stride=conv.stride,
+            padding=conv.padding,
+            dilation=conv.dilation,
+            groups=conv.groups,
+            bias=conv.bias is not None,
+            padding_mode=conv.padding_mode,
+            device='meta',
+            **options)
+        new.weight = conv.weight
+        new.bias = conv.bias
+        new.train(conv.training)
+        return new
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Exact convolution; compressed storage only when training."""
+        if not (self.training and torch.is_grad_enabled()):
+            return super().forward(x)
+        geo = ConvGeometry.of(self)
+        if self.padding_mode != 'zeros':
+            top, bottom, left, right = geo.padding
+            x = F.pad(x, (left, right, top, bottom), mode=self.padding_mode)
+            geo = geo._replace(padding=(0, 0, 0, 0))
+        out, self.last_stored = self.compressed_forward(x, geo)
+        return out
+
+    def compressed_forward(
+            self, x: torch.Tensor, geo: ConvGeometry
+    ) -> Tuple[torch.Tensor, Optional[StoredActivation]]:
+        """Runs the compressed convolution on a zero-padded geometry."""
+        raise NotImplementedError
+
+
+@MODELS.register_module()
+class Conv2dHOSVD(CompressedConv2d):
+    """Convolution that stores a HOSVD-eps (Tucker) form of its input.
+
+    Args:
+        *args: As for ``nn.Conv2d``.
+        eps: Explained-variance threshold in (0, 1] per mode; 1 is exact.
+        **kwargs: As for ``nn.Conv2d``.
+    """
+
+    def __init__(self, *args, eps: float = 0.8, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.eps = check_eps(eps)
+
+    def compressed_forward(self, x, geo):
+        return hosvd_conv2d(x, self.weight, self.bias, geo, self.eps)
+
+    def extra_repr(self) -> str:
+        return f'{super().extra_repr()}, eps={self.eps}'
+
+
+@MODELS.register_module()
+class Conv2dSVD(CompressedConv2d):
+    """Convolution that stores an SVD-eps form of its (B, CHW) input.
+
+    Args:
+        *args: As for ``nn.Conv2d``.
+        eps: Explained-variance threshold in (0, 1]; 1 is exact.
+        **kwargs: As for ``nn.Conv2d``.
+    """
+
+    def __init__(self, *args, eps: float = 0.8, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.eps = check_eps(eps)
+
+    def compressed_forward(self, x, geo):
+        return svd_conv2d(x, self.weight, self.bias, geo, self.eps)
+
+    def extra_repr(self) -> str:
+        return f'{super().extra_repr()}, eps={self.eps}'
+
+
+@MODELS.register_module()
+class Conv2dGradFilter(CompressedConv2d):
+    """Convolution with Gradient Filter's r x r patch-constant backward.
+
+    Args:
+        *args: As for ``nn.Conv2d``.
+        radius: Patch size r >= 1 on the output grid.
+        **kwargs: As for ``nn.Conv2d``.
+    """
+
+    def __init__(self, *args, radius: int = 2, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.radius = check_radius(radius)
+
+    def compressed_forward(self, x, geo):
+        return gradient_filter_conv2d(x, self.weight, self.bias, geo,
+                                      self.radius)
+
+    def extra_repr(self) -> str:
+        return f'{super().extra_repr()}, radius={self.radius}'

@@ -1,0 +1,43 @@
+"""Argument checks shared by the compressed convolutions."""
+import torch
+
+
+def check_activation(x: torch.Tensor, name: str = 'input') -> None:
+    """Checks that a convolution input is a 4-D floating tensor.
+
+    Args:
+        x: The tensor.
+        name: How the error message calls it.
+
+    Raises:
+        ValueError: If ``x`` is not 4-D or not floating point.
+    """
+    if not isinstance(x, torch.Tensor) or x.ndim != 4:
+        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x)
+        raise ValueError(f'{name} must be a 4-D (B, C, H, W) tensor, got '
+                         f'shape {shape}')
+    if not x.is_floating_point():
+        raise ValueError(f'{name} must be floating point, got {x.dtype}')
+
+
+def check_finite(x: torch.Tensor, name: str = 'activation') -> None:
+    """Raises a ValueError if ``x`` holds NaN or Inf.
+
+    Args:
+        x: Tensor to check (its sum of squares is enough).
+        name: How the error message calls it.
+    """
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError(f'the {name} to compress contains NaN or Inf '
+                         '(or values whose square overflows); the training '
+                         'has diverged before this layer')
+
+
+def autocast_off(tensor: torch.Tensor):
+    """Context that disables autocast on ``tensor``'s device type.
+
+    Decompositions and compressed-space gradients run in float32 or float64
+    whatever the training dtype; under autocast, matmuls would silently drop
+    to bfloat16 or float16.
+    """
+    return torch.autocast(tensor.device.type, enabled=False)

@@ -1,0 +1,170 @@
+"""Convolution geometry with per-side zero padding, and its exact gradients."""
+from typing import NamedTuple, Sequence, Tuple, Union
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+IntPair = Union[int, Sequence[int]]
+
+
+def _pair(value: IntPair, name: str) -> Tuple[int, int]:
+    pair = (value, value) if isinstance(value, int) else tuple(value)
+    if len(pair) != 2 or not all(isinstance(v, int) for v in pair):
+        raise ValueError(f'{name} must be an int or a pair of ints, '
+                         f'got {value!r}')
+    return pair
+
+
+class ConvGeometry(NamedTuple):
+    """Stride, per-side zero padding, dilation and groups of a 2-D convolution.
+
+    Attributes:
+        stride: (sh, sw).
+        padding: (top, bottom, left, right) zero padding.
+        dilation: (dh, dw).
+        groups: Number of groups.
+    """
+    stride: Tuple[int, int]
+    padding: Tuple[int, int, int, int]
+    dilation: Tuple[int, int]
+    groups: int
+
+    @classmethod
+    def make(cls,
+             stride: IntPair = 1,
+             padding: Union[int, Sequence[int]] = 0,
+             dilation: IntPair = 1,
+             groups: int = 1) -> 'ConvGeometry':
+        """Builds a geometry from ``nn.Conv2d``-style arguments.
+
+        Args:
+            stride: Int or (sh, sw).
+            padding: Int, (ph, pw) or (top, bottom, left, right).
+            dilation: Int or (dh, dw).
+            groups: Number of groups.
+
+        Returns:
+            The geometry.
+        """
+        if isinstance(padding, int):
+            padding = (padding, ) * 4
+        padding = tuple(padding)
+        if len(padding) == 2:
+            padding = (padding[0], padding[0], padding[1], padding[1])
+        if len(padding) != 4 or not all(
+                isinstance(p, int) and p >= 0 for p in padding):
+            raise ValueError('padding must be a non-negative int, pair or '
+                             f'(top, bottom, left, right), got {padding!r}')
+        stride = _pair(stride, 'stride')
+        dilation = _pair(dilation, 'dilation')
+        if min(stride) < 1 or min(dilation) < 1 or groups < 1:
+            raise ValueError(f'stride, dilation and groups must be >= 1, got '
+                             f'{stride}, {dilation}, {groups}')
+        return cls(stride, padding, dilation, groups)
+
+    @classmethod
+    def of(cls, conv: nn.Conv2d) -> 'ConvGeometry':
+        """Geometry of an ``nn.Conv2d``, resolving 'same' and 'valid'.
+
+        Args:
+            conv: The convolution; its ``padding_mode`` must be 'zeros'.
+
+        Returns:
+            The geometry, with 'same' padding split per side as torch does.
+        """
+        padding = conv.padding
+        if padding == 'valid':
+            padding = 0
+        elif padding == 'same':
+            sides = []
+            for dilation, kernel in zip(conv.dilation, conv.kernel_size):
+                total = dilation * (kernel - 1)
+                sides += [total // 2, total - total // 2]
+            padding = tuple(sides)
+        return cls.make(conv.stride, padding, conv.dilation, conv.groups)
+
+    @property
+    def symmetric(self) -> bool:
+        """Whether the padding is the same on both sides of each axis."""
+        top, bottom, left, right = self.padding
+        return top == bottom and left == right
+
+    def conv_padding(self) -> Tuple[int, int]:
+        """Padding to pass to ``F.conv2d`` after :meth:`pad` was applied."""
+        return (self.padding[0], self.padding[2]) if self.symmetric else (0,
+                                                                          0)
+
+    def pad(self, x: torch.Tensor) -> torch.Tensor:
+        """Pads ``x`` explicitly when the padding is asymmetric."""
+        if self.symmetric:
+            return x
+        top, bottom, left, right = self.padding
+        return F.pad(x, (left, right, top, bottom))
+
+    def output_size(self, input_size: Sequence[int],
+                    kernel_size: Sequence[int]) -> Tuple[int, int]:
+        """Output (H', W') for an input (H, W) and a kernel (kh, kw)."""
+        height, width = self.padded_size(*input_size)
+        return tuple((size - dil * (k - 1) - 1) // s + 1
+                     for size, k, s, dil in zip((height, width), kernel_size,
+                                                self.stride, self.dilation))
+
+    def padded_size(self, height: int, width: int) -> Tuple[int, int]:
+        """Input size after zero padding."""
+        top, bottom, left, right = self.padding
+        return height + top + bottom, width + left + right
+
+
+def conv2d(x: torch.Tensor, weight: torch.Tensor, bias, geo: ConvGeometry):
+    """``F.conv2d`` with the geometry's per-side padding."""
+    return F.conv2d(geo.pad(x), weight, bias, geo.stride, geo.conv_padding(),
+                    geo.dilation, geo.groups)
+
+
+def conv2d_input_grad(input_shape: Sequence[int], weight: torch.Tensor,
+                      grad_output: torch.Tensor,
+                      geo: ConvGeometry) -> torch.Tensor:
+    """Exact gradient of a convolution with respect to its input.
+
+    Args:
+        input_shape: (B, C, H, W) of the unpadded input.
+        weight: Convolution weight (C', C / groups, kh, kw).
+        grad_output: Gradient of the output (B, C', H', W').
+        geo: The geometry.
+
+    Returns:
+        Gradient of shape ``input_shape``.
+    """
+    batch, channels, height, width = input_shape
+    if geo.symmetric:
+        return torch.nn.grad.conv2d_input(tuple(input_shape), weight,
+                                          grad_output, geo.stride,
+                                          geo.conv_padding(), geo.dilation,
+                                          geo.groups)
+    hp, wp = geo.padded_size(height, width)
+    grad = torch.nn.grad.conv2d_input((batch, channels, hp, wp), weight,
+                                      grad_output, geo.stride, 0,
+                                      geo.dilation, geo.groups)
+    top, _, left, _ = geo.padding
+    return grad[:, :, top:top + height, left:left + width]
+
+
+def conv2d_weight_grad(x: torch.Tensor, weight_shape: Sequence[int],
+                       grad_output: torch.Tensor,
+                       geo: ConvGeometry) -> torch.Tensor:
+    """Exact gradient of a convolution with respect to its weight.
+
+    Args:
+        x: The (unpadded) input.
+        weight_shape: (C', C / groups, kh, kw).
+        grad_output: Gradient of the output.
+        geo: The geometry.
+
+    Returns:
+        Gradient of shape ``weight_shape``.
+    """
+    return torch.nn.grad.conv2d_weight(geo.pad(x), tuple(weight_shape),
+                                       grad_output, geo.stride,
+                                       geo.conv_padding(), geo.dilation,
+                                       geo.groups)

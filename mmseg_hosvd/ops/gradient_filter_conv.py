@@ -1,0 +1,180 @@
+"""Gradient Filter (Yang et al., CVPR 2023): r x r patch-constant gradients.
+
+The output grid is cut into r x r patches (the last row and column of patches
+may be smaller). Output patch (p, q) covers output rows [p r, p r + r) and
+columns [q r, q r + r); its input patch is the same region scaled by the
+stride, input rows [p r s, p r s + r s), the last patch reaching the border.
+Forward stores the mean of the input over each input patch. Backward takes
+the sum of the output gradient over each output patch and forms:
+
+* the weight gradient ``dW[o, c, i, j] = sum_{b,P} Gsum[b, o, P] Xmean[b, c, P]``,
+  the same for every kernel tap ``(i, j)``;
+* the input gradient, constant over each input patch:
+  ``dX[b, c, P] = sum_o Gsum[b, o, P] sum_ij W[o, c, i, j] / n_in(P)``.
+
+With r = 1, stride 1 and a 1 x 1 kernel without padding both are exact.
+"""
+from typing import Optional, Tuple
+
+import torch
+
+from .checks import autocast_off, check_activation
+from .conv_geometry import ConvGeometry, conv2d
+from .decomposition import decomposition_dtype
+from .stats import StoredActivation
+
+
+def check_radius(radius: int) -> int:
+    """Validates a Gradient Filter patch size.
+
+    Args:
+        radius: Patch size r, an int >= 1.
+
+    Returns:
+        ``radius``.
+
+    Raises:
+        ValueError: If ``radius`` is not an int >= 1.
+    """
+    if isinstance(radius, bool) or not isinstance(radius, int) or radius < 1:
+        raise ValueError(f'radius must be an int >= 1, got {radius!r}')
+    return radius
+
+
+def patch_index(size: int, patch: int, num_patches: int,
+                device: torch.device) -> torch.Tensor:
+    """Patch number of each position along one axis, last patch to the end."""
+    positions = torch.arange(size, device=device)
+    return torch.clamp(positions // patch, max=num_patches - 1)
+
+
+def patch_matrix(index: torch.Tensor, num_patches: int,
+                 dtype: torch.dtype) -> torch.Tensor:
+    """One-hot (num_patches, size) matrix of a patch index."""
+    return torch.nn.functional.one_hot(index, num_patches).t().to(dtype)
+
+
+class PatchGrid:
+    """Input and output patch membership of one convolution call.
+
+    Args:
+        input_size: (H, W) of the input.
+        output_size: (H', W') of the output.
+        stride: (sh, sw).
+        radius: Patch size r on the output grid.
+        device: Device of the index tensors.
+    """
+
+    def __init__(self, input_size, output_size, stride, radius, device):
+        self.num = tuple(-(-o // radius) for o in output_size)
+        self.in_index = [
+            patch_index(size, radius * s, n, device)
+            for size, s, n in zip(input_size, stride, self.num)
+        ]
+        self.out_index = [
+            patch_index(size, radius, n, device)
+            for size, n in zip(output_size, self.num)
+        ]
+
+    def input_counts(self, dtype):
+        """Number of input positions of each patch, shape (Ph, Pw).
+
+        A patch with no input position (padding wider than the kernel
+        reach) counts 1, so its mean and its input gradient are 0.
+        """
+        rows, cols = (torch.bincount(i, minlength=n).to(dtype)
+                      for i, n in zip(self.in_index, self.num))
+        return (rows[:, None] * cols[None, :]).clamp_min(1)
+
+    def pool(self, tensor, index):
+        """Sums ``tensor`` (B, C, H, W) over the patches of ``index``."""
+        rows = patch_matrix(index[0], self.num[0], tensor.dtype)
+        cols = patch_matrix(index[1], self.num[1], tensor.dtype)
+        return torch.einsum('ph,bchw,qw->bcpq', rows, tensor, cols)
+
+
+class _GradientFilterConv2dFunction(torch.autograd.Function):
+    """Exact forward; patch-constant weight and input gradients."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, geo, grid, input_mean):
+        out = conv2d(x, weight, bias, geo)
+        ctx.geo, ctx.grid = geo, grid
+        ctx.input_shape = x.shape
+        ctx.input_dtype = x.dtype
+        ctx.has_bias = bias is not None
+        ctx.save_for_backward(weight, input_mean)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        with autocast_off(grad_output):
+            return _gradient_filter_backward(ctx, grad_output)
+
+
+def _gradient_filter_backward(ctx, grad_output):
+    """Patch-constant gradients from the stored input means."""
+    weight, input_mean = ctx.saved_tensors
+    grid, groups = ctx.grid, ctx.geo.groups
+    batch, channels = ctx.input_shape[:2]
+    out_channels, in_per_group = weight.shape[:2]
+    grad_sum = grid.pool(grad_output.to(input_mean.dtype), grid.out_index)
+    grad_sum = grad_sum.reshape(batch, groups, out_channels // groups,
+                                *grid.num)
+    grad_x = grad_w = grad_b = None
+    if ctx.needs_input_grad[0]:
+        weight_sum = weight.to(input_mean.dtype).sum((2, 3)).reshape(
+            groups, out_channels // groups, in_per_group)
+        patch_grad = torch.einsum('bgopq,goc->bgcpq', grad_sum,
+                                  weight_sum).reshape(
+                                      batch, channels, *grid.num)
+        patch_grad = patch_grad / grid.input_counts(patch_grad.dtype)
+        grad_x = patch_grad.index_select(2, grid.in_index[0]).index_select(
+            3, grid.in_index[1]).to(ctx.input_dtype)
+    if ctx.needs_input_grad[1]:
+        mean = input_mean.reshape(batch, groups, in_per_group, *grid.num)
+        taps = torch.einsum('bgopq,bgcpq->goc', grad_sum, mean).reshape(
+            out_channels, in_per_group, 1, 1)
+        grad_w = taps.expand(weight.shape).to(weight.dtype).contiguous()
+    if ctx.has_bias and ctx.needs_input_grad[2]:
+        grad_b = grad_output.sum((0, 2, 3))
+    return grad_x, grad_w, grad_b, None, None, None
+
+
+def gradient_filter_conv2d(
+        x: torch.Tensor,
+        weight: torch.Tensor,
+        bias: Optional[torch.Tensor],
+        geo: ConvGeometry,
+        radius: int = 2) -> Tuple[torch.Tensor, Optional[StoredActivation]]:
+    """Convolution with Gradient Filter's patch-constant backward.
+
+    Args:
+        x: Input (B, C, H, W).
+        weight: Weight.
+        bias: Bias or None.
+        geo: Geometry.
+        radius: Patch size r >= 1 on the output grid.
+
+    Returns:
+        ``(output, stored)``: exact output and the size of the stored patch
+        means (None when no gradient is needed and a plain convolution ran).
+
+    Raises:
+        ValueError: For a non-4-D input or a radius < 1.
+    """
+    check_activation(x)
+    radius = check_radius(radius)
+    needs_grad = torch.is_grad_enabled() and (weight.requires_grad
+                                              or x.requires_grad)
+    if not needs_grad:
+        return conv2d(x, weight, bias, geo), None
+    out_size = geo.output_size(x.shape[2:], weight.shape[2:])
+    grid = PatchGrid(x.shape[2:], out_size, geo.stride, radius, x.device)
+    with torch.no_grad(), autocast_off(x):
+        work = x.detach().to(decomposition_dtype(x.dtype))
+        input_mean = grid.pool(work, grid.in_index) / grid.input_counts(
+            work.dtype)
+    out = _GradientFilterConv2dFunction.apply(x, weight, bias, geo, grid,
+                                              input_mean)
+    return out, StoredActivation(input_mean.numel(), None, x.numel())
