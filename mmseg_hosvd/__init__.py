@@ -9,7 +9,7 @@ from . import compat
 
 COMPAT_FIXES = compat.apply()
 
-from . import models  # noqa: E402,F401
+from . import datasets, engine, models  # noqa: E402,F401
 from .models import Conv2dGradFilter, Conv2dHOSVD, Conv2dSVD  # noqa: E402
 
 __version__ = '0.1.0'

@@ -19,6 +19,7 @@ applies:
 
 :func:`apply` runs on ``import mmseg_hosvd``, before mmseg is imported.
 """
+import importlib.machinery
 import importlib.metadata
 import importlib.util
 import os.path as osp
@@ -70,7 +71,12 @@ def stub_missing_mmcv_ops() -> bool:
     if has_compiled_mmcv_ops():
         return False
     if MMCV_EXT not in sys.modules:
-        sys.modules[MMCV_EXT] = _MissingCompiledOps(MMCV_EXT)
+        stub = _MissingCompiledOps(MMCV_EXT)
+        # A spec without a loader: importlib finds the module, while
+        # mmengine's and mmcv's "is the full mmcv here?" checks (which look
+        # for a loader) still answer no.
+        stub.__spec__ = importlib.machinery.ModuleSpec(MMCV_EXT, None)
+        sys.modules[MMCV_EXT] = stub
     return True
 
 

@@ -94,3 +94,10 @@ def test_checkpoint_round_trip_through_mmengine(tmp_path):
     restored = MessageHub.get_instance('compat_test_restored')
     restored.load_state_dict(loaded['meta']['message_hub'])
     assert restored.get_scalar('train/loss').current() == 0.5
+
+
+@pytest.mark.skipif(compat.has_compiled_mmcv_ops(),
+                    reason='a full mmcv is installed: it is available')
+def test_mmengine_sees_no_full_mmcv_with_the_stand_in():
+    from mmengine.utils.dl_utils import mmcv_full_available
+    assert mmcv_full_available() is False

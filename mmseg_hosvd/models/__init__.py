@@ -1,5 +1,15 @@
 """Compressed convolutions registered in mmseg's MODELS, and model surgery."""
 from .compressed_conv import (CompressedConv2d, Conv2dGradFilter, Conv2dHOSVD,
                               Conv2dSVD)
+from .layer_presets import PRESETS, detect_preset, preset_layers
+from .layer_selection import (conv_execution_order, last_convs,
+                              select_layers)
+from .surgery import (METHODS, check_method, convert_convs_, freeze_except_,
+                      set_norm_eval_)
 
-__all__ = ['CompressedConv2d', 'Conv2dGradFilter', 'Conv2dHOSVD', 'Conv2dSVD']
+__all__ = [
+    'CompressedConv2d', 'Conv2dGradFilter', 'Conv2dHOSVD', 'Conv2dSVD',
+    'PRESETS', 'detect_preset', 'preset_layers', 'conv_execution_order',
+    'last_convs', 'select_layers', 'METHODS', 'check_method',
+    'convert_convs_', 'freeze_except_', 'set_norm_eval_'
+]

@@ -1,0 +1,15 @@
+# PSPNet on ResNetV1c-18-d8; no auxiliary head, dropout 0.
+_base_ = ['./r18-d8.py']
+model = dict(
+    decode_head=dict(
+        type='PSPHead',
+        in_channels=512,
+        in_index=3,
+        channels=128,
+        pool_scales=(1, 2, 3, 6),
+        dropout_ratio=0.,
+        num_classes=5,
+        norm_cfg={{_base_.norm_cfg}},
+        align_corners=False,
+        loss_decode=dict(
+            type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)))

@@ -1,0 +1,18 @@
+# The protocol's schedule (DESIGN.md section 4), scaled for 2 CPU cores:
+# SGD lr 0.01, momentum 0.9, wd 5e-4, grad-norm clip 1, linear warm-up over
+# the first 5% of iterations, cosine to 1e-4. Configs set `iters`-dependent
+# fields: train_cfg.max_iters, param_scheduler ends, checkpoint interval.
+optimizer = dict(type='SGD', lr=0.01, momentum=0.9, weight_decay=5e-4)
+optim_wrapper = dict(
+    type='OptimWrapper',
+    optimizer=optimizer,
+    clip_grad=dict(max_norm=1, norm_type=2))
+val_cfg = dict(type='ValLoop')
+test_cfg = dict(type='TestLoop')
+default_hooks = dict(
+    timer=dict(type='IterTimerHook'),
+    logger=dict(type='LoggerHook', interval=20, log_metric_by_epoch=False),
+    param_scheduler=dict(type='ParamSchedulerHook'),
+    checkpoint=dict(type='CheckpointHook', by_epoch=False, max_keep_ckpts=2),
+    sampler_seed=dict(type='DistSamplerSeedHook'),
+    visualization=dict(type='SegVisualizationHook'))

@@ -1,0 +1,4 @@
+"""Engine components: hooks."""
+from .hooks import ActivationMemoryHook, CompressConvHook
+
+__all__ = ['ActivationMemoryHook', 'CompressConvHook']

@@ -1,0 +1,141 @@
+"""Logs the activation memory of every training iteration (DESIGN.md sec. 3)."""
+import json
+import os.path as osp
+from typing import Dict, List
+
+import torch
+from mmengine.dist import is_main_process
+from mmengine.hooks import Hook
+from mmengine.logging import MessageHub
+from mmengine.model import is_model_wrapper
+from mmseg.registry import HOOKS
+from torch import nn
+
+from ...models.compressed_conv import CompressedConv2d
+from ...ops import ANALYTICAL_BYTES_PER_ELEMENT
+from ...utils import SavedTensorMeter
+from .compress_conv_hook import FINETUNED_CONVS_KEY
+
+MB = 2**20
+#: Keys of the per-iteration scalars pushed to MessageHub.
+ANALYTICAL_KEY = 'train/act_mem_analytical_mb'
+MEASURED_KEY = 'train/act_mem_measured_mb'
+CUDA_KEY = 'train/cuda_max_alloc_mb'
+
+
+def summarize(values: List[float]) -> Dict[str, float]:
+    """Peak and mean of a list (zeros when empty)."""
+    if not values:
+        return dict(peak=0.0, mean=0.0)
+    return dict(peak=max(values), mean=sum(values) / len(values))
+
+
+@HOOKS.register_module()
+class ActivationMemoryHook(Hook):
+    """Analytical and measured activation memory per training iteration.
+
+    * **analytical** (the paper's number): elements stored by each
+      fine-tuned convolution for backward times 4 bytes, summed: the
+      compressed form for compressed convolutions, the full input for plain
+      (vanilla) ones.
+    * **measured**: bytes of every distinct storage that autograd saves
+      during the training step, parameters and buffers excluded; this
+      includes what BatchNorm, ReLU, the classifier and the loss keep.
+    * on CUDA also ``torch.cuda.max_memory_allocated`` of the iteration.
+
+    Each is pushed to MessageHub (so it shows in the log line and the
+    visualizer backends); peak and mean over training go into every
+    checkpoint's ``meta['activation_memory']`` and, at the end, into
+    ``<work_dir>/<json_name>``.
+
+    The fine-tuned convolutions are those that :class:`CompressConvHook`
+    selected (it must run first, as its priority ensures).
+
+    Args:
+        json_name: File name of the summary in the work dir.
+    """
+
+    priority = 'NORMAL'
+
+    def __init__(self, json_name: str = 'activation_memory.json'):
+        self.json_name = json_name
+        self.analytical: List[float] = []
+        self.measured: List[float] = []
+        self.cuda: List[float] = []
+        self._elements = 0
+        self._handles = []
+        self._meter = None
+        self.layers: List[str] = []
+
+    def _count(self, module: nn.Conv2d, inputs, output) -> None:
+        if not (module.training and torch.is_grad_enabled()):
+            return
+        if isinstance(module, CompressedConv2d):
+            stored = module.last_stored
+            self._elements += 0 if stored is None else stored.numel
+        elif module.weight.requires_grad:
+            self._elements += inputs[0].numel()
+
+    def before_train(self, runner) -> None:
+        model = runner.model.module if is_model_wrapper(
+            runner.model) else runner.model
+        hub = MessageHub.get_current_instance()
+        self.layers = list(hub.get_info(FINETUNED_CONVS_KEY, []) or [])
+        for name in self.layers:
+            self._handles.append(
+                model.get_submodule(name).register_forward_hook(self._count))
+        self._meter = SavedTensorMeter.for_model(model)
+
+    def before_train_iter(self, runner, batch_idx: int,
+                          data_batch=None) -> None:
+        self._elements = 0
+        if torch.cuda.is_available():
+            torch.cuda.reset_peak_memory_stats()
+        self._meter.__enter__()
+
+    def after_train_iter(self,
+                         runner,
+                         batch_idx: int,
+                         data_batch=None,
+                         outputs=None) -> None:
+        self._meter.__exit__(None, None, None)
+        analytical = self._elements * ANALYTICAL_BYTES_PER_ELEMENT / MB
+        measured = self._meter.bytes / MB
+        self.analytical.append(analytical)
+        self.measured.append(measured)
+        hub = runner.message_hub
+        hub.update_scalar(ANALYTICAL_KEY, analytical)
+        hub.update_scalar(MEASURED_KEY, measured)
+        if torch.cuda.is_available():
+            peak = torch.cuda.max_memory_allocated() / MB
+            self.cuda.append(peak)
+            hub.update_scalar(CUDA_KEY, peak)
+
+    def summary(self) -> dict:
+        """Peak and mean (MB) of both numbers over the iterations so far."""
+        result = dict(
+            analytical_mb=summarize(self.analytical),
+            measured_mb=summarize(self.measured),
+            iterations=len(self.analytical),
+            layers=self.layers)
+        if self.cuda:
+            result['cuda_max_allocated_mb'] = summarize(self.cuda)
+        return result
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        checkpoint.setdefault('meta', {})['activation_memory'] = self.summary()
+
+    def after_train(self, runner) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+        summary = self.summary()
+        runner.logger.info(
+            'activation memory (MB): analytical peak '
+            f"{summary['analytical_mb']['peak']:.3f} mean "
+            f"{summary['analytical_mb']['mean']:.3f}; measured peak "
+            f"{summary['measured_mb']['peak']:.3f} mean "
+            f"{summary['measured_mb']['mean']:.3f}")
+        if is_main_process():
+            with open(osp.join(runner.work_dir, self.json_name), 'w') as f:
+                json.dump(summary, f, indent=2)

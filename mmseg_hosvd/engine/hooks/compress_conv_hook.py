@@ -1,0 +1,180 @@
+"""Freeze all but the last N layers and swap their convolutions in place."""
+from typing import Dict, List, Optional, Sequence, Union
+
+from mmengine.hooks import Hook
+from mmengine.logging import MessageHub
+from mmengine.model import is_model_wrapper
+from mmseg.registry import HOOKS
+from torch import nn
+
+from ...models.layer_presets import CLASSIFIER
+from ...models.layer_selection import check_module_names, select_layers
+from ...models.surgery import (METHODS, check_method, convert_convs_,
+                               freeze_except_, set_norm_eval_)
+from ...ops import check_eps, check_radius
+
+#: MessageHub runtime-info key holding the fine-tuned convolution names.
+FINETUNED_CONVS_KEY = 'finetuned_convs'
+
+DEFAULT_RADIUS = 2
+
+
+@HOOKS.register_module()
+class CompressConvHook(Hook):
+    """Fine-tunes the last N convolutions, compressing what they store.
+
+    At ``before_train`` (after any checkpoint was loaded or resumed), every
+    parameter is frozen except those of the selected convolutions, the
+    classifier ``decode_head.conv_seg`` and the preset's extra trainable
+    modules; then the selected convolutions are swapped in place for
+    compressed ones that reuse the same Parameters, so the optimizer, the
+    state dict and the checkpoints stay plain MMSegmentation.
+    ``method='vanilla'`` freezes the same layers and compresses nothing, for a
+    fair baseline. Before every training iteration all norm layers are put in
+    eval mode (frozen statistics, ``norm_eval``).
+
+    Args:
+        method: 'vanilla', 'gradient_filter', 'svd' or 'hosvd'.
+        num_layers: Number of fine-tuned convolutions (5 or 10 in the
+            protocol; 0 trains only the classifier).
+        layers: Explicit convolution names instead of ``num_layers``.
+        eps: Explained-variance threshold in (0, 1] for 'svd' and 'hosvd'.
+        radius: Gradient Filter patch size: an int for every layer, a dict
+            by layer name, or None for the preset's reference radii (2 where
+            the preset has none).
+        preset: 'auto' detects the six protocol models and uses their
+            reference lists; a preset name forces one; None takes the last N
+            convolutions in execution order.
+        trainable: Extra module names to keep trainable.
+        norm_eval: Keep norm layers in eval mode during training.
+        trace_input_shape: Input shape used to trace execution order.
+    """
+
+    priority = 'ABOVE_NORMAL'
+
+    def __init__(self,
+                 method: str = 'hosvd',
+                 num_layers: Optional[int] = None,
+                 layers: Optional[Sequence[str]] = None,
+                 eps: float = 0.8,
+                 radius: Union[None, int, Dict[str, int]] = None,
+                 preset: Optional[str] = 'auto',
+                 trainable: Sequence[str] = (),
+                 norm_eval: bool = True,
+                 trace_input_shape: Sequence[int] = (2, 3, 64, 64)):
+        self.method = check_method(method)
+        if (num_layers is None) == (layers is None):
+            raise ValueError('give exactly one of num_layers and layers, got '
+                             f'num_layers={num_layers!r}, layers={layers!r}')
+        self.num_layers = num_layers
+        self.layers = None if layers is None else list(layers)
+        self.eps = check_eps(eps)
+        if isinstance(radius, dict):
+            for value in radius.values():
+                check_radius(value)
+        elif radius is not None:
+            check_radius(radius)
+        self.radius = radius
+        self.preset = preset
+        self.trainable = list(trainable)
+        self.norm_eval = norm_eval
+        self.trace_input_shape = tuple(trace_input_shape)
+        self.plan = None
+
+    def _radius_of(self, name: str, preset_radius: dict) -> int:
+        if isinstance(self.radius, int):
+            return self.radius
+        if isinstance(self.radius, dict):
+            if name not in self.radius:
+                raise ValueError(f'radius has no entry for layer {name!r}; '
+                                 f'it has {sorted(self.radius)}')
+            return self.radius[name]
+        return preset_radius.get(name, DEFAULT_RADIUS)
+
+    def _factory(self, preset_radius: dict):
+        module = METHODS[self.method]
+
+        def build(name: str, conv: nn.Conv2d) -> nn.Module:
+            if self.method == 'gradient_filter':
+                return module.from_conv(
+                    conv, radius=self._radius_of(name, preset_radius))
+            return module.from_conv(conv, eps=self.eps)
+
+        return build
+
+    def apply(self, model: nn.Module) -> dict:
+        """Freezes and converts ``model`` in place.
+
+        Args:
+            model: The (unwrapped) segmentor.
+
+        Returns:
+            The plan: method, preset, compressed layers, trainable modules
+            and parameters, and per-layer settings.
+        """
+        compress, preset_trainable, preset_radius, used = select_layers(
+            model, self.num_layers, self.layers, self.preset,
+            self.trace_input_shape)
+        if isinstance(self.radius, dict):
+            unknown = sorted(set(self.radius) - set(compress))
+            if unknown:
+                raise ValueError(f'radius given for layers that are not '
+                                 f'fine-tuned: {unknown}')
+        check_module_names(model, self.trainable)
+        classifier = [CLASSIFIER] if _has_module(model, CLASSIFIER) else []
+        trainable = list(
+            dict.fromkeys(compress + preset_trainable + self.trainable +
+                          classifier))
+        params = freeze_except_(model, trainable)
+        settings = {}
+        if METHODS[self.method] is not None:
+            new = convert_convs_(model, compress,
+                                 self._factory(preset_radius))
+            settings = {n: m.extra_repr() for n, m in new.items()}
+        self.plan = dict(
+            method=self.method,
+            preset=used,
+            num_layers=len(compress),
+            compressed=compress,
+            trainable_modules=trainable,
+            trainable_params=params,
+            settings=settings,
+            eps=self.eps if self.method in ('svd', 'hosvd') else None)
+        return self.plan
+
+    def before_train(self, runner) -> None:
+        model = runner.model.module if is_model_wrapper(
+            runner.model) else runner.model
+        plan = self.apply(model)
+        MessageHub.get_current_instance().update_info(FINETUNED_CONVS_KEY,
+                                                      plan['compressed'])
+        runner.logger.info(
+            f"CompressConvHook: method={plan['method']} "
+            f"preset={plan['preset']} layers={plan['num_layers']}\n"
+            f"  converted: {plan['settings'] or plan['compressed']}\n"
+            f"  trainable modules: {plan['trainable_modules']}\n"
+            f"  trainable parameters: {len(plan['trainable_params'])}")
+
+    def before_train_iter(self, runner, batch_idx: int,
+                          data_batch=None) -> None:
+        if self.norm_eval:
+            set_norm_eval_(runner.model)
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        if self.plan is not None:
+            meta = checkpoint.setdefault('meta', {})
+            meta['finetune'] = {
+                k: v
+                for k, v in self.plan.items() if k != 'trainable_params'
+            }
+
+
+def _has_module(model: nn.Module, name: str) -> bool:
+    try:
+        model.get_submodule(name)
+        return True
+    except AttributeError:
+        return False
+
+
+__all__: List[str] = ['CompressConvHook', 'FINETUNED_CONVS_KEY']

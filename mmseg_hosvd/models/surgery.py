@@ -1,0 +1,89 @@
+"""In-place model surgery: swap convolutions, freeze, fix norm statistics."""
+from typing import Callable, Dict, Iterable, List
+
+from torch import nn
+from torch.nn.modules.batchnorm import _NormBase
+
+from .compressed_conv import Conv2dGradFilter, Conv2dHOSVD, Conv2dSVD
+
+#: Fine-tuning methods and the module each one swaps in (None: no swap).
+METHODS = {
+    'vanilla': None,
+    'gradient_filter': Conv2dGradFilter,
+    'svd': Conv2dSVD,
+    'hosvd': Conv2dHOSVD,
+}
+
+
+def check_method(method: str) -> str:
+    """Validates a fine-tuning method name.
+
+    Raises:
+        ValueError: Naming the bad method and the known ones.
+    """
+    if method not in METHODS:
+        raise ValueError(f'unknown method {method!r}; choose one of '
+                         f'{sorted(METHODS)}')
+    return method
+
+
+def set_submodule(model: nn.Module, name: str, module: nn.Module) -> None:
+    """Replaces the submodule at dotted ``name`` with ``module``."""
+    parent_name, _, child = name.rpartition('.')
+    parent = model.get_submodule(parent_name) if parent_name else model
+    setattr(parent, child, module)
+
+
+def convert_convs_(model: nn.Module, names: Iterable[str],
+                   factory: Callable[[str, nn.Conv2d], nn.Module]
+                   ) -> Dict[str, nn.Module]:
+    """Swaps the named convolutions in place for ``factory(name, conv)``.
+
+    Args:
+        model: The model, modified in place.
+        names: Dotted names of ``nn.Conv2d`` modules.
+        factory: Builds the replacement; it should reuse the Parameters.
+
+    Returns:
+        The new modules by name.
+    """
+    new = {}
+    for name in names:
+        conv = model.get_submodule(name)
+        new[name] = factory(name, conv)
+        set_submodule(model, name, new[name])
+    return new
+
+
+def freeze_except_(model: nn.Module, trainable: Iterable[str]) -> List[str]:
+    """Sets ``requires_grad`` False on every parameter outside ``trainable``.
+
+    Args:
+        model: The model, modified in place.
+        trainable: Dotted module names whose parameters stay trainable.
+
+    Returns:
+        Names of the trainable parameters.
+    """
+    prefixes = tuple(n + '.' for n in trainable)
+    kept = []
+    for name, param in model.named_parameters():
+        keep = name.startswith(prefixes)
+        param.requires_grad_(keep)
+        if keep:
+            kept.append(name)
+    return kept
+
+
+def set_norm_eval_(model: nn.Module) -> int:
+    """Puts every BatchNorm-style layer in eval mode (frozen statistics).
+
+    Returns:
+        The number of norm layers set to eval.
+    """
+    count = 0
+    for module in model.modules():
+        if isinstance(module, _NormBase):
+            module.eval()
+            count += 1
+    return count

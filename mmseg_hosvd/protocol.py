@@ -1,0 +1,174 @@
+"""The embedded protocol: generate data, pretrain, calibrate, fine-tune, test.
+
+Each stage is one ``tools/train.py`` or ``tools/test.py`` process on a config
+of ``configs/``; a stage whose final checkpoint (or test record) exists is
+skipped, so an interrupted protocol resumes where it stopped.
+"""
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+from typing import Callable, List, Optional
+
+from mmengine.config import Config
+
+from .datasets import generate
+
+#: Protocol model name -> (config folder, config prefix).
+MODEL_CONFIGS = {
+    'deeplabv3': ('deeplabv3', 'deeplabv3_r18-d8'),
+    'deeplabv3-m': ('deeplabv3-m', 'deeplabv3_mv2-d8'),
+    'pspnet': ('pspnet', 'pspnet_r18-d8'),
+    'pspnet-m': ('pspnet-m', 'pspnet_mv2-d8'),
+    'fcn': ('fcn', 'fcn_r18-d8'),
+    'upernet': ('upernet', 'upernet_r18-d8'),
+}
+#: Fine-tuning config tags, one per method setting of the protocol.
+METHOD_TAGS = ('vanilla', 'gradfilter', 'svd-eps0.8', 'hosvd-eps0.8',
+               'hosvd-eps0.9')
+SOURCE_SUFFIX = 'shapes-source-128x128'
+TARGET_SUFFIX = 'shapes-target-128x128'
+
+
+def config_path(model: str,
+                stage: str,
+                method: Optional[str] = None,
+                layers: Optional[int] = None,
+                root: str = 'configs') -> str:
+    """Path of a protocol config.
+
+    Args:
+        model: A key of :data:`MODEL_CONFIGS`.
+        stage: 'pretrain', 'calib' or 'finetune'.
+        method: For 'finetune', one of :data:`METHOD_TAGS`.
+        layers: For 'finetune', 5 or 10.
+        root: The configs folder.
+
+    Returns:
+        The config path.
+
+    Raises:
+        ValueError: For an unknown model, stage, method or layer count.
+    """
+    if model not in MODEL_CONFIGS:
+        raise ValueError(f'unknown model {model!r}; choose one of '
+                         f'{sorted(MODEL_CONFIGS)}')
+    folder, prefix = MODEL_CONFIGS[model]
+    if stage == 'pretrain':
+        name = f'{prefix}_pretrain_{SOURCE_SUFFIX}'
+    elif stage == 'calib':
+        name = f'{prefix}_calib_{TARGET_SUFFIX}'
+    elif stage == 'finetune':
+        if method not in METHOD_TAGS:
+            raise ValueError(f'unknown method {method!r}; choose one of '
+                             f'{list(METHOD_TAGS)}')
+        if layers not in (5, 10):
+            raise ValueError(f'layers must be 5 or 10, got {layers!r}')
+        name = f'{prefix}_{method}-l{layers}_{TARGET_SUFFIX}'
+    else:
+        raise ValueError(f"stage must be 'pretrain', 'calib' or 'finetune', "
+                         f'got {stage!r}')
+    return osp.join(root, folder, f'{name}.py')
+
+
+def work_dir(config: str, work_root: str = 'work_dirs') -> str:
+    """The work dir tools/train.py uses for ``config`` by default."""
+    return osp.join(work_root, osp.splitext(osp.basename(config))[0])
+
+
+def final_checkpoint(config: str, work_root: str = 'work_dirs') -> str:
+    """Path of the checkpoint written at the config's last iteration."""
+    max_iters = Config.fromfile(config).train_cfg.max_iters
+    return osp.join(work_dir(config, work_root), f'iter_{max_iters}.pth')
+
+
+def dataset_ready(root: str) -> bool:
+    """Whether the generated dataset exists under ``root``."""
+    return all(
+        osp.isdir(osp.join(root, domain, kind, split))
+        and os.listdir(osp.join(root, domain, kind, split))
+        for domain in ('source', 'target') for kind in ('img_dir', 'ann_dir')
+        for split in ('train', 'val'))
+
+
+def ensure_dataset(root: str, log: Callable[[str], None]) -> None:
+    """Generates the embedded dataset unless it is already there."""
+    if dataset_ready(root):
+        log(f'dataset: reusing {root}')
+        return
+    log(f'dataset: generating {root}')
+    count = generate(root)
+    log(f'dataset: wrote {count} images')
+
+
+def run_tool(args: List[str], log_file: str,
+             log: Callable[[str], None]) -> None:
+    """Runs a tools/ script, logging to a file and echoing progress lines.
+
+    Args:
+        args: The script and its arguments.
+        log_file: Where the full output goes.
+        log: Receives the progress lines (iterations, metrics).
+
+    Raises:
+        RuntimeError: If the process fails; the message holds the end of
+            its output.
+    """
+    os.makedirs(osp.dirname(log_file) or '.', exist_ok=True)
+    tail: List[str] = []
+    with open(log_file, 'w') as out:
+        process = subprocess.Popen([sys.executable] + args,
+                                   stdout=subprocess.PIPE,
+                                   stderr=subprocess.STDOUT,
+                                   text=True)
+        for line in process.stdout:
+            out.write(line)
+            tail = (tail + [line])[-40:]
+            if 'Iter(' in line or 'mIoU:' in line:
+                log('  ' + line.split(' - INFO - ')[-1].strip()[:150])
+        code = process.wait()
+    if code != 0:
+        raise RuntimeError(f'{" ".join(args)} failed (exit {code}); log: '
+                           f'{log_file}\n' + ''.join(tail))
+
+
+def ensure_trained(config: str, log: Callable[[str], None],
+                   force: bool = False) -> str:
+    """Trains ``config`` unless its final checkpoint exists.
+
+    Returns:
+        The final checkpoint path.
+    """
+    checkpoint = final_checkpoint(config)
+    if osp.isfile(checkpoint) and not force:
+        log(f'train: reusing {checkpoint}')
+        return checkpoint
+    log(f'train: python tools/train.py {config}')
+    run_tool(['tools/train.py', config],
+             osp.join(work_dir(config), 'train.log'), log)
+    if not osp.isfile(checkpoint):
+        raise RuntimeError(f'{config} finished without writing {checkpoint}')
+    return checkpoint
+
+
+def ensure_tested(config: str, checkpoint: str, log: Callable[[str], None],
+                  force: bool = False) -> dict:
+    """Tests ``checkpoint`` unless a record for it exists.
+
+    Returns:
+        The test record (see :func:`mmseg_hosvd.reporting.checkpoint_record`).
+    """
+    record_path = osp.join(work_dir(config), 'test_results.json')
+    if osp.isfile(record_path) and not force:
+        with open(record_path) as f:
+            record = json.load(f)
+        if record.get('checkpoint') == checkpoint and osp.getmtime(
+                record_path) >= osp.getmtime(checkpoint):
+            log(f'test: reusing {record_path}')
+            return record
+    log(f'test: python tools/test.py {config} {checkpoint}')
+    run_tool(['tools/test.py', config, checkpoint],
+             osp.join(work_dir(config), 'test.log'), log)
+    with open(record_path) as f:
+        return json.load(f)

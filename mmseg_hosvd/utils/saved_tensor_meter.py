@@ -1,0 +1,67 @@
+"""Measures the bytes that autograd saves for backward."""
+from typing import Iterable, Set
+
+import torch
+from torch import nn
+
+
+def storage_key(tensor: torch.Tensor) -> tuple:
+    """Identity of a tensor's storage (device and address)."""
+    storage = tensor.untyped_storage()
+    return (tensor.device.type, tensor.device.index, storage.data_ptr())
+
+
+class SavedTensorMeter:
+    """Context manager that sums the distinct storages saved for backward.
+
+    Every tensor that autograd saves inside the context is counted once per
+    storage (views of one storage count once), at the storage's full size;
+    storages of ``exclude`` (parameters and buffers) are not counted.
+
+    Args:
+        exclude: Tensors whose storages are not counted.
+
+    Example:
+        >>> meter = SavedTensorMeter(model.parameters())
+        >>> with meter:
+        ...     loss = model(x).sum()
+        >>> meter.bytes
+    """
+
+    def __init__(self, exclude: Iterable[torch.Tensor] = ()):
+        self.excluded: Set[tuple] = {storage_key(t) for t in exclude}
+        self.seen: Set[tuple] = set()
+        self.bytes = 0
+        self._context = None
+
+    @classmethod
+    def for_model(cls, model: nn.Module) -> 'SavedTensorMeter':
+        """A meter that excludes the model's parameters and buffers."""
+        return cls(list(model.parameters()) + list(model.buffers()))
+
+    def _pack(self, tensor: torch.Tensor) -> torch.Tensor:
+        key = storage_key(tensor)
+        if key not in self.excluded and key not in self.seen:
+            self.seen.add(key)
+            self.bytes += tensor.untyped_storage().nbytes()
+        return tensor
+
+    @staticmethod
+    def _unpack(tensor: torch.Tensor) -> torch.Tensor:
+        return tensor
+
+    def reset(self) -> None:
+        """Forgets what was counted."""
+        self.seen.clear()
+        self.bytes = 0
+
+    def __enter__(self) -> 'SavedTensorMeter':
+        self.reset()
+        self._context = torch.autograd.graph.saved_tensors_hooks(
+            self._pack, self._unpack)
+        self._context.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        context, self._context = self._context, None
+        context.__exit__(*exc)
