@@ -1,11 +1,27 @@
-"""Shared test set-up: deterministic torch, and the package imported once."""
+"""Shared test set-up: deterministic torch, a tiny generated dataset."""
 import pytest
 import torch
 
 import mmseg_hosvd  # noqa: F401  (applies the compat fixes, registers modules)
+from mmseg.utils import register_all_modules
+
+from mmseg_hosvd.datasets import generate
+
+from .helpers import TINY_SIZES
+
+
+register_all_modules(init_default_scope=True)
 
 
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
     yield
+
+
+@pytest.fixture(scope='session')
+def tiny_data(tmp_path_factory):
+    """A generated two-domain dataset of a few 64 x 64 images."""
+    root = tmp_path_factory.mktemp('shapes')
+    generate(str(root), TINY_SIZES, image_size=64, seed=1)
+    return str(root)

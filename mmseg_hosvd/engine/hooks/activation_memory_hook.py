@@ -21,6 +21,10 @@ MB = 2**20
 ANALYTICAL_KEY = 'train/act_mem_analytical_mb'
 MEASURED_KEY = 'train/act_mem_measured_mb'
 CUDA_KEY = 'train/cuda_max_alloc_mb'
+#: MessageHub runtime-info key of the per-iteration history; MessageHub state
+#: is saved with checkpoints and restored on resume, so the summary covers
+#: the whole training, not only the iterations since the last resume.
+HISTORY_KEY = 'activation_memory_history'
 
 
 def summarize(values: List[float]) -> Dict[str, float]:
@@ -59,13 +63,15 @@ class ActivationMemoryHook(Hook):
 
     def __init__(self, json_name: str = 'activation_memory.json'):
         self.json_name = json_name
-        self.analytical: List[float] = []
-        self.measured: List[float] = []
-        self.cuda: List[float] = []
+        self.history: Dict[str, List[float]] = self._empty_history()
         self._elements = 0
         self._handles = []
         self._meter = None
         self.layers: List[str] = []
+
+    @staticmethod
+    def _empty_history() -> Dict[str, List[float]]:
+        return dict(analytical=[], measured=[], cuda=[])
 
     def _count(self, module: nn.Conv2d, inputs, output) -> None:
         if not (module.training and torch.is_grad_enabled()):
@@ -85,6 +91,11 @@ class ActivationMemoryHook(Hook):
             self._handles.append(
                 model.get_submodule(name).register_forward_hook(self._count))
         self._meter = SavedTensorMeter.for_model(model)
+        resumed = hub.get_info(HISTORY_KEY, None)
+        self.history = self._empty_history()
+        if resumed:
+            for key, values in resumed.items():
+                self.history[key] = list(values)
 
     def before_train_iter(self, runner, batch_idx: int,
                           data_batch=None) -> None:
@@ -101,25 +112,26 @@ class ActivationMemoryHook(Hook):
         self._meter.__exit__(None, None, None)
         analytical = self._elements * ANALYTICAL_BYTES_PER_ELEMENT / MB
         measured = self._meter.bytes / MB
-        self.analytical.append(analytical)
-        self.measured.append(measured)
+        self.history['analytical'].append(analytical)
+        self.history['measured'].append(measured)
         hub = runner.message_hub
         hub.update_scalar(ANALYTICAL_KEY, analytical)
         hub.update_scalar(MEASURED_KEY, measured)
         if torch.cuda.is_available():
             peak = torch.cuda.max_memory_allocated() / MB
-            self.cuda.append(peak)
+            self.history['cuda'].append(peak)
             hub.update_scalar(CUDA_KEY, peak)
+        hub.update_info(HISTORY_KEY, self.history)
 
     def summary(self) -> dict:
         """Peak and mean (MB) of both numbers over the iterations so far."""
         result = dict(
-            analytical_mb=summarize(self.analytical),
-            measured_mb=summarize(self.measured),
-            iterations=len(self.analytical),
+            analytical_mb=summarize(self.history['analytical']),
+            measured_mb=summarize(self.history['measured']),
+            iterations=len(self.history['analytical']),
             layers=self.layers)
-        if self.cuda:
-            result['cuda_max_allocated_mb'] = summarize(self.cuda)
+        if self.history['cuda']:
+            result['cuda_max_allocated_mb'] = summarize(self.history['cuda'])
         return result
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:

@@ -1,0 +1,193 @@
+"""Reference layer lists, tracing for other models, and clear errors."""
+import pytest
+import torch
+from mmseg.models.decode_heads.decode_head import BaseDecodeHead
+from mmseg.registry import MODELS
+from torch import nn
+
+from mmseg_hosvd.engine import CompressConvHook
+from mmseg_hosvd.models import (PRESETS, CompressedConv2d, Conv2dGradFilter,
+                                detect_preset, last_convs, select_layers)
+
+from ..helpers import MODEL_NAMES, build_model
+
+
+def compressed_names(model):
+    return {
+        n
+        for n, m in model.named_modules() if isinstance(m, CompressedConv2d)
+    }
+
+
+@pytest.mark.parametrize('model_name', MODEL_NAMES)
+def test_protocol_models_are_detected(model_name):
+    assert detect_preset(build_model(model_name)) == model_name
+
+
+@pytest.mark.parametrize('num_layers', [5, 10])
+@pytest.mark.parametrize('model_name', MODEL_NAMES)
+def test_hook_converts_exactly_the_reference_layers(model_name, num_layers):
+    model = build_model(model_name)
+    plain_keys = list(model.state_dict())
+    params_before = dict(model.named_parameters())
+    plan = CompressConvHook(method='hosvd', num_layers=num_layers).apply(model)
+    preset = PRESETS[model_name]
+    assert compressed_names(model) == set(preset.compress[num_layers])
+    assert plan['compressed'] == preset.compress[num_layers]
+    expected_trainable = (preset.compress[num_layers] +
+                          preset.trainable[num_layers] +
+                          ['decode_head.conv_seg'])
+    for name, param in model.named_parameters():
+        owner = name.rsplit('.', 1)[0]
+        inside = any(owner == t or owner.startswith(t + '.')
+                     for t in expected_trainable)
+        assert param.requires_grad == inside, name
+        assert param is params_before[name]
+    assert list(model.state_dict()) == plain_keys
+
+
+def test_vanilla_freezes_the_same_layers_without_converting():
+    hosvd = build_model('deeplabv3')
+    vanilla = build_model('deeplabv3')
+    CompressConvHook(method='hosvd', num_layers=10).apply(hosvd)
+    CompressConvHook(method='vanilla', num_layers=10).apply(vanilla)
+    assert not compressed_names(vanilla)
+    trainable = [n for n, p in hosvd.named_parameters() if p.requires_grad]
+    assert trainable == [
+        n for n, p in vanilla.named_parameters() if p.requires_grad
+    ]
+
+
+def test_gradient_filter_uses_reference_radii():
+    model = build_model('upernet')
+    CompressConvHook(method='gradient_filter', num_layers=10).apply(model)
+    radii = {
+        n: m.radius
+        for n, m in model.named_modules() if isinstance(m, Conv2dGradFilter)
+    }
+    assert radii == PRESETS['upernet'].radius[10]
+    assert radii['decode_head.fpn_convs.1.conv'] == 4
+
+
+def test_tracing_deeplabv3_finds_the_aspp_reference_layers():
+    """The reference list of DeepLabV3 is its last 5 convolutions."""
+    model = build_model('deeplabv3')
+    traced = last_convs(model, 5)
+    assert traced[0] == 'decode_head.bottleneck.conv'
+    assert set(traced) == set(PRESETS['deeplabv3'].compress[5])
+    assert last_convs(model, 6)[-1] == 'decode_head.image_pool.1.conv'
+
+
+@MODELS.register_module()
+class TwoConvTestHead(BaseDecodeHead):
+    """A user's own head: two 3 x 3 convolutions then the classifier."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.first = nn.Conv2d(self.in_channels, self.channels, 3, padding=1)
+        self.second = nn.Conv2d(self.channels, self.channels, 3, padding=1)
+
+    def forward(self, inputs):
+        x = self._transform_inputs(inputs)
+        return self.cls_seg(self.second(self.first(x).relu()).relu())
+
+
+def users_model():
+    return MODELS.build(
+        dict(
+            type='EncoderDecoder',
+            data_preprocessor=dict(type='SegDataPreProcessor'),
+            backbone=dict(
+                type='MobileNetV2', widen_factor=0.5, out_indices=(5, 6)),
+            decode_head=dict(
+                type='TwoConvTestHead',
+                in_channels=160,
+                in_index=1,
+                channels=16,
+                num_classes=3)))
+
+
+def test_users_model_gets_the_last_n_convolutions_traced():
+    model = users_model()
+    assert detect_preset(model) is None
+    plan = CompressConvHook(method='hosvd', num_layers=4).apply(model)
+    assert plan['compressed'] == [
+        'decode_head.second', 'decode_head.first',
+        'backbone.layer7.0.conv.2.conv', 'backbone.layer7.0.conv.1.conv'
+    ]
+    assert compressed_names(model) == set(plan['compressed'])
+    out = model._forward(torch.randn(2, 3, 64, 64))
+    out.sum().backward()
+    assert model.decode_head.first.weight.grad is not None
+    assert model.backbone.layer7[0].conv[0].conv.weight.grad is None
+
+
+def test_more_layers_than_the_model_has():
+    model = users_model()
+    total = sum(isinstance(m, nn.Conv2d) for m in model.modules()) - 1
+    with pytest.raises(ValueError, match=f'num_layers={total + 1} but the '
+                       f'model has only {total} convolutions'):
+        select_layers(model, num_layers=total + 1)
+
+
+def test_unknown_layer_name_suggests_close_names():
+    model = build_model('pspnet')
+    with pytest.raises(ValueError,
+                       match=r"no module named 'decode_head.botleneck.conv'.*"
+                       r'decode_head.bottleneck.conv'):
+        CompressConvHook(
+            layers=['decode_head.botleneck.conv']).apply(model)
+
+
+def test_layer_that_is_not_a_convolution():
+    model = build_model('pspnet')
+    with pytest.raises(ValueError, match="'decode_head.bottleneck.bn' is a "
+                       'BatchNorm2d, not an nn.Conv2d'):
+        CompressConvHook(layers=['decode_head.bottleneck.bn']).apply(model)
+
+
+def test_classifier_cannot_be_compressed():
+    with pytest.raises(ValueError, match='always trained and never'):
+        CompressConvHook(layers=['decode_head.conv_seg']).apply(
+            build_model('fcn'))
+
+
+def test_unknown_trainable_module():
+    with pytest.raises(ValueError, match="no module named 'decode_head.x'"):
+        CompressConvHook(num_layers=5, trainable=['decode_head.x']).apply(
+            build_model('fcn'))
+
+
+@pytest.mark.parametrize('kwargs,match', [
+    (dict(method='lowrank', num_layers=5), "unknown method 'lowrank'"),
+    (dict(num_layers=5, eps=0.0), r'eps must be in \(0, 1\], got 0.0'),
+    (dict(num_layers=5, eps=1.2), r'eps must be in \(0, 1\], got 1.2'),
+    (dict(method='gradient_filter', num_layers=5, radius=0),
+     'radius must be an int >= 1, got 0'),
+    (dict(), 'exactly one of num_layers and layers'),
+    (dict(num_layers=5, layers=['a']), 'exactly one of num_layers and layers'),
+])
+def test_hook_arguments_are_checked(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        CompressConvHook(**kwargs)
+
+
+def test_negative_layer_count():
+    with pytest.raises(ValueError, match='num_layers must be an int >= 0, '
+                       'got -1'):
+        CompressConvHook(num_layers=-1).apply(build_model('fcn'))
+
+
+def test_radius_for_a_layer_that_is_not_fine_tuned():
+    hook = CompressConvHook(method='gradient_filter', num_layers=5,
+                            radius={'backbone.stem.0': 2})
+    with pytest.raises(ValueError, match='not fine-tuned'):
+        hook.apply(build_model('pspnet'))
+
+
+def test_preset_without_that_layer_count():
+    hook = CompressConvHook(num_layers=3, preset='pspnet')
+    with pytest.raises(ValueError, match=r'reference lists for \[5, 10\]'):
+        hook.apply(build_model('pspnet'))
+    traced = CompressConvHook(num_layers=3).apply(build_model('pspnet'))
+    assert traced['preset'] is None and len(traced['compressed']) == 3

@@ -1,0 +1,70 @@
+"""Every config loads, and the protocol's checkpoints chain up."""
+import glob
+import os.path as osp
+
+import pytest
+from mmengine.config import Config
+
+from mmseg_hosvd.protocol import (METHOD_TAGS, MODEL_CONFIGS, config_path,
+                                  final_checkpoint)
+
+from .helpers import CONFIGS, MODEL_NAMES
+
+ALL = sorted(
+    p for p in glob.glob(osp.join(CONFIGS, '**', '*.py'), recursive=True)
+    if '_base_' not in p)
+
+
+@pytest.mark.parametrize('path', ALL, ids=lambda p: osp.basename(p))
+def test_config_loads_with_what_the_protocol_needs(path):
+    cfg = Config.fromfile(path)
+    assert cfg.default_scope == 'mmseg'
+    assert 'mmseg_hosvd' in cfg.custom_imports['imports']
+    assert cfg.model.backbone.norm_cfg['type'] == 'BN'
+    assert cfg.model.decode_head.dropout_ratio == 0
+    assert 'auxiliary_head' not in cfg.model
+    assert cfg.randomness.seed == 233
+    assert cfg.optim_wrapper.optimizer.lr == 0.01
+    assert cfg.optim_wrapper.clip_grad.max_norm == 1
+
+
+def test_six_models_times_every_method_and_layer_count():
+    expected = {
+        config_path(m, 'finetune', t, n, root=CONFIGS)
+        for m in MODEL_CONFIGS for t in METHOD_TAGS for n in (5, 10)
+    } | {
+        config_path(m, s, root=CONFIGS)
+        for m in MODEL_CONFIGS for s in ('pretrain', 'calib')
+    }
+    assert expected <= set(ALL)
+    assert len(ALL) == len(expected)
+
+
+@pytest.mark.parametrize('model', MODEL_NAMES)
+def test_checkpoints_chain_pretrain_calib_finetune(model, monkeypatch):
+    monkeypatch.chdir(osp.dirname(CONFIGS))
+    pretrain = config_path(model, 'pretrain')
+    calib = config_path(model, 'calib')
+    assert Config.fromfile(calib).load_from == final_checkpoint(pretrain)
+    for tag in METHOD_TAGS:
+        for layers in (5, 10):
+            cfg = Config.fromfile(config_path(model, 'finetune', tag, layers))
+            assert cfg.load_from == final_checkpoint(calib)
+            hook = cfg.custom_hooks[0]
+            assert hook['type'] == 'CompressConvHook'
+            assert hook['num_layers'] == layers
+            method = {'gradfilter': 'gradient_filter'}.get(
+                tag.split('-')[0], tag.split('-')[0])
+            assert hook['method'] == method
+            if 'eps' in tag:
+                assert hook['eps'] == float(tag.split('eps')[1])
+            assert cfg.custom_hooks[1]['type'] == 'ActivationMemoryHook'
+
+
+def test_unknown_protocol_names_are_rejected():
+    with pytest.raises(ValueError, match="unknown model 'segformer'"):
+        config_path('segformer', 'pretrain')
+    with pytest.raises(ValueError, match="unknown method 'hosvd'"):
+        config_path('fcn', 'finetune', 'hosvd', 5)
+    with pytest.raises(ValueError, match='layers must be 5 or 10, got 7'):
+        config_path('fcn', 'finetune', 'vanilla', 7)

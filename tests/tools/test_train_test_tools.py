@@ -1,0 +1,103 @@
+"""tools/train.py and tools/test.py as a user runs them (real processes)."""
+import json
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+from mmengine.config import Config
+
+from mmseg_hosvd.config_checks import check_train_config
+
+from ..helpers import ROOT, model_config, tiny_runner_config
+
+
+def run_tool(*args):
+    result = subprocess.run([sys.executable] + list(args),
+                            cwd=ROOT,
+                            capture_output=True,
+                            text=True,
+                            timeout=600)
+    return result.returncode, result.stdout + result.stderr
+
+
+@pytest.fixture(scope='module')
+def trained(tiny_data, tmp_path_factory):
+    """A config dumped to disk and trained by tools/train.py."""
+    work = tmp_path_factory.mktemp('tool_run')
+    cfg = tiny_runner_config('deeplabv3', str(work), tiny_data,
+                             [dict(type='CompressConvHook', method='hosvd',
+                                   eps=0.8, num_layers=5),
+                              dict(type='ActivationMemoryHook')])
+    path = str(work / 'tiny_hosvd.py')
+    cfg.dump(path)
+    code, out = run_tool('tools/train.py', path, '--work-dir', str(work))
+    assert code == 0, out[-3000:]
+    return path, str(work)
+
+
+def test_train_writes_checkpoint_and_memory(trained):
+    _, work = trained
+    assert osp.isfile(osp.join(work, 'iter_2.pth'))
+    with open(osp.join(work, 'activation_memory.json')) as f:
+        assert json.load(f)['iterations'] == 2
+
+
+def test_test_tool_prints_metrics_and_memory(trained, tmp_path):
+    path, work = trained
+    code, out = run_tool('tools/test.py', path, osp.join(work, 'iter_2.pth'),
+                         '--work-dir', str(tmp_path), '--out',
+                         str(tmp_path / 'preds'))
+    assert code == 0, out[-3000:]
+    assert '| background |' in out  # mmseg's per-class table
+    assert 'mIoU:' in out and 'mAcc:' in out
+    assert 'analytical (paper)' in out and 'measured (autograd)' in out
+    with open(tmp_path / 'test_results.json') as f:
+        record = json.load(f)
+    assert record['finetune']['method'] == 'hosvd'
+    assert record['activation_memory']['iterations'] == 2
+    assert {'mIoU', 'mAcc'} <= set(record['metrics'])
+    assert len(list((tmp_path / 'preds').iterdir())) == 4
+
+
+def test_amp_trains_on_cpu_in_bfloat16(trained, tmp_path):
+    path, _ = trained
+    code, out = run_tool('tools/train.py', path, '--amp', '--work-dir',
+                         str(tmp_path))
+    assert code == 0, out[-3000:]
+    assert osp.isfile(tmp_path / 'iter_2.pth')
+    used = Config.fromfile(str(tmp_path / 'tiny_hosvd.py'))
+    assert used.optim_wrapper.type == 'AutocastOptimWrapper'
+    assert used.optim_wrapper.dtype == 'bfloat16'
+
+
+def test_missing_generated_data_says_how_to_make_it(tmp_path):
+    cfg = model_config('pspnet')
+    cfg.train_dataloader.dataset.data_root = str(tmp_path / 'nowhere')
+    with pytest.raises(FileNotFoundError,
+                       match='nowhere.*tools/generate_dataset.py'):
+        check_train_config(cfg)
+
+
+def test_missing_load_from_names_the_producing_config(tiny_data, tmp_path):
+    cfg = tiny_runner_config('fcn', str(tmp_path), tiny_data)
+    cfg.load_from = 'work_dirs/fcn_r18-d8_calib_shapes-target-128x128/x.pth'
+    with pytest.raises(FileNotFoundError,
+                       match='fcn_r18-d8_calib_shapes-target-128x128.py'):
+        check_train_config(cfg)
+
+
+def test_config_without_dataset_is_rejected():
+    cfg = Config(dict(model=dict(type='EncoderDecoder')))
+    with pytest.raises(ValueError, match='no train_dataloader'):
+        check_train_config(cfg)
+
+
+def test_train_tool_reports_missing_data_clearly(tmp_path):
+    config = osp.join(ROOT, 'configs', 'fcn',
+                      'fcn_r18-d8_pretrain_shapes-source-128x128.py')
+    code, out = run_tool('tools/train.py', config, '--work-dir',
+                         str(tmp_path), '--cfg-options',
+                         f'train_dataloader.dataset.data_root={tmp_path}/no')
+    assert code != 0
+    assert 'FileNotFoundError' in out and 'generate_dataset.py' in out
