@@ -18,19 +18,11 @@ import time
 
 import torch
 
-from mmseg_hosvd.ops import hosvd, multi_mode_dot, rank_from_explained_variance
-from mmseg_hosvd.ops import unfold
+from mmseg_hosvd.ops import hosvd
+
+from reference_hosvd import reference_hosvd
 
 SHAPES = [(8, 512, 16, 16), (8, 640, 32, 32), (8, 512, 64, 64)]
-
-
-def reference_hosvd(tensor, eps):
-    """The authors' way: a full SVD of every unfolding."""
-    factors = []
-    for mode in range(tensor.ndim):
-        u, s, _ = torch.linalg.svd(unfold(tensor, mode), full_matrices=False)
-        factors.append(u[:, :rank_from_explained_variance(s, eps)])
-    return multi_mode_dot(tensor, factors, transpose=True), factors
 
 
 def realistic_activation(shape, seed=0):

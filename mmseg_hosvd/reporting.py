@@ -4,10 +4,35 @@ from typing import Dict, Optional
 from mmengine.runner import CheckpointLoader
 
 
-def checkpoint_meta(path: str) -> dict:
-    """The ``meta`` dict of a checkpoint (empty if it has none)."""
-    checkpoint = CheckpointLoader.load_checkpoint(path, map_location='cpu')
-    return dict(checkpoint.get('meta', {}) or {})
+#: Fraction of the first iterations left out of the step-time median.
+WARMUP_FRACTION = 0.1
+
+
+def median(values):
+    """Median of a non-empty sequence."""
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    if len(ordered) % 2:
+        return float(ordered[middle])
+    return float(ordered[middle - 1] + ordered[middle]) / 2
+
+
+def step_time(checkpoint: dict) -> Optional[float]:
+    """Median training step time (s) from a checkpoint's MessageHub state.
+
+    MMEngine's IterTimerHook logs ``train/time`` every iteration; the first
+    10% of iterations (warm-up) are left out.
+
+    Returns:
+        The median in seconds, or None if the checkpoint has no timings.
+    """
+    hub = checkpoint.get('message_hub') or {}
+    buffer = (hub.get('log_scalars') or {}).get('train/time')
+    if buffer is None:
+        return None
+    times = list(buffer.data[0])
+    times = times[int(len(times) * WARMUP_FRACTION):] or times
+    return median(times) if times else None
 
 
 def checkpoint_record(config: str, checkpoint: str,
@@ -22,7 +47,8 @@ def checkpoint_record(config: str, checkpoint: str,
     Returns:
         A JSON-serialisable dict.
     """
-    meta = checkpoint_meta(checkpoint)
+    loaded = CheckpointLoader.load_checkpoint(checkpoint, map_location='cpu')
+    meta = dict(loaded.get('meta', {}) or {})
     return dict(
         config=config,
         checkpoint=checkpoint,
@@ -30,7 +56,8 @@ def checkpoint_record(config: str, checkpoint: str,
                  for k, v in metrics.items()},
         activation_memory=meta.get('activation_memory'),
         finetune=meta.get('finetune'),
-        iterations=meta.get('iter'))
+        iterations=meta.get('iter'),
+        step_time_s=step_time(loaded))
 
 
 def _memory_lines(memory: Optional[dict]):
@@ -65,5 +92,8 @@ def format_test_report(record: dict) -> str:
                  f"mAcc: {metrics.get('mAcc', float('nan')):.2f}  "
                  f"aAcc: {metrics.get('aAcc', float('nan')):.2f}")
     lines += _memory_lines(record.get('activation_memory'))
+    if record.get('step_time_s') is not None:
+        lines.append(f"training step time (median): "
+                     f"{record['step_time_s']:.3f} s")
     lines.append('=' * 60)
     return '\n'.join(lines)

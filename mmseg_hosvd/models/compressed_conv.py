@@ -12,8 +12,9 @@ import torch.nn.functional as F
 from mmseg.registry import MODELS
 from torch import nn
 
-from ..ops import (ConvGeometry, StoredActivation, check_eps, check_radius,
-                   gradient_filter_conv2d, hosvd_conv2d, svd_conv2d)
+from ..ops import (ConvGeometry, SharedDecomposition, StoredActivation,
+                   check_eps, check_radius, gradient_filter_conv2d,
+                   hosvd_conv2d, svd_conv2d)
 
 
 class CompressedConv2d(nn.Conv2d):
@@ -85,8 +86,33 @@ class CompressedConv2d(nn.Conv2d):
         raise NotImplementedError
 
 
+class SharedInputConv2d(CompressedConv2d):
+    """A compressed convolution whose decomposition can be shared.
+
+    Convolutions of one class and eps that read the same tensor may hold one
+    :class:`~mmseg_hosvd.ops.SharedDecomposition` in ``shared_input``; the
+    input is then decomposed and stored once per forward.
+
+    Args:
+        *args: As for ``nn.Conv2d``.
+        eps: Explained-variance threshold in (0, 1]; 1 is exact.
+        **kwargs: As for ``nn.Conv2d``.
+    """
+
+    shared_input: Optional[SharedDecomposition]
+
+    def __init__(self, *args, eps: float = 0.8, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.eps = check_eps(eps)
+        self.shared_input = None
+
+    def extra_repr(self) -> str:
+        shared = ', shared input' if self.shared_input is not None else ''
+        return f'{super().extra_repr()}, eps={self.eps}{shared}'
+
+
 @MODELS.register_module()
-class Conv2dHOSVD(CompressedConv2d):
+class Conv2dHOSVD(SharedInputConv2d):
     """Convolution that stores a HOSVD-eps (Tucker) form of its input.
 
     Args:
@@ -95,19 +121,13 @@ class Conv2dHOSVD(CompressedConv2d):
         **kwargs: As for ``nn.Conv2d``.
     """
 
-    def __init__(self, *args, eps: float = 0.8, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.eps = check_eps(eps)
-
     def compressed_forward(self, x, geo):
-        return hosvd_conv2d(x, self.weight, self.bias, geo, self.eps)
-
-    def extra_repr(self) -> str:
-        return f'{super().extra_repr()}, eps={self.eps}'
+        return hosvd_conv2d(x, self.weight, self.bias, geo, self.eps,
+                            self.shared_input)
 
 
 @MODELS.register_module()
-class Conv2dSVD(CompressedConv2d):
+class Conv2dSVD(SharedInputConv2d):
     """Convolution that stores an SVD-eps form of its (B, CHW) input.
 
     Args:
@@ -116,15 +136,9 @@ class Conv2dSVD(CompressedConv2d):
         **kwargs: As for ``nn.Conv2d``.
     """
 
-    def __init__(self, *args, eps: float = 0.8, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.eps = check_eps(eps)
-
     def compressed_forward(self, x, geo):
-        return svd_conv2d(x, self.weight, self.bias, geo, self.eps)
-
-    def extra_repr(self) -> str:
-        return f'{super().extra_repr()}, eps={self.eps}'
+        return svd_conv2d(x, self.weight, self.bias, geo, self.eps,
+                          self.shared_input)
 
 
 @MODELS.register_module()

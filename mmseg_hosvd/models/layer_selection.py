@@ -36,19 +36,61 @@ def conv_execution_order(model: nn.Module,
                 order[name] = len(order)
 
             handles.append(module.register_forward_hook(record))
+    try:
+        _trace(model, input_shape)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return list(order)
+
+
+def _trace(model: nn.Module, input_shape: Sequence[int]) -> None:
     was_training = model.training
     model.eval()
     try:
         param = next(model.parameters())
         x = torch.randn(*input_shape, device=param.device, dtype=param.dtype)
         with torch.no_grad():
-            forward = getattr(model, '_forward', model)
-            forward(x)
+            getattr(model, '_forward', model)(x)
+    finally:
+        model.train(was_training)
+
+
+def convs_reading_same_input(model: nn.Module,
+                             names: Sequence[str],
+                             input_shape: Sequence[int] = (2, 3, 64, 64)
+                             ) -> List[List[str]]:
+    """Groups of the named convolutions that read one and the same tensor.
+
+    Args:
+        model: The segmentor.
+        names: Convolution names to consider.
+        input_shape: Shape of the tracing input.
+
+    Returns:
+        Groups of two or more names (e.g. DeepLabV3's four ASPP branches).
+    """
+    readers = {}
+    handles = []
+    for name in names:
+
+        def record(module, inputs, name=name):
+            tensor = inputs[0]
+            readers.setdefault(id(tensor), (tensor, []))[1].append(name)
+
+        handles.append(model.get_submodule(name).register_forward_pre_hook(
+            record))
+    try:
+        _trace(model, input_shape)
     finally:
         for handle in handles:
             handle.remove()
-        model.train(was_training)
-    return list(order)
+    groups = []
+    for _, group in readers.values():
+        unique = list(dict.fromkeys(group))
+        if len(unique) > 1:
+            groups.append(unique)
+    return groups
 
 
 def last_convs(model: nn.Module,

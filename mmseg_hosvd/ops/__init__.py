@@ -6,6 +6,7 @@ from .decomposition import (check_eps, gram_eigh, hosvd, rank_from_energy,
 from .gradient_filter_conv import check_radius, gradient_filter_conv2d
 from .hosvd_conv import (hosvd_conv2d, hosvd_conv2d_from_factors,
                          hosvd_weight_grad)
+from .shared_input import SharedDecomposition
 from .stats import ANALYTICAL_BYTES_PER_ELEMENT, StoredActivation
 from .svd_conv import svd_conv2d
 from .tensor_ops import fold, mode_dot, multi_mode_dot, tucker_to_tensor, unfold
@@ -15,7 +16,7 @@ __all__ = [
     'check_eps', 'gram_eigh', 'hosvd', 'rank_from_energy',
     'rank_from_explained_variance', 'truncated_svd', 'check_radius',
     'gradient_filter_conv2d', 'hosvd_conv2d', 'hosvd_conv2d_from_factors',
-    'hosvd_weight_grad', 'ANALYTICAL_BYTES_PER_ELEMENT', 'StoredActivation',
+    'hosvd_weight_grad', 'SharedDecomposition', 'ANALYTICAL_BYTES_PER_ELEMENT', 'StoredActivation',
     'svd_conv2d', 'fold', 'mode_dot', 'multi_mode_dot', 'tucker_to_tensor',
     'unfold'
 ]

@@ -16,6 +16,7 @@ from .checks import autocast_off, check_activation
 from .conv_geometry import ConvGeometry, conv2d, conv2d_input_grad
 from .decomposition import check_eps, hosvd
 from .stats import StoredActivation
+from .shared_input import SharedDecomposition
 from .tensor_ops import multi_mode_dot
 
 
@@ -119,7 +120,8 @@ def hosvd_conv2d(x: torch.Tensor,
                  weight: torch.Tensor,
                  bias: Optional[torch.Tensor],
                  geo: ConvGeometry,
-                 eps: float = 0.8
+                 eps: float = 0.8,
+                 shared: Optional[SharedDecomposition] = None
                  ) -> Tuple[torch.Tensor, Optional[StoredActivation]]:
     """Convolution that stores a HOSVD-eps form of its input for backward.
 
@@ -132,10 +134,13 @@ def hosvd_conv2d(x: torch.Tensor,
         bias: Bias or None.
         geo: Geometry (per-side zero padding).
         eps: Explained-variance threshold in (0, 1], per mode.
+        shared: Cache shared with the other convolutions that read ``x``
+            (same eps); the decomposition is then computed once.
 
     Returns:
         ``(output, stored)``: the exact output and what was stored (None when
-        nothing was decomposed).
+        nothing was decomposed; 0 elements and ``shared=True`` when another
+        convolution stored the same decomposition).
 
     Raises:
         ValueError: For a non-4-D input, eps outside (0, 1], or NaN/Inf in
@@ -145,7 +150,14 @@ def hosvd_conv2d(x: torch.Tensor,
     eps = check_eps(eps)
     if not (torch.is_grad_enabled() and weight.requires_grad):
         return conv2d(x, weight, bias, geo), None
-    with autocast_off(x):
-        core, factors = hosvd(x, eps=eps)
+    def decompose():
+        with autocast_off(x):
+            return hosvd(x, eps=eps)
+
+    if shared is None:
+        (core, factors), first = decompose(), True
+    else:
+        (core, factors), first = shared.get(x, decompose)
     out = hosvd_conv2d_from_factors(x, weight, bias, geo, core, factors)
-    return out, hosvd_stored(core, factors, x.numel())
+    stored = hosvd_stored(core, factors, x.numel())
+    return out, stored if first else stored._replace(numel=0, shared=True)

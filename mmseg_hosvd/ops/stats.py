@@ -13,10 +13,13 @@ class StoredActivation(NamedTuple):
             Gradient Filter patch sums).
         ranks: Ranks per mode (HOSVD), the single SVD rank, or None.
         input_numel: Number of elements of the uncompressed input.
+        shared: True when another convolution already stored this input's
+            decomposition in the same forward (``numel`` is then 0).
     """
     numel: int
     ranks: Optional[Tuple[int, ...]]
     input_numel: int
+    shared: bool = False
 
     @property
     def bytes(self) -> int:

@@ -7,6 +7,7 @@ from .checks import autocast_off, check_activation
 from .conv_geometry import (ConvGeometry, conv2d, conv2d_input_grad,
                             conv2d_weight_grad)
 from .decomposition import check_eps, truncated_svd
+from .shared_input import SharedDecomposition
 from .stats import StoredActivation
 
 
@@ -47,7 +48,8 @@ def svd_conv2d(x: torch.Tensor,
                weight: torch.Tensor,
                bias: Optional[torch.Tensor],
                geo: ConvGeometry,
-               eps: float = 0.8
+               eps: float = 0.8,
+               shared: Optional[SharedDecomposition] = None
                ) -> Tuple[torch.Tensor, Optional[StoredActivation]]:
     """Convolution that stores an SVD-eps form of its input for backward.
 
@@ -60,10 +62,12 @@ def svd_conv2d(x: torch.Tensor,
         bias: Bias or None.
         geo: Geometry.
         eps: Explained-variance threshold in (0, 1].
+        shared: Cache shared with the other convolutions that read ``x``.
 
     Returns:
         ``(output, stored)``; ``stored`` is None when the weight needs no
-        gradient and a plain convolution ran.
+        gradient and a plain convolution ran, and has 0 elements when
+        another convolution stored the same factors.
 
     Raises:
         ValueError: For a non-4-D input, eps outside (0, 1], or NaN/Inf.
@@ -72,10 +76,17 @@ def svd_conv2d(x: torch.Tensor,
     eps = check_eps(eps)
     if not (torch.is_grad_enabled() and weight.requires_grad):
         return conv2d(x, weight, bias, geo), None
-    with autocast_off(x):
-        u, s, vh = truncated_svd(x.detach().reshape(x.shape[0], -1), eps=eps)
-        right = (s.unsqueeze(1) * vh).contiguous()
-    out = _SVDConv2dFunction.apply(x, weight, bias, geo, u, right)
-    stored = StoredActivation(u.numel() + right.numel(), (s.numel(), ),
-                              x.numel())
-    return out, stored
+    def decompose():
+        with autocast_off(x):
+            u, s, vh = truncated_svd(x.detach().reshape(x.shape[0], -1),
+                                     eps=eps)
+            return u, (s.unsqueeze(1) * vh).contiguous()
+
+    if shared is None:
+        (left, right), first = decompose(), True
+    else:
+        (left, right), first = shared.get(x, decompose)
+    out = _SVDConv2dFunction.apply(x, weight, bias, geo, left, right)
+    stored = StoredActivation(left.numel() + right.numel(),
+                              (left.shape[1], ), x.numel())
+    return out, stored if first else stored._replace(numel=0, shared=True)

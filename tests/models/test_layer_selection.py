@@ -191,3 +191,26 @@ def test_preset_without_that_layer_count():
         hook.apply(build_model('pspnet'))
     traced = CompressConvHook(num_layers=3).apply(build_model('pspnet'))
     assert traced['preset'] is None and len(traced['compressed']) == 3
+
+
+@pytest.mark.parametrize('method', ['hosvd', 'svd'])
+def test_aspp_branches_share_one_decomposition(method):
+    model = build_model('deeplabv3')
+    plan = CompressConvHook(method=method, num_layers=5).apply(model)
+    branches = [f'decode_head.aspp_modules.{i}.conv' for i in range(4)]
+    assert plan['shared_inputs'] == [branches]
+    caches = {id(model.get_submodule(n).shared_input) for n in branches}
+    assert len(caches) == 1
+    assert model.get_submodule('decode_head.bottleneck.conv').shared_input \
+        is None
+    model.train()
+    model._forward(torch.randn(2, 3, 64, 64))
+    stored = [model.get_submodule(n).last_stored for n in branches]
+    assert stored[0].numel > 0
+    assert all(s.numel == 0 and s.shared for s in stored[1:])
+
+
+def test_sharing_can_be_turned_off():
+    model = build_model('deeplabv3')
+    plan = CompressConvHook(num_layers=5, share_inputs=False).apply(model)
+    assert plan['shared_inputs'] == []

@@ -13,7 +13,7 @@ from torch import nn
 
 from ...models.compressed_conv import CompressedConv2d
 from ...ops import ANALYTICAL_BYTES_PER_ELEMENT
-from ...utils import SavedTensorMeter
+from ...utils import SavedTensorMeter, storage_key
 from .compress_conv_hook import FINETUNED_CONVS_KEY
 
 MB = 2**20
@@ -41,7 +41,9 @@ class ActivationMemoryHook(Hook):
     * **analytical** (the paper's number): elements stored by each
       fine-tuned convolution for backward times 4 bytes, summed: the
       compressed form for compressed convolutions, the full input for plain
-      (vanilla) ones.
+      (vanilla) ones. An input read by several fine-tuned convolutions
+      (DeepLabV3's ASPP branches) counts once, for every method that stores
+      it once; the paper counts it once per convolution.
     * **measured**: bytes of every distinct storage that autograd saves
       during the training step, parameters and buffers excluded; this
       includes what BatchNorm, ReLU, the classifier and the loss keep.
@@ -65,6 +67,7 @@ class ActivationMemoryHook(Hook):
         self.json_name = json_name
         self.history: Dict[str, List[float]] = self._empty_history()
         self._elements = 0
+        self._inputs_seen = set()
         self._handles = []
         self._meter = None
         self.layers: List[str] = []
@@ -80,7 +83,10 @@ class ActivationMemoryHook(Hook):
             stored = module.last_stored
             self._elements += 0 if stored is None else stored.numel
         elif module.weight.requires_grad:
-            self._elements += inputs[0].numel()
+            key = storage_key(inputs[0])
+            if key not in self._inputs_seen:
+                self._inputs_seen.add(key)
+                self._elements += inputs[0].numel()
 
     def before_train(self, runner) -> None:
         model = runner.model.module if is_model_wrapper(
@@ -100,6 +106,7 @@ class ActivationMemoryHook(Hook):
     def before_train_iter(self, runner, batch_idx: int,
                           data_batch=None) -> None:
         self._elements = 0
+        self._inputs_seen = set()
         if torch.cuda.is_available():
             torch.cuda.reset_peak_memory_stats()
         self._meter.__enter__()

@@ -8,10 +8,11 @@ from mmseg.registry import HOOKS
 from torch import nn
 
 from ...models.layer_presets import CLASSIFIER
-from ...models.layer_selection import check_module_names, select_layers
+from ...models.layer_selection import (check_module_names,
+                                       convs_reading_same_input, select_layers)
 from ...models.surgery import (METHODS, check_method, convert_convs_,
                                freeze_except_, set_norm_eval_)
-from ...ops import check_eps, check_radius
+from ...ops import SharedDecomposition, check_eps, check_radius
 
 #: MessageHub runtime-info key holding the fine-tuned convolution names.
 FINETUNED_CONVS_KEY = 'finetuned_convs'
@@ -47,6 +48,9 @@ class CompressConvHook(Hook):
             convolutions in execution order.
         trainable: Extra module names to keep trainable.
         norm_eval: Keep norm layers in eval mode during training.
+        share_inputs: For 'svd' and 'hosvd', decompose a tensor that several
+            fine-tuned convolutions read (DeepLabV3's ASPP branches) once per
+            forward and store it once.
         trace_input_shape: Input shape used to trace execution order.
     """
 
@@ -61,6 +65,7 @@ class CompressConvHook(Hook):
                  preset: Optional[str] = 'auto',
                  trainable: Sequence[str] = (),
                  norm_eval: bool = True,
+                 share_inputs: bool = True,
                  trace_input_shape: Sequence[int] = (2, 3, 64, 64)):
         self.method = check_method(method)
         if (num_layers is None) == (layers is None):
@@ -78,6 +83,7 @@ class CompressConvHook(Hook):
         self.preset = preset
         self.trainable = list(trainable)
         self.norm_eval = norm_eval
+        self.share_inputs = share_inputs
         self.trace_input_shape = tuple(trace_input_shape)
         self.plan = None
 
@@ -126,11 +132,20 @@ class CompressConvHook(Hook):
             dict.fromkeys(compress + preset_trainable + self.trainable +
                           classifier))
         params = freeze_except_(model, trainable)
-        settings = {}
+        settings, radii, shared = {}, None, []
         if METHODS[self.method] is not None:
             new = convert_convs_(model, compress,
                                  self._factory(preset_radius))
+            if self.share_inputs and self.method in ('svd', 'hosvd'):
+                shared = convs_reading_same_input(model, compress,
+                                                  self.trace_input_shape)
+                for group in shared:
+                    cache = SharedDecomposition()
+                    for name in group:
+                        new[name].shared_input = cache
             settings = {n: m.extra_repr() for n, m in new.items()}
+            if self.method == 'gradient_filter':
+                radii = {n: m.radius for n, m in new.items()}
         self.plan = dict(
             method=self.method,
             preset=used,
@@ -139,6 +154,8 @@ class CompressConvHook(Hook):
             trainable_modules=trainable,
             trainable_params=params,
             settings=settings,
+            radii=radii,
+            shared_inputs=shared,
             eps=self.eps if self.method in ('svd', 'hosvd') else None)
         return self.plan
 

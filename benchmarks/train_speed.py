@@ -1,0 +1,123 @@
+"""Training step time of each model and method, as ratios to vanilla.
+
+One step is forward, backward and an SGD step of the fine-tuning set-up
+(CompressConvHook's freezing and conversion, frozen norm statistics) on a
+random batch. Each configuration is timed after warm-up; the median of the
+timed steps is reported with its ratio to vanilla of the same model and
+layer count, measured in the same run. ``hosvd_authors`` is HOSVD computed
+the original authors' way (full SVD of every unfolding, no sharing), as a
+reference point.
+
+Usage::
+
+    python benchmarks/train_speed.py [--models deeplabv3 pspnet]
+        [--methods vanilla hosvd hosvd_authors] [--layers 5] [--iters 10]
+        [--eps 0.8] [--batch 8] [--size 128] [--json PATH]
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import statistics
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+from mmengine.config import Config
+from mmseg.registry import MODELS
+from mmseg.utils import register_all_modules
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+from mmseg_hosvd.engine import CompressConvHook  # noqa: E402
+from mmseg_hosvd.models import set_norm_eval_  # noqa: E402
+from mmseg_hosvd.models.surgery import convert_convs_  # noqa: E402
+from mmseg_hosvd.protocol import MODEL_CONFIGS, config_path  # noqa: E402
+
+from reference_hosvd import AuthorsHOSVDConv2d  # noqa: E402
+
+METHODS = ['vanilla', 'gradient_filter', 'svd', 'hosvd', 'hosvd_authors']
+
+
+def build(model_name, method, layers, eps):
+    """The model of ``model_name`` set up for fine-tuning with ``method``."""
+    cfg = Config.fromfile(config_path(model_name, 'finetune', 'vanilla', 5))
+    model = MODELS.build(cfg.model)
+    hook_method = 'vanilla' if method == 'hosvd_authors' else method
+    plan = CompressConvHook(method=hook_method, num_layers=layers,
+                            eps=eps).apply(model)
+    if method == 'hosvd_authors':
+        convert_convs_(model, plan['compressed'],
+                       lambda name, conv: AuthorsHOSVDConv2d.from_conv(
+                           conv, eps=eps))
+    return model
+
+
+def step_times(model, batch, size, iters, warmup=3):
+    """Per-step seconds of ``iters`` timed training steps."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.SGD(params, lr=0.01, momentum=0.9)
+    x = torch.randn(batch, 3, size, size)
+    labels = torch.randint(0, 5, (batch, size, size))
+    model.train()
+    set_norm_eval_(model)
+    times = []
+    for step in range(warmup + iters):
+        start = time.perf_counter()
+        logits = model._forward(x)
+        logits = F.interpolate(logits, size=(size, size), mode='bilinear',
+                               align_corners=False)
+        loss = F.cross_entropy(logits, labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if step >= warmup:
+            times.append(time.perf_counter() - start)
+    return times
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--models', nargs='+', choices=sorted(MODEL_CONFIGS),
+                        default=['deeplabv3', 'pspnet'])
+    parser.add_argument('--methods', nargs='+', choices=METHODS,
+                        default=['vanilla', 'hosvd', 'hosvd_authors'])
+    parser.add_argument('--layers', nargs='+', type=int, default=[5])
+    parser.add_argument('--iters', type=int, default=10)
+    parser.add_argument('--eps', type=float, default=0.8)
+    parser.add_argument('--batch', type=int, default=8)
+    parser.add_argument('--size', type=int, default=128)
+    parser.add_argument('--json', help='write the records here')
+    args = parser.parse_args(argv)
+    register_all_modules()
+    methods = ['vanilla'] + [m for m in args.methods if m != 'vanilla']
+    records = []
+    print(f"{'model':>12} {'layers':>6} {'method':>16} {'step (s)':>9} "
+          f"{'/ vanilla':>9} {'overhead':>9}")
+    for model_name in args.models:
+        for layers in args.layers:
+            base = None
+            for method in methods:
+                torch.manual_seed(0)
+                model = build(model_name, method, layers, args.eps)
+                median = statistics.median(
+                    step_times(model, args.batch, args.size, args.iters))
+                base = median if method == 'vanilla' else base
+                ratio = median / base
+                records.append(dict(model=model_name, method=method,
+                                    layers=layers, eps=args.eps,
+                                    step_time_s=median,
+                                    ratio_to_vanilla=ratio,
+                                    overhead_s=median - base))
+                print(f'{model_name:>12} {layers:>6} {method:>16} '
+                      f'{median:9.3f} {ratio:8.2f}x {median - base:8.3f}s',
+                      flush=True)
+    if args.json:
+        os.makedirs(osp.dirname(osp.abspath(args.json)), exist_ok=True)
+        with open(args.json, 'w') as f:
+            json.dump(records, f, indent=2)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,41 @@
+"""One decomposition per input tensor, shared by the convolutions reading it."""
+import weakref
+from typing import Any, Callable, Tuple
+
+import torch
+
+
+class SharedDecomposition:
+    """Caches the decomposition of the last tensor it was asked about.
+
+    Convolutions that read the same tensor in one forward (DeepLabV3's ASPP
+    branches) hold the same instance: the first computes the decomposition,
+    the others reuse it, and the stored form is counted once. The tensor is
+    held by a weak reference, so a new forward (a new tensor) recomputes.
+    """
+
+    def __init__(self):
+        self._tensor = None
+        self._value = None
+
+    def get(self, tensor: torch.Tensor,
+            compute: Callable[[], Any]) -> Tuple[Any, bool]:
+        """The decomposition of ``tensor``.
+
+        Args:
+            tensor: The input being decomposed.
+            compute: Computes the decomposition when it is not cached.
+
+        Returns:
+            ``(value, first)``: ``first`` is True when it was computed now.
+        """
+        if self._tensor is not None and self._tensor() is tensor:
+            return self._value, False
+        self._value = compute()
+        self._tensor = weakref.ref(tensor)
+        return self._value, True
+
+    def clear(self) -> None:
+        """Drops the cached tensor and decomposition."""
+        self._tensor = None
+        self._value = None

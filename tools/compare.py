@@ -1,0 +1,56 @@
+"""Compare finished runs: one table (Markdown + CSV) and a Pareto plot.
+
+Usage::
+
+    python tools/compare.py 'work_dirs/*_shapes-target-128x128' \
+        [--csv comparison.csv] [--markdown comparison.md] [--plot pareto.png]
+
+A run is a work dir with ``test_results.json`` (written by tools/test.py).
+Directories that are not finished runs are listed and skipped.
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+from mmseg_hosvd.comparison import (collect, markdown_table,  # noqa: E402
+                                    plot_pareto, write_csv)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('paths', nargs='+',
+                        help='work dirs or glob patterns of finished runs')
+    parser.add_argument('--csv', help='write the table as CSV here')
+    parser.add_argument('--markdown', help='write the Markdown table here')
+    parser.add_argument('--plot', help='write the accuracy-memory PNG here')
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    rows, skipped = collect(args.paths)
+    for path, reason in skipped:
+        print(f'skipped {path}: {reason}', file=sys.stderr)
+    if not rows:
+        print('no finished runs found', file=sys.stderr)
+        return 1
+    table = markdown_table(rows)
+    print(table)
+    for path in (args.csv, args.markdown, args.plot):
+        if path:
+            os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    if args.csv:
+        write_csv(rows, args.csv)
+    if args.markdown:
+        with open(args.markdown, 'w') as f:
+            f.write(table + '\n')
+    if args.plot:
+        plot_pareto(rows, args.plot)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,94 @@
+"""Run the whole protocol matrix on the generated dataset, then compare.
+
+For each model: pretrain and calibrate once, then fine-tune every method at
+5 and 10 layers, test each, and write the comparison (Markdown, CSV, plot).
+Finished stages are skipped, so the command can be stopped and resumed.
+
+Usage::
+
+    python tools/run_protocol.py [--quick] [--models deeplabv3 pspnet]
+        [--methods vanilla hosvd-eps0.8] [--layers 5 10]
+        [--out work_dirs/protocol]
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+import time
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+import mmseg_hosvd  # noqa: E402,F401
+from mmseg_hosvd.comparison import (collect, markdown_table,  # noqa: E402
+                                    plot_pareto, write_csv)
+from mmseg_hosvd.protocol import (METHOD_TAGS, MODEL_CONFIGS,  # noqa: E402
+                                  config_path, ensure_dataset, ensure_tested,
+                                  ensure_trained, work_dir)
+
+QUICK = dict(
+    models=['deeplabv3', 'pspnet'],
+    methods=['vanilla', 'gradfilter', 'svd-eps0.8', 'hosvd-eps0.8'],
+    layers=[5])
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--quick', action='store_true',
+                        help=f'only {QUICK} (about 15 minutes)')
+    parser.add_argument('--models', nargs='+', choices=sorted(MODEL_CONFIGS),
+                        default=list(MODEL_CONFIGS))
+    parser.add_argument('--methods', nargs='+', choices=list(METHOD_TAGS),
+                        default=list(METHOD_TAGS))
+    parser.add_argument('--layers', nargs='+', type=int, choices=[5, 10],
+                        default=[5, 10])
+    parser.add_argument('--data-root', default='data/synthetic_shapes')
+    parser.add_argument('--out', default='work_dirs/protocol',
+                        help='where the comparison is written')
+    args = parser.parse_args(argv)
+    if args.quick:
+        for key, value in QUICK.items():
+            setattr(args, key, value)
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    start = time.time()
+
+    def log(message):
+        print(f'[{(time.time() - start) / 60:5.1f} min] {message}',
+              flush=True)
+
+    ensure_dataset(args.data_root, log)
+    runs = [(m, t, n) for m in args.models for n in args.layers
+            for t in args.methods]
+    total = len(args.models) * 2 + len(runs)
+    done = 0
+    finetuned = []
+    for model in args.models:
+        for stage in ('pretrain', 'calib'):
+            done += 1
+            log(f'[{done}/{total}] {model} {stage}')
+            ensure_trained(config_path(model, stage), log)
+        for method in args.methods:
+            for layers in args.layers:
+                done += 1
+                log(f'[{done}/{total}] {model} {method} l{layers}')
+                config = config_path(model, 'finetune', method, layers)
+                ensure_tested(config, ensure_trained(config, log), log)
+                finetuned.append(work_dir(config))
+    rows, skipped = collect(finetuned)
+    for path, reason in skipped:
+        log(f'skipped {path}: {reason}')
+    os.makedirs(args.out, exist_ok=True)
+    table = markdown_table(rows)
+    with open(osp.join(args.out, 'comparison.md'), 'w') as f:
+        f.write(table + '\n')
+    write_csv(rows, osp.join(args.out, 'comparison.csv'))
+    plot_pareto(rows, osp.join(args.out, 'pareto.png'))
+    print(table)
+    log(f'wrote {args.out}/comparison.md, comparison.csv, pareto.png')
+
+
+if __name__ == '__main__':
+    main()
