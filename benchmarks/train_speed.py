@@ -22,13 +22,14 @@ import statistics
 import sys
 import time
 
-import torch
-import torch.nn.functional as F
-from mmengine.config import Config
-from mmseg.registry import MODELS
-from mmseg.utils import register_all_modules
-
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+import mmseg_hosvd  # noqa: E402,F401  (before mmseg: compat fixes)
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from mmengine.config import Config  # noqa: E402
+from mmseg.registry import MODELS  # noqa: E402
+from mmseg.utils import register_all_modules  # noqa: E402
 
 from mmseg_hosvd.engine import CompressConvHook  # noqa: E402
 from mmseg_hosvd.models import set_norm_eval_  # noqa: E402

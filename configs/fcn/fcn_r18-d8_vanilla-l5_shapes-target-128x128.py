@@ -2,7 +2,7 @@
 # Every other fine-tuning config of this model inherits this one.
 _base_ = [
     '../_base_/models/fcn_r18-d8.py', '../_base_/datasets/shapes_target.py',
-    '../_base_/default_runtime.py', '../_base_/schedules/finetune_200it.py'
+    '../_base_/default_runtime.py', '../_base_/schedules/finetune_120it.py'
 ]
 load_from = 'work_dirs/fcn_r18-d8_calib_shapes-target-128x128/iter_100.pth'
 custom_hooks = [
