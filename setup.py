@@ -44,7 +44,7 @@ setup(
         'opencv-python',
     ],
     extras_require={
-        'test': ['pytest', 'pytest-xdist', 'hypothesis'],
+        'test': ['pytest', 'pytest-xdist', 'hypothesis', 'ruff'],
     },
     license='Apache-2.0',
 )

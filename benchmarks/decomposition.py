@@ -17,10 +17,9 @@ import statistics
 import time
 
 import torch
+from reference_hosvd import reference_hosvd
 
 from mmseg_hosvd.ops import hosvd
-
-from reference_hosvd import reference_hosvd
 
 SHAPES = [(8, 512, 16, 16), (8, 640, 32, 32), (8, 512, 64, 64)]
 

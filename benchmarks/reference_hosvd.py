@@ -7,8 +7,12 @@ Used by the benchmarks only, to measure against in the same run.
 import torch
 
 from mmseg_hosvd.models import Conv2dHOSVD
-from mmseg_hosvd.ops import (hosvd_conv2d_from_factors, multi_mode_dot,
-                             rank_from_explained_variance, unfold)
+from mmseg_hosvd.ops import (
+    hosvd_conv2d_from_factors,
+    multi_mode_dot,
+    rank_from_explained_variance,
+    unfold,
+)
 from mmseg_hosvd.ops.hosvd_conv import hosvd_stored
 
 

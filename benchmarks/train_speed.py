@@ -24,42 +24,93 @@ import time
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-import mmseg_hosvd  # noqa: E402,F401  (before mmseg: compat fixes)
+# mmseg_hosvd first: with mmcv-lite, mmseg imports only after its compat fixes
+import mmseg_hosvd  # noqa: E402,F401  # isort: skip
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from mmengine.config import Config  # noqa: E402
 from mmseg.registry import MODELS  # noqa: E402
 from mmseg.utils import register_all_modules  # noqa: E402
+from reference_hosvd import AuthorsHOSVDConv2d  # noqa: E402
 
 from mmseg_hosvd.engine import CompressConvHook  # noqa: E402
 from mmseg_hosvd.models import set_norm_eval_  # noqa: E402
 from mmseg_hosvd.models.surgery import convert_convs_  # noqa: E402
+from mmseg_hosvd.ops import hosvd, subspace_hosvd  # noqa: E402
 from mmseg_hosvd.protocol import MODEL_CONFIGS, config_path  # noqa: E402
 
-from reference_hosvd import AuthorsHOSVDConv2d  # noqa: E402
+METHODS = [
+    'vanilla', 'gradient_filter', 'svd', 'hosvd', 'hosvd_subspace',
+    'hosvd_authors'
+]
 
-METHODS = ['vanilla', 'gradient_filter', 'svd', 'hosvd', 'hosvd_authors']
 
+def build(model_name, method, layers, eps, x):
+    """The model of ``model_name`` set up for fine-tuning with ``method``.
 
-def build(model_name, method, layers, eps):
-    """The model of ``model_name`` set up for fine-tuning with ``method``."""
+    Returns:
+        ``(model, plan)``; subspace ranks are fixed on the batch ``x``.
+    """
     cfg = Config.fromfile(config_path(model_name, 'finetune', 'vanilla', 5))
     model = MODELS.build(cfg.model)
     hook_method = 'vanilla' if method == 'hosvd_authors' else method
-    plan = CompressConvHook(method=hook_method, num_layers=layers,
-                            eps=eps).apply(model)
+    hook = CompressConvHook(method=hook_method, num_layers=layers, eps=eps)
+    plan = hook.apply(model)
     if method == 'hosvd_authors':
         convert_convs_(model, plan['compressed'],
                        lambda name, conv: AuthorsHOSVDConv2d.from_conv(
                            conv, eps=eps))
-    return model
+    if method == 'hosvd_subspace':
+        model.train()
+        set_norm_eval_(model)
+        hook.measure_ranks(model, x)
+    return model, plan
 
 
-def step_times(model, batch, size, iters, warmup=3):
-    """Per-step seconds of ``iters`` timed training steps."""
+def compression_ms(model, names, x, eps, ranks):
+    """Milliseconds per step spent decomposing the fine-tuned inputs.
+
+    The inputs of the compressed convolutions are captured in one forward;
+    each distinct input is then decomposed as a training step would: HOSVD
+    by Gram eigendecomposition, and one warm-started subspace step at the
+    given ranks.
+    """
+    captured = {}
+    handles = [
+        model.get_submodule(n).register_forward_pre_hook(
+            lambda m, a, n=n: captured.setdefault(id(a[0]), a[0].detach()))
+        for n in names
+    ]
+    with torch.no_grad():
+        model._forward(x)
+    for handle in handles:
+        handle.remove()
+    inputs = list(captured.values())
+    warm = {i: subspace_hosvd(t, ranks[i])[1] for i, t in enumerate(inputs)}
+
+    def gram():
+        for t in inputs:
+            hosvd(t, eps=eps)
+
+    def subspace():
+        for i, t in enumerate(inputs):
+            subspace_hosvd(t, ranks[i], warm[i])
+
+    result = {}
+    for name, fn in (('gram', gram), ('subspace', subspace)):
+        fn()
+        start = time.perf_counter()
+        for _ in range(3):
+            fn()
+        result[name] = (time.perf_counter() - start) / 3 * 1000
+    return result
+
+
+def step_times(model, x, iters, warmup=3):
+    """Per-step seconds of ``iters`` timed training steps on batch ``x``."""
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.SGD(params, lr=0.01, momentum=0.9)
-    x = torch.randn(batch, 3, size, size)
+    batch, _, size, _ = x.shape
     labels = torch.randint(0, 5, (batch, size, size))
     model.train()
     set_norm_eval_(model)
@@ -94,6 +145,7 @@ def main(argv=None):
     register_all_modules()
     methods = ['vanilla'] + [m for m in args.methods if m != 'vanilla']
     records = []
+    x = torch.randn(args.batch, 3, args.size, args.size)
     print(f"{'model':>12} {'layers':>6} {'method':>16} {'step (s)':>9} "
           f"{'/ vanilla':>9} {'overhead':>9}")
     for model_name in args.models:
@@ -101,19 +153,35 @@ def main(argv=None):
             base = None
             for method in methods:
                 torch.manual_seed(0)
-                model = build(model_name, method, layers, args.eps)
+                model, plan = build(model_name, method, layers, args.eps, x)
                 median = statistics.median(
-                    step_times(model, args.batch, args.size, args.iters))
+                    step_times(model, x, args.iters))
                 base = median if method == 'vanilla' else base
                 ratio = median / base
-                records.append(dict(model=model_name, method=method,
-                                    layers=layers, eps=args.eps,
-                                    step_time_s=median,
-                                    ratio_to_vanilla=ratio,
-                                    overhead_s=median - base))
-                print(f'{model_name:>12} {layers:>6} {method:>16} '
-                      f'{median:9.3f} {ratio:8.2f}x {median - base:8.3f}s',
-                      flush=True)
+                record = dict(model=model_name, method=method,
+                              layers=layers, eps=args.eps,
+                              step_time_s=median, ratio_to_vanilla=ratio,
+                              overhead_s=median - base)
+                line = (f'{model_name:>12} {layers:>6} {method:>16} '
+                        f'{median:9.3f} {ratio:8.2f}x {median - base:8.3f}s')
+                if method == 'hosvd_subspace':
+                    convs = [model.get_submodule(n)
+                             for n in plan['compressed']]
+                    firsts = {}
+                    for conv in convs:
+                        firsts.setdefault(id(conv.shared_input or conv),
+                                          conv.ranks)
+                    cost = compression_ms(model, plan['compressed'], x,
+                                          args.eps, list(firsts.values()))
+                    record.update(compression_ms_gram=cost['gram'],
+                                  compression_ms_subspace=cost['subspace'],
+                                  compression_speedup=cost['gram'] /
+                                  cost['subspace'])
+                    line += (f"  compression {cost['gram']:.1f} ms (Gram) "
+                             f"vs {cost['subspace']:.1f} ms (subspace): "
+                             f"{cost['gram'] / cost['subspace']:.1f}x")
+                records.append(record)
+                print(line, flush=True)
     if args.json:
         os.makedirs(osp.dirname(osp.abspath(args.json)), exist_ok=True)
         with open(args.json, 'w') as f:

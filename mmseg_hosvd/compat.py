@@ -172,7 +172,7 @@ def load_trusted_local_checkpoint(filename: str, map_location=None):
 
 
 def torch_loads_weights_only_by_default() -> bool:
-    """Whether this torch's ``torch.load`` defaults to ``weights_only=True``."""
+    """Whether ``torch.load`` defaults to ``weights_only=True`` here."""
     major, minor = (int(v) for v in torch.__version__.split('.')[:2])
     return (major, minor) >= (2, 6)
 

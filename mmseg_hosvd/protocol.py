@@ -92,13 +92,23 @@ def dataset_ready(root: str) -> bool:
         for split in ('train', 'val'))
 
 
-def ensure_dataset(root: str, log: Callable[[str], None]) -> None:
-    """Generates the embedded dataset unless it is already there."""
+def ensure_dataset(root: str,
+                   log: Callable[[str], None],
+                   sizes: Optional[dict] = None,
+                   image_size: int = 128) -> None:
+    """Generates the embedded dataset unless it is already there.
+
+    Args:
+        root: Dataset root.
+        log: Receives progress messages.
+        sizes: Images per domain and split (the default sizes when None).
+        image_size: Side of the images.
+    """
     if dataset_ready(root):
         log(f'dataset: reusing {root}')
         return
     log(f'dataset: generating {root}')
-    count = generate(root)
+    count = generate(root, sizes, image_size)
     log(f'dataset: wrote {count} images')
 
 

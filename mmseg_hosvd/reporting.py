@@ -3,7 +3,6 @@ from typing import Dict, Optional
 
 from mmengine.runner import CheckpointLoader
 
-
 #: Fraction of the first iterations left out of the step-time median.
 WARMUP_FRACTION = 0.1
 

@@ -1,14 +1,13 @@
 """Shared test set-up: deterministic torch, a tiny generated dataset."""
+# mmseg_hosvd first: with mmcv-lite, mmseg imports only after its compat fixes
+import mmseg_hosvd  # noqa: F401  # isort: skip
 import pytest
 import torch
-
-import mmseg_hosvd  # noqa: F401  (applies the compat fixes, registers modules)
 from mmseg.utils import register_all_modules
 
 from mmseg_hosvd.datasets import generate
 
 from .helpers import TINY_SIZES
-
 
 register_all_modules(init_default_scope=True)
 

@@ -6,8 +6,12 @@ import pytest
 from mmengine.config import Config
 
 from mmseg_hosvd.config_checks import check_data_roots
-from mmseg_hosvd.protocol import (METHOD_TAGS, MODEL_CONFIGS, config_path,
-                                  final_checkpoint)
+from mmseg_hosvd.protocol import (
+    METHOD_TAGS,
+    MODEL_CONFIGS,
+    config_path,
+    final_checkpoint,
+)
 
 from .helpers import CONFIGS, MODEL_NAMES
 

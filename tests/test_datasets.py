@@ -30,8 +30,10 @@ def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path):
 
 
 def test_domains_differ_and_labels_are_valid():
-    source = [render(np.random.default_rng(i), 64, 'source') for i in range(20)]
-    target = [render(np.random.default_rng(i), 64, 'target') for i in range(20)]
+    source = [render(np.random.default_rng(i), 64, 'source')
+              for i in range(20)]
+    target = [render(np.random.default_rng(i), 64, 'target')
+              for i in range(20)]
     for image, label in source + target:
         assert image.shape == (64, 64, 3) and image.dtype == np.uint8
         assert set(np.unique(label)) <= set(range(len(CLASSES)))

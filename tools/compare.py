@@ -15,8 +15,12 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from mmseg_hosvd.comparison import (collect, markdown_table,  # noqa: E402
-                                    plot_pareto, write_csv)
+from mmseg_hosvd.comparison import (  # noqa: E402
+    collect,
+    markdown_table,
+    plot_pareto,
+    write_csv,
+)
 
 
 def parse_args(argv=None):

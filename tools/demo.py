@@ -19,9 +19,14 @@ import time
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import mmseg_hosvd  # noqa: E402,F401
-from mmseg_hosvd.protocol import (METHOD_TAGS, MODEL_CONFIGS,  # noqa: E402
-                                  config_path, ensure_dataset, ensure_tested,
-                                  ensure_trained)
+from mmseg_hosvd.protocol import (  # noqa: E402
+    METHOD_TAGS,
+    MODEL_CONFIGS,
+    config_path,
+    ensure_dataset,
+    ensure_tested,
+    ensure_trained,
+)
 from mmseg_hosvd.reporting import format_test_report  # noqa: E402
 
 

@@ -19,11 +19,21 @@ import time
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import mmseg_hosvd  # noqa: E402,F401
-from mmseg_hosvd.comparison import (collect, markdown_table,  # noqa: E402
-                                    plot_pareto, write_csv)
-from mmseg_hosvd.protocol import (METHOD_TAGS, MODEL_CONFIGS,  # noqa: E402
-                                  config_path, ensure_dataset, ensure_tested,
-                                  ensure_trained, work_dir)
+from mmseg_hosvd.comparison import (  # noqa: E402
+    collect,
+    markdown_table,
+    plot_pareto,
+    write_csv,
+)
+from mmseg_hosvd.protocol import (  # noqa: E402
+    METHOD_TAGS,
+    MODEL_CONFIGS,
+    config_path,
+    ensure_dataset,
+    ensure_tested,
+    ensure_trained,
+    work_dir,
+)
 
 QUICK = dict(
     models=['deeplabv3', 'pspnet'],

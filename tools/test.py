@@ -19,13 +19,12 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-import mmseg_hosvd  # noqa: E402,F401  (compat fixes, registrations)
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
+import mmseg_hosvd  # noqa: E402,F401  (compat fixes, registrations)
 from mmseg_hosvd.config_checks import check_data_roots  # noqa: E402
-from mmseg_hosvd.reporting import (checkpoint_record,  # noqa: E402
-                                   format_test_report)
+from mmseg_hosvd.reporting import checkpoint_record, format_test_report  # noqa: E402
 
 
 def parse_args(argv=None):

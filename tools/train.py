@@ -13,12 +13,12 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-import mmseg_hosvd  # noqa: E402,F401  (compat fixes, registrations)
 import torch  # noqa: E402
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.logging import print_log  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
+import mmseg_hosvd  # noqa: E402,F401  (compat fixes, registrations)
 from mmseg_hosvd.config_checks import check_train_config  # noqa: E402
 
 

@@ -1,6 +1,13 @@
 """Datasets registered in mmseg's DATASETS."""
-from .synthetic_shapes import (CLASSES, DEFAULT_SIZES, DOMAINS, PALETTE,
-                               SyntheticShapesDataset, generate, render)
+from .synthetic_shapes import (
+                               CLASSES,
+                               DEFAULT_SIZES,
+                               DOMAINS,
+                               PALETTE,
+                               SyntheticShapesDataset,
+                               generate,
+                               render,
+)
 
 __all__ = [
     'CLASSES', 'DEFAULT_SIZES', 'DOMAINS', 'PALETTE', 'SyntheticShapesDataset',

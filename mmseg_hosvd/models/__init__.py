@@ -1,14 +1,24 @@
 """Compressed convolutions registered in mmseg's MODELS, and model surgery."""
-from .compressed_conv import (CompressedConv2d, Conv2dGradFilter, Conv2dHOSVD,
-                              Conv2dSVD)
+from .compressed_conv import (
+                              CompressedConv2d,
+                              Conv2dGradFilter,
+                              Conv2dHOSVD,
+                              Conv2dSVD,
+)
 from .layer_presets import PRESETS, detect_preset, preset_layers
-from .layer_selection import (conv_execution_order, last_convs,
-                              select_layers)
-from .surgery import (METHODS, check_method, convert_convs_, freeze_except_,
-                      set_norm_eval_)
+from .layer_selection import conv_execution_order, last_convs, select_layers
+from .subspace_conv import Conv2dHOSVDSubspace
+from .surgery import (
+                              METHODS,
+                              check_method,
+                              convert_convs_,
+                              freeze_except_,
+                              set_norm_eval_,
+)
 
 __all__ = [
     'CompressedConv2d', 'Conv2dGradFilter', 'Conv2dHOSVD', 'Conv2dSVD',
+    'Conv2dHOSVDSubspace',
     'PRESETS', 'detect_preset', 'preset_layers', 'conv_execution_order',
     'last_convs', 'select_layers', 'METHODS', 'check_method',
     'convert_convs_', 'freeze_except_', 'set_norm_eval_'

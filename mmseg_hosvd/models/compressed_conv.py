@@ -3,7 +3,8 @@
 Each one computes the exact convolution. Only in training mode with grad
 enabled and a trainable weight does it store a compressed form of its input;
 otherwise it is a plain ``nn.Conv2d``. After each training forward,
-``last_stored`` holds what was stored (:class:`~mmseg_hosvd.ops.StoredActivation`).
+``last_stored`` holds what was stored
+(:class:`~mmseg_hosvd.ops.StoredActivation`).
 """
 from typing import Optional, Tuple
 
@@ -12,9 +13,16 @@ import torch.nn.functional as F
 from mmseg.registry import MODELS
 from torch import nn
 
-from ..ops import (ConvGeometry, SharedDecomposition, StoredActivation,
-                   check_eps, check_radius, gradient_filter_conv2d,
-                   hosvd_conv2d, svd_conv2d)
+from ..ops import (
+    ConvGeometry,
+    SharedDecomposition,
+    StoredActivation,
+    check_eps,
+    check_radius,
+    gradient_filter_conv2d,
+    hosvd_conv2d,
+    svd_conv2d,
+)
 
 
 class CompressedConv2d(nn.Conv2d):

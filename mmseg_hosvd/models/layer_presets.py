@@ -1,4 +1,4 @@
-"""Reference fine-tuned layers of the six protocol models (DESIGN.md section 4).
+"""Reference fine-tuned layers of the six protocol models (DESIGN.md sec. 4).
 
 Each preset lists, for 5 and 10 fine-tuned layers, the convolutions that are
 compressed (module names of ``nn.Conv2d``), the extra modules that are

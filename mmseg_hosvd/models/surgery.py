@@ -5,6 +5,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _NormBase
 
 from .compressed_conv import Conv2dGradFilter, Conv2dHOSVD, Conv2dSVD
+from .subspace_conv import Conv2dHOSVDSubspace
 
 #: Fine-tuning methods and the module each one swaps in (None: no swap).
 METHODS = {
@@ -12,6 +13,7 @@ METHODS = {
     'gradient_filter': Conv2dGradFilter,
     'svd': Conv2dSVD,
     'hosvd': Conv2dHOSVD,
+    'hosvd_subspace': Conv2dHOSVDSubspace,
 }
 
 

@@ -1,22 +1,49 @@
-"""Pure-torch core: decompositions and compressed convolutions (no mm* imports)."""
-from .conv_geometry import (ConvGeometry, conv2d, conv2d_input_grad,
-                            conv2d_weight_grad)
-from .decomposition import (check_eps, gram_eigh, hosvd, rank_from_energy,
-                            rank_from_explained_variance, truncated_svd)
+"""Pure-torch core: decompositions and compressed convolutions.
+
+Nothing here imports mmcv, mmengine or mmseg.
+"""
+from .conv_geometry import (
+                            ConvGeometry,
+                            conv2d,
+                            conv2d_input_grad,
+                            conv2d_weight_grad,
+)
+from .decomposition import (
+                            check_eps,
+                            gram_eigh,
+                            hosvd,
+                            rank_from_energy,
+                            rank_from_explained_variance,
+                            truncated_svd,
+)
 from .gradient_filter_conv import check_radius, gradient_filter_conv2d
-from .hosvd_conv import (hosvd_conv2d, hosvd_conv2d_from_factors,
-                         hosvd_weight_grad)
+from .hosvd_conv import (
+                            hosvd_conv2d,
+                            hosvd_conv2d_from_factors,
+                            hosvd_weight_grad,
+                            subspace_hosvd_conv2d,
+)
+from .rank_budget import allocate_ranks, ranks_from_eps, tucker_numel
 from .shared_input import SharedDecomposition
 from .stats import ANALYTICAL_BYTES_PER_ELEMENT, StoredActivation
+from .subspace import subspace_hosvd, subspace_step
 from .svd_conv import svd_conv2d
-from .tensor_ops import fold, mode_dot, multi_mode_dot, tucker_to_tensor, unfold
+from .tensor_ops import (
+                            fold,
+                            mode_dot,
+                            multi_mode_dot,
+                            tucker_to_tensor,
+                            unfold,
+)
 
 __all__ = [
     'ConvGeometry', 'conv2d', 'conv2d_input_grad', 'conv2d_weight_grad',
     'check_eps', 'gram_eigh', 'hosvd', 'rank_from_energy',
     'rank_from_explained_variance', 'truncated_svd', 'check_radius',
     'gradient_filter_conv2d', 'hosvd_conv2d', 'hosvd_conv2d_from_factors',
-    'hosvd_weight_grad', 'SharedDecomposition', 'ANALYTICAL_BYTES_PER_ELEMENT', 'StoredActivation',
+    'hosvd_weight_grad', 'SharedDecomposition',
+    'ANALYTICAL_BYTES_PER_ELEMENT', 'StoredActivation',
     'svd_conv2d', 'fold', 'mode_dot', 'multi_mode_dot', 'tucker_to_tensor',
-    'unfold'
+    'unfold', 'subspace_hosvd_conv2d', 'allocate_ranks', 'ranks_from_eps',
+    'tucker_numel', 'subspace_hosvd', 'subspace_step'
 ]

@@ -38,7 +38,7 @@ def decomposition_dtype(dtype: torch.dtype) -> torch.dtype:
 
 
 def rank_from_energy(energy: torch.Tensor, eps: float) -> int:
-    """Smallest k whose leading energies reach the fraction ``eps`` of the total.
+    """Smallest k whose leading energies reach ``eps`` of the total.
 
     Args:
         energy: Squared singular values (eigenvalues of the Gram matrix) in

@@ -7,7 +7,8 @@ stride, input rows [p r s, p r s + r s), the last patch reaching the border.
 Forward stores the mean of the input over each input patch. Backward takes
 the sum of the output gradient over each output patch and forms:
 
-* the weight gradient ``dW[o, c, i, j] = sum_{b,P} Gsum[b, o, P] Xmean[b, c, P]``,
+* the weight gradient
+  ``dW[o, c, i, j] = sum_{b,P} Gsum[b, o, P] Xmean[b, c, P]``,
   the same for every kernel tap ``(i, j)``;
 * the input gradient, constant over each input patch:
   ``dX[b, c, P] = sum_o Gsum[b, o, P] sum_ij W[o, c, i, j] / n_in(P)``.

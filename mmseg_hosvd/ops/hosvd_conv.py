@@ -15,8 +15,9 @@ import torch.nn.functional as F
 from .checks import autocast_off, check_activation
 from .conv_geometry import ConvGeometry, conv2d, conv2d_input_grad
 from .decomposition import check_eps, hosvd
-from .stats import StoredActivation
 from .shared_input import SharedDecomposition
+from .stats import StoredActivation
+from .subspace import subspace_hosvd
 from .tensor_ops import multi_mode_dot
 
 
@@ -161,3 +162,47 @@ def hosvd_conv2d(x: torch.Tensor,
     out = hosvd_conv2d_from_factors(x, weight, bias, geo, core, factors)
     stored = hosvd_stored(core, factors, x.numel())
     return out, stored if first else stored._replace(numel=0, shared=True)
+
+
+def subspace_hosvd_conv2d(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: Optional[torch.Tensor],
+    geo: ConvGeometry,
+    ranks: Sequence[int],
+    previous: Optional[Sequence[Optional[torch.Tensor]]] = None,
+    shared: Optional[SharedDecomposition] = None
+) -> Tuple[torch.Tensor, Optional[StoredActivation], Optional[list]]:
+    """Convolution storing a fixed-rank Tucker form from subspace iteration.
+
+    Args:
+        x: Input (B, C, H, W).
+        weight: Weight.
+        bias: Bias or None.
+        geo: Geometry.
+        ranks: Fixed rank per mode.
+        previous: Factors of the previous step, warm start.
+        shared: Cache shared with the other convolutions that read ``x``.
+
+    Returns:
+        ``(output, stored, factors)``: the exact output, what was stored and
+        the factors to warm-start the next step (None when nothing was
+        decomposed).
+    """
+    check_activation(x)
+    if not (torch.is_grad_enabled() and weight.requires_grad):
+        return conv2d(x, weight, bias, geo), None, None
+
+    def decompose():
+        with autocast_off(x):
+            return subspace_hosvd(x, ranks, previous)
+
+    if shared is None:
+        (core, factors), first = decompose(), True
+    else:
+        (core, factors), first = shared.get(x, decompose)
+    out = hosvd_conv2d_from_factors(x, weight, bias, geo, core, factors)
+    stored = hosvd_stored(core, factors, x.numel())
+    if not first:
+        stored = stored._replace(numel=0, shared=True)
+    return out, stored, factors

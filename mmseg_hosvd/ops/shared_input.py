@@ -1,4 +1,4 @@
-"""One decomposition per input tensor, shared by the convolutions reading it."""
+"""One decomposition per input tensor, shared by the convolutions."""
 import weakref
 from typing import Any, Callable, Tuple
 

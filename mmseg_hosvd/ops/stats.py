@@ -1,4 +1,4 @@
-"""What a compressed convolution stored for backward in one training forward."""
+"""What a compressed convolution stored for backward in one forward."""
 from typing import NamedTuple, Optional, Tuple
 
 #: Bytes per stored element in the analytical (paper) memory count.

@@ -1,11 +1,15 @@
-"""Convolution whose input is stored as a truncated SVD of its (B, CHW) matrix."""
+"""Convolution storing a truncated SVD of its (B, C H W) input matrix."""
 from typing import Optional, Tuple
 
 import torch
 
 from .checks import autocast_off, check_activation
-from .conv_geometry import (ConvGeometry, conv2d, conv2d_input_grad,
-                            conv2d_weight_grad)
+from .conv_geometry import (
+    ConvGeometry,
+    conv2d,
+    conv2d_input_grad,
+    conv2d_weight_grad,
+)
 from .decomposition import check_eps, truncated_svd
 from .shared_input import SharedDecomposition
 from .stats import StoredActivation

@@ -36,7 +36,7 @@ def fold(unfolded: torch.Tensor, mode: int,
 
 def mode_dot(tensor: torch.Tensor, matrix: torch.Tensor,
              mode: int) -> torch.Tensor:
-    """Mode-``mode`` product: multiplies mode ``mode`` of ``tensor`` by ``matrix``.
+    """Mode product: multiplies mode ``mode`` of ``tensor`` by ``matrix``.
 
     Args:
         tensor: Tensor whose ``mode`` has size ``matrix.shape[1]``.

@@ -5,8 +5,10 @@ from mmengine.hooks import Hook
 from mmengine.runner import Runner
 from mmseg.registry import HOOKS
 
-from mmseg_hosvd.engine.hooks.activation_memory_hook import (ANALYTICAL_KEY,
-                                                             MEASURED_KEY)
+from mmseg_hosvd.engine.hooks.activation_memory_hook import (
+    ANALYTICAL_KEY,
+    MEASURED_KEY,
+)
 from mmseg_hosvd.ops import hosvd
 
 from ..helpers import tiny_runner_config

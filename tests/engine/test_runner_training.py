@@ -8,8 +8,10 @@ from mmengine.hooks import Hook
 from mmengine.runner import Runner, load_checkpoint
 from mmseg.registry import HOOKS, MODELS
 
-from mmseg_hosvd.engine.hooks.activation_memory_hook import (ANALYTICAL_KEY,
-                                                             MEASURED_KEY)
+from mmseg_hosvd.engine.hooks.activation_memory_hook import (
+    ANALYTICAL_KEY,
+    MEASURED_KEY,
+)
 from mmseg_hosvd.models import PRESETS, CompressedConv2d
 
 from ..helpers import MODEL_NAMES, tiny_runner_config
@@ -55,7 +57,8 @@ def test_each_model_trains_and_validates_with_hosvd(model_name, tiny_data,
     cfg = tiny_runner_config(model_name, str(tmp_path), tiny_data,
                              hooks('hosvd', eps=0.8))
     runner = train(cfg)
-    assert set(compressed(runner.model)) == set(PRESETS[model_name].compress[5])
+    expected = set(PRESETS[model_name].compress[5])
+    assert set(compressed(runner.model)) == expected
     metrics = runner.val_loop.run()
     assert {'mIoU', 'mAcc', 'aAcc'} <= set(metrics)
     checkpoint = torch.load(

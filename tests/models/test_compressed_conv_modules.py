@@ -5,8 +5,12 @@ from mmseg.registry import MODELS
 from torch import nn
 from torch.testing import assert_close
 
-from mmseg_hosvd.models import (CompressedConv2d, Conv2dGradFilter,
-                                Conv2dHOSVD, Conv2dSVD)
+from mmseg_hosvd.models import (
+    CompressedConv2d,
+    Conv2dGradFilter,
+    Conv2dHOSVD,
+    Conv2dSVD,
+)
 
 MODULES = [(Conv2dHOSVD, dict(eps=1.0)), (Conv2dSVD, dict(eps=1.0)),
            (Conv2dGradFilter, dict(radius=2))]

@@ -6,8 +6,14 @@ from mmseg.registry import MODELS
 from torch import nn
 
 from mmseg_hosvd.engine import CompressConvHook
-from mmseg_hosvd.models import (PRESETS, CompressedConv2d, Conv2dGradFilter,
-                                detect_preset, last_convs, select_layers)
+from mmseg_hosvd.models import (
+    PRESETS,
+    CompressedConv2d,
+    Conv2dGradFilter,
+    detect_preset,
+    last_convs,
+    select_layers,
+)
 
 from ..helpers import MODEL_NAMES, build_model
 

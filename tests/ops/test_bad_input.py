@@ -2,8 +2,12 @@
 import pytest
 import torch
 
-from mmseg_hosvd.ops import (ConvGeometry, gradient_filter_conv2d,
-                             hosvd_conv2d, svd_conv2d)
+from mmseg_hosvd.ops import (
+    ConvGeometry,
+    gradient_filter_conv2d,
+    hosvd_conv2d,
+    svd_conv2d,
+)
 
 GEO = ConvGeometry.make(1, 1)
 

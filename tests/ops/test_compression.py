@@ -2,8 +2,14 @@
 import pytest
 import torch
 
-from mmseg_hosvd.ops import (ConvGeometry, hosvd, hosvd_conv2d, svd_conv2d,
-                             truncated_svd, tucker_to_tensor)
+from mmseg_hosvd.ops import (
+    ConvGeometry,
+    hosvd,
+    hosvd_conv2d,
+    svd_conv2d,
+    truncated_svd,
+    tucker_to_tensor,
+)
 
 
 def structured_activation(shape=(8, 16, 12, 12)):
@@ -51,7 +57,8 @@ def test_hosvd_stored_size_matches_formula():
     _, stored = hosvd_conv2d(x, weight, None, ConvGeometry.make(1, 1), 0.8)
     k0, k1, k2, k3 = stored.ranks
     b, c, h, w = x.shape
-    assert stored.numel == k0 * k1 * k2 * k3 + b * k0 + c * k1 + h * k2 + w * k3
+    factors = b * k0 + c * k1 + h * k2 + w * k3
+    assert stored.numel == k0 * k1 * k2 * k3 + factors
     assert stored.bytes == 4 * stored.numel
     assert stored.input_numel == x.numel()
     core, _ = hosvd(x, eps=0.8)

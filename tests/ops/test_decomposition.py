@@ -4,8 +4,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch.testing import assert_close
 
-from mmseg_hosvd.ops import (hosvd, rank_from_explained_variance,
-                             truncated_svd, tucker_to_tensor, unfold)
+from mmseg_hosvd.ops import (
+    hosvd,
+    rank_from_explained_variance,
+    truncated_svd,
+    tucker_to_tensor,
+    unfold,
+)
 
 
 def brute_force_rank(singular_values, eps):

@@ -3,8 +3,12 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from mmseg_hosvd.ops import (ConvGeometry, SharedDecomposition, hosvd_conv2d,
-                             svd_conv2d)
+from mmseg_hosvd.ops import (
+    ConvGeometry,
+    SharedDecomposition,
+    hosvd_conv2d,
+    svd_conv2d,
+)
 
 
 @pytest.mark.parametrize('function', [hosvd_conv2d, svd_conv2d])

@@ -1,8 +1,13 @@
 import torch
 from torch.testing import assert_close
 
-from mmseg_hosvd.ops import (fold, mode_dot, multi_mode_dot, tucker_to_tensor,
-                             unfold)
+from mmseg_hosvd.ops import (
+    fold,
+    mode_dot,
+    multi_mode_dot,
+    tucker_to_tensor,
+    unfold,
+)
 
 
 def test_unfold_fold_round_trip_every_mode():

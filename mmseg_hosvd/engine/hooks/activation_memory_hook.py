@@ -1,4 +1,4 @@
-"""Logs the activation memory of every training iteration (DESIGN.md sec. 3)."""
+"""Logs the activation memory of every training iteration."""
 import json
 import os.path as osp
 from typing import Dict, List
@@ -7,7 +7,6 @@ import torch
 from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
 from mmengine.logging import MessageHub
-from mmengine.model import is_model_wrapper
 from mmseg.registry import HOOKS
 from torch import nn
 
@@ -15,6 +14,7 @@ from ...models.compressed_conv import CompressedConv2d
 from ...ops import ANALYTICAL_BYTES_PER_ELEMENT
 from ...utils import SavedTensorMeter, storage_key
 from .compress_conv_hook import FINETUNED_CONVS_KEY
+from .unwrap import unwrap_model
 
 MB = 2**20
 #: Keys of the per-iteration scalars pushed to MessageHub.
@@ -89,8 +89,7 @@ class ActivationMemoryHook(Hook):
                 self._elements += inputs[0].numel()
 
     def before_train(self, runner) -> None:
-        model = runner.model.module if is_model_wrapper(
-            runner.model) else runner.model
+        model = unwrap_model(runner.model)
         hub = MessageHub.get_current_instance()
         self.layers = list(hub.get_info(FINETUNED_CONVS_KEY, []) or [])
         for name in self.layers:

@@ -3,19 +3,32 @@ from typing import Dict, List, Optional, Sequence, Union
 
 from mmengine.hooks import Hook
 from mmengine.logging import MessageHub
-from mmengine.model import is_model_wrapper
 from mmseg.registry import HOOKS
 from torch import nn
 
 from ...models.layer_presets import CLASSIFIER
-from ...models.layer_selection import (check_module_names,
-                                       convs_reading_same_input, select_layers)
-from ...models.surgery import (METHODS, check_method, convert_convs_,
-                               freeze_except_, set_norm_eval_)
+from ...models.layer_selection import (
+    check_module_names,
+    convs_reading_same_input,
+    select_layers,
+)
+from ...models.rank_calibration import choose_ranks, input_spectra
+from ...models.surgery import (
+    METHODS,
+    check_method,
+    convert_convs_,
+    freeze_except_,
+    set_norm_eval_,
+)
 from ...ops import SharedDecomposition, check_eps, check_radius
+from .unwrap import unwrap_model
 
 #: MessageHub runtime-info key holding the fine-tuned convolution names.
 FINETUNED_CONVS_KEY = 'finetuned_convs'
+#: MessageHub runtime-info key of the fixed subspace ranks (kept on resume).
+SUBSPACE_RANKS_KEY = 'subspace_ranks'
+#: Methods that decompose their input and can share it.
+_SHARING = ('svd', 'hosvd', 'hosvd_subspace')
 
 DEFAULT_RADIUS = 2
 
@@ -34,8 +47,17 @@ class CompressConvHook(Hook):
     fair baseline. Before every training iteration all norm layers are put in
     eval mode (frozen statistics, ``norm_eval``).
 
+    With ``method='hosvd_subspace'`` the ranks are fixed once, before the
+    first training forward, from the first ``rank_batches`` batches: the
+    per-mode ranks reaching ``eps``, or, with ``budget_mb``, a greedy
+    allocation of the budget over all fine-tuned layers by explained variance
+    gained per stored byte. They are logged, kept in MessageHub (so a resume
+    keeps them), and each step then refines the factors by one step of
+    subspace iteration.
+
     Args:
-        method: 'vanilla', 'gradient_filter', 'svd' or 'hosvd'.
+        method: 'vanilla', 'gradient_filter', 'svd', 'hosvd' or
+            'hosvd_subspace'.
         num_layers: Number of fine-tuned convolutions (5 or 10 in the
             protocol; 0 trains only the classifier).
         layers: Explicit convolution names instead of ``num_layers``.
@@ -51,6 +73,10 @@ class CompressConvHook(Hook):
         share_inputs: For 'svd' and 'hosvd', decompose a tensor that several
             fine-tuned convolutions read (DeepLabV3's ASPP branches) once per
             forward and store it once.
+        budget_mb: For 'hosvd_subspace', the activation memory budget (MB)
+            of all fine-tuned layers together; None chooses ranks by eps.
+        rank_batches: For 'hosvd_subspace', how many first batches the ranks
+            are measured on.
         trace_input_shape: Input shape used to trace execution order.
     """
 
@@ -66,6 +92,8 @@ class CompressConvHook(Hook):
                  trainable: Sequence[str] = (),
                  norm_eval: bool = True,
                  share_inputs: bool = True,
+                 budget_mb: Optional[float] = None,
+                 rank_batches: int = 1,
                  trace_input_shape: Sequence[int] = (2, 3, 64, 64)):
         self.method = check_method(method)
         if (num_layers is None) == (layers is None):
@@ -84,6 +112,23 @@ class CompressConvHook(Hook):
         self.trainable = list(trainable)
         self.norm_eval = norm_eval
         self.share_inputs = share_inputs
+        if budget_mb is not None and (isinstance(budget_mb, bool)
+                                      or not isinstance(budget_mb,
+                                                        (int, float))
+                                      or budget_mb <= 0):
+            raise ValueError(f'budget_mb must be a number > 0, got '
+                             f'{budget_mb!r}')
+        if budget_mb is not None and method != 'hosvd_subspace':
+            raise ValueError("budget_mb needs method='hosvd_subspace', got "
+                             f'method={method!r}')
+        if isinstance(rank_batches, bool) or not isinstance(
+                rank_batches, int) or rank_batches < 1:
+            raise ValueError(f'rank_batches must be an int >= 1, got '
+                             f'{rank_batches!r}')
+        self.budget_mb = budget_mb
+        self.rank_batches = rank_batches
+        self._spectra = []
+        self.ranks = None
         self.trace_input_shape = tuple(trace_input_shape)
         self.plan = None
 
@@ -136,7 +181,7 @@ class CompressConvHook(Hook):
         if METHODS[self.method] is not None:
             new = convert_convs_(model, compress,
                                  self._factory(preset_radius))
-            if self.share_inputs and self.method in ('svd', 'hosvd'):
+            if self.share_inputs and self.method in _SHARING:
                 shared = convs_reading_same_input(model, compress,
                                                   self.trace_input_shape)
                 for group in shared:
@@ -156,15 +201,19 @@ class CompressConvHook(Hook):
             settings=settings,
             radii=radii,
             shared_inputs=shared,
-            eps=self.eps if self.method in ('svd', 'hosvd') else None)
+            eps=self.eps if self.method in _SHARING else None,
+            budget_mb=self.budget_mb)
         return self.plan
 
     def before_train(self, runner) -> None:
-        model = runner.model.module if is_model_wrapper(
-            runner.model) else runner.model
+        model = unwrap_model(runner.model)
         plan = self.apply(model)
-        MessageHub.get_current_instance().update_info(FINETUNED_CONVS_KEY,
-                                                      plan['compressed'])
+        hub = MessageHub.get_current_instance()
+        hub.update_info(FINETUNED_CONVS_KEY, plan['compressed'])
+        resumed = hub.get_info(SUBSPACE_RANKS_KEY, None)
+        if self.method == 'hosvd_subspace' and resumed:
+            self._set_ranks(model, {n: tuple(r) for n, r in resumed.items()})
+            runner.logger.info(f'CompressConvHook: resumed ranks {resumed}')
         runner.logger.info(
             f"CompressConvHook: method={plan['method']} "
             f"preset={plan['preset']} layers={plan['num_layers']}\n"
@@ -176,6 +225,59 @@ class CompressConvHook(Hook):
                           data_batch=None) -> None:
         if self.norm_eval:
             set_norm_eval_(runner.model)
+        if self.method == 'hosvd_subspace' and self.ranks is None:
+            self._measure_ranks(runner, data_batch)
+
+    def _set_ranks(self, model: nn.Module, ranks: dict) -> None:
+        for name, value in ranks.items():
+            model.get_submodule(name).set_ranks(value)
+        self.ranks = ranks
+        if self.plan is not None:
+            self.plan['ranks'] = ranks
+
+    def _measure_ranks(self, runner, data_batch) -> None:
+        model = unwrap_model(runner.model)
+        inputs = model.data_preprocessor(data_batch, True)['inputs']
+        self.measure_ranks(model, inputs, runner.logger)
+
+    def measure_ranks(self, model: nn.Module, inputs, logger=None) -> bool:
+        """Adds one batch to the rank measurement; fixes ranks when enough.
+
+        Args:
+            model: The converted (unwrapped) segmentor.
+            inputs: A preprocessed image batch.
+            logger: Where the chosen ranks are logged.
+
+        Returns:
+            Whether the ranks are now fixed.
+        """
+        names = self.plan['compressed']
+        self._spectra.append(input_spectra(model, names, inputs))
+        if len(self._spectra) < self.rank_batches:
+            return False
+        merged = {
+            name: (self._spectra[-1][name][0], [
+                sum(s[name][1][mode] for s in self._spectra)
+                for mode in range(len(self._spectra[-1][name][1]))
+            ])
+            for name in names
+        }
+        ranks, used_mb = choose_ranks(merged, self.plan['shared_inputs'],
+                                      self.eps, self.budget_mb)
+        self._set_ranks(model, ranks)
+        self._spectra = []
+        self.plan['ranks_mb'] = used_mb
+        MessageHub.get_current_instance().update_info(
+            SUBSPACE_RANKS_KEY, {n: list(r)
+                                 for n, r in ranks.items()})
+        if logger is not None:
+            source = (f'budget {self.budget_mb} MB' if self.budget_mb
+                      is not None else f'eps {self.eps}')
+            logger.info(
+                f'CompressConvHook: subspace ranks from {source} on '
+                f'{self.rank_batches} batch(es), storing {used_mb:.4f} MB: '
+                f'{ranks}')
+        return True
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         if self.plan is not None:

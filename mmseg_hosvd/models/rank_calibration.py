@@ -1,0 +1,87 @@
+"""Choose the fixed ranks of subspace convolutions from one batch."""
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import torch
+from torch import nn
+
+from ..ops import (
+    allocate_ranks,
+    gram_eigh,
+    ranks_from_eps,
+    tucker_numel,
+    unfold,
+)
+from ..ops.stats import ANALYTICAL_BYTES_PER_ELEMENT
+
+
+def input_spectra(model: nn.Module, names: Sequence[str],
+                  inputs: torch.Tensor) -> Dict[str, Tuple[tuple, list]]:
+    """Shape and per-mode energies of each named convolution's input.
+
+    One forward of ``inputs`` through ``model._forward`` under ``no_grad``,
+    in the model's current mode.
+
+    Args:
+        model: The segmentor.
+        names: Convolution names.
+        inputs: A preprocessed image batch.
+
+    Returns:
+        ``{name: (shape, [energy per mode])}``.
+    """
+    captured = {}
+    handles = []
+    for name in names:
+
+        def record(module, args, name=name):
+            captured[name] = args[0].detach()
+
+        handles.append(model.get_submodule(name).register_forward_pre_hook(
+            record))
+    try:
+        with torch.no_grad():
+            getattr(model, '_forward', model)(inputs)
+    finally:
+        for handle in handles:
+            handle.remove()
+    spectra = {}
+    for name, x in captured.items():
+        energies = [gram_eigh(unfold(x, mode))[0] for mode in range(x.ndim)]
+        spectra[name] = (tuple(x.shape), energies)
+    return spectra
+
+
+def choose_ranks(spectra: Dict[str, Tuple[tuple, list]],
+                 groups: List[List[str]],
+                 eps: float = 0.8,
+                 budget_mb: Optional[float] = None
+                 ) -> Tuple[Dict[str, Tuple[int, ...]], float]:
+    """Ranks per convolution from eps or from a budget for all of them.
+
+    Convolutions of one group read the same tensor and store it once, so
+    the budget counts each group once and its members get the same ranks.
+
+    Args:
+        spectra: From :func:`input_spectra`.
+        groups: Groups of convolution names that share their input.
+        eps: Explained-variance threshold, when there is no budget.
+        budget_mb: Memory budget (MB) for all layers together.
+
+    Returns:
+        ``(ranks by name, analytical MB that these ranks store)``.
+    """
+    leader = {}
+    for group in groups:
+        for name in group:
+            leader[name] = group[0]
+    owners = [n for n in spectra if leader.get(n, n) == n]
+    if budget_mb is None:
+        chosen = {n: ranks_from_eps(spectra[n][1], eps) for n in owners}
+    else:
+        chosen = allocate_ranks({n: spectra[n][1]
+                                 for n in owners},
+                                {n: spectra[n][0]
+                                 for n in owners}, budget_mb)
+    used = sum(tucker_numel(spectra[n][0], chosen[n]) for n in owners)
+    ranks = {n: chosen[leader.get(n, n)] for n in spectra}
+    return ranks, used * ANALYTICAL_BYTES_PER_ELEMENT / 2**20

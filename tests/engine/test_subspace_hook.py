@@ -1,0 +1,102 @@
+"""hosvd_subspace through the hook and a real Runner: fixed ranks, budget."""
+import pytest
+import torch
+from mmengine.runner import Runner
+
+from mmseg_hosvd.engine import CompressConvHook
+from mmseg_hosvd.engine.hooks.activation_memory_hook import ANALYTICAL_KEY
+from mmseg_hosvd.models import Conv2dHOSVDSubspace
+
+from ..helpers import build_model, tiny_runner_config
+
+
+def subspace_convs(model):
+    return {
+        n: m
+        for n, m in model.named_modules()
+        if isinstance(m, Conv2dHOSVDSubspace)
+    }
+
+
+def run(tmp_path, tiny_data, max_iters=3, resume=False, **options):
+    hooks = [
+        dict(type='CompressConvHook', method='hosvd_subspace', num_layers=5,
+             **options),
+        dict(type='ActivationMemoryHook')
+    ]
+    cfg = tiny_runner_config('deeplabv3', str(tmp_path), tiny_data, hooks,
+                             max_iters=max_iters)
+    cfg.resume = resume
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    hook = next(h for h in runner.hooks if isinstance(h, CompressConvHook))
+    memory = list(runner.message_hub.get_scalar(ANALYTICAL_KEY).data[0])
+    return runner, hook, memory
+
+
+def test_eps_ranks_are_fixed_and_memory_is_constant(tiny_data, tmp_path):
+    runner, hook, memory = run(tmp_path, tiny_data, eps=0.8)
+    convs = subspace_convs(runner.model)
+    assert len(convs) == 5
+    assert set(hook.ranks) == set(convs)
+    for name, conv in convs.items():
+        assert conv.ranks == hook.ranks[name]
+        assert conv.last_stored.ranks == conv.ranks
+        # the convolution that decomposes keeps the factors for next step
+        assert (conv.factor1 is not None) != conv.last_stored.shared
+        assert 'factor1' not in conv.state_dict()
+    branches = [f'decode_head.aspp_modules.{i}.conv' for i in range(4)]
+    assert len({hook.ranks[b] for b in branches}) == 1
+    assert len(set(memory)) == 1  # the same stored size every iteration
+    assert memory[0] == pytest.approx(hook.plan['ranks_mb'])
+
+
+def test_budget_is_respected(tiny_data, tmp_path):
+    budget = 0.05
+    _, hook, memory = run(tmp_path, tiny_data, budget_mb=budget)
+    assert max(memory) <= budget
+    assert hook.plan['ranks_mb'] <= budget
+    assert hook.plan['budget_mb'] == budget
+
+
+def test_budget_too_small_names_the_minimum(tiny_data, tmp_path):
+    with pytest.raises(ValueError, match=r'budget_mb=1e-06 is below the '
+                       r'minimum of [0-9.]+ MB'):
+        run(tmp_path, tiny_data, budget_mb=1e-6)
+
+
+def test_resume_keeps_the_ranks_and_rebuilds_the_factors(tiny_data,
+                                                         tmp_path):
+    _, first, _ = run(tmp_path, tiny_data, max_iters=2, eps=0.8)
+    runner, second, _ = run(tmp_path, tiny_data, max_iters=4, resume=True,
+                            eps=0.8)
+    assert runner.iter == 4
+    assert second.ranks == first.ranks
+    for conv in subspace_convs(runner.model).values():
+        assert (conv.factor0 is not None) != conv.last_stored.shared
+
+
+@pytest.mark.parametrize('kwargs,match', [
+    (dict(method='hosvd', num_layers=5, budget_mb=1.0),
+     "budget_mb needs method='hosvd_subspace'"),
+    (dict(method='hosvd_subspace', num_layers=5, budget_mb=0),
+     'budget_mb must be a number > 0, got 0'),
+    (dict(method='hosvd_subspace', num_layers=5, rank_batches=0),
+     'rank_batches must be an int >= 1, got 0'),
+])
+def test_subspace_arguments_are_checked(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        CompressConvHook(**kwargs)
+
+
+def test_bad_ranks_are_named():
+    model = build_model('pspnet')
+    CompressConvHook(method='hosvd_subspace', num_layers=5).apply(model)
+    conv = model.decode_head.bottleneck.conv
+    with pytest.raises(ValueError, match=r'got \(1, 2, 0, 1\)'):
+        conv.set_ranks((1, 2, 0, 1))
+    conv.set_ranks((2, 8, 4, 4))
+    conv.train()
+    x = torch.randn(2, 3, 64, 64)
+    model._forward(x).sum().backward()
+    assert conv.last_stored.ranks == (2, 8, 4, 4)

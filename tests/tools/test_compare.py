@@ -1,0 +1,95 @@
+"""compare.py: table, ratios to vanilla, CSV, plot, and what it skips."""
+import csv
+import json
+import os.path as osp
+import subprocess
+import sys
+
+import matplotlib.image
+import pytest
+
+from mmseg_hosvd.comparison import collect, markdown_table
+
+from ..helpers import ROOT
+
+
+def write_run(root, name, method, layers, miou, analytical, measured, step,
+              eps=None, radii=None, model_prefix='pspnet_r18-d8'):
+    work = root / name
+    work.mkdir()
+    record = dict(
+        config=f'configs/pspnet/{model_prefix}_{name}.py',
+        checkpoint=str(work / 'iter_120.pth'),
+        metrics=dict(mIoU=miou, mAcc=miou + 5, aAcc=90.0),
+        activation_memory=dict(
+            analytical_mb=dict(peak=analytical, mean=analytical * 0.8),
+            measured_mb=dict(peak=measured, mean=measured * 0.9),
+            iterations=120),
+        finetune=dict(method=method, num_layers=layers, eps=eps,
+                      radii=radii),
+        step_time_s=step)
+    with open(work / 'test_results.json', 'w') as f:
+        json.dump(record, f)
+    return str(work)
+
+
+@pytest.fixture
+def runs(tmp_path):
+    write_run(tmp_path, 'vanilla-l5', 'vanilla', 5, 70.0, 8.0, 20.0, 0.20)
+    write_run(tmp_path, 'hosvd-l5', 'hosvd', 5, 68.0, 0.5, 12.0, 0.22,
+              eps=0.8)
+    write_run(tmp_path, 'gf-l5', 'gradient_filter', 5, 60.0, 0.6, 15.0,
+              0.21, radii={'a': 4})
+    write_run(tmp_path, 'hosvd-l10', 'hosvd', 10, 69.0, 1.0, 14.0, 0.3,
+              eps=0.8)
+    (tmp_path / 'half_finished').mkdir()
+    (tmp_path / 'no_metric').mkdir()
+    with open(tmp_path / 'no_metric' / 'test_results.json', 'w') as f:
+        json.dump(dict(metrics=dict(aAcc=1.0)), f)
+    (tmp_path / 'a_file.txt').write_text('x')
+    return tmp_path
+
+
+def test_rows_ratios_and_skips(runs):
+    rows, skipped = collect([str(runs / '*')])
+    by_name = {osp.basename(r['work_dir']): r for r in rows}
+    assert set(by_name) == {'vanilla-l5', 'hosvd-l5', 'gf-l5', 'hosvd-l10'}
+    hosvd = by_name['hosvd-l5']
+    assert hosvd['model'] == 'pspnet' and hosvd['setting'] == 'eps=0.8'
+    assert hosvd['analytical_ratio'] == pytest.approx(0.5 / 8.0)
+    assert hosvd['measured_ratio'] == pytest.approx(12.0 / 20.0)
+    assert hosvd['time_ratio'] == pytest.approx(0.22 / 0.20)
+    assert by_name['gf-l5']['setting'] == 'r=4'
+    assert by_name['hosvd-l10']['analytical_ratio'] is None  # no vanilla-l10
+    reasons = dict((osp.basename(p), r) for p, r in skipped)
+    assert 'no test_results.json' in reasons['half_finished']
+    assert "lacks ['mIoU', 'mAcc']" in reasons['no_metric']
+    assert reasons['a_file.txt'] == 'not a directory'
+    table = markdown_table(rows)
+    assert table.count('\n') == len(rows) + 1
+    assert '| pspnet | hosvd | eps=0.8 | 5 | 68.00 |' in table
+
+
+def test_command_writes_csv_markdown_and_plot(runs, tmp_path_factory):
+    out = tmp_path_factory.mktemp('out')
+    result = subprocess.run(
+        [sys.executable, 'tools/compare.py', str(runs / '*'), '--csv',
+         str(out / 't.csv'), '--markdown', str(out / 't.md'), '--plot',
+         str(out / 'p.png')],
+        cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert 'skipped' in result.stderr and 'half_finished' in result.stderr
+    assert '| pspnet | vanilla |' in result.stdout
+    with open(out / 't.csv') as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 4 and 'measured_ratio' in rows[0]
+    image = matplotlib.image.imread(str(out / 'p.png'))
+    assert image.shape[0] > 300 and image.shape[1] > 500
+
+
+def test_nothing_to_compare_fails_clearly(tmp_path):
+    result = subprocess.run(
+        [sys.executable, 'tools/compare.py', str(tmp_path / 'none*')],
+        cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1
+    assert 'no finished runs found' in result.stderr
