@@ -20,6 +20,8 @@ from mmengine.runner import Runner  # noqa: E402
 
 import mmseg_hosvd  # noqa: E402,F401  (compat fixes, registrations)
 from mmseg_hosvd.config_checks import check_train_config  # noqa: E402
+from mmseg_hosvd.engine.cpu_distributed import (  # noqa: E402
+    prepare_cpu_distributed)
 
 
 def parse_args(argv=None):
@@ -89,6 +91,7 @@ def main(argv=None):
     args = parse_args(argv)
     cfg = build_config(args)
     check_train_config(cfg)
+    prepare_cpu_distributed(cfg)
     runner = Runner.from_cfg(cfg)
     runner.train()
 

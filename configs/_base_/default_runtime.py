@@ -6,6 +6,11 @@ env_cfg = dict(
     mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
     dist_cfg=dict(backend='gloo'),
 )
+# CompressConvHook freezes layers after the model is wrapped for data
+# parallelism (at before_train, once checkpoints are loaded), so DDP must
+# tolerate parameters that get no gradient.
+model_wrapper_cfg = dict(
+    type='MMDistributedDataParallel', find_unused_parameters=True)
 vis_backends = [dict(type='LocalVisBackend')]
 visualizer = dict(
     type='SegLocalVisualizer', vis_backends=vis_backends, name='visualizer')
