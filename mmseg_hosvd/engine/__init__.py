@@ -1,5 +1,14 @@
-"""Engine components: hooks and an autocast optimizer wrapper."""
+"""Engine components: hooks, optimizer wrapper, file backend, CPU DDP."""
+from .atomic_local_backend import (AtomicLocalBackend,
+                                   register_atomic_local_backend)
 from .autocast_optim_wrapper import AutocastOptimWrapper
+from .cpu_distributed import prepare_cpu_distributed
 from .hooks import ActivationMemoryHook, CompressConvHook
 
-__all__ = ['ActivationMemoryHook', 'AutocastOptimWrapper', 'CompressConvHook']
+register_atomic_local_backend()
+
+__all__ = [
+    'ActivationMemoryHook', 'AtomicLocalBackend', 'AutocastOptimWrapper',
+    'CompressConvHook', 'prepare_cpu_distributed',
+    'register_atomic_local_backend'
+]

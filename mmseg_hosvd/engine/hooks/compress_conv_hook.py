@@ -1,5 +1,8 @@
 """Freeze all but the last N layers and swap their convolutions in place."""
+import os.path as osp
 from typing import Dict, List, Optional, Sequence, Union
+
+import torch
 
 from mmengine.hooks import Hook
 from mmengine.logging import MessageHub
@@ -279,6 +282,30 @@ class CompressConvHook(Hook):
                 f'{ranks}')
         return True
 
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        """Refuses a ``load_from`` checkpoint of another model."""
+        check_checkpoint_fits(
+            unwrap_model(runner.model), checkpoint,
+            runner.cfg.get('load_from', None) or 'the checkpoint')
+
+    def after_train_iter(self,
+                         runner,
+                         batch_idx: int,
+                         data_batch=None,
+                         outputs=None) -> None:
+        """Stops at a non-finite loss, before any checkpoint of it is saved."""
+        loss = (outputs or {}).get('loss')
+        if loss is None or bool(torch.isfinite(torch.as_tensor(loss)).all()):
+            return
+        last = osp.join(runner.work_dir, 'last_checkpoint')
+        kept = open(last).read().strip() if osp.isfile(last) else None
+        raise FloatingPointError(
+            f'loss is {float(torch.as_tensor(loss).float().mean())} at '
+            f'iteration {runner.iter + 1}: training diverged and stopped. '
+            + (f'The last checkpoint, {kept}, is kept. ' if kept else
+               'No checkpoint was saved before it. ') +
+            'Lower the learning rate, or raise eps for svd/hosvd.')
+
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         if self.plan is not None:
             meta = checkpoint.setdefault('meta', {})
@@ -286,6 +313,46 @@ class CompressConvHook(Hook):
                 k: v
                 for k, v in self.plan.items() if k != 'trainable_params'
             }
+
+
+def check_checkpoint_fits(model: nn.Module, checkpoint: dict,
+                          source: str) -> None:
+    """Checks that a checkpoint holds this model's weights.
+
+    Every parameter and buffer of the model but the classifier (whose class
+    count may differ between datasets) must be in the checkpoint with the
+    same shape; otherwise mmengine would load it partially, and fine-tuning
+    would silently start from random layers.
+
+    Args:
+        model: The (unwrapped) model.
+        checkpoint: The loaded checkpoint.
+        source: Its path, for the message.
+
+    Raises:
+        ValueError: Naming the checkpoint and the first mismatches.
+    """
+    state = checkpoint.get('state_dict', checkpoint)
+    state = {k[len('module.'):] if k.startswith('module.') else k: v
+             for k, v in state.items()}
+    expected = {
+        k: v
+        for k, v in model.state_dict().items()
+        if not k.startswith(CLASSIFIER + '.')
+    }
+    missing = [k for k in expected if k not in state]
+    mismatched = [
+        k for k in expected
+        if k in state and tuple(state[k].shape) != tuple(expected[k].shape)
+    ]
+    if missing or mismatched:
+        examples = (missing + mismatched)[:3]
+        raise ValueError(
+            f'{source} does not fit this model: {len(missing)} missing and '
+            f'{len(mismatched)} differently shaped of {len(expected)} '
+            f'entries (e.g. {examples}); it is a checkpoint of another '
+            'model. Load the checkpoint that this model\'s pretraining or '
+            'calibration config wrote.')
 
 
 def _has_module(model: nn.Module, name: str) -> bool:

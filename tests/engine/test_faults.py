@@ -1,0 +1,178 @@
+"""Faults: another model's checkpoint, divergence, kills while training or
+saving; nothing is silently lost or trained wrong."""
+import hashlib
+import os
+import os.path as osp
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+import torch
+from mmengine.runner import Runner
+
+from mmseg_hosvd.engine import AtomicLocalBackend
+
+from ..helpers import ROOT, tiny_runner_config
+
+
+def hooks(method='hosvd'):
+    return [
+        dict(type='CompressConvHook', method=method, num_layers=5),
+        dict(type='ActivationMemoryHook')
+    ]
+
+
+def test_checkpoint_of_another_model_is_refused(tiny_data, tmp_path):
+    fcn = tiny_runner_config('fcn', str(tmp_path / 'fcn'), tiny_data,
+                             hooks())
+    Runner.from_cfg(fcn).train()
+    other = tiny_runner_config('deeplabv3', str(tmp_path / 'dlv3'),
+                               tiny_data, hooks())
+    other.load_from = str(tmp_path / 'fcn' / 'iter_2.pth')
+    with pytest.raises(ValueError, match=r'iter_2.pth does not fit this '
+                       r'model: \d+ missing .* another model'):
+        Runner.from_cfg(other).train()
+
+
+def test_a_different_classifier_is_accepted(tiny_data, tmp_path):
+    """Calibrating to a dataset with other classes replaces conv_seg."""
+    first = tiny_runner_config('fcn', str(tmp_path / 'a'), tiny_data,
+                               hooks())
+    Runner.from_cfg(first).train()
+    second = tiny_runner_config('fcn', str(tmp_path / 'b'), tiny_data,
+                                hooks())
+    second.model.decode_head.num_classes = 7
+    second.load_from = str(tmp_path / 'a' / 'iter_2.pth')
+    Runner.from_cfg(second).train()
+
+
+def test_divergence_stops_and_keeps_the_last_checkpoint(tiny_data,
+                                                         tmp_path):
+    cfg = tiny_runner_config('fcn', str(tmp_path), tiny_data,
+                             hooks('vanilla'), max_iters=4)
+    cfg.optim_wrapper.optimizer.lr = 1e30
+    cfg.default_hooks.checkpoint.interval = 1
+    with pytest.raises(FloatingPointError,
+                       match=r'loss is (inf|nan) at iteration 2: training '
+                       r'diverged.*iter_1.pth, is kept'):
+        Runner.from_cfg(cfg).train()
+    assert osp.isfile(tmp_path / 'iter_1.pth')
+    assert not osp.exists(tmp_path / 'iter_2.pth')
+
+
+def deterministic_config(tiny_data, work_dir, max_iters):
+    """Fine-tuning without random augmentation: MMEngine does not checkpoint
+    the RNG of the data pipeline, so only a deterministic pipeline can be
+    replayed exactly after a resume."""
+    cfg = tiny_runner_config('fcn', work_dir, tiny_data, hooks(),
+                             max_iters=max_iters)
+    cfg.train_dataloader.dataset.pipeline = [
+        dict(type='LoadImageFromFile'),
+        dict(type='LoadAnnotations'),
+        dict(type='Resize', scale=(64, 64), keep_ratio=False),
+        dict(type='PackSegInputs')
+    ]
+    cfg.default_hooks.checkpoint.interval = 2
+    cfg.train_cfg.val_interval = 100
+    return cfg
+
+
+KILLER = '''
+import os
+from mmengine.hooks import Hook
+from mmseg.registry import HOOKS
+
+
+@HOOKS.register_module()
+class KillAtIterationTestHook(Hook):
+    """Kills the process, like a power cut, after iteration ``at``."""
+
+    priority = 'LOWEST'
+
+    def __init__(self, at):
+        self.at = at
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None,
+                         outputs=None):
+        if runner.iter + 1 == self.at:
+            os.kill(os.getpid(), 9)
+'''
+
+
+def test_killed_run_resumes_to_the_same_weights(tiny_data, tmp_path):
+    straight = deterministic_config(tiny_data, str(tmp_path / 'straight'),
+                                    max_iters=4)
+    Runner.from_cfg(straight).train()
+    expected = torch.load(tmp_path / 'straight' / 'iter_4.pth',
+                          weights_only=False)['state_dict']
+
+    (tmp_path / 'killer_hook.py').write_text(KILLER)
+    work = str(tmp_path / 'killed')
+    cfg = deterministic_config(tiny_data, work, max_iters=4)
+    cfg.custom_imports['imports'].append('killer_hook')
+    cfg.custom_hooks.append(dict(type='KillAtIterationTestHook', at=3))
+    path = str(tmp_path / 'killed.py')
+    cfg.dump(path)
+    env = dict(os.environ, PYTHONPATH=f'{tmp_path}:{ROOT}')
+    first = subprocess.run([sys.executable, 'tools/train.py', path],
+                           cwd=ROOT, env=env, capture_output=True,
+                           text=True, timeout=600)
+    assert first.returncode == -signal.SIGKILL, first.stderr[-2000:]
+    assert osp.isfile(osp.join(work, 'iter_2.pth'))
+    assert not osp.exists(osp.join(work, 'iter_4.pth'))
+
+    cfg.custom_hooks = cfg.custom_hooks[:-1]
+    cfg.dump(path)
+    second = subprocess.run([sys.executable, 'tools/train.py', path,
+                             '--resume'], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert 'resumed' in (second.stdout + second.stderr).lower()
+    resumed = torch.load(osp.join(work, 'iter_4.pth'),
+                         weights_only=False)['state_dict']
+    assert resumed.keys() == expected.keys()
+    for key in expected:
+        torch.testing.assert_close(resumed[key], expected[key])
+
+
+WRITER = '''
+import sys
+sys.path.insert(0, {root!r})
+import mmseg_hosvd
+from mmengine.fileio import get_file_backend
+backend = get_file_backend({path!r})
+payload = bytes(range(256)) * ({size} // 256)
+while True:
+    backend.put(payload, {path!r})
+'''
+
+
+def test_a_save_killed_midway_never_replaces_the_good_file(tmp_path):
+    path = str(tmp_path / 'iter_2.pth')
+    size = 64 * 2**20
+    payload = bytes(range(256)) * (size // 256)
+    good = hashlib.sha256(payload).hexdigest()
+    script = textwrap.dedent(WRITER).format(root=ROOT, path=path, size=size)
+    for delay in (0.05, 0.13, 0.31):
+        process = subprocess.Popen([sys.executable, '-c', script])
+        deadline = time.time() + 120
+        while not osp.isfile(path) and time.time() < deadline:
+            time.sleep(0.01)
+        time.sleep(delay)  # somewhere inside a later save
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        with open(path, 'rb') as f:
+            assert hashlib.sha256(f.read()).hexdigest() == good
+        os.remove(path)
+
+
+def test_atomic_put_leaves_no_temporary_files(tmp_path):
+    backend = AtomicLocalBackend()
+    target = tmp_path / 'sub' / 'ckpt.pth'
+    backend.put(b'first', target)
+    backend.put(b'second', target)
+    assert target.read_bytes() == b'second'
+    assert os.listdir(tmp_path / 'sub') == ['ckpt.pth']
