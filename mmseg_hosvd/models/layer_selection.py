@@ -93,6 +93,44 @@ def convs_reading_same_input(model: nn.Module,
     return groups
 
 
+def modules_after(model: nn.Module,
+                  first: Sequence[str],
+                  kinds: tuple,
+                  input_shape: Sequence[int] = (2, 3, 64, 64)) -> List[str]:
+    """Modules of the given kinds that run once any of ``first`` has run.
+
+    Args:
+        model: The segmentor.
+        first: Module names; the earliest of them to run starts the region.
+        kinds: Module classes to collect.
+        input_shape: Shape of the tracing input.
+
+    Returns:
+        Names in execution order (first call).
+    """
+    order = []
+    started = [False]
+    handles = []
+    targets = set(first)
+    for name, module in model.named_modules():
+        if name in targets or isinstance(module, kinds):
+
+            def record(mod, inputs, name=name):
+                if name in targets:
+                    started[0] = True
+                if started[0] and isinstance(mod, kinds) and name not in (
+                        order):
+                    order.append(name)
+
+            handles.append(module.register_forward_pre_hook(record))
+    try:
+        _trace(model, input_shape)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return order
+
+
 def last_convs(model: nn.Module,
                num_layers: int,
                input_shape: Sequence[int] = (2, 3, 64, 64)) -> List[str]:

@@ -6,14 +6,9 @@ from mmseg.registry import MODELS
 from torch import nn
 
 from mmseg_hosvd.engine import CompressConvHook
-from mmseg_hosvd.models import (
-    PRESETS,
-    CompressedConv2d,
-    Conv2dGradFilter,
-    detect_preset,
-    last_convs,
-    select_layers,
-)
+from mmseg_hosvd.models import (PRESETS, CompressedConv2d, Conv2dGradFilter,
+                                Conv2dHOSVD, detect_preset, last_convs,
+                                select_layers, set_norm_eval_)
 
 from ..helpers import MODEL_NAMES, build_model
 
@@ -220,3 +215,33 @@ def test_sharing_can_be_turned_off():
     model = build_model('deeplabv3')
     plan = CompressConvHook(num_layers=5, share_inputs=False).apply(model)
     assert plan['shared_inputs'] == []
+
+
+@pytest.mark.parametrize('model_name', MODEL_NAMES)
+def test_lean_region_replaces_activations_after_the_first_layer(model_name):
+    from mmseg_hosvd.models.lean_modules import (BitMaskReLU,
+                                                 LeanFrozenBatchNorm2d)
+    from mmseg_hosvd.utils import SavedTensorMeter
+    model = build_model(model_name)
+    plain = build_model(model_name)
+    plain.load_state_dict(model.state_dict())
+    plan = CompressConvHook(method='hosvd', num_layers=5, eps=0.8,
+                            lean=True).apply(model)
+    CompressConvHook(method='vanilla', num_layers=5).apply(plain)
+    kinds = {type(model.get_submodule(n)) for n in plan['lean_modules']}
+    assert kinds <= {BitMaskReLU, LeanFrozenBatchNorm2d, Conv2dHOSVD}
+    assert 'decode_head.conv_seg' in plan['lean_modules']
+    # the backbone before the fine-tuned layers keeps its own modules
+    assert not any(n.startswith('backbone.stem') or 'layer1' in n
+                   for n in plan['lean_modules'])
+    assert list(model.state_dict()) == list(plain.state_dict())
+    x = torch.randn(2, 3, 64, 64)
+    for m in (model, plain):
+        m.train()
+        set_norm_eval_(m)
+    with SavedTensorMeter.for_model(plain) as vanilla_meter:
+        expected = plain._forward(x)
+    with SavedTensorMeter.for_model(model) as lean_meter:
+        got = model._forward(x)
+    torch.testing.assert_close(got, expected)
+    assert lean_meter.bytes < vanilla_meter.bytes

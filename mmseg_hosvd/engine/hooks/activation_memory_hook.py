@@ -8,11 +8,9 @@ from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
 from mmengine.logging import MessageHub
 from mmseg.registry import HOOKS
-from torch import nn
 
-from ...models.compressed_conv import CompressedConv2d
-from ...ops import ANALYTICAL_BYTES_PER_ELEMENT
-from ...utils import SavedTensorMeter, storage_key
+from ...models.conv_memory_counter import ConvMemoryCounter
+from ...utils import SavedTensorMeter
 from .compress_conv_hook import FINETUNED_CONVS_KEY
 from .unwrap import unwrap_model
 
@@ -66,9 +64,7 @@ class ActivationMemoryHook(Hook):
     def __init__(self, json_name: str = 'activation_memory.json'):
         self.json_name = json_name
         self.history: Dict[str, List[float]] = self._empty_history()
-        self._elements = 0
-        self._inputs_seen = set()
-        self._handles = []
+        self._counter = None
         self._meter = None
         self.layers: List[str] = []
 
@@ -76,25 +72,11 @@ class ActivationMemoryHook(Hook):
     def _empty_history() -> Dict[str, List[float]]:
         return dict(analytical=[], measured=[], cuda=[])
 
-    def _count(self, module: nn.Conv2d, inputs, output) -> None:
-        if not (module.training and torch.is_grad_enabled()):
-            return
-        if isinstance(module, CompressedConv2d):
-            stored = module.last_stored
-            self._elements += 0 if stored is None else stored.numel
-        elif module.weight.requires_grad:
-            key = storage_key(inputs[0])
-            if key not in self._inputs_seen:
-                self._inputs_seen.add(key)
-                self._elements += inputs[0].numel()
-
     def before_train(self, runner) -> None:
         model = unwrap_model(runner.model)
         hub = MessageHub.get_current_instance()
         self.layers = list(hub.get_info(FINETUNED_CONVS_KEY, []) or [])
-        for name in self.layers:
-            self._handles.append(
-                model.get_submodule(name).register_forward_hook(self._count))
+        self._counter = ConvMemoryCounter(model, self.layers)
         self._meter = SavedTensorMeter.for_model(model)
         resumed = hub.get_info(HISTORY_KEY, None)
         self.history = self._empty_history()
@@ -104,8 +86,7 @@ class ActivationMemoryHook(Hook):
 
     def before_train_iter(self, runner, batch_idx: int,
                           data_batch=None) -> None:
-        self._elements = 0
-        self._inputs_seen = set()
+        self._counter.reset()
         if torch.cuda.is_available():
             torch.cuda.reset_peak_memory_stats()
         self._meter.__enter__()
@@ -116,7 +97,7 @@ class ActivationMemoryHook(Hook):
                          data_batch=None,
                          outputs=None) -> None:
         self._meter.__exit__(None, None, None)
-        analytical = self._elements * ANALYTICAL_BYTES_PER_ELEMENT / MB
+        analytical = self._counter.bytes / MB
         measured = self._meter.bytes / MB
         self.history['analytical'].append(analytical)
         self.history['measured'].append(measured)
@@ -144,9 +125,7 @@ class ActivationMemoryHook(Hook):
         checkpoint.setdefault('meta', {})['activation_memory'] = self.summary()
 
     def after_train(self, runner) -> None:
-        for handle in self._handles:
-            handle.remove()
-        self._handles = []
+        self._counter.remove()
         summary = self.summary()
         runner.logger.info(
             'activation memory (MB): analytical peak '

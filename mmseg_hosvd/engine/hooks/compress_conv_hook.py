@@ -3,26 +3,20 @@ import os.path as osp
 from typing import Dict, List, Optional, Sequence, Union
 
 import torch
-
 from mmengine.hooks import Hook
 from mmengine.logging import MessageHub
 from mmseg.registry import HOOKS
 from torch import nn
 
+from ...models.compressed_conv import CompressedConv2d, Conv2dHOSVD
 from ...models.layer_presets import CLASSIFIER
-from ...models.layer_selection import (
-    check_module_names,
-    convs_reading_same_input,
-    select_layers,
-)
+from ...models.layer_selection import (check_module_names,
+                                       convs_reading_same_input,
+                                       modules_after, select_layers)
+from ...models.lean_modules import BitMaskReLU, LeanFrozenBatchNorm2d
 from ...models.rank_calibration import choose_ranks, input_spectra
-from ...models.surgery import (
-    METHODS,
-    check_method,
-    convert_convs_,
-    freeze_except_,
-    set_norm_eval_,
-)
+from ...models.surgery import (METHODS, check_method, convert_convs_,
+                               freeze_except_, set_norm_eval_, set_submodule)
 from ...ops import SharedDecomposition, check_eps, check_radius
 from .unwrap import unwrap_model
 
@@ -34,6 +28,8 @@ SUBSPACE_RANKS_KEY = 'subspace_ranks'
 _SHARING = ('svd', 'hosvd', 'hosvd_subspace')
 
 DEFAULT_RADIUS = 2
+#: Modules that the lean option replaces in the fine-tuned region.
+LEAN_KINDS = (nn.ReLU, nn.ReLU6, nn.BatchNorm2d)
 
 
 @HOOKS.register_module()
@@ -80,6 +76,12 @@ class CompressConvHook(Hook):
             of all fine-tuned layers together; None chooses ranks by eps.
         rank_batches: For 'hosvd_subspace', how many first batches the ranks
             are measured on.
+        lean: Also make the fine-tuned region lean (from the first
+            fine-tuned convolution to the logits): ReLU/ReLU6 keep a 1-bit
+            mask, BatchNorm with frozen statistics keeps nothing full-size
+            (a trained BN weight gets its gradient from a HOSVD form of the
+            input, at ``eps``), and the classifier stores a HOSVD form of
+            its input.
         trace_input_shape: Input shape used to trace execution order.
     """
 
@@ -97,6 +99,7 @@ class CompressConvHook(Hook):
                  share_inputs: bool = True,
                  budget_mb: Optional[float] = None,
                  rank_batches: int = 1,
+                 lean: bool = False,
                  trace_input_shape: Sequence[int] = (2, 3, 64, 64)):
         self.method = check_method(method)
         if (num_layers is None) == (layers is None):
@@ -129,6 +132,7 @@ class CompressConvHook(Hook):
             raise ValueError(f'rank_batches must be an int >= 1, got '
                              f'{rank_batches!r}')
         self.budget_mb = budget_mb
+        self.lean = bool(lean)
         self.rank_batches = rank_batches
         self._spectra = []
         self.ranks = None
@@ -194,6 +198,7 @@ class CompressConvHook(Hook):
             settings = {n: m.extra_repr() for n, m in new.items()}
             if self.method == 'gradient_filter':
                 radii = {n: m.radius for n, m in new.items()}
+        lean_modules = self._make_lean(model, compress) if self.lean else []
         self.plan = dict(
             method=self.method,
             preset=used,
@@ -204,9 +209,33 @@ class CompressConvHook(Hook):
             settings=settings,
             radii=radii,
             shared_inputs=shared,
+            lean=self.lean,
+            lean_modules=lean_modules,
             eps=self.eps if self.method in _SHARING else None,
             budget_mb=self.budget_mb)
         return self.plan
+
+    def _make_lean(self, model: nn.Module, compress: List[str]) -> List[str]:
+        """Swaps ReLU/BN of the fine-tuned region and the classifier."""
+        starts = compress or [CLASSIFIER]
+        names = modules_after(model, starts, LEAN_KINDS,
+                              self.trace_input_shape)
+        for name in names:
+            module = model.get_submodule(name)
+            if isinstance(module, (nn.ReLU, nn.ReLU6)):
+                set_submodule(model, name, BitMaskReLU.from_module(module))
+            else:
+                set_submodule(
+                    model, name,
+                    LeanFrozenBatchNorm2d.from_module(module, self.eps))
+        if _has_module(model, CLASSIFIER) and not isinstance(
+                model.get_submodule(CLASSIFIER), CompressedConv2d):
+            set_submodule(
+                model, CLASSIFIER,
+                Conv2dHOSVD.from_conv(model.get_submodule(CLASSIFIER),
+                                      eps=self.eps))
+            names.append(CLASSIFIER)
+        return names
 
     def before_train(self, runner) -> None:
         model = unwrap_model(runner.model)

@@ -1,0 +1,129 @@
+"""Activation memory of one training forward, as ratios to vanilla.
+
+For each model, method and layer count (and, with --lean, the lean variant)
+the fine-tuning set-up is built (CompressConvHook, frozen norm statistics)
+and one training forward runs from the input to the logits, loss excluded,
+on a random batch. It reports the analytical memory of the fine-tuned
+convolutions and the measured bytes that autograd saves (every distinct
+storage, parameters and buffers excluded), and the measured ratio to vanilla
+of the same model and layer count measured in the same run. On CUDA it also
+reports ``torch.cuda.max_memory_allocated`` of forward + backward.
+
+Usage::
+
+    python benchmarks/activation_memory.py [--models ...] [--methods ...]
+        [--layers 5] [--lean] [--batch 8] [--size 128] [--json PATH]
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+# mmseg_hosvd first: with mmcv-lite, mmseg imports only after its compat fixes
+import mmseg_hosvd  # noqa: E402,F401  # isort: skip
+import torch  # noqa: E402
+from mmengine.config import Config  # noqa: E402
+from mmseg.registry import MODELS  # noqa: E402
+from mmseg.utils import register_all_modules  # noqa: E402
+
+from mmseg_hosvd.engine import CompressConvHook  # noqa: E402
+from mmseg_hosvd.models import set_norm_eval_  # noqa: E402
+from mmseg_hosvd.models.conv_memory_counter import (  # noqa: E402
+    ConvMemoryCounter)
+from mmseg_hosvd.protocol import MODEL_CONFIGS, config_path  # noqa: E402
+from mmseg_hosvd.utils import SavedTensorMeter  # noqa: E402
+
+MB = 2**20
+METHODS = ['vanilla', 'gradient_filter', 'svd', 'hosvd', 'hosvd_subspace']
+
+
+def measure(model_name, method, layers, lean, eps, x, device):
+    """Analytical and measured MB (and CUDA peak) of one training forward."""
+    torch.manual_seed(0)
+    cfg = Config.fromfile(config_path(model_name, 'finetune', 'vanilla', 5))
+    model = MODELS.build(cfg.model)
+    hook = CompressConvHook(method=method, num_layers=layers, eps=eps,
+                            lean=lean)
+    plan = hook.apply(model)
+    model.to(device).train()
+    set_norm_eval_(model)
+    x = x.to(device)
+    if method == 'hosvd_subspace':
+        hook.measure_ranks(model, x)
+    counter = ConvMemoryCounter(model, plan['compressed'])
+    if device.type == 'cuda':
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    with SavedTensorMeter.for_model(model) as meter:
+        logits = model._forward(x)
+    logits.float().mean().backward()
+    result = dict(analytical_mb=counter.bytes / MB,
+                  measured_mb=meter.bytes / MB)
+    if device.type == 'cuda':
+        torch.cuda.synchronize()
+        result['cuda_max_allocated_mb'] = torch.cuda.max_memory_allocated(
+        ) / MB
+    counter.remove()
+    return result
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--models', nargs='+', choices=sorted(MODEL_CONFIGS),
+                        default=list(MODEL_CONFIGS))
+    parser.add_argument('--methods', nargs='+', choices=METHODS,
+                        default=['vanilla', 'hosvd'])
+    parser.add_argument('--layers', nargs='+', type=int, default=[5])
+    parser.add_argument('--lean', action='store_true',
+                        help='also measure the lean variant of each method')
+    parser.add_argument('--eps', type=float, default=0.8)
+    parser.add_argument('--batch', type=int, default=8)
+    parser.add_argument('--size', type=int, default=128)
+    parser.add_argument('--device', default=None,
+                        help='cpu or cuda (cuda when available)')
+    parser.add_argument('--json', help='write the records here')
+    args = parser.parse_args(argv)
+    register_all_modules()
+    device = torch.device(args.device or (
+        'cuda' if torch.cuda.is_available() else 'cpu'))
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(args.batch, 3, args.size, args.size, generator=gen)
+    methods = ['vanilla'] + [m for m in args.methods if m != 'vanilla']
+    variants = [(m, False) for m in methods]
+    if args.lean:
+        variants += [(m, True) for m in methods if m != 'vanilla']
+    records = []
+    print(f"{'model':>12} {'layers':>6} {'method':>20} {'analytical':>11} "
+          f"{'measured':>9} {'/ vanilla':>10}")
+    for model_name in args.models:
+        for layers in args.layers:
+            base = None
+            for method, lean in variants:
+                result = measure(model_name, method, layers, lean, args.eps,
+                                 x, device)
+                base = result['measured_mb'] if method == 'vanilla' and (
+                    not lean) else base
+                record = dict(model=model_name, method=method, layers=layers,
+                              lean=lean, **result,
+                              measured_ratio_to_vanilla=result['measured_mb']
+                              / base)
+                records.append(record)
+                name = method + (' lean' if lean else '')
+                line = (f'{model_name:>12} {layers:>6} {name:>20} '
+                        f"{result['analytical_mb']:10.3f}M "
+                        f"{result['measured_mb']:8.3f}M "
+                        f"{record['measured_ratio_to_vanilla']:9.3f}x")
+                if 'cuda_max_allocated_mb' in result:
+                    line += f"  cuda {result['cuda_max_allocated_mb']:.1f}M"
+                print(line, flush=True)
+    if args.json:
+        os.makedirs(osp.dirname(osp.abspath(args.json)), exist_ok=True)
+        with open(args.json, 'w') as f:
+            json.dump(records, f, indent=2)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,58 @@
+"""Counts the analytical activation memory of the fine-tuned convolutions."""
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from ..ops import ANALYTICAL_BYTES_PER_ELEMENT
+from ..utils import storage_key
+from .compressed_conv import CompressedConv2d
+
+
+class ConvMemoryCounter:
+    """Elements the named convolutions store for backward, per forward.
+
+    A compressed convolution counts what it stored (0 when it shares
+    another's decomposition); a plain convolution with a trainable weight
+    counts its input, once per input tensor.
+
+    Args:
+        model: The model.
+        names: Convolution names.
+    """
+
+    def __init__(self, model: nn.Module, names: Sequence[str]):
+        self.elements = 0
+        self._seen = set()
+        self._handles = [
+            model.get_submodule(n).register_forward_hook(self._count)
+            for n in names
+        ]
+
+    def _count(self, module, inputs, output) -> None:
+        if not (module.training and torch.is_grad_enabled()):
+            return
+        if isinstance(module, CompressedConv2d):
+            stored = module.last_stored
+            self.elements += 0 if stored is None else stored.numel
+        elif module.weight.requires_grad:
+            key = storage_key(inputs[0])
+            if key not in self._seen:
+                self._seen.add(key)
+                self.elements += inputs[0].numel()
+
+    def reset(self) -> None:
+        """Starts a new forward."""
+        self.elements = 0
+        self._seen = set()
+
+    @property
+    def bytes(self) -> int:
+        """Analytical bytes: elements times 4."""
+        return self.elements * ANALYTICAL_BYTES_PER_ELEMENT
+
+    def remove(self) -> None:
+        """Removes the forward hooks."""
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
