@@ -27,6 +27,10 @@ MODEL_CONFIGS = {
 #: Fine-tuning config tags, one per method setting of the protocol.
 METHOD_TAGS = ('vanilla', 'gradfilter', 'svd-eps0.8', 'hosvd-eps0.8',
                'hosvd-eps0.9')
+#: Configs beyond the paper's matrix: the lean fine-tuned region, and
+#: fixed-rank subspace iteration at the memory budget of HOSVD eps 0.8.
+EXTENSION_TAGS = ('hosvd-eps0.8-lean', 'hosvd-subspace')
+ALL_TAGS = METHOD_TAGS + EXTENSION_TAGS
 SOURCE_SUFFIX = 'shapes-source-128x128'
 TARGET_SUFFIX = 'shapes-target-128x128'
 
@@ -41,7 +45,7 @@ def config_path(model: str,
     Args:
         model: A key of :data:`MODEL_CONFIGS`.
         stage: 'pretrain', 'calib' or 'finetune'.
-        method: For 'finetune', one of :data:`METHOD_TAGS`.
+        method: For 'finetune', one of :data:`ALL_TAGS`.
         layers: For 'finetune', 5 or 10.
         root: The configs folder.
 
@@ -60,9 +64,9 @@ def config_path(model: str,
     elif stage == 'calib':
         name = f'{prefix}_calib_{TARGET_SUFFIX}'
     elif stage == 'finetune':
-        if method not in METHOD_TAGS:
+        if method not in ALL_TAGS:
             raise ValueError(f'unknown method {method!r}; choose one of '
-                             f'{list(METHOD_TAGS)}')
+                             f'{list(ALL_TAGS)}')
         if layers not in (5, 10):
             raise ValueError(f'layers must be 5 or 10, got {layers!r}')
         name = f'{prefix}_{method}-l{layers}_{TARGET_SUFFIX}'

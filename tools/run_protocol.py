@@ -1,8 +1,10 @@
 """Run the whole protocol matrix on the generated dataset, then compare.
 
 For each model: pretrain and calibrate once, then fine-tune every method at
-5 and 10 layers, test each, and write the comparison (Markdown, CSV, plot).
-Finished stages are skipped, so the command can be stopped and resumed.
+5 and 10 layers, test each, and write the comparison (Markdown, CSV, plot)
+of every finished fine-tuning run of these models. Finished stages are
+skipped, so the command can be stopped and resumed. ``--methods
+hosvd-eps0.8-lean hosvd-subspace`` adds the runs beyond the paper.
 
 Usage::
 
@@ -25,15 +27,9 @@ from mmseg_hosvd.comparison import (  # noqa: E402
     plot_pareto,
     write_csv,
 )
-from mmseg_hosvd.protocol import (  # noqa: E402
-    METHOD_TAGS,
-    MODEL_CONFIGS,
-    config_path,
-    ensure_dataset,
-    ensure_tested,
-    ensure_trained,
-    work_dir,
-)
+from mmseg_hosvd.protocol import (ALL_TAGS, METHOD_TAGS,  # noqa: E402
+                                  MODEL_CONFIGS, config_path, ensure_dataset,
+                                  ensure_tested, ensure_trained, work_dir)
 
 QUICK = dict(
     models=['deeplabv3', 'pspnet'],
@@ -47,7 +43,7 @@ def parse_args(argv=None):
                         help=f'only {QUICK} (about 15 minutes)')
     parser.add_argument('--models', nargs='+', choices=sorted(MODEL_CONFIGS),
                         default=list(MODEL_CONFIGS))
-    parser.add_argument('--methods', nargs='+', choices=list(METHOD_TAGS),
+    parser.add_argument('--methods', nargs='+', choices=list(ALL_TAGS),
                         default=list(METHOD_TAGS))
     parser.add_argument('--layers', nargs='+', type=int, choices=[5, 10],
                         default=[5, 10])
@@ -74,7 +70,6 @@ def main(argv=None):
             for t in args.methods]
     total = len(args.models) * 2 + len(runs)
     done = 0
-    finetuned = []
     for model in args.models:
         for stage in ('pretrain', 'calib'):
             done += 1
@@ -86,8 +81,11 @@ def main(argv=None):
                 log(f'[{done}/{total}] {model} {method} l{layers}')
                 config = config_path(model, 'finetune', method, layers)
                 ensure_tested(config, ensure_trained(config, log), log)
-                finetuned.append(work_dir(config))
-    rows, skipped = collect(finetuned)
+    finished = [
+        work_dir(config_path(m, 'finetune', t, n)) for m in args.models
+        for t in ALL_TAGS for n in (5, 10)
+    ]
+    rows, skipped = collect([d for d in finished if osp.isdir(d)])
     for path, reason in skipped:
         log(f'skipped {path}: {reason}')
     os.makedirs(args.out, exist_ok=True)
