@@ -7,6 +7,7 @@ import csv
 import glob
 import json
 import os.path as osp
+import re
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from .protocol import MODEL_CONFIGS
@@ -38,8 +39,21 @@ def model_name(config: str) -> str:
     return base.split('_')[0]
 
 
+_LAYERS_TAG = re.compile(r'-l(\d+)_')
+
+
+def layer_count(config: str, finetune: dict) -> Optional[int]:
+    """Fine-tuned layer count: the config's ``-lN_`` tag, else the plan's."""
+    match = _LAYERS_TAG.search(osp.basename(config))
+    return int(match.group(1)) if match else finetune.get('num_layers')
+
+
 def _setting(finetune: dict) -> str:
     method = finetune.get('method')
+    if method == 'hosvd_subspace':
+        if finetune.get('budget_mb') is not None:
+            return f"budget={finetune['budget_mb']:g}MB"
+        return f"eps={finetune.get('eps')}, fixed"
     if method in ('svd', 'hosvd'):
         return f"eps={finetune.get('eps')}"
     if method == 'gradient_filter':
@@ -74,7 +88,7 @@ def load_run(work_dir: str) -> Tuple[Optional[dict], Optional[str]]:
         model=model_name(record.get('config', work_dir)),
         method=finetune['method'] + ('-lean' if finetune.get('lean') else ''),
         setting=_setting(finetune),
-        layers=finetune.get('num_layers'),
+        layers=layer_count(record.get('config', ''), finetune),
         mIoU=metrics['mIoU'],
         mAcc=metrics['mAcc'],
         analytical_peak_mb=memory['analytical_mb']['peak'],
@@ -119,7 +133,13 @@ def collect(paths: Sequence[str]) -> Tuple[List[dict], List[Tuple[str, str]]]:
         else:
             rows.append(row)
     add_ratios(rows)
-    order = {'vanilla': 0, 'gradient_filter': 1, 'svd': 2, 'hosvd': 3}
+    order = {
+        'vanilla': 0,
+        'gradient_filter': 1,
+        'svd': 2,
+        'hosvd': 3,
+        'hosvd_subspace': 4
+    }
     rows.sort(key=lambda r: (r['model'], r['layers'] or 0,
                              order.get(r['method'].split('-')[0], 9),
                              r['method'], r['setting']))
@@ -168,6 +188,7 @@ _MARKERS = {
     'gradient_filter': 's',
     'svd': '^',
     'hosvd': 'D',
+    'hosvd_subspace': 'P',
 }
 
 

@@ -6,12 +6,8 @@ import pytest
 from mmengine.config import Config
 
 from mmseg_hosvd.config_checks import check_data_roots
-from mmseg_hosvd.protocol import (
-    METHOD_TAGS,
-    MODEL_CONFIGS,
-    config_path,
-    final_checkpoint,
-)
+from mmseg_hosvd.protocol import (ALL_TAGS, MODEL_CONFIGS, config_path,
+                                  final_checkpoint)
 
 from .helpers import CONFIGS, MODEL_NAMES
 
@@ -29,14 +25,18 @@ def test_config_loads_with_what_the_protocol_needs(path):
     assert cfg.model.decode_head.dropout_ratio == 0
     assert 'auxiliary_head' not in cfg.model
     assert cfg.randomness.seed == 233
-    assert cfg.optim_wrapper.optimizer.lr == 0.01
-    assert cfg.optim_wrapper.clip_grad.max_norm == 1
+    if 'mv2' in path and 'pretrain' in path:  # from scratch, see the config
+        assert cfg.optim_wrapper.optimizer.lr == 0.05
+        assert cfg.optim_wrapper.clip_grad is None
+    else:
+        assert cfg.optim_wrapper.optimizer.lr == 0.01
+        assert cfg.optim_wrapper.clip_grad.max_norm == 1
 
 
 def test_six_models_times_every_method_and_layer_count():
     expected = {
         config_path(m, 'finetune', t, n, root=CONFIGS)
-        for m in MODEL_CONFIGS for t in METHOD_TAGS for n in (5, 10)
+        for m in MODEL_CONFIGS for t in ALL_TAGS for n in (5, 10)
     } | {
         config_path(m, s, root=CONFIGS)
         for m in MODEL_CONFIGS for s in ('pretrain', 'calib')
@@ -51,18 +51,22 @@ def test_checkpoints_chain_pretrain_calib_finetune(model, monkeypatch):
     pretrain = config_path(model, 'pretrain')
     calib = config_path(model, 'calib')
     assert Config.fromfile(calib).load_from == final_checkpoint(pretrain)
-    for tag in METHOD_TAGS:
+    methods = {'gradfilter': 'gradient_filter', 'hosvd-subspace':
+               'hosvd_subspace'}
+    for tag in ALL_TAGS:
         for layers in (5, 10):
             cfg = Config.fromfile(config_path(model, 'finetune', tag, layers))
             assert cfg.load_from == final_checkpoint(calib)
             hook = cfg.custom_hooks[0]
             assert hook['type'] == 'CompressConvHook'
             assert hook['num_layers'] == layers
-            method = {'gradfilter': 'gradient_filter'}.get(
-                tag.split('-')[0], tag.split('-')[0])
+            method = methods.get(tag, tag.split('-')[0])
             assert hook['method'] == method
             if 'eps' in tag:
-                assert hook['eps'] == float(tag.split('eps')[1])
+                assert hook['eps'] == float(tag.split('eps')[1][:3])
+            assert hook.get('lean', False) == tag.endswith('lean')
+            if method == 'hosvd_subspace':
+                assert hook['budget_mb'] > 0
             assert cfg.custom_hooks[1]['type'] == 'ActivationMemoryHook'
 
 

@@ -202,7 +202,9 @@ class CompressConvHook(Hook):
         self.plan = dict(
             method=self.method,
             preset=used,
-            num_layers=len(compress),
+            num_layers=(self.num_layers if self.layers is None else len(
+                self.layers)),
+            num_compressed=len(compress),
             compressed=compress,
             trainable_modules=trainable,
             trainable_params=params,
