@@ -40,13 +40,13 @@ MB = 2**20
 METHODS = ['vanilla', 'gradient_filter', 'svd', 'hosvd', 'hosvd_subspace']
 
 
-def measure(model_name, method, layers, lean, eps, x, device):
+def measure(model_name, method, layers, lean, eps, lean_eps, x, device):
     """Analytical and measured MB (and CUDA peak) of one training forward."""
     torch.manual_seed(0)
     cfg = Config.fromfile(config_path(model_name, 'finetune', 'vanilla', 5))
     model = MODELS.build(cfg.model)
     hook = CompressConvHook(method=method, num_layers=layers, eps=eps,
-                            lean=lean)
+                            lean=lean, lean_eps=lean_eps)
     plan = hook.apply(model)
     model.to(device).train()
     set_norm_eval_(model)
@@ -80,6 +80,8 @@ def main(argv=None):
     parser.add_argument('--lean', action='store_true',
                         help='also measure the lean variant of each method')
     parser.add_argument('--eps', type=float, default=0.8)
+    parser.add_argument('--lean-eps', type=float, default=0.99,
+                        help='eps of the lean BN and classifier inputs')
     parser.add_argument('--batch', type=int, default=8)
     parser.add_argument('--size', type=int, default=128)
     parser.add_argument('--device', default=None,
@@ -103,7 +105,7 @@ def main(argv=None):
             base = None
             for method, lean in variants:
                 result = measure(model_name, method, layers, lean, args.eps,
-                                 x, device)
+                                 args.lean_eps, x, device)
                 base = result['measured_mb'] if method == 'vanilla' and (
                     not lean) else base
                 record = dict(model=model_name, method=method, layers=layers,

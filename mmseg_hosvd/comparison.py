@@ -189,6 +189,7 @@ _MARKERS = {
     'svd': '^',
     'hosvd': 'D',
     'hosvd_subspace': 'P',
+    'hosvd-lean': 'X',
 }
 
 
@@ -203,7 +204,7 @@ def plot_pareto(rows: List[dict], path: str) -> None:
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
 
-    fig, ax = plt.subplots(figsize=(9, 6))
+    fig, ax = plt.subplots(figsize=(11, 6))
     models = sorted({r['model'] for r in rows})
     colours = dict(zip(models, plt.cm.tab10.colors))
     series: Dict[tuple, List[dict]] = {}
@@ -214,8 +215,8 @@ def plot_pareto(rows: List[dict], path: str) -> None:
     methods = []
     for (model, method, setting), points in sorted(series.items()):
         points.sort(key=lambda r: r['layers'] or 0)
-        marker = _MARKERS.get(method.split('-')[0], 'x')
-        filled = not method.endswith('lean') and setting != 'eps=0.9'
+        marker = _MARKERS.get(method, _MARKERS.get(method.split('-')[0], 'x'))
+        filled = setting != 'eps=0.9'
         ax.plot([p['analytical_peak_mb'] for p in points],
                 [p['mIoU'] for p in points],
                 linestyle='-',
@@ -224,7 +225,8 @@ def plot_pareto(rows: List[dict], path: str) -> None:
                 markersize=7,
                 color=colours[model],
                 markerfacecolor=colours[model] if filled else 'white')
-        label = f'{method} {setting}'.strip()
+        label = f'{method} {setting}' if method in ('hosvd',
+                                                      'svd') else method
         if (label, marker, filled) not in methods:
             methods.append((label, marker, filled))
     ax.set_xscale('log')
@@ -242,7 +244,8 @@ def plot_pareto(rows: List[dict], path: str) -> None:
         Line2D([], [], color=colours[m], linewidth=3, label=m)
         for m in models
     ]
-    ax.legend(handles=handles, fontsize=8, loc='lower right', ncol=2)
+    ax.legend(handles=handles, fontsize=8, loc='upper left',
+              bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

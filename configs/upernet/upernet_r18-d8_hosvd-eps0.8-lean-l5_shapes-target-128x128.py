@@ -1,5 +1,7 @@
 # HOSVD eps 0.8 with a lean fine-tuned region: ReLU keeps a bit mask, frozen
-# BatchNorm keeps nothing full-size, the classifier stores a HOSVD form.
+# BatchNorm keeps nothing full-size, the classifier stores a HOSVD form. The
+# BN weights and the classifier get their gradients from HOSVD forms at eps
+# 0.99: at 0.8 the protocol lost 1.1 to 3.2 mIoU against plain HOSVD.
 _base_ = './upernet_r18-d8_vanilla-l5_shapes-target-128x128.py'
 custom_hooks = [
     dict(
@@ -7,6 +9,7 @@ custom_hooks = [
         method='hosvd',
         eps=0.8,
         num_layers=5,
-        lean=True),
+        lean=True,
+        lean_eps=0.99),
     dict(type='ActivationMemoryHook')
 ]

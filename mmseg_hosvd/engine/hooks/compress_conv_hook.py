@@ -80,8 +80,9 @@ class CompressConvHook(Hook):
             fine-tuned convolution to the logits): ReLU/ReLU6 keep a 1-bit
             mask, BatchNorm with frozen statistics keeps nothing full-size
             (a trained BN weight gets its gradient from a HOSVD form of the
-            input, at ``eps``), and the classifier stores a HOSVD form of
-            its input.
+            input), and the classifier stores a HOSVD form of its input.
+        lean_eps: Explained-variance threshold of those HOSVD forms (BN
+            inputs and the classifier's input); ``eps`` when None.
         trace_input_shape: Input shape used to trace execution order.
     """
 
@@ -100,6 +101,7 @@ class CompressConvHook(Hook):
                  budget_mb: Optional[float] = None,
                  rank_batches: int = 1,
                  lean: bool = False,
+                 lean_eps: Optional[float] = None,
                  trace_input_shape: Sequence[int] = (2, 3, 64, 64)):
         self.method = check_method(method)
         if (num_layers is None) == (layers is None):
@@ -133,6 +135,7 @@ class CompressConvHook(Hook):
                              f'{rank_batches!r}')
         self.budget_mb = budget_mb
         self.lean = bool(lean)
+        self.lean_eps = self.eps if lean_eps is None else check_eps(lean_eps)
         self.rank_batches = rank_batches
         self._spectra = []
         self.ranks = None
@@ -212,6 +215,7 @@ class CompressConvHook(Hook):
             radii=radii,
             shared_inputs=shared,
             lean=self.lean,
+            lean_eps=self.lean_eps if self.lean else None,
             lean_modules=lean_modules,
             eps=self.eps if self.method in _SHARING else None,
             budget_mb=self.budget_mb)
@@ -229,13 +233,13 @@ class CompressConvHook(Hook):
             else:
                 set_submodule(
                     model, name,
-                    LeanFrozenBatchNorm2d.from_module(module, self.eps))
+                    LeanFrozenBatchNorm2d.from_module(module, self.lean_eps))
         if _has_module(model, CLASSIFIER) and not isinstance(
                 model.get_submodule(CLASSIFIER), CompressedConv2d):
             set_submodule(
                 model, CLASSIFIER,
                 Conv2dHOSVD.from_conv(model.get_submodule(CLASSIFIER),
-                                      eps=self.eps))
+                                      eps=self.lean_eps))
             names.append(CLASSIFIER)
         return names
 
