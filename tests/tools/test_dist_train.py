@@ -1,6 +1,7 @@
 """Two real processes (torchrun, gloo) fine-tune with HOSVD in lockstep."""
 import os
 import subprocess
+import sys
 
 import torch
 
@@ -17,8 +18,8 @@ def test_two_processes_end_with_identical_weights(tiny_data, tmp_path):
     cfg.custom_imports['imports'].append('tests.dist_probe_hook')
     path = str(tmp_path / 'dist_hosvd.py')
     cfg.dump(path)
-    env = dict(os.environ, OMP_NUM_THREADS='1', PORT=str(29600 +
-                                                          os.getpid() % 300))
+    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHON=sys.executable,
+               PORT=str(29600 + os.getpid() % 300))
     result = subprocess.run(
         ['bash', 'tools/dist_train.sh', path, '2', '--work-dir',
          str(tmp_path)],
