@@ -10,8 +10,10 @@ from .conv_geometry import (
 )
 from .decomposition import (
                             check_eps,
+                            check_solver,
                             gram_eigh,
                             hosvd,
+                            leading_vectors,
                             rank_from_energy,
                             rank_from_explained_variance,
                             truncated_svd,
@@ -23,6 +25,7 @@ from .hosvd_conv import (
                             hosvd_weight_grad,
                             subspace_hosvd_conv2d,
 )
+from .ritz import ritz_leading_vectors
 from .rank_budget import allocate_ranks, ranks_from_eps, tucker_numel
 from .shared_input import SharedDecomposition
 from .stats import ANALYTICAL_BYTES_PER_ELEMENT, StoredActivation
@@ -38,7 +41,8 @@ from .tensor_ops import (
 
 __all__ = [
     'ConvGeometry', 'conv2d', 'conv2d_input_grad', 'conv2d_weight_grad',
-    'check_eps', 'gram_eigh', 'hosvd', 'rank_from_energy',
+    'check_eps', 'check_solver', 'leading_vectors', 'ritz_leading_vectors',
+    'gram_eigh', 'hosvd', 'rank_from_energy',
     'rank_from_explained_variance', 'truncated_svd', 'check_radius',
     'gradient_filter_conv2d', 'hosvd_conv2d', 'hosvd_conv2d_from_factors',
     'hosvd_weight_grad', 'SharedDecomposition',

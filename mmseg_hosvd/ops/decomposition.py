@@ -3,14 +3,23 @@
 Leading singular vectors are taken from the eigendecomposition of the Gram
 matrix of the short side of each matrix, never from a full SVD of a wide
 unfolding: for an activation of shape (8, 512, 64, 64) the four Gram matrices
-are at most 512 x 512.
+are at most 512 x 512. Under the default solver, modes of
+:data:`RITZ_MIN_SIZE` rows or more take their leading vectors from randomized
+subspace iteration (:mod:`.ritz`) instead, which keeps the eps guarantee.
 """
 from typing import List, Optional, Sequence, Tuple
 
 import torch
 
 from .checks import check_finite
+from .ritz import ritz_leading_vectors
 from .tensor_ops import multi_mode_dot, unfold
+
+#: How HOSVD-eps finds each mode's leading vectors: 'auto' uses the Ritz
+#: solver for modes of at least RITZ_MIN_SIZE rows, 'eigh' always the full
+#: Gram eigendecomposition (the paper's exact ranks).
+SOLVERS = ('auto', 'eigh')
+RITZ_MIN_SIZE = 256
 
 
 def check_eps(eps: float) -> float:
@@ -71,6 +80,13 @@ def rank_from_explained_variance(singular_values: torch.Tensor,
         The rank; 0 for an all-zero matrix.
     """
     return rank_from_energy(singular_values.to(torch.float64)**2, eps)
+
+
+def check_solver(solver: str) -> str:
+    """Validates a HOSVD-eps solver name (one of :data:`SOLVERS`)."""
+    if solver not in SOLVERS:
+        raise ValueError(f'solver must be one of {SOLVERS}, got {solver!r}')
+    return solver
 
 
 def gram_eigh(matrix: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -148,20 +164,51 @@ def truncated_svd(matrix: torch.Tensor,
     return compact(u), s, compact(vh)
 
 
+def leading_vectors(matrix: torch.Tensor, eps: float,
+                    solver: str = 'auto') -> torch.Tensor:
+    """Fewest leading left singular vectors explaining ``eps`` of ``matrix``.
+
+    Args:
+        matrix: Matrix of shape (m, n) in the decomposition dtype.
+        eps: Explained-variance threshold in (0, 1].
+        solver: 'eigh' for the exact rank from the Gram eigendecomposition;
+            'auto' to use :func:`~.ritz.ritz_leading_vectors` when
+            ``m >= RITZ_MIN_SIZE`` and eps < 1 (same guarantee, rank equal
+            to the exact one or slightly larger).
+
+    Returns:
+        The vectors as orthonormal columns, shape (m, k).
+    """
+    eps = check_eps(eps)
+    if check_solver(solver) == 'auto' and eps < 1.0 and (
+            matrix.shape[0] >= RITZ_MIN_SIZE):
+        check_finite(matrix)
+        found = ritz_leading_vectors(matrix, eps)
+        if found is not None:
+            return found[1]
+    energy, vectors = gram_eigh(matrix)
+    return vectors[:, :rank_from_energy(energy, eps)]
+
+
 def hosvd(tensor: torch.Tensor,
           eps: Optional[float] = None,
-          rank: Optional[Sequence[int]] = None
+          rank: Optional[Sequence[int]] = None,
+          solver: str = 'auto'
           ) -> Tuple[torch.Tensor, List[torch.Tensor]]:
     """Higher-order SVD (truncated Tucker decomposition).
 
     Each factor holds the leading left singular vectors of one unfolding,
-    taken from the eigendecomposition of that unfolding's Gram matrix; the
-    rank per mode comes from ``eps`` (the paper's HOSVD-eps) or is given.
+    taken from the eigendecomposition of that unfolding's Gram matrix (or,
+    for large modes under ``solver='auto'``, from randomized subspace
+    iteration); the rank per mode comes from ``eps`` (the paper's
+    HOSVD-eps) or is given.
 
     Args:
         tensor: Tensor of any order, any floating dtype.
         eps: Explained-variance threshold in (0, 1], applied per mode.
         rank: One rank per mode, each clipped to that mode's size.
+        solver: 'auto' or 'eigh', see :func:`leading_vectors`; only used
+            with ``eps``.
 
     Returns:
         ``(core, factors)``: core of shape (K0, ..., Kn) and factors of shape
@@ -169,15 +216,20 @@ def hosvd(tensor: torch.Tensor,
         tensor) gives empty factors and an empty core.
     """
     _check_rank_args(eps, rank)
+    check_solver(solver)
+    if eps is not None:
+        eps = check_eps(eps)
     if rank is not None and len(rank) != tensor.ndim:
         raise ValueError(f'rank needs one entry per mode ({tensor.ndim}), '
                          f'got {rank!r}')
     work = tensor.detach().to(decomposition_dtype(tensor.dtype))
     factors = []
     for mode in range(work.ndim):
-        energy, vectors = gram_eigh(unfold(work, mode))
-        k = rank_from_energy(energy, eps) if rank is None else min(
-            int(rank[mode]), energy.numel())
-        factors.append(compact(vectors[:, :k]))
+        matrix = unfold(work, mode)
+        if rank is None:
+            factor = leading_vectors(matrix, eps, solver)
+        else:
+            factor = gram_eigh(matrix)[1][:, :int(rank[mode])]
+        factors.append(compact(factor))
     core = compact(multi_mode_dot(work, factors, transpose=True))
     return core, factors

@@ -1,0 +1,99 @@
+"""Leading singular vectors of a large mode, without its full eigensolver.
+
+For a trained network the ranks that reach eps are small: PSPNet's bottleneck
+input has 1024 channels but needs 15 of them at eps 0.8. A full
+eigendecomposition of the 1024 x 1024 Gram matrix costs about 70 ms on two
+CPU cores; randomized subspace iteration with a Rayleigh-Ritz step finds the
+same leading vectors in a few milliseconds (Halko, Martinsson and Tropp,
+"Finding structure with randomness", 2011).
+
+The explained-variance rule stays a guarantee: the energy captured by the
+returned orthonormal vectors is computed exactly (the Ritz values of the
+block), and vectors are added until it reaches eps of the total. Ritz values
+never exceed the true eigenvalues, so the rank can only be the exact rank or
+slightly more, never less. When the block would have to grow past half of
+the mode, the full eigendecomposition is cheaper and is used instead.
+"""
+import math
+from typing import Optional, Tuple
+
+import torch
+
+#: Extra columns of the random block beyond the rank it aims at.
+OVERSAMPLE = 16
+#: Subspace-iteration steps per block (each one QR-orthonormalised).
+POWER_STEPS = 2
+#: Columns of the first block when no rank is known yet.
+FIRST_BLOCK = 32
+
+
+def _gaussian_block(rows: int, cols: int, like: torch.Tensor,
+                    generator: torch.Generator) -> torch.Tensor:
+    return torch.randn(rows, cols, generator=generator, dtype=like.dtype,
+                       device=like.device)
+
+
+def _rayleigh_ritz(matrix: torch.Tensor, block: torch.Tensor
+                   ) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Ritz pairs of ``matrix @ matrix.T`` on the span of ``block``.
+
+    Returns:
+        ``(values, vectors)`` in descending order; ``vectors`` has
+        orthonormal columns spanning the refined block.
+    """
+    basis = block
+    for _ in range(POWER_STEPS):
+        basis = torch.linalg.qr(matrix @ (matrix.t() @ basis)).Q
+    projected = basis.t() @ matrix
+    values, rotation = torch.linalg.eigh(projected @ projected.t())
+    return values.flip(0).clamp_min(0), basis @ rotation.flip(1)
+
+
+def ritz_leading_vectors(
+        matrix: torch.Tensor,
+        eps: float,
+        seed: int = 0) -> Optional[Tuple[torch.Tensor, torch.Tensor]]:
+    """Fewest leading left singular vectors reaching ``eps`` of the energy.
+
+    Args:
+        matrix: Matrix X of shape (m, n) in float32 or float64, finite.
+        eps: Explained-variance threshold in (0, 1).
+        seed: Seed of the random blocks. A private generator is used, so the
+            global random state (dropout, data augmentation) is untouched and
+            the result is the same for the same input.
+
+    Returns:
+        ``(energy, vectors)``: the Ritz values (captured energies) of the k
+        returned vectors and the vectors as orthonormal columns (m, k), with
+        ``energy.sum() >= eps * ||X||_F^2``; or None when the block would
+        need more than half of the m columns (the caller then runs the full
+        eigendecomposition).
+    """
+    rows = matrix.shape[0]
+    total = float(
+        torch.linalg.vector_norm(matrix.detach(), dtype=torch.float64)**2)
+    if total == 0.0:
+        return matrix.new_zeros(0), matrix.new_zeros(rows, 0)
+    target = eps * total
+    generator = torch.Generator(device=matrix.device).manual_seed(seed)
+    width = FIRST_BLOCK
+    if 2 * width > rows:
+        return None
+    block = _gaussian_block(rows, width, matrix, generator)
+    while True:
+        values, vectors = _rayleigh_ritz(matrix, block)
+        captured = torch.cumsum(values.double(), 0)
+        if float(captured[-1]) >= target:
+            rank = int((captured < target).sum()) + 1
+            return values[:rank], vectors[:, :rank]
+        # each missing component holds at most about the smallest Ritz value
+        smallest = max(float(values[-1]), total * 1e-12)
+        missing = math.ceil((target - float(captured[-1])) / smallest)
+        width = max(2 * width, width + missing + OVERSAMPLE)
+        if 2 * width > rows:
+            return None
+        block = torch.cat([
+            vectors,
+            _gaussian_block(rows, width - vectors.shape[1], matrix,
+                            generator)
+        ], 1)

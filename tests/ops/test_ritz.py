@@ -1,0 +1,140 @@
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch.testing import assert_close
+
+from mmseg_hosvd.ops import (
+    check_solver,
+    gram_eigh,
+    hosvd,
+    leading_vectors,
+    rank_from_energy,
+    ritz_leading_vectors,
+    tucker_to_tensor,
+    unfold,
+)
+from mmseg_hosvd.ops.decomposition import RITZ_MIN_SIZE
+
+
+def matrix_with_spectrum(singular_values, cols, dtype=torch.float64, seed=0):
+    """X = U diag(s) V^T with random orthonormal U, V."""
+    gen = torch.Generator().manual_seed(seed)
+    rows = len(singular_values)
+    u = torch.linalg.qr(torch.randn(rows, rows, generator=gen,
+                                    dtype=torch.float64)).Q
+    v = torch.linalg.qr(torch.randn(cols, rows, generator=gen,
+                                    dtype=torch.float64)).Q
+    s = torch.as_tensor(singular_values, dtype=torch.float64)
+    return (u * s @ v.t()).to(dtype)
+
+
+def exact_rank(matrix, eps):
+    return rank_from_energy(gram_eigh(matrix)[0], eps)
+
+
+def captured_fraction(vectors, matrix):
+    matrix = matrix.double()
+    return float((vectors.double().t() @ matrix).square().sum() /
+                 matrix.square().sum())
+
+
+@settings(max_examples=40, deadline=None)
+@given(rows=st.integers(64, 300), extra_cols=st.integers(0, 200),
+       decay=st.floats(0.5, 0.995), eps=st.floats(0.3, 0.99),
+       dtype=st.sampled_from([torch.float32, torch.float64]),
+       seed=st.integers(0, 2**16))
+def test_ritz_keeps_the_eps_guarantee_and_never_undershoots(
+        rows, extra_cols, decay, eps, dtype, seed):
+    spectrum = [decay**i for i in range(rows)]
+    matrix = matrix_with_spectrum(spectrum, rows + extra_cols, dtype, seed)
+    found = ritz_leading_vectors(matrix, eps)
+    if found is None:  # the caller falls back to the full eigensolver
+        return
+    energy, vectors = found
+    k = vectors.shape[1]
+    assert energy.shape == (k, )
+    assert_close(vectors.t() @ vectors, torch.eye(k, dtype=dtype),
+                 atol=1e-4, rtol=0)
+    assert captured_fraction(vectors, matrix) >= eps - 1e-5
+    assert k >= exact_rank(matrix.double(), eps) - (dtype == torch.float32)
+
+
+@pytest.mark.parametrize('eps', [0.5, 0.8, 0.9])
+def test_ritz_rank_is_exact_on_a_decaying_spectrum(eps):
+    matrix = matrix_with_spectrum([0.9**i for i in range(512)], 600)
+    energy, vectors = ritz_leading_vectors(matrix, eps)
+    assert vectors.shape[1] == exact_rank(matrix, eps)
+    exact = torch.linalg.svdvals(matrix)[:vectors.shape[1]]**2
+    assert_close(energy, exact, rtol=1e-6, atol=0)
+
+
+def test_ritz_gives_up_on_a_flat_spectrum_and_leading_vectors_falls_back():
+    matrix = matrix_with_spectrum([1.0] * 300, 400, torch.float32)
+    assert ritz_leading_vectors(matrix, 0.8) is None
+    vectors = leading_vectors(matrix, 0.8)
+    assert vectors.shape[1] == exact_rank(matrix, 0.8)
+
+
+def test_ritz_is_deterministic_and_leaves_the_global_rng_alone():
+    matrix = matrix_with_spectrum([0.8**i for i in range(300)], 300)
+    state = torch.get_rng_state()
+    first = ritz_leading_vectors(matrix, 0.9)[1]
+    second = ritz_leading_vectors(matrix, 0.9)[1]
+    assert torch.equal(torch.get_rng_state(), state)
+    assert torch.equal(first, second)
+
+
+def test_ritz_of_a_zero_matrix_keeps_nothing():
+    energy, vectors = ritz_leading_vectors(torch.zeros(300, 50), 0.9)
+    assert energy.numel() == 0 and vectors.shape == (300, 0)
+
+
+def test_ritz_grows_its_block_until_eps_is_reached():
+    # rank 200 of 600 with equal values: the first block of 32 misses most
+    spectrum = [1.0] * 200 + [1e-4] * 400
+    matrix = matrix_with_spectrum(spectrum, 700)
+    energy, vectors = ritz_leading_vectors(matrix, 0.949)
+    assert vectors.shape[1] == exact_rank(matrix, 0.949) == 190
+    assert captured_fraction(vectors, matrix) >= 0.949
+
+
+def low_rank_wide_activation(channels=320, rank=6, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    shape = (4, channels, 6, 5)
+    parts = [torch.randn(s, rank, generator=gen, dtype=torch.float64)
+             for s in shape]
+    core = torch.randn(rank, rank, rank, rank, generator=gen,
+                       dtype=torch.float64)
+    decay = torch.tensor([0.7**i for i in range(rank)], dtype=torch.float64)
+    core = core * decay.view(1, -1, 1, 1)
+    noise = 0.01 * torch.randn(shape, generator=gen, dtype=torch.float64)
+    return tucker_to_tensor(core, parts) + noise
+
+
+@pytest.mark.parametrize('eps', [0.8, 0.9, 0.99])
+def test_hosvd_auto_matches_eigh_on_a_wide_low_rank_activation(eps):
+    x = low_rank_wide_activation()
+    assert x.shape[1] >= RITZ_MIN_SIZE
+    core_a, factors_a = hosvd(x, eps=eps, solver='auto')
+    core_e, factors_e = hosvd(x, eps=eps, solver='eigh')
+    assert core_a.shape == core_e.shape
+    assert_close(tucker_to_tensor(core_a, factors_a),
+                 tucker_to_tensor(core_e, factors_e), atol=1e-8, rtol=1e-8)
+    channels = unfold(x, 1)
+    assert captured_fraction(factors_a[1], channels) >= eps
+
+
+def test_hosvd_auto_is_exact_at_eps_one():
+    x = low_rank_wide_activation()
+    core, factors = hosvd(x, eps=1.0)
+    assert core.shape == x.shape
+    assert_close(tucker_to_tensor(core, factors), x)
+
+
+@pytest.mark.parametrize('bad', ['ritz', 'EIGH', None, 1])
+def test_unknown_solver_is_named(bad):
+    with pytest.raises(ValueError, match='solver must be one of'):
+        check_solver(bad)
+    with pytest.raises(ValueError, match=repr(bad)):
+        hosvd(torch.randn(2, 2, 2, 2), eps=0.5, solver=bad)
