@@ -19,6 +19,7 @@ from ..ops import (
     StoredActivation,
     check_eps,
     check_radius,
+    check_solver,
     gradient_filter_conv2d,
     hosvd_conv2d,
     svd_conv2d,
@@ -126,12 +127,24 @@ class Conv2dHOSVD(SharedInputConv2d):
     Args:
         *args: As for ``nn.Conv2d``.
         eps: Explained-variance threshold in (0, 1] per mode; 1 is exact.
+        solver: 'auto' (default) finds the leading vectors of modes of 256
+            or more rows by randomized subspace iteration, which keeps the
+            eps guarantee at a rank equal to the exact one or slightly
+            larger; 'eigh' takes every mode from the full Gram
+            eigendecomposition (the paper's exact ranks, slower).
         **kwargs: As for ``nn.Conv2d``.
     """
 
+    def __init__(self, *args, solver: str = 'auto', **kwargs):
+        super().__init__(*args, **kwargs)
+        self.solver = check_solver(solver)
+
     def compressed_forward(self, x, geo):
         return hosvd_conv2d(x, self.weight, self.bias, geo, self.eps,
-                            self.shared_input)
+                            self.shared_input, self.solver)
+
+    def extra_repr(self) -> str:
+        return f'{super().extra_repr()}, solver={self.solver!r}'
 
 
 @MODELS.register_module()

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from .checks import autocast_off, check_activation
 from .conv_geometry import ConvGeometry, conv2d, conv2d_input_grad
-from .decomposition import check_eps, hosvd
+from .decomposition import check_eps, check_solver, hosvd
 from .shared_input import SharedDecomposition
 from .stats import StoredActivation
 from .subspace import subspace_hosvd
@@ -122,7 +122,8 @@ def hosvd_conv2d(x: torch.Tensor,
                  bias: Optional[torch.Tensor],
                  geo: ConvGeometry,
                  eps: float = 0.8,
-                 shared: Optional[SharedDecomposition] = None
+                 shared: Optional[SharedDecomposition] = None,
+                 solver: str = 'auto'
                  ) -> Tuple[torch.Tensor, Optional[StoredActivation]]:
     """Convolution that stores a HOSVD-eps form of its input for backward.
 
@@ -137,6 +138,8 @@ def hosvd_conv2d(x: torch.Tensor,
         eps: Explained-variance threshold in (0, 1], per mode.
         shared: Cache shared with the other convolutions that read ``x``
             (same eps); the decomposition is then computed once.
+        solver: How large modes find their leading vectors, 'auto' or
+            'eigh' (see :func:`~mmseg_hosvd.ops.decomposition.hosvd`).
 
     Returns:
         ``(output, stored)``: the exact output and what was stored (None when
@@ -144,16 +147,17 @@ def hosvd_conv2d(x: torch.Tensor,
         convolution stored the same decomposition).
 
     Raises:
-        ValueError: For a non-4-D input, eps outside (0, 1], or NaN/Inf in
-            the input.
+        ValueError: For a non-4-D input, eps outside (0, 1], an unknown
+            solver, or NaN/Inf in the input.
     """
     check_activation(x)
     eps = check_eps(eps)
+    check_solver(solver)
     if not (torch.is_grad_enabled() and weight.requires_grad):
         return conv2d(x, weight, bias, geo), None
     def decompose():
         with autocast_off(x):
-            return hosvd(x, eps=eps)
+            return hosvd(x, eps=eps, solver=solver)
 
     if shared is None:
         (core, factors), first = decompose(), True

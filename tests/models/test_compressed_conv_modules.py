@@ -95,3 +95,24 @@ def test_bad_settings_name_the_value():
         Conv2dGradFilter(3, 4, 3, radius=0)
     with pytest.raises(TypeError, match='expects an nn.Conv2d, got Linear'):
         Conv2dHOSVD.from_conv(nn.Linear(3, 4))
+    with pytest.raises(ValueError, match="got 'svd'"):
+        Conv2dHOSVD(3, 4, 3, solver='svd')
+
+
+def test_solver_choice_reaches_the_decomposition():
+    """'auto' and 'eigh' give the same gradients on a low-rank wide input,
+    and 'eigh' is the paper's exact rank."""
+    torch.manual_seed(0)
+    basis = torch.randn(4, 300, 1, 1)
+    x = (torch.randn(4, 4, 6, 6).unsqueeze(2) * basis.view(1, 4, 300, 1, 1)
+         ).sum(1)
+    grads, ranks = {}, {}
+    for solver in ('auto', 'eigh'):
+        torch.manual_seed(1)
+        conv = Conv2dHOSVD(300, 8, 3, padding=1, eps=0.95, solver=solver)
+        assert f"solver='{solver}'" in repr(conv)
+        conv(x).square().sum().backward()
+        grads[solver] = conv.weight.grad
+        ranks[solver] = conv.last_stored.ranks
+    assert ranks['auto'] == ranks['eigh']
+    assert_close(grads['auto'], grads['eigh'], rtol=1e-4, atol=1e-3)

@@ -167,10 +167,21 @@ def test_unknown_trainable_module():
      'radius must be an int >= 1, got 0'),
     (dict(), 'exactly one of num_layers and layers'),
     (dict(num_layers=5, layers=['a']), 'exactly one of num_layers and layers'),
+    (dict(num_layers=5, solver='lapack'),
+     r"solver must be one of \('auto', 'eigh'\), got 'lapack'"),
+    (dict(method='svd', num_layers=5, solver='eigh'),
+     "solver='eigh' applies to the methods .* got method='svd'"),
 ])
 def test_hook_arguments_are_checked(kwargs, match):
     with pytest.raises(ValueError, match=match):
         CompressConvHook(**kwargs)
+
+
+def test_solver_reaches_every_compressed_convolution():
+    model = build_model('pspnet')
+    plan = CompressConvHook(num_layers=5, solver='eigh').apply(model)
+    solvers = {model.get_submodule(n).solver for n in plan['compressed']}
+    assert solvers == {'eigh'}
 
 
 def test_negative_layer_count():
