@@ -8,11 +8,19 @@ layer count, measured in the same run. ``hosvd_authors`` is HOSVD computed
 the original authors' way (full SVD of every unfolding, no sharing), as a
 reference point.
 
+By default the weights and the batch are random. With ``--from-protocol``
+each model starts from the protocol's calibrated checkpoint (the starting
+point of its fine-tuning runs; run ``tools/run_protocol.py`` first) and the
+batch is the first ``--batch`` images of the generated target domain: the
+ranks that HOSVD-eps finds then are those of real fine-tuning, much lower
+than on random activations.
+
 Usage::
 
     python benchmarks/train_speed.py [--models deeplabv3 pspnet]
         [--methods vanilla hosvd hosvd_authors] [--layers 5] [--iters 10]
-        [--eps 0.8] [--batch 8] [--size 128] [--json PATH]
+        [--eps 0.8] [--batch 8] [--size 128] [--solver auto]
+        [--from-protocol] [--json PATH]
 """
 import argparse
 import json
@@ -29,7 +37,9 @@ import mmseg_hosvd  # noqa: E402,F401  # isort: skip
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from mmengine.config import Config  # noqa: E402
-from mmseg.registry import MODELS  # noqa: E402
+from mmengine.dataset import pseudo_collate  # noqa: E402
+from mmengine.runner import load_checkpoint  # noqa: E402
+from mmseg.registry import DATASETS, MODELS  # noqa: E402
 from mmseg.utils import register_all_modules  # noqa: E402
 from reference_hosvd import AuthorsHOSVDConv2d  # noqa: E402
 
@@ -37,7 +47,8 @@ from mmseg_hosvd.engine import CompressConvHook  # noqa: E402
 from mmseg_hosvd.models import set_norm_eval_  # noqa: E402
 from mmseg_hosvd.models.surgery import convert_convs_  # noqa: E402
 from mmseg_hosvd.ops import hosvd, subspace_hosvd  # noqa: E402
-from mmseg_hosvd.protocol import MODEL_CONFIGS, config_path  # noqa: E402
+from mmseg_hosvd.protocol import (  # noqa: E402
+    MODEL_CONFIGS, config_path, final_checkpoint)
 
 METHODS = [
     'vanilla', 'gradient_filter', 'svd', 'hosvd', 'hosvd_subspace',
@@ -45,7 +56,34 @@ METHODS = [
 ]
 
 
-def build(model_name, method, layers, eps, x):
+def protocol_checkpoint(model_name):
+    """The calibrated checkpoint the protocol's fine-tuning starts from."""
+    checkpoint = final_checkpoint(config_path(model_name, 'calib'))
+    if not osp.isfile(checkpoint):
+        raise SystemExit(f'--from-protocol: no checkpoint {checkpoint}; run '
+                         f'python tools/run_protocol.py first')
+    return checkpoint
+
+
+def target_batch(model_name, batch, size):
+    """``(inputs, labels)``: the first images of the generated target domain,
+    through the fine-tuning config's pipeline and data preprocessor."""
+    cfg = Config.fromfile(config_path(model_name, 'finetune', 'vanilla', 5))
+    dataset = DATASETS.build(cfg.train_dataloader.dataset)
+    model = MODELS.build(cfg.model)
+    data = model.data_preprocessor(
+        pseudo_collate([dataset[i] for i in range(batch)]), True)
+    inputs = data['inputs']
+    labels = torch.stack(
+        [s.gt_sem_seg.data[0] for s in data['data_samples']]).long()
+    if inputs.shape[-2:] != (size, size):
+        raise SystemExit(f'the target pipeline gives {tuple(inputs.shape)}, '
+                         f'not {size} x {size}')
+    return inputs, labels
+
+
+def build(model_name, method, layers, eps, x, solver='auto',
+          checkpoint=None):
     """The model of ``model_name`` set up for fine-tuning with ``method``.
 
     Returns:
@@ -53,8 +91,14 @@ def build(model_name, method, layers, eps, x):
     """
     cfg = Config.fromfile(config_path(model_name, 'finetune', 'vanilla', 5))
     model = MODELS.build(cfg.model)
+    if checkpoint is not None:
+        load_checkpoint(model, checkpoint, map_location='cpu',
+                        logger='silent')
     hook_method = 'vanilla' if method == 'hosvd_authors' else method
-    hook = CompressConvHook(method=hook_method, num_layers=layers, eps=eps)
+    options = dict(solver=solver) if method in ('hosvd',
+                                                'hosvd_subspace') else {}
+    hook = CompressConvHook(method=hook_method, num_layers=layers, eps=eps,
+                            **options)
     plan = hook.apply(model)
     if method == 'hosvd_authors':
         convert_convs_(model, plan['compressed'],
@@ -106,12 +150,11 @@ def compression_ms(model, names, x, eps, ranks):
     return result
 
 
-def step_times(model, x, iters, warmup=3):
+def step_times(model, x, labels, iters, warmup=3):
     """Per-step seconds of ``iters`` timed training steps on batch ``x``."""
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.SGD(params, lr=0.01, momentum=0.9)
-    batch, _, size, _ = x.shape
-    labels = torch.randint(0, 5, (batch, size, size))
+    size = x.shape[-1]
     model.train()
     set_norm_eval_(model)
     times = []
@@ -120,7 +163,7 @@ def step_times(model, x, iters, warmup=3):
         logits = model._forward(x)
         logits = F.interpolate(logits, size=(size, size), mode='bilinear',
                                align_corners=False)
-        loss = F.cross_entropy(logits, labels)
+        loss = F.cross_entropy(logits, labels, ignore_index=255)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -140,30 +183,51 @@ def main(argv=None):
     parser.add_argument('--eps', type=float, default=0.8)
     parser.add_argument('--batch', type=int, default=8)
     parser.add_argument('--size', type=int, default=128)
+    parser.add_argument('--solver', choices=['auto', 'eigh'], default='auto',
+                        help='HOSVD-eps solver of the hosvd methods')
+    parser.add_argument('--from-protocol', action='store_true',
+                        help="start from the protocol's calibrated "
+                        'checkpoints, on target-domain images')
     parser.add_argument('--json', help='write the records here')
     args = parser.parse_args(argv)
     register_all_modules()
     methods = ['vanilla'] + [m for m in args.methods if m != 'vanilla']
     records = []
-    x = torch.randn(args.batch, 3, args.size, args.size)
     print(f"{'model':>12} {'layers':>6} {'method':>16} {'step (s)':>9} "
           f"{'/ vanilla':>9} {'overhead':>9}")
     for model_name in args.models:
+        checkpoint = None
+        if args.from_protocol:
+            checkpoint = protocol_checkpoint(model_name)
+            x, labels = target_batch(model_name, args.batch, args.size)
+        else:
+            x = torch.randn(args.batch, 3, args.size, args.size)
+            labels = torch.randint(0, 5, (args.batch, args.size, args.size))
         for layers in args.layers:
             base = None
             for method in methods:
                 torch.manual_seed(0)
-                model, plan = build(model_name, method, layers, args.eps, x)
+                model, plan = build(model_name, method, layers, args.eps, x,
+                                    args.solver, checkpoint)
                 median = statistics.median(
-                    step_times(model, x, args.iters))
+                    step_times(model, x, labels, args.iters))
                 base = median if method == 'vanilla' else base
                 ratio = median / base
                 record = dict(model=model_name, method=method,
                               layers=layers, eps=args.eps,
+                              solver=args.solver,
+                              weights='protocol' if checkpoint else 'random',
                               step_time_s=median, ratio_to_vanilla=ratio,
                               overhead_s=median - base)
                 line = (f'{model_name:>12} {layers:>6} {method:>16} '
                         f'{median:9.3f} {ratio:8.2f}x {median - base:8.3f}s')
+                if method in ('hosvd', 'hosvd_subspace'):
+                    record['ranks'] = {
+                        name: model.get_submodule(name).last_stored.ranks
+                        for name in plan['compressed']
+                        if not model.get_submodule(name).last_stored.shared
+                    }
+                    line += f"  ranks {list(record['ranks'].values())}"
                 if method == 'hosvd_subspace':
                     convs = [model.get_submodule(n)
                              for n in plan['compressed']]
