@@ -37,49 +37,22 @@ import mmseg_hosvd  # noqa: E402,F401  # isort: skip
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from mmengine.config import Config  # noqa: E402
-from mmengine.dataset import pseudo_collate  # noqa: E402
 from mmengine.runner import load_checkpoint  # noqa: E402
-from mmseg.registry import DATASETS, MODELS  # noqa: E402
+from mmseg.registry import MODELS  # noqa: E402
 from mmseg.utils import register_all_modules  # noqa: E402
+from protocol_inputs import protocol_checkpoint, target_batch  # noqa: E402
 from reference_hosvd import AuthorsHOSVDConv2d  # noqa: E402
 
 from mmseg_hosvd.engine import CompressConvHook  # noqa: E402
 from mmseg_hosvd.models import set_norm_eval_  # noqa: E402
 from mmseg_hosvd.models.surgery import convert_convs_  # noqa: E402
 from mmseg_hosvd.ops import hosvd, subspace_hosvd  # noqa: E402
-from mmseg_hosvd.protocol import (  # noqa: E402
-    MODEL_CONFIGS, config_path, final_checkpoint)
+from mmseg_hosvd.protocol import MODEL_CONFIGS, config_path  # noqa: E402
 
 METHODS = [
     'vanilla', 'gradient_filter', 'svd', 'hosvd', 'hosvd_subspace',
     'hosvd_authors'
 ]
-
-
-def protocol_checkpoint(model_name):
-    """The calibrated checkpoint the protocol's fine-tuning starts from."""
-    checkpoint = final_checkpoint(config_path(model_name, 'calib'))
-    if not osp.isfile(checkpoint):
-        raise SystemExit(f'--from-protocol: no checkpoint {checkpoint}; run '
-                         f'python tools/run_protocol.py first')
-    return checkpoint
-
-
-def target_batch(model_name, batch, size):
-    """``(inputs, labels)``: the first images of the generated target domain,
-    through the fine-tuning config's pipeline and data preprocessor."""
-    cfg = Config.fromfile(config_path(model_name, 'finetune', 'vanilla', 5))
-    dataset = DATASETS.build(cfg.train_dataloader.dataset)
-    model = MODELS.build(cfg.model)
-    data = model.data_preprocessor(
-        pseudo_collate([dataset[i] for i in range(batch)]), True)
-    inputs = data['inputs']
-    labels = torch.stack(
-        [s.gt_sem_seg.data[0] for s in data['data_samples']]).long()
-    if inputs.shape[-2:] != (size, size):
-        raise SystemExit(f'the target pipeline gives {tuple(inputs.shape)}, '
-                         f'not {size} x {size}')
-    return inputs, labels
 
 
 def build(model_name, method, layers, eps, x, solver='auto',

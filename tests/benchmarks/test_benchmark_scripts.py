@@ -1,0 +1,43 @@
+"""The benchmark scripts run as a user runs them and write their records."""
+import json
+import subprocess
+import sys
+
+from ..helpers import ROOT
+
+
+def run_script(*args):
+    result = subprocess.run([sys.executable] + list(args), cwd=ROOT,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    return result.stdout
+
+
+def test_activation_memory_records(tmp_path):
+    path = tmp_path / 'memory.json'
+    out = run_script('benchmarks/activation_memory.py', '--models', 'fcn',
+                     '--lean', '--batch', '2', '--size', '64', '--json',
+                     str(path))
+    records = json.loads(path.read_text())
+    assert [(r['method'], r['lean']) for r in records] == [
+        ('vanilla', False), ('hosvd', False), ('hosvd', True)]
+    keys = {'model', 'method', 'layers', 'lean', 'analytical_mb',
+            'measured_mb', 'measured_ratio_to_vanilla', 'weights'}
+    assert all(keys <= set(r) for r in records)
+    vanilla, plain, lean = records
+    assert vanilla['measured_ratio_to_vanilla'] == 1.0
+    assert lean['measured_mb'] < plain['measured_mb'] < vanilla['measured_mb']
+    assert 'hosvd lean' in out
+
+
+def test_train_speed_records(tmp_path):
+    path = tmp_path / 'speed.json'
+    run_script('benchmarks/train_speed.py', '--models', 'fcn', '--methods',
+               'vanilla', 'hosvd', '--iters', '1', '--batch', '2', '--size',
+               '64', '--json', str(path))
+    records = json.loads(path.read_text())
+    assert [r['method'] for r in records] == ['vanilla', 'hosvd']
+    assert records[0]['ratio_to_vanilla'] == 1.0
+    assert all(r['step_time_s'] > 0 and r['solver'] == 'auto'
+               for r in records)
+    assert len(records[1]['ranks']) == 5
