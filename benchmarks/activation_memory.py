@@ -9,10 +9,17 @@ storage, parameters and buffers excluded), and the measured ratio to vanilla
 of the same model and layer count measured in the same run. On CUDA it also
 reports ``torch.cuda.max_memory_allocated`` of forward + backward.
 
+By default the weights and the batch are random. With ``--from-protocol``
+each model starts from the protocol's calibrated checkpoint and the batch is
+the first images of the generated target domain (run
+``tools/run_protocol.py`` first): the ranks are then those of fine-tuning.
+
 Usage::
 
     python benchmarks/activation_memory.py [--models ...] [--methods ...]
-        [--layers 5] [--lean] [--batch 8] [--size 128] [--json PATH]
+        [--layers 5] [--lean] [--lean-norm-eps 0.8]
+        [--lean-classifier-eps 0.99] [--batch 8] [--size 128]
+        [--from-protocol] [--json PATH]
 """
 import argparse
 import json
@@ -26,8 +33,10 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import mmseg_hosvd  # noqa: E402,F401  # isort: skip
 import torch  # noqa: E402
 from mmengine.config import Config  # noqa: E402
+from mmengine.runner import load_checkpoint  # noqa: E402
 from mmseg.registry import MODELS  # noqa: E402
 from mmseg.utils import register_all_modules  # noqa: E402
+from protocol_inputs import protocol_checkpoint, target_batch  # noqa: E402
 
 from mmseg_hosvd.engine import CompressConvHook  # noqa: E402
 from mmseg_hosvd.models import set_norm_eval_  # noqa: E402
@@ -40,11 +49,15 @@ MB = 2**20
 METHODS = ['vanilla', 'gradient_filter', 'svd', 'hosvd', 'hosvd_subspace']
 
 
-def measure(model_name, method, layers, lean, eps, lean_eps, x, device):
+def measure(model_name, method, layers, lean, eps, lean_eps, x, device,
+            checkpoint=None):
     """Analytical and measured MB (and CUDA peak) of one training forward."""
     torch.manual_seed(0)
     cfg = Config.fromfile(config_path(model_name, 'finetune', 'vanilla', 5))
     model = MODELS.build(cfg.model)
+    if checkpoint is not None:
+        load_checkpoint(model, checkpoint, map_location='cpu',
+                        logger='silent')
     hook = CompressConvHook(method=method, num_layers=layers, eps=eps,
                             lean=lean, lean_eps=lean_eps)
     plan = hook.apply(model)
@@ -80,19 +93,22 @@ def main(argv=None):
     parser.add_argument('--lean', action='store_true',
                         help='also measure the lean variant of each method')
     parser.add_argument('--eps', type=float, default=0.8)
-    parser.add_argument('--lean-eps', type=float, default=0.99,
-                        help='eps of the lean BN and classifier inputs')
+    parser.add_argument('--lean-norm-eps', type=float, default=0.8,
+                        help='eps of the lean BN inputs')
+    parser.add_argument('--lean-classifier-eps', type=float, default=0.99,
+                        help="eps of the lean classifier's input")
     parser.add_argument('--batch', type=int, default=8)
     parser.add_argument('--size', type=int, default=128)
     parser.add_argument('--device', default=None,
                         help='cpu or cuda (cuda when available)')
+    parser.add_argument('--from-protocol', action='store_true',
+                        help="start from the protocol's calibrated "
+                        'checkpoints, on target-domain images')
     parser.add_argument('--json', help='write the records here')
     args = parser.parse_args(argv)
     register_all_modules()
     device = torch.device(args.device or (
         'cuda' if torch.cuda.is_available() else 'cpu'))
-    gen = torch.Generator().manual_seed(0)
-    x = torch.randn(args.batch, 3, args.size, args.size, generator=gen)
     methods = ['vanilla'] + [m for m in args.methods if m != 'vanilla']
     variants = [(m, False) for m in methods]
     if args.lean:
@@ -101,15 +117,27 @@ def main(argv=None):
     print(f"{'model':>12} {'layers':>6} {'method':>20} {'analytical':>11} "
           f"{'measured':>9} {'/ vanilla':>10}")
     for model_name in args.models:
+        checkpoint = None
+        if args.from_protocol:
+            checkpoint = protocol_checkpoint(model_name)
+            x = target_batch(model_name, args.batch, args.size)[0]
+        else:
+            gen = torch.Generator().manual_seed(0)
+            x = torch.randn(args.batch, 3, args.size, args.size,
+                            generator=gen)
         for layers in args.layers:
             base = None
             for method, lean in variants:
+                lean_eps = dict(norm=args.lean_norm_eps,
+                                classifier=args.lean_classifier_eps)
                 result = measure(model_name, method, layers, lean, args.eps,
-                                 args.lean_eps, x, device)
+                                 lean_eps, x, device, checkpoint)
                 base = result['measured_mb'] if method == 'vanilla' and (
                     not lean) else base
                 record = dict(model=model_name, method=method, layers=layers,
-                              lean=lean, **result,
+                              lean=lean,
+                              weights='protocol' if checkpoint else 'random',
+                              **result,
                               measured_ratio_to_vanilla=result['measured_mb']
                               / base)
                 records.append(record)

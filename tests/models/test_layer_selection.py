@@ -167,6 +167,10 @@ def test_unknown_trainable_module():
      'radius must be an int >= 1, got 0'),
     (dict(), 'exactly one of num_layers and layers'),
     (dict(num_layers=5, layers=['a']), 'exactly one of num_layers and layers'),
+    (dict(num_layers=5, lean=True, lean_eps=dict(bn=0.8)),
+     r"lean_eps has unknown keys \['bn'\]; use \['norm', 'classifier'\]"),
+    (dict(num_layers=5, lean=True, lean_eps=dict(norm=1.5)),
+     r'eps must be in \(0, 1\], got 1.5'),
     (dict(num_layers=5, solver='lapack'),
      r"solver must be one of \('auto', 'eigh'\), got 'lapack'"),
     (dict(method='svd', num_layers=5, solver='eigh'),
@@ -220,6 +224,22 @@ def test_aspp_branches_share_one_decomposition(method):
     stored = [model.get_submodule(n).last_stored for n in branches]
     assert stored[0].numel > 0
     assert all(s.numel == 0 and s.shared for s in stored[1:])
+
+
+@pytest.mark.parametrize('lean_eps,norm,classifier', [
+    (None, 0.8, 0.8), (0.95, 0.95, 0.95),
+    (dict(norm=0.7, classifier=0.99), 0.7, 0.99), (dict(norm=0.7), 0.7, 0.8)
+])
+def test_lean_eps_per_part(lean_eps, norm, classifier):
+    from mmseg_hosvd.models.lean_modules import LeanFrozenBatchNorm2d
+    model = build_model('pspnet')
+    plan = CompressConvHook(num_layers=5, eps=0.8, lean=True,
+                            lean_eps=lean_eps).apply(model)
+    assert plan['lean_eps'] == dict(norm=norm, classifier=classifier)
+    bns = [model.get_submodule(n) for n in plan['lean_modules']]
+    bns = [m for m in bns if isinstance(m, LeanFrozenBatchNorm2d)]
+    assert bns and {m.compress_eps for m in bns} == {norm}
+    assert model.get_submodule('decode_head.conv_seg').eps == classifier
 
 
 def test_sharing_can_be_turned_off():

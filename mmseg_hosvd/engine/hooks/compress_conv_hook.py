@@ -32,6 +32,32 @@ _SOLVER_METHODS = ('hosvd', 'hosvd_subspace')
 DEFAULT_RADIUS = 2
 #: Modules that the lean option replaces in the fine-tuned region.
 LEAN_KINDS = (nn.ReLU, nn.ReLU6, nn.BatchNorm2d)
+#: Parts of the lean region with their own HOSVD threshold.
+LEAN_PARTS = ('norm', 'classifier')
+
+
+def lean_eps_of(lean_eps: Union[None, float, Dict[str, float]],
+                eps: float) -> Dict[str, float]:
+    """The lean region's thresholds: ``{'norm': ..., 'classifier': ...}``.
+
+    Args:
+        lean_eps: None (``eps`` for both), one number for both, or a dict
+            with some of the keys of :data:`LEAN_PARTS`.
+        eps: The fine-tuned convolutions' threshold, the default.
+
+    Raises:
+        ValueError: For an unknown key or a threshold outside (0, 1].
+    """
+    if lean_eps is None:
+        return {part: eps for part in LEAN_PARTS}
+    if not isinstance(lean_eps, dict):
+        value = check_eps(lean_eps)
+        return {part: value for part in LEAN_PARTS}
+    unknown = sorted(set(lean_eps) - set(LEAN_PARTS))
+    if unknown:
+        raise ValueError(f'lean_eps has unknown keys {unknown}; use '
+                         f'{list(LEAN_PARTS)}')
+    return {part: check_eps(lean_eps.get(part, eps)) for part in LEAN_PARTS}
 
 
 @HOOKS.register_module()
@@ -83,8 +109,12 @@ class CompressConvHook(Hook):
             mask, BatchNorm with frozen statistics keeps nothing full-size
             (a trained BN weight gets its gradient from a HOSVD form of the
             input), and the classifier stores a HOSVD form of its input.
-        lean_eps: Explained-variance threshold of those HOSVD forms (BN
-            inputs and the classifier's input); ``eps`` when None.
+        lean_eps: Explained-variance threshold of those HOSVD forms: one
+            number for both, or a dict with the keys 'norm' (BN inputs)
+            and 'classifier' (the classifier's input), a missing key taking
+            ``eps``; ``eps`` for both when None. The classifier's weight
+            gradient matters most to fine-tuning: keep it high (0.99) and
+            the BN inputs low (0.8) for most of the saving.
         solver: For 'hosvd' (and 'hosvd_subspace' before its ranks are
             set): 'auto' finds the leading vectors of modes with 256 or more
             rows by randomized subspace iteration (eps still guaranteed,
@@ -144,7 +174,7 @@ class CompressConvHook(Hook):
                              f'{rank_batches!r}')
         self.budget_mb = budget_mb
         self.lean = bool(lean)
-        self.lean_eps = self.eps if lean_eps is None else check_eps(lean_eps)
+        self.lean_eps = lean_eps_of(lean_eps, self.eps)
         self.rank_batches = rank_batches
         self.solver = check_solver(solver)
         if solver != 'auto' and self.method not in _SOLVER_METHODS:
@@ -231,7 +261,7 @@ class CompressConvHook(Hook):
             radii=radii,
             shared_inputs=shared,
             lean=self.lean,
-            lean_eps=self.lean_eps if self.lean else None,
+            lean_eps=dict(self.lean_eps) if self.lean else None,
             lean_modules=lean_modules,
             eps=self.eps if self.method in _SHARING else None,
             budget_mb=self.budget_mb)
@@ -249,13 +279,14 @@ class CompressConvHook(Hook):
             else:
                 set_submodule(
                     model, name,
-                    LeanFrozenBatchNorm2d.from_module(module, self.lean_eps))
+                    LeanFrozenBatchNorm2d.from_module(
+                        module, self.lean_eps['norm']))
         if _has_module(model, CLASSIFIER) and not isinstance(
                 model.get_submodule(CLASSIFIER), CompressedConv2d):
             set_submodule(
                 model, CLASSIFIER,
                 Conv2dHOSVD.from_conv(model.get_submodule(CLASSIFIER),
-                                      eps=self.lean_eps))
+                                      eps=self.lean_eps['classifier']))
             names.append(CLASSIFIER)
         return names
 
