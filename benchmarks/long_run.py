@@ -46,9 +46,13 @@ def rss_mb() -> float:
 
 @HOOKS.register_module()
 class RSSRecorderHook(Hook):
-    """Records the process RSS after every training iteration."""
+    """Records the process RSS after every training iteration.
 
-    priority = 'LOWEST'
+    It runs before the checkpoint and logger hooks, so a checkpoint being
+    serialised at the last iteration is not counted as growth.
+    """
+
+    priority = 'VERY_HIGH'
 
     def __init__(self):
         self.values = []
@@ -100,8 +104,10 @@ def main(argv=None):
         measured_slope_mb_per_1000=slope_per_1000(measured, args.warmup),
         rss_mb_first=rss[0],
         rss_mb_last=rss[-1],
-        rss_slope_mb_per_1000=slope_per_1000(rss, args.warmup))
+        rss_slope_mb_per_1000=slope_per_1000(rss, args.warmup),
+        rss_slope_second_half_mb_per_1000=slope_per_1000(rss, 0.5))
     print(json.dumps(result, indent=2))
+    result.update(rss_mb=rss, measured_mb=measured)
     if args.json:
         os.makedirs(osp.dirname(osp.abspath(args.json)), exist_ok=True)
         with open(args.json, 'w') as f:

@@ -3,12 +3,12 @@ from .atomic_local_backend import (AtomicLocalBackend,
                                    register_atomic_local_backend)
 from .autocast_optim_wrapper import AutocastOptimWrapper
 from .cpu_distributed import prepare_cpu_distributed
-from .hooks import ActivationMemoryHook, CompressConvHook
+from .hooks import ActivationMemoryHook, CompressConvHook, MallocTrimHook
 
 register_atomic_local_backend()
 
 __all__ = [
     'ActivationMemoryHook', 'AtomicLocalBackend', 'AutocastOptimWrapper',
-    'CompressConvHook', 'prepare_cpu_distributed',
+    'CompressConvHook', 'MallocTrimHook', 'prepare_cpu_distributed',
     'register_atomic_local_backend'
 ]

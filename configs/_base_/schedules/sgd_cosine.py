@@ -15,4 +15,6 @@ default_hooks = dict(
     param_scheduler=dict(type='ParamSchedulerHook'),
     checkpoint=dict(type='CheckpointHook', by_epoch=False, max_keep_ckpts=2),
     sampler_seed=dict(type='DistSamplerSeedHook'),
-    visualization=dict(type='SegVisualizationHook'))
+    visualization=dict(type='SegVisualizationHook'),
+    # per-batch HOSVD ranks fragment glibc's heap; trimming keeps RSS flat
+    malloc_trim=dict(type='MallocTrimHook', interval=50))
