@@ -33,6 +33,7 @@ from .subspace import subspace_hosvd, subspace_step
 from .svd_conv import svd_conv2d
 from .tensor_ops import (
                             fold,
+                            gram_times,
                             mode_dot,
                             multi_mode_dot,
                             tucker_to_tensor,
@@ -47,7 +48,8 @@ __all__ = [
     'gradient_filter_conv2d', 'hosvd_conv2d', 'hosvd_conv2d_from_factors',
     'hosvd_weight_grad', 'SharedDecomposition',
     'ANALYTICAL_BYTES_PER_ELEMENT', 'StoredActivation',
-    'svd_conv2d', 'fold', 'mode_dot', 'multi_mode_dot', 'tucker_to_tensor',
+    'svd_conv2d', 'fold', 'gram_times', 'mode_dot', 'multi_mode_dot',
+    'tucker_to_tensor',
     'unfold', 'subspace_hosvd_conv2d', 'allocate_ranks', 'ranks_from_eps',
     'tucker_numel', 'subspace_hosvd', 'subspace_step'
 ]

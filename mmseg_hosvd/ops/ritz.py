@@ -19,6 +19,8 @@ from typing import Optional, Tuple
 
 import torch
 
+from .tensor_ops import gram_times
+
 #: Extra columns of the random block beyond the rank it aims at.
 OVERSAMPLE = 16
 #: Subspace-iteration steps per block (each one QR-orthonormalised).
@@ -43,7 +45,7 @@ def _rayleigh_ritz(matrix: torch.Tensor, block: torch.Tensor
     """
     basis = block
     for _ in range(POWER_STEPS):
-        basis = torch.linalg.qr(matrix @ (matrix.t() @ basis)).Q
+        basis = torch.linalg.qr(gram_times(matrix, basis)).Q
     projected = basis.t() @ matrix
     values, rotation = torch.linalg.eigh(projected @ projected.t())
     return values.flip(0).clamp_min(0), basis @ rotation.flip(1)

@@ -10,7 +10,7 @@ from typing import List, Optional, Sequence, Tuple
 import torch
 
 from .decomposition import compact, decomposition_dtype, gram_eigh
-from .tensor_ops import multi_mode_dot, unfold
+from .tensor_ops import gram_times, multi_mode_dot, unfold
 
 
 def subspace_step(matrix: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
@@ -23,8 +23,7 @@ def subspace_step(matrix: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
     Returns:
         The refined (n, k) factor with orthonormal columns.
     """
-    product = matrix @ (matrix.t() @ factor)
-    q, r = torch.linalg.qr(product)
+    q, r = torch.linalg.qr(gram_times(matrix, factor))
     # keep the column signs stable from step to step
     signs = torch.sign(torch.diagonal(r))
     signs[signs == 0] = 1

@@ -4,6 +4,24 @@ from typing import Optional, Sequence
 import torch
 
 
+def gram_times(matrix: torch.Tensor, block: torch.Tensor) -> torch.Tensor:
+    """``matrix @ matrix.T @ block`` without forming the Gram matrix.
+
+    Evaluated as ``((block.T @ matrix) @ matrix.T).T``: with a thin block and
+    a strided unfolding, ``matrix.T @ block`` takes a BLAS path that was up
+    to 15x slower on CPU (e.g. 15 ms instead of 1 ms for a 1024 x 2048
+    unfolding and 7 columns).
+
+    Args:
+        matrix: X, shape (m, n).
+        block: B, shape (m, k).
+
+    Returns:
+        X X^T B, shape (m, k).
+    """
+    return ((block.t() @ matrix) @ matrix.t()).t()
+
+
 def unfold(tensor: torch.Tensor, mode: int) -> torch.Tensor:
     """Mode-``mode`` unfolding: ``mode`` first, the other modes flattened.
 

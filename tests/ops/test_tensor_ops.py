@@ -3,6 +3,7 @@ from torch.testing import assert_close
 
 from mmseg_hosvd.ops import (
     fold,
+    gram_times,
     mode_dot,
     multi_mode_dot,
     tucker_to_tensor,
@@ -46,3 +47,13 @@ def test_tucker_to_tensor_with_identity_factors_is_core():
     core = torch.randn(2, 3, 4, 5)
     eyes = [torch.eye(s) for s in core.shape]
     assert_close(tucker_to_tensor(core, eyes), core)
+
+
+def test_gram_times_on_strided_unfoldings():
+    tensor = torch.randn(3, 7, 5, 4, dtype=torch.float64)
+    for mode in range(4):
+        matrix = unfold(tensor, mode)
+        for k in (1, 2, 7):
+            block = torch.randn(matrix.shape[0], k, dtype=torch.float64)
+            assert_close(gram_times(matrix, block),
+                         matrix @ matrix.t() @ block)
