@@ -3,9 +3,10 @@
 Leading singular vectors are taken from the eigendecomposition of the Gram
 matrix of the short side of each matrix, never from a full SVD of a wide
 unfolding: for an activation of shape (8, 512, 64, 64) the four Gram matrices
-are at most 512 x 512. Under the default solver, modes of
-:data:`RITZ_MIN_SIZE` rows or more take their leading vectors from randomized
-subspace iteration (:mod:`.ritz`) instead, which keeps the eps guarantee.
+are at most 512 x 512. Under the default solver, large modes whose
+unfolding is not much wider than tall (a decode head's channel mode) take
+their leading vectors from randomized subspace iteration (:mod:`.ritz`)
+instead, which keeps the eps guarantee.
 """
 from typing import List, Optional, Sequence, Tuple
 
@@ -16,10 +17,17 @@ from .ritz import ritz_leading_vectors
 from .tensor_ops import multi_mode_dot, unfold
 
 #: How HOSVD-eps finds each mode's leading vectors: 'auto' uses the Ritz
-#: solver for modes of at least RITZ_MIN_SIZE rows, 'eigh' always the full
+#: solver for unfoldings of at least RITZ_MIN_SIZE rows and at most
+#: RITZ_MAX_ASPECT times as many columns as rows, 'eigh' always the full
 #: Gram eigendecomposition (the paper's exact ranks).
 SOLVERS = ('auto', 'eigh')
+#: Below this the eigendecomposition is cheap (it grows as rows^3).
 RITZ_MIN_SIZE = 256
+#: Wider unfoldings make every Ritz pass (a product with the whole matrix)
+#: cost more than forming the Gram matrix once: at (8, 512, 64, 64) the
+#: Ritz solver was 1.6x (eps 0.8) to 2.4x (eps 0.9) slower than eigh, at
+#: (8, 512, 16, 16) 1.3x to 1.5x faster, at (8, 1024, 16, 16) 5x faster.
+RITZ_MAX_ASPECT = 4
 
 
 def check_eps(eps: float) -> float:
@@ -164,6 +172,19 @@ def truncated_svd(matrix: torch.Tensor,
     return compact(u), s, compact(vh)
 
 
+def uses_ritz(shape: Tuple[int, int], eps: float, solver: str) -> bool:
+    """Whether :func:`leading_vectors` tries the Ritz solver first.
+
+    Args:
+        shape: (rows, columns) of the unfolding.
+        eps: Explained-variance threshold.
+        solver: 'auto' or 'eigh'.
+    """
+    rows, cols = shape
+    return check_solver(solver) == 'auto' and eps < 1.0 and (
+        rows >= RITZ_MIN_SIZE) and cols <= RITZ_MAX_ASPECT * rows
+
+
 def leading_vectors(matrix: torch.Tensor, eps: float,
                     solver: str = 'auto') -> torch.Tensor:
     """Fewest leading left singular vectors explaining ``eps`` of ``matrix``.
@@ -173,15 +194,15 @@ def leading_vectors(matrix: torch.Tensor, eps: float,
         eps: Explained-variance threshold in (0, 1].
         solver: 'eigh' for the exact rank from the Gram eigendecomposition;
             'auto' to use :func:`~.ritz.ritz_leading_vectors` when
-            ``m >= RITZ_MIN_SIZE`` and eps < 1 (same guarantee, rank equal
-            to the exact one or slightly larger).
+            ``m >= RITZ_MIN_SIZE``, ``n <= RITZ_MAX_ASPECT * m`` and eps < 1
+            (same guarantee, rank equal to the exact one or slightly
+            larger).
 
     Returns:
         The vectors as orthonormal columns, shape (m, k).
     """
     eps = check_eps(eps)
-    if check_solver(solver) == 'auto' and eps < 1.0 and (
-            matrix.shape[0] >= RITZ_MIN_SIZE):
+    if uses_ritz(matrix.shape, eps, solver):
         check_finite(matrix)
         found = ritz_leading_vectors(matrix, eps)
         if found is not None:

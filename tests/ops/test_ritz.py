@@ -14,7 +14,7 @@ from mmseg_hosvd.ops import (
     tucker_to_tensor,
     unfold,
 )
-from mmseg_hosvd.ops.decomposition import RITZ_MIN_SIZE
+from mmseg_hosvd.ops.decomposition import RITZ_MIN_SIZE, uses_ritz
 
 
 def matrix_with_spectrum(singular_values, cols, dtype=torch.float64, seed=0):
@@ -138,3 +138,15 @@ def test_unknown_solver_is_named(bad):
         check_solver(bad)
     with pytest.raises(ValueError, match=repr(bad)):
         hosvd(torch.randn(2, 2, 2, 2), eps=0.5, solver=bad)
+
+
+@pytest.mark.parametrize('shape,eps,solver,expected', [
+    ((1024, 2048), 0.8, 'auto', True),   # PSPNet bottleneck channel mode
+    ((512, 2048), 0.9, 'auto', True),    # DeepLabV3 ASPP input
+    ((512, 32768), 0.8, 'auto', False),  # too wide: Gram is cheaper
+    ((255, 300), 0.8, 'auto', False),    # small: eigh is cheap
+    ((1024, 2048), 1.0, 'auto', False),  # full rank
+    ((1024, 2048), 0.8, 'eigh', False),
+])
+def test_when_the_ritz_solver_is_tried(shape, eps, solver, expected):
+    assert uses_ritz(shape, eps, solver) is expected
