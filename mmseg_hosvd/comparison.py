@@ -54,6 +54,8 @@ def _setting(finetune: dict) -> str:
         if finetune.get('budget_mb') is not None:
             return f"budget={finetune['budget_mb']:g}MB"
         return f"eps={finetune.get('eps')}, fixed"
+    if method == 'hosvd' and finetune.get('solver') == 'eigh':
+        return f"eps={finetune.get('eps')}, eigh"
     if method in ('svd', 'hosvd'):
         return f"eps={finetune.get('eps')}"
     if method == 'gradient_filter':

@@ -127,11 +127,12 @@ class Conv2dHOSVD(SharedInputConv2d):
     Args:
         *args: As for ``nn.Conv2d``.
         eps: Explained-variance threshold in (0, 1] per mode; 1 is exact.
-        solver: 'auto' (default) finds the leading vectors of modes of 256
-            or more rows by randomized subspace iteration, which keeps the
-            eps guarantee at a rank equal to the exact one or slightly
-            larger; 'eigh' takes every mode from the full Gram
-            eigendecomposition (the paper's exact ranks, slower).
+        solver: 'auto' (default) finds the leading vectors of large modes
+            (see :func:`~mmseg_hosvd.ops.decomposition.uses_ritz`) by
+            randomized subspace iteration, which keeps the eps guarantee at
+            a rank equal to the exact one or slightly larger; 'eigh' takes
+            every mode from the full Gram eigendecomposition (the paper's
+            exact ranks, slower).
         **kwargs: As for ``nn.Conv2d``.
     """
 

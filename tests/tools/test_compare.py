@@ -14,7 +14,8 @@ from ..helpers import ROOT
 
 
 def write_run(root, name, method, layers, miou, analytical, measured, step,
-              eps=None, radii=None, model_prefix='pspnet_r18-d8'):
+              eps=None, radii=None, model_prefix='pspnet_r18-d8',
+              solver=None):
     work = root / name
     work.mkdir()
     record = dict(
@@ -26,7 +27,7 @@ def write_run(root, name, method, layers, miou, analytical, measured, step,
             measured_mb=dict(peak=measured, mean=measured * 0.9),
             iterations=120),
         finetune=dict(method=method, num_layers=layers, eps=eps,
-                      radii=radii),
+                      radii=radii, solver=solver),
         step_time_s=step)
     with open(work / 'test_results.json', 'w') as f:
         json.dump(record, f)
@@ -37,7 +38,9 @@ def write_run(root, name, method, layers, miou, analytical, measured, step,
 def runs(tmp_path):
     write_run(tmp_path, 'vanilla-l5', 'vanilla', 5, 70.0, 8.0, 20.0, 0.20)
     write_run(tmp_path, 'hosvd-l5', 'hosvd', 5, 68.0, 0.5, 12.0, 0.22,
-              eps=0.8)
+              eps=0.8, solver='auto')
+    write_run(tmp_path, 'hosvd-eigh-l5', 'hosvd', 5, 68.0, 0.5, 12.0, 0.3,
+              eps=0.8, solver='eigh')
     write_run(tmp_path, 'gf-l5', 'gradient_filter', 5, 60.0, 0.6, 15.0,
               0.21, radii={'a': 4})
     write_run(tmp_path, 'hosvd-l10', 'hosvd', 10, 69.0, 1.0, 14.0, 0.3,
@@ -53,13 +56,15 @@ def runs(tmp_path):
 def test_rows_ratios_and_skips(runs):
     rows, skipped = collect([str(runs / '*')])
     by_name = {osp.basename(r['work_dir']): r for r in rows}
-    assert set(by_name) == {'vanilla-l5', 'hosvd-l5', 'gf-l5', 'hosvd-l10'}
+    assert set(by_name) == {'vanilla-l5', 'hosvd-l5', 'hosvd-eigh-l5',
+                            'gf-l5', 'hosvd-l10'}
     hosvd = by_name['hosvd-l5']
     assert hosvd['model'] == 'pspnet' and hosvd['setting'] == 'eps=0.8'
     assert hosvd['analytical_ratio'] == pytest.approx(0.5 / 8.0)
     assert hosvd['measured_ratio'] == pytest.approx(12.0 / 20.0)
     assert hosvd['time_ratio'] == pytest.approx(0.22 / 0.20)
     assert by_name['gf-l5']['setting'] == 'r=4'
+    assert by_name['hosvd-eigh-l5']['setting'] == 'eps=0.8, eigh'
     assert by_name['hosvd-l10']['analytical_ratio'] is None  # no vanilla-l10
     reasons = dict((osp.basename(p), r) for p, r in skipped)
     assert 'no test_results.json' in reasons['half_finished']
@@ -82,7 +87,7 @@ def test_command_writes_csv_markdown_and_plot(runs, tmp_path_factory):
     assert '| pspnet | vanilla |' in result.stdout
     with open(out / 't.csv') as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == 4 and 'measured_ratio' in rows[0]
+    assert len(rows) == 5 and 'measured_ratio' in rows[0]
     image = matplotlib.image.imread(str(out / 'p.png'))
     assert image.shape[0] > 300 and image.shape[1] > 500
 

@@ -116,10 +116,11 @@ class CompressConvHook(Hook):
             gradient matters most to fine-tuning: keep it high (0.99) and
             the BN inputs low (0.8) for most of the saving.
         solver: For 'hosvd' (and 'hosvd_subspace' before its ranks are
-            set): 'auto' finds the leading vectors of modes with 256 or more
-            rows by randomized subspace iteration (eps still guaranteed,
-            rank equal to the exact one or slightly larger, several times
-            faster on wide layers); 'eigh' uses the full Gram
+            set): 'auto' finds the leading vectors of large modes (see
+            :func:`~mmseg_hosvd.ops.decomposition.uses_ritz`) by randomized
+            subspace iteration (eps still guaranteed, rank equal to the
+            exact one or slightly larger, several times faster on a decode
+            head's channel mode); 'eigh' uses the full Gram
             eigendecomposition for every mode (the paper's exact ranks).
         trace_input_shape: Input shape used to trace execution order.
     """
@@ -264,6 +265,7 @@ class CompressConvHook(Hook):
             lean_eps=dict(self.lean_eps) if self.lean else None,
             lean_modules=lean_modules,
             eps=self.eps if self.method in _SHARING else None,
+            solver=self.solver if self.method in _SOLVER_METHODS else None,
             budget_mb=self.budget_mb)
         return self.plan
 
