@@ -12,6 +12,7 @@ import mmseg_hosvd  # noqa: F401  # isort: skip
 import torch
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
+from mmengine.runner import set_random_seed
 from mmseg.registry import DATASETS, MODELS
 
 from mmseg_hosvd.protocol import config_path, final_checkpoint
@@ -43,6 +44,7 @@ def target_batch(model_name, batch, size):
         data preprocessor: (batch, 3, size, size) and (batch, size, size).
     """
     cfg = Config.fromfile(config_path(model_name, 'finetune', 'vanilla', 5))
+    set_random_seed(0)  # the same crops and flips every run
     dataset = DATASETS.build(cfg.train_dataloader.dataset)
     model = MODELS.build(cfg.model)
     data = model.data_preprocessor(
