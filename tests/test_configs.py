@@ -25,6 +25,7 @@ def test_config_loads_with_what_the_protocol_needs(path):
     assert cfg.model.decode_head.dropout_ratio == 0
     assert 'auxiliary_head' not in cfg.model
     assert cfg.randomness.seed == 233
+    assert cfg.default_hooks.malloc_trim.type == 'MallocTrimHook'
     if 'mv2' in path and 'pretrain' in path:  # from scratch, see the config
         assert cfg.optim_wrapper.optimizer.lr == 0.05
         assert cfg.optim_wrapper.clip_grad is None
