@@ -4,8 +4,10 @@ Fine-tunes with HOSVD (the protocol's DeepLabV3 eps 0.8, 5 layers config by
 default) for ``--iters`` iterations on the embedded dataset, with the
 measured saved-tensor memory (ActivationMemoryHook) and the process RSS
 recorded every iteration, and reports the least-squares slope of both after
-warm-up (MB per 1000 iterations). Not part of CI: 2,000 iterations take
-about 10 minutes on 2 cores.
+warm-up and over the second half (MB per 1000 iterations); the JSON also
+keeps both curves. The configs' MallocTrimHook is part of the run, as in
+any fine-tuning. Not part of CI: 2,000 iterations take about 8 minutes on 2
+cores.
 
 Usage::
 
