@@ -192,7 +192,8 @@ def main(argv=None):
                 ratio = median / base
                 record = dict(model=model_name, method=method,
                               layers=layers, eps=args.eps,
-                              solver=args.solver,
+                              solver=args.solver if method in (
+                                  'hosvd', 'hosvd_subspace') else None,
                               weights='protocol' if checkpoint else 'random',
                               step_time_s=median, ratio_to_vanilla=ratio,
                               overhead_s=median - base)

@@ -50,12 +50,14 @@ def layer_count(config: str, finetune: dict) -> Optional[int]:
 
 def _setting(finetune: dict) -> str:
     method = finetune.get('method')
+    if method in ('hosvd', 'hosvd_subspace') and finetune.get(
+            'solver') == 'eigh' and finetune.get('budget_mb') is None:
+        return f"eps={finetune.get('eps')}, eigh" + (
+            ', fixed' if method == 'hosvd_subspace' else '')
     if method == 'hosvd_subspace':
         if finetune.get('budget_mb') is not None:
             return f"budget={finetune['budget_mb']:g}MB"
         return f"eps={finetune.get('eps')}, fixed"
-    if method == 'hosvd' and finetune.get('solver') == 'eigh':
-        return f"eps={finetune.get('eps')}, eigh"
     if method in ('svd', 'hosvd'):
         return f"eps={finetune.get('eps')}"
     if method == 'gradient_filter':

@@ -1,6 +1,7 @@
 """Lean replacements for the activations of the fine-tuned region."""
 from torch import nn
 
+from ..ops.decomposition import check_solver
 from ..ops.lean_activations import bitmask_relu, frozen_batch_norm
 
 
@@ -43,23 +44,26 @@ class LeanFrozenBatchNorm2d(nn.BatchNorm2d):
     Args:
         *args: As for ``nn.BatchNorm2d``.
         compress_eps: Explained variance of the stored input.
+        solver: HOSVD-eps solver of the stored input, 'auto' or 'eigh'.
         **kwargs: As for ``nn.BatchNorm2d``.
     """
 
-    def __init__(self, *args, compress_eps: float = 0.8, **kwargs):
+    def __init__(self, *args, compress_eps: float = 0.8,
+                 solver: str = 'auto', **kwargs):
         super().__init__(*args, **kwargs)
         self.compress_eps = compress_eps
+        self.solver = check_solver(solver)
         self.last_stored_numel = 0
 
     @classmethod
-    def from_module(cls, bn: nn.BatchNorm2d,
-                    compress_eps: float = 0.8) -> 'LeanFrozenBatchNorm2d':
+    def from_module(cls, bn: nn.BatchNorm2d, compress_eps: float = 0.8,
+                    solver: str = 'auto') -> 'LeanFrozenBatchNorm2d':
         """Replacement of ``bn`` sharing its Parameters and buffers."""
         if not isinstance(bn, nn.modules.batchnorm._BatchNorm):
             raise TypeError(f'expects a BatchNorm, got {type(bn).__name__}')
         new = cls(bn.num_features, bn.eps, bn.momentum, bn.affine,
                   bn.track_running_stats, device='meta',
-                  compress_eps=compress_eps)
+                  compress_eps=compress_eps, solver=solver)
         new.weight, new.bias = bn.weight, bn.bias
         new.running_mean, new.running_var = bn.running_mean, bn.running_var
         new.num_batches_tracked = bn.num_batches_tracked
@@ -71,9 +75,9 @@ class LeanFrozenBatchNorm2d(nn.BatchNorm2d):
             return super().forward(x)
         out, self.last_stored_numel = frozen_batch_norm(
             x, self.weight, self.bias, self.running_mean, self.running_var,
-            self.eps, self.compress_eps)
+            self.eps, self.compress_eps, self.solver)
         return out
 
     def extra_repr(self) -> str:
         return (f'{super().extra_repr()}, lean, '
-                f'compress_eps={self.compress_eps}')
+                f'compress_eps={self.compress_eps}, solver={self.solver!r}')

@@ -41,3 +41,22 @@ def autocast_off(tensor: torch.Tensor):
     to bfloat16 or float16.
     """
     return torch.autocast(tensor.device.type, enabled=False)
+
+
+def check_eps(eps: float) -> float:
+    """Validates an explained-variance threshold.
+
+    Args:
+        eps: Threshold that must lie in (0, 1].
+
+    Returns:
+        ``eps`` as a float.
+
+    Raises:
+        ValueError: If ``eps`` is not a number in (0, 1].
+    """
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)):
+        raise ValueError(f'eps must be a number in (0, 1], got {eps!r}')
+    if not 0.0 < float(eps) <= 1.0:
+        raise ValueError(f'eps must be in (0, 1], got {eps!r}')
+    return float(eps)

@@ -12,7 +12,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import torch
 
-from .checks import check_finite
+from .checks import check_eps, check_finite
 from .ritz import ritz_leading_vectors
 from .tensor_ops import multi_mode_dot, unfold
 
@@ -28,25 +28,6 @@ RITZ_MIN_SIZE = 256
 #: Ritz solver was 1.6x (eps 0.8) to 2.4x (eps 0.9) slower than eigh, at
 #: (8, 512, 16, 16) 1.3x to 1.5x faster, at (8, 1024, 16, 16) 5x faster.
 RITZ_MAX_ASPECT = 4
-
-
-def check_eps(eps: float) -> float:
-    """Validates an explained-variance threshold.
-
-    Args:
-        eps: Threshold that must lie in (0, 1].
-
-    Returns:
-        ``eps`` as a float.
-
-    Raises:
-        ValueError: If ``eps`` is not a number in (0, 1].
-    """
-    if isinstance(eps, bool) or not isinstance(eps, (int, float)):
-        raise ValueError(f'eps must be a number in (0, 1], got {eps!r}')
-    if not 0.0 < float(eps) <= 1.0:
-        raise ValueError(f'eps must be in (0, 1], got {eps!r}')
-    return float(eps)
 
 
 def decomposition_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -190,7 +171,8 @@ def leading_vectors(matrix: torch.Tensor, eps: float,
     """Fewest leading left singular vectors explaining ``eps`` of ``matrix``.
 
     Args:
-        matrix: Matrix of shape (m, n) in the decomposition dtype.
+        matrix: Matrix of shape (m, n), any floating dtype (decomposed in
+            float32, or float64 for float64 input).
         eps: Explained-variance threshold in (0, 1].
         solver: 'eigh' for the exact rank from the Gram eigendecomposition;
             'auto' to use :func:`~.ritz.ritz_leading_vectors` when
@@ -202,8 +184,8 @@ def leading_vectors(matrix: torch.Tensor, eps: float,
         The vectors as orthonormal columns, shape (m, k).
     """
     eps = check_eps(eps)
+    matrix = matrix.to(decomposition_dtype(matrix.dtype))
     if uses_ritz(matrix.shape, eps, solver):
-        check_finite(matrix)
         found = ritz_leading_vectors(matrix, eps)
         if found is not None:
             return found[1]

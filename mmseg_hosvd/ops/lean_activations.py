@@ -12,7 +12,7 @@ from typing import Optional, Tuple
 import torch
 
 from .checks import autocast_off
-from .decomposition import check_eps, hosvd
+from .decomposition import check_eps, check_solver, hosvd
 from .tensor_ops import tucker_to_tensor
 
 _BIT_WEIGHTS = [1, 2, 4, 8, 16, 32, 64, 128]
@@ -133,7 +133,8 @@ def frozen_batch_norm(x: torch.Tensor,
                       running_mean: torch.Tensor,
                       running_var: torch.Tensor,
                       eps: float,
-                      compress_eps: float = 0.8) -> Tuple[torch.Tensor, int]:
+                      compress_eps: float = 0.8,
+                      solver: str = 'auto') -> Tuple[torch.Tensor, int]:
     """BatchNorm with frozen statistics that stores little for backward.
 
     Args:
@@ -145,11 +146,13 @@ def frozen_batch_norm(x: torch.Tensor,
         eps: BatchNorm's epsilon.
         compress_eps: Explained variance of the stored input, used only
             when ``weight`` is trained.
+        solver: HOSVD-eps solver of the stored input, 'auto' or 'eigh'.
 
     Returns:
         ``(output, stored elements of the compressed input)``.
     """
     compress_eps = check_eps(compress_eps)
+    check_solver(solver)
     needs = torch.is_grad_enabled() and (
         x.requires_grad or (weight is not None and weight.requires_grad)
         or (bias is not None and bias.requires_grad))
@@ -160,7 +163,7 @@ def frozen_batch_norm(x: torch.Tensor,
     core, factors = None, []
     if weight is not None and weight.requires_grad:
         with autocast_off(x):
-            core, factors = hosvd(x, eps=compress_eps)
+            core, factors = hosvd(x, eps=compress_eps, solver=solver)
     out = _FrozenBatchNormFunction.apply(x, weight, bias, running_mean,
                                          running_var, eps, core, *factors)
     stored = 0 if core is None else core.numel() + sum(

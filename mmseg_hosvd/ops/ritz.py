@@ -7,18 +7,21 @@ CPU cores; randomized subspace iteration with a Rayleigh-Ritz step finds the
 same leading vectors in a few milliseconds (Halko, Martinsson and Tropp,
 "Finding structure with randomness", 2011).
 
-The explained-variance rule stays a guarantee: the energy captured by the
-returned orthonormal vectors is computed exactly (the Ritz values of the
-block), and vectors are added until it reaches eps of the total. Ritz values
-never exceed the true eigenvalues, so the rank can only be the exact rank or
-slightly more, never less. When the block would have to grow past half of
-the mode, the full eigendecomposition is cheaper and is used instead.
+The explained-variance rule stays a guarantee, up to floating-point
+rounding: the energy captured by the returned orthonormal vectors is
+computed directly (the Ritz values of the block), and vectors are added
+until it reaches eps of the total. Ritz values never exceed the true
+eigenvalues, so the rank is the exact one or slightly more, not less (again
+up to rounding at the threshold). When the block would have to grow past
+half of the mode's rows, the full eigendecomposition is cheaper and is used
+instead.
 """
 import math
 from typing import Optional, Tuple
 
 import torch
 
+from .checks import check_eps
 from .tensor_ops import gram_times
 
 #: Extra columns of the random block beyond the rank it aims at.
@@ -59,7 +62,8 @@ def ritz_leading_vectors(
 
     Args:
         matrix: Matrix X of shape (m, n) in float32 or float64, finite.
-        eps: Explained-variance threshold in (0, 1).
+        eps: Explained-variance threshold in (0, 1); at 1 every vector is
+            needed and the caller's full eigendecomposition is the way.
         seed: Seed of the random blocks. A private generator is used, so the
             global random state (dropout, data augmentation) is untouched and
             the result is the same for the same input.
@@ -68,12 +72,21 @@ def ritz_leading_vectors(
         ``(energy, vectors)``: the Ritz values (captured energies) of the k
         returned vectors and the vectors as orthonormal columns (m, k), with
         ``energy.sum() >= eps * ||X||_F^2``; or None when the block would
-        need more than half of the m columns (the caller then runs the full
-        eigendecomposition).
+        need more than half of the m rows, or when the matrix or its
+        products are not finite (the caller then runs the full
+        eigendecomposition, which names the problem).
+
+    Raises:
+        ValueError: If eps is not in (0, 1).
     """
+    if check_eps(eps) >= 1.0:
+        raise ValueError(f'the Ritz solver needs eps < 1, got {eps!r}; '
+                         'use the full eigendecomposition at eps = 1')
     rows = matrix.shape[0]
     total = float(
         torch.linalg.vector_norm(matrix.detach(), dtype=torch.float64)**2)
+    if not math.isfinite(total):
+        return None
     if total == 0.0:
         return matrix.new_zeros(0), matrix.new_zeros(rows, 0)
     target = eps * total
@@ -84,11 +97,14 @@ def ritz_leading_vectors(
     block = _gaussian_block(rows, width, matrix, generator)
     while True:
         values, vectors = _rayleigh_ritz(matrix, block)
+        if not bool(torch.isfinite(values).all()):
+            return None
         captured = torch.cumsum(values.double(), 0)
         if float(captured[-1]) >= target:
             rank = int((captured < target).sum()) + 1
             return values[:rank], vectors[:, :rank]
-        # each missing component holds at most about the smallest Ritz value
+        # estimate: each missing component holds about the smallest Ritz
+        # value (an underestimate only makes the fallback come earlier)
         smallest = max(float(values[-1]), total * 1e-12)
         missing = math.ceil((target - float(captured[-1])) / smallest)
         width = max(2 * width, width + missing + OVERSAMPLE)

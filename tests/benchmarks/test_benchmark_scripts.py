@@ -38,6 +38,6 @@ def test_train_speed_records(tmp_path):
     records = json.loads(path.read_text())
     assert [r['method'] for r in records] == ['vanilla', 'hosvd']
     assert records[0]['ratio_to_vanilla'] == 1.0
-    assert all(r['step_time_s'] > 0 and r['solver'] == 'auto'
-               for r in records)
+    assert all(r['step_time_s'] > 0 for r in records)
+    assert [r['solver'] for r in records] == [None, 'auto']
     assert len(records[1]['ranks']) == 5

@@ -18,11 +18,6 @@ def test_interval_is_checked(bad):
 
 
 @needs_glibc
-def test_trim_returns_a_status():
-    assert load_glibc_malloc_trim()(0) in (0, 1)
-
-
-@needs_glibc
 def test_protocol_runner_trims_every_interval(tiny_data, tmp_path):
     cfg = tiny_runner_config('fcn', str(tmp_path), tiny_data,
                              max_iters=4)

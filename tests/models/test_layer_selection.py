@@ -170,11 +170,12 @@ def test_unknown_trainable_module():
     (dict(num_layers=5, lean=True, lean_eps=dict(bn=0.8)),
      r"lean_eps has unknown keys \['bn'\]; use \['norm', 'classifier'\]"),
     (dict(num_layers=5, lean=True, lean_eps=dict(norm=1.5)),
-     r'eps must be in \(0, 1\], got 1.5'),
+     r"lean_eps\['norm'\]: eps must be in \(0, 1\], got 1.5"),
     (dict(num_layers=5, solver='lapack'),
      r"solver must be one of \('auto', 'eigh'\), got 'lapack'"),
     (dict(method='svd', num_layers=5, solver='eigh'),
-     "solver='eigh' applies to the methods .* got method='svd'"),
+     "solver='eigh' applies to the methods .* and to the lean region, got "
+     "method='svd' without lean"),
 ])
 def test_hook_arguments_are_checked(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -185,7 +186,20 @@ def test_solver_reaches_every_compressed_convolution():
     model = build_model('pspnet')
     plan = CompressConvHook(num_layers=5, solver='eigh').apply(model)
     solvers = {model.get_submodule(n).solver for n in plan['compressed']}
+    assert solvers == {'eigh'} and plan['solver'] == 'eigh'
+
+
+@pytest.mark.parametrize('method', ['hosvd', 'svd'])
+def test_solver_reaches_the_lean_region(method):
+    from mmseg_hosvd.models.lean_modules import LeanFrozenBatchNorm2d
+    model = build_model('deeplabv3')
+    plan = CompressConvHook(method=method, num_layers=5, lean=True,
+                            solver='eigh').apply(model)
+    lean = [model.get_submodule(n) for n in plan['lean_modules']]
+    solvers = {m.solver for m in lean
+               if isinstance(m, (LeanFrozenBatchNorm2d, Conv2dHOSVD))}
     assert solvers == {'eigh'}
+    assert model.get_submodule('decode_head.conv_seg').solver == 'eigh'
 
 
 def test_negative_layer_count():

@@ -150,3 +150,62 @@ def test_unknown_solver_is_named(bad):
 ])
 def test_when_the_ritz_solver_is_tried(shape, eps, solver, expected):
     assert uses_ritz(shape, eps, solver) is expected
+
+
+@pytest.fixture
+def ritz_calls(monkeypatch):
+    """Counts the Ritz solver's calls through the decomposition module."""
+    import mmseg_hosvd.ops.decomposition as decomposition
+    calls = []
+    real = decomposition.ritz_leading_vectors
+
+    def counting(matrix, eps):
+        calls.append(tuple(matrix.shape))
+        return real(matrix, eps)
+
+    monkeypatch.setattr(decomposition, 'ritz_leading_vectors', counting)
+    return calls
+
+
+def test_auto_runs_the_ritz_solver_and_eigh_does_not(ritz_calls):
+    x = low_rank_wide_activation()
+    hosvd(x, eps=0.9, solver='eigh')
+    assert ritz_calls == []
+    hosvd(x, eps=0.9)
+    assert ritz_calls == [(320, 4 * 6 * 5)]  # the channel mode only
+
+
+@pytest.mark.parametrize('solver,calls', [('auto', 1), ('eigh', 0)])
+def test_conv_solver_reaches_the_decomposition(ritz_calls, solver, calls):
+    from mmseg_hosvd.ops import ConvGeometry, hosvd_conv2d
+    x = low_rank_wide_activation().float()
+    weight = torch.randn(4, 320, 3, 3, requires_grad=True)
+    geo = ConvGeometry((1, 1), (1, 1, 1, 1), (1, 1), 1)
+    hosvd_conv2d(x, weight, None, geo, eps=0.9, solver=solver)
+    assert len(ritz_calls) == calls
+
+
+@pytest.mark.parametrize('bad', [float('nan'), float('inf'), 1e30])
+def test_non_finite_input_gets_the_project_error_on_the_ritz_path(bad):
+    matrix = matrix_with_spectrum([0.9**i for i in range(300)], 300,
+                                  torch.float32)
+    matrix[3, 4] = bad
+    assert ritz_leading_vectors(matrix, 0.8) is None
+    with pytest.raises(ValueError, match='NaN or Inf'):
+        leading_vectors(matrix, 0.8)
+
+
+@pytest.mark.parametrize('bad,match', [
+    (1.0, 'needs eps < 1, got 1.0'), (0.0, r'eps must be in \(0, 1\], got 0'),
+    (1.5, r'got 1.5')])
+def test_ritz_eps_is_checked(bad, match):
+    with pytest.raises(ValueError, match=match):
+        ritz_leading_vectors(torch.randn(300, 300), bad)
+
+
+def test_leading_vectors_of_half_precision_input():
+    matrix = matrix_with_spectrum([0.8**i for i in range(300)], 300,
+                                  torch.float16)
+    vectors = leading_vectors(matrix, 0.8)
+    assert vectors.dtype == torch.float32
+    assert captured_fraction(vectors, matrix.float()) >= 0.8 - 1e-4

@@ -57,7 +57,13 @@ def lean_eps_of(lean_eps: Union[None, float, Dict[str, float]],
     if unknown:
         raise ValueError(f'lean_eps has unknown keys {unknown}; use '
                          f'{list(LEAN_PARTS)}')
-    return {part: check_eps(lean_eps.get(part, eps)) for part in LEAN_PARTS}
+    checked = {}
+    for part in LEAN_PARTS:
+        try:
+            checked[part] = check_eps(lean_eps.get(part, eps))
+        except ValueError as error:
+            raise ValueError(f"lean_eps['{part}']: {error}") from None
+    return checked
 
 
 @HOOKS.register_module()
@@ -116,7 +122,8 @@ class CompressConvHook(Hook):
             gradient matters most to fine-tuning: keep it high (0.99) and
             the BN inputs low (0.8) for most of the saving.
         solver: For 'hosvd' (and 'hosvd_subspace' before its ranks are
-            set): 'auto' finds the leading vectors of large modes (see
+            set) and the lean region's HOSVD forms: 'auto' finds the
+            leading vectors of large modes (see
             :func:`~mmseg_hosvd.ops.decomposition.uses_ritz`) by randomized
             subspace iteration (eps still guaranteed, rank equal to the
             exact one or slightly larger, several times faster on a decode
@@ -140,7 +147,7 @@ class CompressConvHook(Hook):
                  budget_mb: Optional[float] = None,
                  rank_batches: int = 1,
                  lean: bool = False,
-                 lean_eps: Optional[float] = None,
+                 lean_eps: Union[None, float, Dict[str, float]] = None,
                  solver: str = 'auto',
                  trace_input_shape: Sequence[int] = (2, 3, 64, 64)):
         self.method = check_method(method)
@@ -178,9 +185,11 @@ class CompressConvHook(Hook):
         self.lean_eps = lean_eps_of(lean_eps, self.eps)
         self.rank_batches = rank_batches
         self.solver = check_solver(solver)
-        if solver != 'auto' and self.method not in _SOLVER_METHODS:
+        if solver != 'auto' and not (self.method in _SOLVER_METHODS
+                                     or self.lean):
             raise ValueError(f'solver={solver!r} applies to the methods '
-                             f'{_SOLVER_METHODS}, got method={method!r}')
+                             f'{_SOLVER_METHODS} and to the lean region, got '
+                             f'method={method!r} without lean')
         self._spectra = []
         self.ranks = None
         self.trace_input_shape = tuple(trace_input_shape)
@@ -265,7 +274,8 @@ class CompressConvHook(Hook):
             lean_eps=dict(self.lean_eps) if self.lean else None,
             lean_modules=lean_modules,
             eps=self.eps if self.method in _SHARING else None,
-            solver=self.solver if self.method in _SOLVER_METHODS else None,
+            solver=(self.solver if self.method in _SOLVER_METHODS
+                    or self.lean else None),
             budget_mb=self.budget_mb)
         return self.plan
 
@@ -282,13 +292,14 @@ class CompressConvHook(Hook):
                 set_submodule(
                     model, name,
                     LeanFrozenBatchNorm2d.from_module(
-                        module, self.lean_eps['norm']))
+                        module, self.lean_eps['norm'], self.solver))
         if _has_module(model, CLASSIFIER) and not isinstance(
                 model.get_submodule(CLASSIFIER), CompressedConv2d):
             set_submodule(
                 model, CLASSIFIER,
                 Conv2dHOSVD.from_conv(model.get_submodule(CLASSIFIER),
-                                      eps=self.lean_eps['classifier']))
+                                      eps=self.lean_eps['classifier'],
+                                      solver=self.solver))
             names.append(CLASSIFIER)
         return names
 
