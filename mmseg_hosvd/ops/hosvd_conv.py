@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from .checks import autocast_off, check_activation
 from .conv_geometry import ConvGeometry, conv2d, conv2d_input_grad
 from .decomposition import check_eps, check_solver, hosvd
-from .shared_input import SharedDecomposition
+from .shared_input import SharedDecomposition, decompose_once
 from .stats import StoredActivation
 from .subspace import subspace_hosvd
 from .tensor_ops import multi_mode_dot
@@ -155,14 +155,12 @@ def hosvd_conv2d(x: torch.Tensor,
     check_solver(solver)
     if not (torch.is_grad_enabled() and weight.requires_grad):
         return conv2d(x, weight, bias, geo), None
+
     def decompose():
         with autocast_off(x):
             return hosvd(x, eps=eps, solver=solver)
 
-    if shared is None:
-        (core, factors), first = decompose(), True
-    else:
-        (core, factors), first = shared.get(x, decompose)
+    (core, factors), first = decompose_once(shared, x, decompose)
     out = hosvd_conv2d_from_factors(x, weight, bias, geo, core, factors)
     stored = hosvd_stored(core, factors, x.numel())
     return out, stored if first else stored._replace(numel=0, shared=True)
@@ -201,10 +199,7 @@ def subspace_hosvd_conv2d(
         with autocast_off(x):
             return subspace_hosvd(x, ranks, previous)
 
-    if shared is None:
-        (core, factors), first = decompose(), True
-    else:
-        (core, factors), first = shared.get(x, decompose)
+    (core, factors), first = decompose_once(shared, x, decompose)
     out = hosvd_conv2d_from_factors(x, weight, bias, geo, core, factors)
     stored = hosvd_stored(core, factors, x.numel())
     if not first:

@@ -1,6 +1,6 @@
 """One decomposition per input tensor, shared by the convolutions."""
 import weakref
-from typing import Any, Callable, Tuple
+from typing import Any, Callable, Optional, Tuple
 
 import torch
 
@@ -39,3 +39,17 @@ class SharedDecomposition:
         """Drops the cached tensor and decomposition."""
         self._tensor = None
         self._value = None
+
+
+def decompose_once(shared: Optional[SharedDecomposition],
+                   tensor: torch.Tensor,
+                   compute: Callable[[], Any]) -> Tuple[Any, bool]:
+    """``compute()``, through ``shared`` when the input is shared.
+
+    Returns:
+        ``(value, first)``: ``first`` is False when another convolution
+        already decomposed ``tensor`` in this forward.
+    """
+    if shared is None:
+        return compute(), True
+    return shared.get(tensor, compute)

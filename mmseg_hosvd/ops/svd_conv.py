@@ -11,7 +11,7 @@ from .conv_geometry import (
     conv2d_weight_grad,
 )
 from .decomposition import check_eps, truncated_svd
-from .shared_input import SharedDecomposition
+from .shared_input import SharedDecomposition, decompose_once
 from .stats import StoredActivation
 
 
@@ -80,16 +80,14 @@ def svd_conv2d(x: torch.Tensor,
     eps = check_eps(eps)
     if not (torch.is_grad_enabled() and weight.requires_grad):
         return conv2d(x, weight, bias, geo), None
+
     def decompose():
         with autocast_off(x):
             u, s, vh = truncated_svd(x.detach().reshape(x.shape[0], -1),
                                      eps=eps)
             return u, (s.unsqueeze(1) * vh).contiguous()
 
-    if shared is None:
-        (left, right), first = decompose(), True
-    else:
-        (left, right), first = shared.get(x, decompose)
+    (left, right), first = decompose_once(shared, x, decompose)
     out = _SVDConv2dFunction.apply(x, weight, bias, geo, left, right)
     stored = StoredActivation(left.numel() + right.numel(),
                               (left.shape[1], ), x.numel())
