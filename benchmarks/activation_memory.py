@@ -22,8 +22,6 @@ Usage::
         [--from-protocol] [--json PATH]
 """
 import argparse
-import json
-import os
 import os.path as osp
 import sys
 
@@ -36,7 +34,8 @@ from mmengine.config import Config  # noqa: E402
 from mmengine.runner import load_checkpoint  # noqa: E402
 from mmseg.registry import MODELS  # noqa: E402
 from mmseg.utils import register_all_modules  # noqa: E402
-from protocol_inputs import protocol_checkpoint, target_batch  # noqa: E402
+from json_records import write_json  # noqa: E402
+from protocol_inputs import model_inputs  # noqa: E402
 
 from mmseg_hosvd.engine import CompressConvHook  # noqa: E402
 from mmseg_hosvd.models import set_norm_eval_  # noqa: E402
@@ -117,14 +116,8 @@ def main(argv=None):
     print(f"{'model':>12} {'layers':>6} {'method':>20} {'analytical':>11} "
           f"{'measured':>9} {'/ vanilla':>10}")
     for model_name in args.models:
-        checkpoint = None
-        if args.from_protocol:
-            checkpoint = protocol_checkpoint(model_name)
-            x = target_batch(model_name, args.batch, args.size)[0]
-        else:
-            gen = torch.Generator().manual_seed(0)
-            x = torch.randn(args.batch, 3, args.size, args.size,
-                            generator=gen)
+        checkpoint, x, _ = model_inputs(model_name, args.from_protocol,
+                                        args.batch, args.size)
         for layers in args.layers:
             base = None
             for method, lean in variants:
@@ -150,9 +143,7 @@ def main(argv=None):
                     line += f"  cuda {result['cuda_max_allocated_mb']:.1f}M"
                 print(line, flush=True)
     if args.json:
-        os.makedirs(osp.dirname(osp.abspath(args.json)), exist_ok=True)
-        with open(args.json, 'w') as f:
-            json.dump(records, f, indent=2)
+        write_json(args.json, records)
 
 
 if __name__ == '__main__':

@@ -14,12 +14,11 @@ Usage::
         [--json benchmarks/results/decomposition.json]
 """
 import argparse
-import json
-import os
 import statistics
 import time
 
 import torch
+from json_records import write_json
 from reference_hosvd import reference_hosvd
 
 from mmseg_hosvd.ops import hosvd
@@ -84,10 +83,7 @@ def main():
                   f'{t_svd / t_auto:6.1f}x  {ref_ranks} / {ranks} / '
                   f'{auto_ranks}')
     if args.json:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)),
-                    exist_ok=True)
-        with open(args.json, 'w') as f:
-            json.dump(records, f, indent=2)
+        write_json(args.json, records)
 
 
 if __name__ == '__main__':

@@ -16,7 +16,6 @@ Usage::
 """
 import argparse
 import json
-import os
 import os.path as osp
 import sys
 
@@ -27,6 +26,7 @@ import mmseg_hosvd  # noqa: E402,F401  # isort: skip
 from mmengine.config import Config  # noqa: E402
 from mmengine.hooks import Hook  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
+from json_records import write_json  # noqa: E402
 from mmseg.registry import HOOKS  # noqa: E402
 
 from mmseg_hosvd.config_checks import check_train_config  # noqa: E402
@@ -89,8 +89,14 @@ def main(argv=None):
     cfg.train_cfg.max_iters = args.iters
     cfg.train_cfg.val_interval = args.iters
     cfg.default_hooks.checkpoint.interval = args.iters
+    if args.iters < 2:
+        raise SystemExit(f'--iters must be at least 2, got {args.iters}')
+    # warm-up as in the config, but at most 5% of a short run
+    warmup = min(cfg.param_scheduler[0].end, max(1, args.iters // 20))
+    cfg.param_scheduler[0].end = warmup
+    cfg.param_scheduler[-1].begin = warmup
     cfg.param_scheduler[-1].end = args.iters
-    cfg.param_scheduler[-1].T_max = args.iters - cfg.param_scheduler[0].end
+    cfg.param_scheduler[-1].T_max = args.iters - warmup
     cfg.custom_hooks = list(cfg.custom_hooks) + [dict(type='RSSRecorderHook')]
     check_train_config(cfg)
     runner = Runner.from_cfg(cfg)
@@ -111,9 +117,7 @@ def main(argv=None):
     print(json.dumps(result, indent=2))
     result.update(rss_mb=rss, measured_mb=measured)
     if args.json:
-        os.makedirs(osp.dirname(osp.abspath(args.json)), exist_ok=True)
-        with open(args.json, 'w') as f:
-            json.dump(result, f, indent=2)
+        write_json(args.json, result)
 
 
 if __name__ == '__main__':

@@ -56,3 +56,25 @@ def target_batch(model_name, batch, size):
         raise SystemExit(f'the target pipeline gives {tuple(inputs.shape)}, '
                          f'not {size} x {size}')
     return inputs, labels
+
+
+def model_inputs(model_name, from_protocol, batch, size):
+    """What a benchmark runs ``model_name`` on.
+
+    Args:
+        model_name: A protocol model name.
+        from_protocol: Use the protocol's calibrated checkpoint and target
+            images; otherwise random weights and a seeded random batch.
+        batch: Batch size.
+        size: Crop size.
+
+    Returns:
+        ``(checkpoint or None, inputs, labels)``.
+    """
+    if from_protocol:
+        return (protocol_checkpoint(model_name),
+                *target_batch(model_name, batch, size))
+    gen = torch.Generator().manual_seed(0)
+    inputs = torch.randn(batch, 3, size, size, generator=gen)
+    labels = torch.randint(0, 5, (batch, size, size), generator=gen)
+    return None, inputs, labels

@@ -23,8 +23,6 @@ Usage::
         [--from-protocol] [--json PATH]
 """
 import argparse
-import json
-import os
 import os.path as osp
 import statistics
 import sys
@@ -40,7 +38,8 @@ from mmengine.config import Config  # noqa: E402
 from mmengine.runner import load_checkpoint  # noqa: E402
 from mmseg.registry import MODELS  # noqa: E402
 from mmseg.utils import register_all_modules  # noqa: E402
-from protocol_inputs import protocol_checkpoint, target_batch  # noqa: E402
+from json_records import write_json  # noqa: E402
+from protocol_inputs import model_inputs  # noqa: E402
 from reference_hosvd import AuthorsHOSVDConv2d  # noqa: E402
 
 from mmseg_hosvd.engine import CompressConvHook  # noqa: E402
@@ -173,13 +172,8 @@ def main(argv=None):
     print(f"{'model':>12} {'layers':>6} {'method':>16} {'step (s)':>9} "
           f"{'/ vanilla':>9} {'overhead':>9}")
     for model_name in args.models:
-        checkpoint = None
-        if args.from_protocol:
-            checkpoint = protocol_checkpoint(model_name)
-            x, labels = target_batch(model_name, args.batch, args.size)
-        else:
-            x = torch.randn(args.batch, 3, args.size, args.size)
-            labels = torch.randint(0, 5, (args.batch, args.size, args.size))
+        checkpoint, x, labels = model_inputs(model_name, args.from_protocol,
+                                             args.batch, args.size)
         for layers in args.layers:
             base = None
             for method in methods:
@@ -225,9 +219,7 @@ def main(argv=None):
                 records.append(record)
                 print(line, flush=True)
     if args.json:
-        os.makedirs(osp.dirname(osp.abspath(args.json)), exist_ok=True)
-        with open(args.json, 'w') as f:
-            json.dump(records, f, indent=2)
+        write_json(args.json, records)
 
 
 if __name__ == '__main__':
