@@ -11,7 +11,11 @@ the ranks of each.
 Usage::
 
     python benchmarks/decomposition.py [--eps 0.8 0.9] [--repeats 3]
-        [--json benchmarks/results/decomposition.json]
+        [--from-protocol] [--json benchmarks/results/decomposition.json]
+
+``--from-protocol`` decomposes the inputs of the 5 fine-tuned layers of the
+protocol's calibrated DeepLabV3 and PSPNet on 3 target batches (run
+``tools/run_protocol.py`` first) instead of synthetic activations.
 """
 import argparse
 import statistics
@@ -53,15 +57,27 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--eps', type=float, nargs='+', default=[0.8, 0.9])
     parser.add_argument('--repeats', type=int, default=3)
+    parser.add_argument('--from-protocol', action='store_true',
+                        help='decompose the inputs of the 5 fine-tuned '
+                        "layers of the protocol's calibrated DeepLabV3 and "
+                        'PSPNet on 3 target batches instead')
     parser.add_argument('--json', default=None, help='write records here')
     args = parser.parse_args()
     records = []
-    header = (f"{'shape':>18} {'eps':>4} {'svd s':>8} {'eigh s':>8} "
+    header = (f"{'activation':>46} {'eps':>4} {'svd s':>8} {'eigh s':>8} "
               f"{'auto s':>8} {'eigh x':>7} {'auto x':>7}  "
               f"ranks (svd / eigh / auto)")
     print(header)
-    for shape in SHAPES:
-        x = realistic_activation(shape)
+    if args.from_protocol:
+        from protocol_inputs import finetuned_inputs
+        activations = [(f'{model} {label}', x)
+                       for model in ('deeplabv3', 'pspnet')
+                       for label, x in finetuned_inputs(model, batches=3)]
+    else:
+        activations = [(str(shape), realistic_activation(shape))
+                       for shape in SHAPES]
+    for label, x in activations:
+        shape = tuple(x.shape)
         for eps in args.eps:
             t_eigh, (core, _) = timed(
                 lambda: hosvd(x, eps=eps, solver='eigh'), args.repeats)
@@ -71,14 +87,15 @@ def main():
                                          max(1, args.repeats - 1))
             ranks, ref_ranks = tuple(core.shape), tuple(ref_core.shape)
             auto_ranks = tuple(auto_core.shape)
-            record = dict(shape=list(shape), eps=eps, svd_s=t_svd,
+            record = dict(activation=label, shape=list(shape), eps=eps,
+                          svd_s=t_svd,
                           eigh_s=t_eigh, auto_s=t_auto,
                           eigh_speedup=t_svd / t_eigh,
                           auto_speedup=t_svd / t_auto,
                           reference_ranks=list(ref_ranks),
                           eigh_ranks=list(ranks), auto_ranks=list(auto_ranks))
             records.append(record)
-            print(f'{str(shape):>18} {eps:>4} {t_svd:8.3f} {t_eigh:8.3f} '
+            print(f'{label:>46} {eps:>4} {t_svd:8.3f} {t_eigh:8.3f} '
                   f'{t_auto:8.3f} {t_svd / t_eigh:6.1f}x '
                   f'{t_svd / t_auto:6.1f}x  {ref_ranks} / {ranks} / '
                   f'{auto_ranks}')

@@ -31,13 +31,14 @@ def protocol_checkpoint(model_name):
     return checkpoint
 
 
-def target_batch(model_name, batch, size):
-    """The first ``batch`` images of the generated target domain.
+def target_batch(model_name, batch, size, start=0):
+    """``batch`` images of the generated target domain from ``start``.
 
     Args:
         model_name: A protocol model name.
         batch: Number of images.
         size: Expected crop size (the pipeline's).
+        start: Index of the first image.
 
     Returns:
         ``(inputs, labels)`` after the fine-tuning config's pipeline and
@@ -48,7 +49,8 @@ def target_batch(model_name, batch, size):
     dataset = DATASETS.build(cfg.train_dataloader.dataset)
     model = MODELS.build(cfg.model)
     data = model.data_preprocessor(
-        pseudo_collate([dataset[i] for i in range(batch)]), True)
+        pseudo_collate([dataset[i] for i in range(start, start + batch)]),
+        True)
     inputs = data['inputs']
     labels = torch.stack(
         [s.gt_sem_seg.data[0] for s in data['data_samples']]).long()
@@ -78,3 +80,46 @@ def model_inputs(model_name, from_protocol, batch, size):
     inputs = torch.randn(batch, 3, size, size, generator=gen)
     labels = torch.randint(0, 5, (batch, size, size), generator=gen)
     return None, inputs, labels
+
+
+def finetuned_inputs(model_name, batches, batch=8, size=128):
+    """Inputs of the 5 fine-tuned convolutions of a calibrated model.
+
+    Runs ``batches`` target batches through the protocol's calibrated
+    checkpoint and captures each distinct input of the layers HOSVD would
+    compress (an input read by several layers once).
+
+    Returns:
+        A list of ``(label, activation)``, the label naming the first layer
+        that reads it and the batch (``#0``, ``#1``...).
+    """
+    from mmengine.runner import load_checkpoint
+    from mmseg.utils import register_all_modules
+
+    from mmseg_hosvd.engine import CompressConvHook
+    register_all_modules()
+    cfg = Config.fromfile(config_path(model_name, 'finetune', 'vanilla', 5))
+    model = MODELS.build(cfg.model)
+    load_checkpoint(model, protocol_checkpoint(model_name), map_location='cpu',
+                    logger='silent')
+    names = CompressConvHook(method='vanilla', num_layers=5).apply(
+        model)['compressed']
+    seen = []
+
+    def capture(name):
+        def hook(module, args):
+            if all(t is not args[0] for _, t in seen):
+                seen.append((name, args[0]))
+        return hook
+
+    for name in names:
+        model.get_submodule(name).register_forward_pre_hook(capture(name))
+    model.eval()
+    captured = []
+    with torch.no_grad():
+        for index in range(batches):
+            seen.clear()
+            model._forward(target_batch(model_name, batch, size,
+                                        start=index * batch)[0])
+            captured += [(f'{name} #{index}', x) for name, x in seen]
+    return captured
