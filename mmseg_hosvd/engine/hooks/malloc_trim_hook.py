@@ -34,8 +34,8 @@ class MallocTrimHook(Hook):
     tensors stay flat; vanilla fine-tuning, with fixed sizes, stays flat).
     ``malloc_trim`` hands the free pages back. Fixing the threshold instead
     (``MALLOC_MMAP_THRESHOLD_=131072``) also stops the growth but made every
-    step about 60% slower here; one trim takes about 5 ms. Where the C library is not glibc, the hook
-    logs that once and does nothing.
+    step about 60% slower here; one trim takes about 5 ms. Where the C
+    library is not glibc, the hook logs that once and does nothing.
 
     Args:
         interval: Iterations between two trims, >= 1.
