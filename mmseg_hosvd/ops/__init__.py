@@ -2,22 +2,15 @@
 
 Nothing here imports mmcv, mmengine or mmseg.
 """
+from .checks import SolverUnsuitable, check_eps
 from .conv_geometry import (
                             ConvGeometry,
                             conv2d,
                             conv2d_input_grad,
                             conv2d_weight_grad,
 )
-from .decomposition import (
-                            check_eps,
-                            check_solver,
-                            gram_eigh,
-                            hosvd,
-                            leading_vectors,
-                            rank_from_energy,
-                            rank_from_explained_variance,
-                            truncated_svd,
-)
+from .decomposition import hosvd, leading_vectors, truncated_svd
+from .decomposition_settings import DecompositionSettings
 from .gradient_filter_conv import check_radius, gradient_filter_conv2d
 from .hosvd_conv import (
                             hosvd_conv2d,
@@ -28,6 +21,12 @@ from .hosvd_conv import (
 from .ritz import ritz_leading_vectors
 from .rank_budget import allocate_ranks, ranks_from_eps, tucker_numel
 from .shared_input import SharedDecomposition
+from .solvers import SOLVER_TABLE, SOLVERS, check_solver
+from .spectrum import (
+                            gram_eigh,
+                            rank_from_energy,
+                            rank_from_explained_variance,
+)
 from .stats import ANALYTICAL_BYTES_PER_ELEMENT, StoredActivation
 from .subspace import subspace_hosvd, subspace_step
 from .svd_conv import svd_conv2d
@@ -51,5 +50,6 @@ __all__ = [
     'svd_conv2d', 'fold', 'gram_times', 'mode_dot', 'multi_mode_dot',
     'tucker_to_tensor',
     'unfold', 'subspace_hosvd_conv2d', 'allocate_ranks', 'ranks_from_eps',
-    'tucker_numel', 'subspace_hosvd', 'subspace_step'
+    'tucker_numel', 'subspace_hosvd', 'subspace_step',
+    'DecompositionSettings', 'SolverUnsuitable', 'SOLVER_TABLE', 'SOLVERS'
 ]

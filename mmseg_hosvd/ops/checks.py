@@ -1,5 +1,21 @@
-"""Argument checks shared by the compressed convolutions."""
+"""Argument checks and errors shared by the decompositions and convolutions."""
 import torch
+
+
+class SolverUnsuitable(Exception):
+    """A solver cannot find the leading vectors of this matrix.
+
+    Raised by a solver of :data:`~mmseg_hosvd.ops.solvers.SOLVER_TABLE`
+    (never for a bad argument); the caller then runs the fallback solver
+    that the table declares.
+
+    Args:
+        reason: Why the solver gave up, as text.
+    """
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
 
 
 def check_activation(x: torch.Tensor, name: str = 'input') -> None:

@@ -1,4 +1,4 @@
-"""Low-rank decompositions: explained-variance ranks, truncated SVD, HOSVD.
+"""Low-rank decompositions: truncated SVD, leading vectors, HOSVD.
 
 Leading singular vectors are taken from the eigendecomposition of the Gram
 matrix of the short side of each matrix, never from a full SVD of a wide
@@ -6,109 +6,44 @@ unfolding: for an activation of shape (8, 512, 64, 64) the four Gram matrices
 are at most 512 x 512. Under the default solver, large modes whose
 unfolding is not much wider than tall (a decode head's channel mode) take
 their leading vectors from randomized subspace iteration (:mod:`.ritz`)
-instead, which keeps the eps guarantee.
+instead, which keeps the eps guarantee (see :mod:`.solvers`).
 """
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 
-from .checks import check_eps, check_finite
-from .ritz import ritz_leading_vectors
+from .checks import SolverUnsuitable, check_eps
+from .decomposition_settings import (
+    DecompositionSettings,
+    check_seed,
+    resolve_settings,
+)
+from .solvers import (
+    RITZ_MAX_ASPECT,
+    RITZ_MIN_SIZE,
+    SOLVER_TABLE,
+    SOLVERS,
+    check_solver,
+    solver_for,
+    uses_ritz,
+)
+from .spectrum import (
+    compact,
+    decomposition_dtype,
+    gram_eigh,
+    rank_from_energy,
+    rank_from_explained_variance,
+)
 from .tensor_ops import multi_mode_dot, unfold
 
-#: How HOSVD-eps finds each mode's leading vectors: 'auto' uses the Ritz
-#: solver for unfoldings of at least RITZ_MIN_SIZE rows and at most
-#: RITZ_MAX_ASPECT times as many columns as rows, 'eigh' always the full
-#: Gram eigendecomposition (the paper's exact ranks).
-SOLVERS = ('auto', 'eigh')
-#: Below this the eigendecomposition is cheap (it grows as rows^3).
-RITZ_MIN_SIZE = 256
-#: Wider unfoldings make every Ritz pass (a product with the whole matrix)
-#: cost more than forming the Gram matrix once: at (8, 512, 64, 64) the
-#: Ritz solver was 1.6x (eps 0.8) to 2.4x (eps 0.9) slower than eigh, at
-#: (8, 512, 16, 16) 1.3x to 1.5x faster, at (8, 1024, 16, 16) 5x faster.
-RITZ_MAX_ASPECT = 4
-
-
-def decomposition_dtype(dtype: torch.dtype) -> torch.dtype:
-    """Dtype the decompositions run in: float64 stays, all else is float32."""
-    return torch.float64 if dtype == torch.float64 else torch.float32
-
-
-def rank_from_energy(energy: torch.Tensor, eps: float) -> int:
-    """Smallest k whose leading energies reach ``eps`` of the total.
-
-    Args:
-        energy: Squared singular values (eigenvalues of the Gram matrix) in
-            descending order.
-        eps: Explained-variance threshold in (0, 1]; 1 keeps every component.
-
-    Returns:
-        The rank; 0 when the total energy is zero.
-    """
-    eps = check_eps(eps)
-    energy = energy.detach().to(torch.float64).clamp_min(0)
-    total = energy.sum()
-    if total <= 0:
-        return 0
-    if eps >= 1.0:
-        return energy.numel()
-    ratio = torch.cumsum(energy, 0) / total
-    return min(int((ratio < eps).sum()) + 1, energy.numel())
-
-
-def rank_from_explained_variance(singular_values: torch.Tensor,
-                                 eps: float) -> int:
-    """Smallest k with ``sum(s[:k]**2) / sum(s**2) >= eps``.
-
-    Args:
-        singular_values: Singular values in descending order.
-        eps: Explained-variance threshold in (0, 1].
-
-    Returns:
-        The rank; 0 for an all-zero matrix.
-    """
-    return rank_from_energy(singular_values.to(torch.float64)**2, eps)
-
-
-def check_solver(solver: str) -> str:
-    """Validates a HOSVD-eps solver name (one of :data:`SOLVERS`)."""
-    if solver not in SOLVERS:
-        raise ValueError(f'solver must be one of {SOLVERS}, got {solver!r}')
-    return solver
-
-
-def gram_eigh(matrix: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Eigenpairs of ``matrix @ matrix.T`` in descending order.
-
-    Args:
-        matrix: Matrix of shape (m, n), usually with m much smaller than n.
-
-    Returns:
-        ``(energy, vectors)``: the m squared singular values of ``matrix``
-        (clamped at 0) and its left singular vectors as columns, both in the
-        decomposition dtype.
-
-    Raises:
-        ValueError: If ``matrix`` holds NaN or Inf.
-    """
-    work = matrix.to(decomposition_dtype(matrix.dtype))
-    gram = work @ work.t()
-    check_finite(gram.diagonal())
-    energy, vectors = torch.linalg.eigh(gram)
-    return energy.flip(0).clamp_min(0), vectors.flip(1)
-
-
-def compact(tensor: torch.Tensor) -> torch.Tensor:
-    """A contiguous copy that owns exactly its own storage.
-
-    Slices of eigenvector matrices would otherwise keep the whole matrix
-    alive in what autograd saves.
-    """
-    if tensor.untyped_storage().nbytes() == tensor.numel(
-    ) * tensor.element_size() and tensor.is_contiguous():
-        return tensor
-    return tensor.clone(memory_format=torch.contiguous_format)
+#: Public names, including those defined in :mod:`.solvers`,
+#: :mod:`.spectrum` and :mod:`.checks` and still importable from here.
+__all__ = [
+    'RITZ_MAX_ASPECT', 'RITZ_MIN_SIZE', 'SOLVERS', 'check_eps',
+    'check_solver', 'compact', 'decomposition_dtype', 'gram_eigh', 'hosvd',
+    'leading_vectors', 'rank_from_energy', 'rank_from_explained_variance',
+    'truncated_svd', 'uses_ritz'
+]
 
 
 def _check_rank_args(eps, rank) -> None:
@@ -153,50 +88,58 @@ def truncated_svd(matrix: torch.Tensor,
     return compact(u), s, compact(vh)
 
 
-def uses_ritz(shape: Tuple[int, int], eps: float, solver: str) -> bool:
-    """Whether :func:`leading_vectors` tries the Ritz solver first.
-
-    Args:
-        shape: (rows, columns) of the unfolding.
-        eps: Explained-variance threshold.
-        solver: 'auto' or 'eigh'.
-    """
-    rows, cols = shape
-    return check_solver(solver) == 'auto' and eps < 1.0 and (
-        rows >= RITZ_MIN_SIZE) and cols <= RITZ_MAX_ASPECT * rows
-
-
-def leading_vectors(matrix: torch.Tensor, eps: float,
-                    solver: str = 'auto') -> torch.Tensor:
+def leading_vectors(matrix: torch.Tensor,
+                    settings: Union[DecompositionSettings, float],
+                    solver: Optional[str] = None) -> torch.Tensor:
     """Fewest leading left singular vectors explaining ``eps`` of ``matrix``.
+
+    The one place that runs the solvers of
+    :data:`~mmseg_hosvd.ops.solvers.SOLVER_TABLE`: it tries the solver the
+    settings name ('auto' picks one per matrix) and, when that solver raises
+    :class:`~mmseg_hosvd.ops.checks.SolverUnsuitable`, runs its declared
+    fallback.
 
     Args:
         matrix: Matrix of shape (m, n), any floating dtype (decomposed in
             float32, or float64 for float64 input).
-        eps: Explained-variance threshold in (0, 1].
-        solver: 'eigh' for the exact rank from the Gram eigendecomposition;
-            'auto' to use :func:`~.ritz.ritz_leading_vectors` when
-            ``m >= RITZ_MIN_SIZE``, ``n <= RITZ_MAX_ASPECT * m`` and eps < 1
-            (same guarantee, rank equal to the exact one or slightly
-            larger).
+        settings: The :class:`DecompositionSettings`; for compatibility, the
+            explained-variance threshold ``eps`` in (0, 1] instead.
+        solver: With a threshold as ``settings``, one of
+            :data:`~mmseg_hosvd.ops.solvers.SOLVERS` (default 'auto');
+            with a settings object, None or its own solver.
 
     Returns:
         The vectors as orthonormal columns, shape (m, k).
+
+    Raises:
+        ValueError: For a bad threshold or solver, a solver that disagrees
+            with ``settings``, or NaN/Inf in ``matrix``.
     """
-    eps = check_eps(eps)
+    if not isinstance(settings, DecompositionSettings):
+        settings = DecompositionSettings(settings,
+                                         'auto' if solver is None else solver)
+    elif solver is not None and solver != settings.solver:
+        raise ValueError(f'solver={solver!r} disagrees with settings.solver='
+                         f'{settings.solver!r}; pass one or the other')
     matrix = matrix.to(decomposition_dtype(matrix.dtype))
-    if uses_ritz(matrix.shape, eps, solver):
-        found = ritz_leading_vectors(matrix, eps)
-        if found is not None:
-            return found[1]
-    energy, vectors = gram_eigh(matrix)
-    return vectors[:, :rank_from_energy(energy, eps)]
+    name = solver_for(matrix.shape, settings.eps, settings.solver)
+    while True:
+        entry = SOLVER_TABLE[name]
+        try:
+            return entry.function(matrix, settings)
+        except SolverUnsuitable:
+            if entry.fallback is None:
+                raise
+            name = entry.fallback
 
 
 def hosvd(tensor: torch.Tensor,
           eps: Optional[float] = None,
           rank: Optional[Sequence[int]] = None,
-          solver: str = 'auto'
+          solver: str = 'auto',
+          seed: int = 0,
+          *,
+          settings: Optional[DecompositionSettings] = None
           ) -> Tuple[torch.Tensor, List[torch.Tensor]]:
     """Higher-order SVD (truncated Tucker decomposition).
 
@@ -210,18 +153,35 @@ def hosvd(tensor: torch.Tensor,
         tensor: Tensor of any order, any floating dtype.
         eps: Explained-variance threshold in (0, 1], applied per mode.
         rank: One rank per mode, each clipped to that mode's size.
-        solver: 'auto' or 'eigh', see :func:`leading_vectors`; only used
-            with ``eps``.
+        solver: One of :data:`~mmseg_hosvd.ops.solvers.SOLVERS`, see
+            :func:`leading_vectors`; only used with ``eps``.
+        seed: Seed of the Ritz solver's private generator, an int >= 0.
+        settings: ``eps``, ``solver`` and ``seed`` as one
+            :class:`DecompositionSettings`, instead of ``eps``; flat
+            arguments left at their defaults defer to it, others must
+            agree with it.
 
     Returns:
         ``(core, factors)``: core of shape (K0, ..., Kn) and factors of shape
         (I_j, K_j), in the decomposition dtype. A mode of rank 0 (all-zero
         tensor) gives empty factors and an empty core.
+
+    Raises:
+        ValueError: Unless exactly one of ``eps`` (or ``settings``) and
+            ``rank`` is given, for out-of-range values, and for NaN/Inf.
     """
-    _check_rank_args(eps, rank)
-    check_solver(solver)
-    if eps is not None:
-        eps = check_eps(eps)
+    if settings is not None and rank is not None:
+        raise ValueError('give exactly one of settings and rank, got '
+                         f'settings={settings!r}, rank={rank!r}')
+    if settings is None:
+        _check_rank_args(eps, rank)
+        check_solver(solver)
+        check_seed(seed)
+        if eps is not None:
+            settings = DecompositionSettings(eps, solver, seed)
+    else:
+        settings = resolve_settings(settings, eps, solver, seed,
+                                    eps_default=None)
     if rank is not None and len(rank) != tensor.ndim:
         raise ValueError(f'rank needs one entry per mode ({tensor.ndim}), '
                          f'got {rank!r}')
@@ -230,7 +190,7 @@ def hosvd(tensor: torch.Tensor,
     for mode in range(work.ndim):
         matrix = unfold(work, mode)
         if rank is None:
-            factor = leading_vectors(matrix, eps, solver)
+            factor = leading_vectors(matrix, settings)
         else:
             factor = gram_eigh(matrix)[1][:, :int(rank[mode])]
         factors.append(compact(factor))

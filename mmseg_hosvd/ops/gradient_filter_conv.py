@@ -20,8 +20,9 @@ from typing import Optional, Tuple
 import torch
 
 from .checks import autocast_off, check_activation
+from .compressed_conv_function import BackwardRule, compressed_conv2d
 from .conv_geometry import ConvGeometry, conv2d
-from .decomposition import decomposition_dtype
+from .spectrum import decomposition_dtype
 from .stats import StoredActivation
 
 
@@ -94,52 +95,56 @@ class PatchGrid:
         return torch.einsum('ph,bchw,qw->bcpq', rows, tensor, cols)
 
 
-class _GradientFilterConv2dFunction(torch.autograd.Function):
-    """Exact forward; patch-constant weight and input gradients."""
+class GradientFilterRule(BackwardRule):
+    """Patch-constant weight and input gradients from the patch means.
 
-    @staticmethod
-    def forward(ctx, x, weight, bias, geo, grid, input_mean):
-        out = conv2d(x, weight, bias, geo)
-        ctx.geo, ctx.grid = geo, grid
-        ctx.input_shape = x.shape
-        ctx.input_dtype = x.dtype
-        ctx.has_bias = bias is not None
-        ctx.save_for_backward(weight, input_mean)
-        return out
+    The output gradient is summed over the output patches once, in
+    :meth:`prepare`, and both gradients read that sum.
 
-    @staticmethod
-    def backward(ctx, grad_output):
-        with autocast_off(grad_output):
-            return _gradient_filter_backward(ctx, grad_output)
+    Args:
+        grid: The patches of this convolution call.
+    """
 
+    def __init__(self, grid: PatchGrid):
+        self.grid = grid
 
-def _gradient_filter_backward(ctx, grad_output):
-    """Patch-constant gradients from the stored input means."""
-    weight, input_mean = ctx.saved_tensors
-    grid, groups = ctx.grid, ctx.geo.groups
-    batch, channels = ctx.input_shape[:2]
-    out_channels, in_per_group = weight.shape[:2]
-    grad_sum = grid.pool(grad_output.to(input_mean.dtype), grid.out_index)
-    grad_sum = grad_sum.reshape(batch, groups, out_channels // groups,
-                                *grid.num)
-    grad_x = grad_w = grad_b = None
-    if ctx.needs_input_grad[0]:
-        weight_sum = weight.to(input_mean.dtype).sum((2, 3)).reshape(
-            groups, out_channels // groups, in_per_group)
-        patch_grad = torch.einsum('bgopq,goc->bgcpq', grad_sum,
-                                  weight_sum).reshape(
-                                      batch, channels, *grid.num)
-        patch_grad = patch_grad / grid.input_counts(patch_grad.dtype)
-        grad_x = patch_grad.index_select(2, grid.in_index[0]).index_select(
-            3, grid.in_index[1]).to(ctx.input_dtype)
-    if ctx.needs_input_grad[1]:
-        mean = input_mean.reshape(batch, groups, in_per_group, *grid.num)
-        taps = torch.einsum('bgopq,bgcpq->goc', grad_sum, mean).reshape(
+    def prepare(self, stored, grad_output, geo, input_shape):
+        """Output gradient summed per patch: (B, groups, C'/groups, Ph, Pw)."""
+        (input_mean, ) = stored
+        grid, groups = self.grid, geo.groups
+        grad_sum = grid.pool(grad_output.to(input_mean.dtype), grid.out_index)
+        return grad_sum.reshape(input_shape[0], groups,
+                                grad_output.shape[1] // groups, *grid.num)
+
+    def input_grad(self, stored, grad, weight, geo, input_shape):
+        """Approximate input gradient, constant over each input patch."""
+        grid, groups = self.grid, geo.groups
+        batch, channels = input_shape[:2]
+        out_channels, in_per_group = weight.shape[:2]
+        with autocast_off(grad):
+            weight_sum = weight.to(grad.dtype).sum((2, 3)).reshape(
+                groups, out_channels // groups, in_per_group)
+            patch_grad = torch.einsum('bgopq,goc->bgcpq', grad,
+                                      weight_sum).reshape(
+                                          batch, channels, *grid.num)
+            patch_grad = patch_grad / grid.input_counts(patch_grad.dtype)
+            return patch_grad.index_select(2, grid.in_index[0]).index_select(
+                3, grid.in_index[1])
+
+    def weight_grad(self, stored, grad, weight_shape, geo, input_shape):
+        """Weight gradient, the same for every kernel tap."""
+        (input_mean, ) = stored
+        groups, grid = geo.groups, self.grid
+        out_channels, in_per_group = weight_shape[:2]
+        mean = input_mean.reshape(input_shape[0], groups, in_per_group,
+                                  *grid.num)
+        taps = torch.einsum('bgopq,bgcpq->goc', grad, mean).reshape(
             out_channels, in_per_group, 1, 1)
-        grad_w = taps.expand(weight.shape).to(weight.dtype).contiguous()
-    if ctx.has_bias and ctx.needs_input_grad[2]:
-        grad_b = grad_output.sum((0, 2, 3))
-    return grad_x, grad_w, grad_b, None, None, None
+        return taps.expand(weight_shape).contiguous()
+
+    def ranks(self, stored):
+        """None: patch means have no rank."""
+        return None
 
 
 def gradient_filter_conv2d(
@@ -176,6 +181,5 @@ def gradient_filter_conv2d(
         work = x.detach().to(decomposition_dtype(x.dtype))
         input_mean = grid.pool(work, grid.in_index) / grid.input_counts(
             work.dtype)
-    out = _GradientFilterConv2dFunction.apply(x, weight, bias, geo, grid,
-                                              input_mean)
-    return out, StoredActivation(input_mean.numel(), None, x.numel())
+    return compressed_conv2d(x, weight, bias, geo, GradientFilterRule(grid),
+                             (input_mean, ))

@@ -12,10 +12,15 @@ from typing import Optional, Sequence, Tuple
 import torch
 import torch.nn.functional as F
 
-from .checks import autocast_off, check_activation
-from .conv_geometry import ConvGeometry, conv2d, conv2d_input_grad
-from .decomposition import check_eps, check_solver, hosvd
-from .shared_input import SharedDecomposition, decompose_once
+from .compressed_conv_function import (
+    BackwardRule,
+    CompressedConv2dFunction,
+    decomposed_conv2d,
+)
+from .conv_geometry import ConvGeometry
+from .decomposition import hosvd
+from .decomposition_settings import DecompositionSettings, resolve_settings
+from .shared_input import SharedDecomposition
 from .stats import StoredActivation
 from .subspace import subspace_hosvd
 from .tensor_ops import multi_mode_dot
@@ -55,36 +60,21 @@ def hosvd_weight_grad(core: torch.Tensor, factors: Sequence[torch.Tensor],
     return grad.reshape(weight_shape)
 
 
-class _HOSVDConv2dFunction(torch.autograd.Function):
-    """Exact convolution forward; backward from a stored Tucker form."""
+class TuckerRule(BackwardRule):
+    """Backward from a stored Tucker form ``(core, U0, U1, U2, U3)``."""
 
-    @staticmethod
-    def forward(ctx, x, weight, bias, geo, core, *factors):
-        out = conv2d(x, weight, bias, geo)
-        ctx.geo = geo
-        ctx.input_shape = x.shape
-        ctx.input_dtype = x.dtype
-        ctx.has_bias = bias is not None
-        ctx.save_for_backward(weight, core, *factors)
-        return out
+    def weight_grad(self, stored, grad, weight_shape, geo, input_shape):
+        """:func:`hosvd_weight_grad` of the stored form."""
+        core, *factors = stored
+        return hosvd_weight_grad(core, factors, grad, weight_shape, geo)
 
-    @staticmethod
-    def backward(ctx, grad_output):
-        weight, core, *factors = ctx.saved_tensors
-        grad_x = grad_w = grad_b = None
-        if ctx.needs_input_grad[0]:
-            grad_x = conv2d_input_grad(ctx.input_shape,
-                                       weight.to(grad_output.dtype),
-                                       grad_output, ctx.geo).to(
-                                           ctx.input_dtype)
-        if ctx.needs_input_grad[1]:
-            with autocast_off(grad_output):
-                grad_w = hosvd_weight_grad(core, factors, grad_output,
-                                           weight.shape,
-                                           ctx.geo).to(weight.dtype)
-        if ctx.has_bias and ctx.needs_input_grad[2]:
-            grad_b = grad_output.sum((0, 2, 3))
-        return (grad_x, grad_w, grad_b, None, None) + (None, ) * len(factors)
+    def ranks(self, stored):
+        """The core's shape: one rank per mode."""
+        return tuple(stored[0].shape)
+
+
+#: The rule of every convolution that stores a Tucker form.
+TUCKER_RULE = TuckerRule()
 
 
 def hosvd_stored(core: torch.Tensor, factors: Sequence[torch.Tensor],
@@ -114,7 +104,8 @@ def hosvd_conv2d_from_factors(
     Returns:
         The exact convolution output.
     """
-    return _HOSVDConv2dFunction.apply(x, weight, bias, geo, core, *factors)
+    return CompressedConv2dFunction.apply(x, weight, bias, geo, TUCKER_RULE,
+                                          core, *factors)
 
 
 def hosvd_conv2d(x: torch.Tensor,
@@ -123,7 +114,9 @@ def hosvd_conv2d(x: torch.Tensor,
                  geo: ConvGeometry,
                  eps: float = 0.8,
                  shared: Optional[SharedDecomposition] = None,
-                 solver: str = 'auto'
+                 solver: str = 'auto',
+                 *,
+                 settings: Optional[DecompositionSettings] = None
                  ) -> Tuple[torch.Tensor, Optional[StoredActivation]]:
     """Convolution that stores a HOSVD-eps form of its input for backward.
 
@@ -137,9 +130,14 @@ def hosvd_conv2d(x: torch.Tensor,
         geo: Geometry (per-side zero padding).
         eps: Explained-variance threshold in (0, 1], per mode.
         shared: Cache shared with the other convolutions that read ``x``
-            (same eps); the decomposition is then computed once.
-        solver: How large modes find their leading vectors, 'auto' or
-            'eigh' (see :func:`~mmseg_hosvd.ops.decomposition.hosvd`).
+            (same settings); the decomposition is then computed once.
+        solver: How each mode finds its leading vectors, one of
+            :data:`~mmseg_hosvd.ops.solvers.SOLVERS` (see
+            :func:`~mmseg_hosvd.ops.decomposition.hosvd`).
+        settings: ``eps``, ``solver`` and the Ritz seed as one
+            :class:`~mmseg_hosvd.ops.DecompositionSettings`; ``eps`` and
+            ``solver`` left at their defaults defer to it, other values
+            must agree with it.
 
     Returns:
         ``(output, stored)``: the exact output and what was stored (None when
@@ -148,22 +146,18 @@ def hosvd_conv2d(x: torch.Tensor,
 
     Raises:
         ValueError: For a non-4-D input, eps outside (0, 1], an unknown
-            solver, or NaN/Inf in the input.
+            solver, settings that disagree with ``eps`` or ``solver``, or
+            NaN/Inf in the input.
     """
-    check_activation(x)
-    eps = check_eps(eps)
-    check_solver(solver)
-    if not (torch.is_grad_enabled() and weight.requires_grad):
-        return conv2d(x, weight, bias, geo), None
+    settings = resolve_settings(settings, eps, solver)
 
-    def decompose():
-        with autocast_off(x):
-            return hosvd(x, eps=eps, solver=solver)
+    def decompose(tensor):
+        core, factors = hosvd(tensor, settings=settings)
+        return (core, *factors)
 
-    (core, factors), first = decompose_once(shared, x, decompose)
-    out = hosvd_conv2d_from_factors(x, weight, bias, geo, core, factors)
-    stored = hosvd_stored(core, factors, x.numel())
-    return out, stored if first else stored._replace(numel=0, shared=True)
+    out, stored, _ = decomposed_conv2d(x, weight, bias, geo, TUCKER_RULE,
+                                       decompose, shared)
+    return out, stored
 
 
 def subspace_hosvd_conv2d(
@@ -191,17 +185,11 @@ def subspace_hosvd_conv2d(
         the factors to warm-start the next step (None when nothing was
         decomposed).
     """
-    check_activation(x)
-    if not (torch.is_grad_enabled() and weight.requires_grad):
-        return conv2d(x, weight, bias, geo), None, None
 
-    def decompose():
-        with autocast_off(x):
-            return subspace_hosvd(x, ranks, previous)
+    def decompose(tensor):
+        core, factors = subspace_hosvd(tensor, ranks, previous)
+        return (core, *factors)
 
-    (core, factors), first = decompose_once(shared, x, decompose)
-    out = hosvd_conv2d_from_factors(x, weight, bias, geo, core, factors)
-    stored = hosvd_stored(core, factors, x.numel())
-    if not first:
-        stored = stored._replace(numel=0, shared=True)
-    return out, stored, factors
+    out, stored, tensors = decomposed_conv2d(x, weight, bias, geo,
+                                             TUCKER_RULE, decompose, shared)
+    return out, stored, None if tensors is None else list(tensors[1:])

@@ -12,7 +12,8 @@ from typing import Optional, Tuple
 import torch
 
 from .checks import autocast_off
-from .decomposition import check_eps, check_solver, hosvd
+from .decomposition import hosvd
+from .decomposition_settings import DecompositionSettings, resolve_settings
 from .tensor_ops import tucker_to_tensor
 
 _BIT_WEIGHTS = [1, 2, 4, 8, 16, 32, 64, 128]
@@ -134,7 +135,10 @@ def frozen_batch_norm(x: torch.Tensor,
                       running_var: torch.Tensor,
                       eps: float,
                       compress_eps: float = 0.8,
-                      solver: str = 'auto') -> Tuple[torch.Tensor, int]:
+                      solver: str = 'auto',
+                      *,
+                      settings: Optional[DecompositionSettings] = None
+                      ) -> Tuple[torch.Tensor, int]:
     """BatchNorm with frozen statistics that stores little for backward.
 
     Args:
@@ -146,13 +150,21 @@ def frozen_batch_norm(x: torch.Tensor,
         eps: BatchNorm's epsilon.
         compress_eps: Explained variance of the stored input, used only
             when ``weight`` is trained.
-        solver: HOSVD-eps solver of the stored input, 'auto' or 'eigh'.
+        solver: HOSVD-eps solver of the stored input, one of
+            :data:`~mmseg_hosvd.ops.solvers.SOLVERS`.
+        settings: ``compress_eps``, ``solver`` and the Ritz seed as one
+            :class:`~mmseg_hosvd.ops.DecompositionSettings`;
+            ``compress_eps`` and ``solver`` left at their defaults defer to
+            it, other values must agree with it.
 
     Returns:
         ``(output, stored elements of the compressed input)``.
+
+    Raises:
+        ValueError: For a bad ``compress_eps`` or ``solver``, or settings
+            that disagree with them.
     """
-    compress_eps = check_eps(compress_eps)
-    check_solver(solver)
+    settings = resolve_settings(settings, compress_eps, solver)
     needs = torch.is_grad_enabled() and (
         x.requires_grad or (weight is not None and weight.requires_grad)
         or (bias is not None and bias.requires_grad))
@@ -163,7 +175,7 @@ def frozen_batch_norm(x: torch.Tensor,
     core, factors = None, []
     if weight is not None and weight.requires_grad:
         with autocast_off(x):
-            core, factors = hosvd(x, eps=compress_eps, solver=solver)
+            core, factors = hosvd(x, settings=settings)
     out = _FrozenBatchNormFunction.apply(x, weight, bias, running_mean,
                                          running_var, eps, core, *factors)
     stored = 0 if core is None else core.numel() + sum(

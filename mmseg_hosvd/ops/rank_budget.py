@@ -3,7 +3,7 @@ from typing import Dict, List, Sequence, Tuple
 
 import torch
 
-from .decomposition import rank_from_energy
+from .spectrum import rank_from_energy
 from .stats import ANALYTICAL_BYTES_PER_ELEMENT
 
 

@@ -1,10 +1,9 @@
 """Leading singular vectors of a large mode, without its full eigensolver.
 
-For a trained network the ranks that reach eps are small: PSPNet's bottleneck
-input has 1024 channels but needs 15 of them at eps 0.8. A full
-eigendecomposition of the 1024 x 1024 Gram matrix costs about 70 ms on two
-CPU cores; randomized subspace iteration with a Rayleigh-Ritz step finds the
-same leading vectors in a few milliseconds (Halko, Martinsson and Tropp,
+For a trained network the ranks that reach eps are small compared with the
+size of a large mode, so randomized subspace iteration with a Rayleigh-Ritz
+step finds the leading vectors at a fraction of the cost of the full
+eigendecomposition of the Gram matrix (Halko, Martinsson and Tropp,
 "Finding structure with randomness", 2011).
 
 The explained-variance rule stays a guarantee, up to floating-point
@@ -13,15 +12,16 @@ computed directly (the Ritz values of the block), and vectors are added
 until it reaches eps of the total. Ritz values never exceed the true
 eigenvalues, so the rank is the exact one or slightly more, not less (again
 up to rounding at the threshold). When the block would have to grow past
-half of the mode's rows, the full eigendecomposition is cheaper and is used
-instead.
+half of the mode's rows, the full eigendecomposition is cheaper: the solver
+then raises :class:`~.checks.SolverUnsuitable` and the caller runs its
+fallback (see :mod:`.solvers`).
 """
 import math
-from typing import Optional, Tuple
+from typing import Tuple
 
 import torch
 
-from .checks import check_eps
+from .checks import SolverUnsuitable, check_eps
 from .tensor_ops import gram_times
 
 #: Extra columns of the random block beyond the rank it aims at.
@@ -36,6 +36,14 @@ def _gaussian_block(rows: int, cols: int, like: torch.Tensor,
                     generator: torch.Generator) -> torch.Tensor:
     return torch.randn(rows, cols, generator=generator, dtype=like.dtype,
                        device=like.device)
+
+
+def _check_block_width(width: int, rows: int) -> None:
+    """Gives up when the block would span more than half of the rows."""
+    if 2 * width > rows:
+        raise SolverUnsuitable(
+            f'the block would need {width} of the {rows} rows, more than '
+            'half: the full eigendecomposition is cheaper')
 
 
 def _rayleigh_ritz(matrix: torch.Tensor, block: torch.Tensor
@@ -54,51 +62,51 @@ def _rayleigh_ritz(matrix: torch.Tensor, block: torch.Tensor
     return values.flip(0).clamp_min(0), basis @ rotation.flip(1)
 
 
-def ritz_leading_vectors(
-        matrix: torch.Tensor,
-        eps: float,
-        seed: int = 0) -> Optional[Tuple[torch.Tensor, torch.Tensor]]:
+def ritz_leading_vectors(matrix: torch.Tensor,
+                         eps: float,
+                         seed: int = 0) -> Tuple[torch.Tensor, torch.Tensor]:
     """Fewest leading left singular vectors reaching ``eps`` of the energy.
 
     Args:
-        matrix: Matrix X of shape (m, n) in float32 or float64, finite.
-        eps: Explained-variance threshold in (0, 1); at 1 every vector is
-            needed and the caller's full eigendecomposition is the way.
+        matrix: Matrix X of shape (m, n) in float32 or float64.
+        eps: Explained-variance threshold in (0, 1]; at 1 every vector is
+            needed and the solver gives up.
         seed: Seed of the random blocks. A private generator is used, so the
             global random state (dropout, data augmentation) is untouched and
-            the result is the same for the same input.
+            the result is the same for the same input and seed.
 
     Returns:
         ``(energy, vectors)``: the Ritz values (captured energies) of the k
         returned vectors and the vectors as orthonormal columns (m, k), with
-        ``energy.sum() >= eps * ||X||_F^2``; or None when the block would
-        need more than half of the m rows, or when the matrix or its
-        products are not finite (the caller then runs the full
-        eigendecomposition, which names the problem).
+        ``energy.sum() >= eps * ||X||_F^2``.
 
     Raises:
-        ValueError: If eps is not in (0, 1).
+        ValueError: If eps is not in (0, 1].
+        SolverUnsuitable: At eps = 1, when the block would need more than
+            half of the m rows, or when the matrix or its products are not
+            finite (the full eigendecomposition, the fallback, then names
+            the problem).
     """
     if check_eps(eps) >= 1.0:
-        raise ValueError(f'the Ritz solver needs eps < 1, got {eps!r}; '
-                         'use the full eigendecomposition at eps = 1')
+        raise SolverUnsuitable(f'the Ritz solver needs eps < 1, got {eps!r}; '
+                               'use the full eigendecomposition at eps = 1')
     rows = matrix.shape[0]
     total = float(
         torch.linalg.vector_norm(matrix.detach(), dtype=torch.float64)**2)
     if not math.isfinite(total):
-        return None
+        raise SolverUnsuitable('the matrix holds NaN or Inf, or its energy '
+                               'overflows')
     if total == 0.0:
         return matrix.new_zeros(0), matrix.new_zeros(rows, 0)
     target = eps * total
     generator = torch.Generator(device=matrix.device).manual_seed(seed)
     width = FIRST_BLOCK
-    if 2 * width > rows:
-        return None
+    _check_block_width(width, rows)
     block = _gaussian_block(rows, width, matrix, generator)
     while True:
         values, vectors = _rayleigh_ritz(matrix, block)
         if not bool(torch.isfinite(values).all()):
-            return None
+            raise SolverUnsuitable('the Ritz values are not finite')
         captured = torch.cumsum(values.double(), 0)
         if float(captured[-1]) >= target:
             rank = int((captured < target).sum()) + 1
@@ -108,8 +116,7 @@ def ritz_leading_vectors(
         smallest = max(float(values[-1]), total * 1e-12)
         missing = math.ceil((target - float(captured[-1])) / smallest)
         width = max(2 * width, width + missing + OVERSAMPLE)
-        if 2 * width > rows:
-            return None
+        _check_block_width(width, rows)
         block = torch.cat([
             vectors,
             _gaussian_block(rows, width - vectors.shape[1], matrix,

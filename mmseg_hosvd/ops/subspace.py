@@ -9,7 +9,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import torch
 
-from .decomposition import compact, decomposition_dtype, gram_eigh
+from .spectrum import compact, decomposition_dtype, gram_eigh
 from .tensor_ops import gram_times, multi_mode_dot, unfold
 
 

@@ -3,49 +3,30 @@ from typing import Optional, Tuple
 
 import torch
 
-from .checks import autocast_off, check_activation
-from .conv_geometry import (
-    ConvGeometry,
-    conv2d,
-    conv2d_input_grad,
-    conv2d_weight_grad,
-)
+from .compressed_conv_function import BackwardRule, decomposed_conv2d
+from .conv_geometry import ConvGeometry, conv2d_weight_grad
 from .decomposition import check_eps, truncated_svd
-from .shared_input import SharedDecomposition, decompose_once
+from .shared_input import SharedDecomposition
 from .stats import StoredActivation
 
 
-class _SVDConv2dFunction(torch.autograd.Function):
-    """Exact forward; backward rebuilds the input from U (B, k), P (k, CHW)."""
+class SVDRule(BackwardRule):
+    """Backward that rebuilds the input from U (B, k) and P (k, C H W)."""
 
-    @staticmethod
-    def forward(ctx, x, weight, bias, geo, left, right):
-        out = conv2d(x, weight, bias, geo)
-        ctx.geo = geo
-        ctx.input_shape = x.shape
-        ctx.input_dtype = x.dtype
-        ctx.has_bias = bias is not None
-        ctx.save_for_backward(weight, left, right)
-        return out
+    def weight_grad(self, stored, grad, weight_shape, geo, input_shape):
+        """Exact weight gradient of the rebuilt rank-k input."""
+        left, right = stored
+        rebuilt = (left @ right).reshape(input_shape)
+        return conv2d_weight_grad(rebuilt, weight_shape,
+                                  grad.to(rebuilt.dtype), geo)
 
-    @staticmethod
-    def backward(ctx, grad_output):
-        weight, left, right = ctx.saved_tensors
-        grad_x = grad_w = grad_b = None
-        if ctx.needs_input_grad[0]:
-            grad_x = conv2d_input_grad(ctx.input_shape,
-                                       weight.to(grad_output.dtype),
-                                       grad_output, ctx.geo).to(
-                                           ctx.input_dtype)
-        if ctx.needs_input_grad[1]:
-            with autocast_off(grad_output):
-                rebuilt = (left @ right).reshape(ctx.input_shape)
-                grad_w = conv2d_weight_grad(rebuilt, weight.shape,
-                                            grad_output.to(rebuilt.dtype),
-                                            ctx.geo).to(weight.dtype)
-        if ctx.has_bias and ctx.needs_input_grad[2]:
-            grad_b = grad_output.sum((0, 2, 3))
-        return grad_x, grad_w, grad_b, None, None, None
+    def ranks(self, stored):
+        """The single SVD rank k."""
+        return (stored[0].shape[1], )
+
+
+#: The rule of every convolution that stores an SVD form.
+SVD_RULE = SVDRule()
 
 
 def svd_conv2d(x: torch.Tensor,
@@ -76,19 +57,13 @@ def svd_conv2d(x: torch.Tensor,
     Raises:
         ValueError: For a non-4-D input, eps outside (0, 1], or NaN/Inf.
     """
-    check_activation(x)
     eps = check_eps(eps)
-    if not (torch.is_grad_enabled() and weight.requires_grad):
-        return conv2d(x, weight, bias, geo), None
 
-    def decompose():
-        with autocast_off(x):
-            u, s, vh = truncated_svd(x.detach().reshape(x.shape[0], -1),
-                                     eps=eps)
-            return u, (s.unsqueeze(1) * vh).contiguous()
+    def decompose(tensor):
+        u, s, vh = truncated_svd(tensor.detach().reshape(tensor.shape[0], -1),
+                                 eps=eps)
+        return u, (s.unsqueeze(1) * vh).contiguous()
 
-    (left, right), first = decompose_once(shared, x, decompose)
-    out = _SVDConv2dFunction.apply(x, weight, bias, geo, left, right)
-    stored = StoredActivation(left.numel() + right.numel(),
-                              (left.shape[1], ), x.numel())
-    return out, stored if first else stored._replace(numel=0, shared=True)
+    out, stored, _ = decomposed_conv2d(x, weight, bias, geo, SVD_RULE,
+                                       decompose, shared)
+    return out, stored

@@ -5,38 +5,22 @@ from hypothesis import strategies as st
 from torch.testing import assert_close
 
 from mmseg_hosvd.ops import (
+    SolverUnsuitable,
     check_solver,
-    gram_eigh,
     hosvd,
     leading_vectors,
-    rank_from_energy,
     ritz_leading_vectors,
     tucker_to_tensor,
     unfold,
 )
 from mmseg_hosvd.ops.decomposition import RITZ_MIN_SIZE, uses_ritz
 
-
-def matrix_with_spectrum(singular_values, cols, dtype=torch.float64, seed=0):
-    """X = U diag(s) V^T with random orthonormal U, V."""
-    gen = torch.Generator().manual_seed(seed)
-    rows = len(singular_values)
-    u = torch.linalg.qr(torch.randn(rows, rows, generator=gen,
-                                    dtype=torch.float64)).Q
-    v = torch.linalg.qr(torch.randn(cols, rows, generator=gen,
-                                    dtype=torch.float64)).Q
-    s = torch.as_tensor(singular_values, dtype=torch.float64)
-    return (u * s @ v.t()).to(dtype)
-
-
-def exact_rank(matrix, eps):
-    return rank_from_energy(gram_eigh(matrix)[0], eps)
-
-
-def captured_fraction(vectors, matrix):
-    matrix = matrix.double()
-    return float((vectors.double().t() @ matrix).square().sum() /
-                 matrix.square().sum())
+from .spectra import (
+    captured_fraction,
+    exact_rank,
+    low_rank_wide_activation,
+    matrix_with_spectrum,
+)
 
 
 @settings(max_examples=40, deadline=None)
@@ -48,10 +32,10 @@ def test_ritz_keeps_the_eps_guarantee_and_never_undershoots(
         rows, extra_cols, decay, eps, dtype, seed):
     spectrum = [decay**i for i in range(rows)]
     matrix = matrix_with_spectrum(spectrum, rows + extra_cols, dtype, seed)
-    found = ritz_leading_vectors(matrix, eps)
-    if found is None:  # the caller falls back to the full eigensolver
+    try:
+        energy, vectors = ritz_leading_vectors(matrix, eps)
+    except SolverUnsuitable:  # the caller falls back to the full eigensolver
         return
-    energy, vectors = found
     k = vectors.shape[1]
     assert energy.shape == (k, )
     assert_close(vectors.t() @ vectors, torch.eye(k, dtype=dtype),
@@ -71,7 +55,8 @@ def test_ritz_rank_is_exact_on_a_decaying_spectrum(eps):
 
 def test_ritz_gives_up_on_a_flat_spectrum_and_leading_vectors_falls_back():
     matrix = matrix_with_spectrum([1.0] * 300, 400, torch.float32)
-    assert ritz_leading_vectors(matrix, 0.8) is None
+    with pytest.raises(SolverUnsuitable, match='more than half'):
+        ritz_leading_vectors(matrix, 0.8)
     vectors = leading_vectors(matrix, 0.8)
     assert vectors.shape[1] == exact_rank(matrix, 0.8)
 
@@ -99,19 +84,6 @@ def test_ritz_grows_its_block_until_eps_is_reached():
     assert captured_fraction(vectors, matrix) >= 0.949
 
 
-def low_rank_wide_activation(channels=320, rank=6, seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    shape = (4, channels, 6, 5)
-    parts = [torch.randn(s, rank, generator=gen, dtype=torch.float64)
-             for s in shape]
-    core = torch.randn(rank, rank, rank, rank, generator=gen,
-                       dtype=torch.float64)
-    decay = torch.tensor([0.7**i for i in range(rank)], dtype=torch.float64)
-    core = core * decay.view(1, -1, 1, 1)
-    noise = 0.01 * torch.randn(shape, generator=gen, dtype=torch.float64)
-    return tucker_to_tensor(core, parts) + noise
-
-
 @pytest.mark.parametrize('eps', [0.8, 0.9, 0.99])
 def test_hosvd_auto_matches_eigh_on_a_wide_low_rank_activation(eps):
     x = low_rank_wide_activation()
@@ -132,7 +104,7 @@ def test_hosvd_auto_is_exact_at_eps_one():
     assert_close(tucker_to_tensor(core, factors), x)
 
 
-@pytest.mark.parametrize('bad', ['ritz', 'EIGH', None, 1])
+@pytest.mark.parametrize('bad', ['lobpcg', 'EIGH', None, 1])
 def test_unknown_solver_is_named(bad):
     with pytest.raises(ValueError, match='solver must be one of'):
         check_solver(bad)
@@ -147,24 +119,11 @@ def test_unknown_solver_is_named(bad):
     ((255, 300), 0.8, 'auto', False),    # small: eigh is cheap
     ((1024, 2048), 1.0, 'auto', False),  # full rank
     ((1024, 2048), 0.8, 'eigh', False),
+    ((255, 300), 0.8, 'ritz', True),     # forced: tried, may fall back
+    ((512, 32768), 1.0, 'ritz', True),
 ])
 def test_when_the_ritz_solver_is_tried(shape, eps, solver, expected):
     assert uses_ritz(shape, eps, solver) is expected
-
-
-@pytest.fixture
-def ritz_calls(monkeypatch):
-    """Counts the Ritz solver's calls through the decomposition module."""
-    import mmseg_hosvd.ops.decomposition as decomposition
-    calls = []
-    real = decomposition.ritz_leading_vectors
-
-    def counting(matrix, eps):
-        calls.append(tuple(matrix.shape))
-        return real(matrix, eps)
-
-    monkeypatch.setattr(decomposition, 'ritz_leading_vectors', counting)
-    return calls
 
 
 def test_auto_runs_the_ritz_solver_and_eigh_does_not(ritz_calls):
@@ -190,16 +149,18 @@ def test_non_finite_input_gets_the_project_error_on_the_ritz_path(bad):
     matrix = matrix_with_spectrum([0.9**i for i in range(300)], 300,
                                   torch.float32)
     matrix[3, 4] = bad
-    assert ritz_leading_vectors(matrix, 0.8) is None
+    with pytest.raises(SolverUnsuitable, match='not finite|NaN or Inf'):
+        ritz_leading_vectors(matrix, 0.8)
     with pytest.raises(ValueError, match='NaN or Inf'):
         leading_vectors(matrix, 0.8)
 
 
-@pytest.mark.parametrize('bad,match', [
-    (1.0, 'needs eps < 1, got 1.0'), (0.0, r'eps must be in \(0, 1\], got 0'),
-    (1.5, r'got 1.5')])
-def test_ritz_eps_is_checked(bad, match):
-    with pytest.raises(ValueError, match=match):
+@pytest.mark.parametrize('bad,error,match', [
+    (1.0, SolverUnsuitable, 'needs eps < 1, got 1.0'),
+    (0.0, ValueError, r'eps must be in \(0, 1\], got 0'),
+    (1.5, ValueError, r'got 1.5')])
+def test_ritz_eps_is_checked(bad, error, match):
+    with pytest.raises(error, match=match):
         ritz_leading_vectors(torch.randn(300, 300), bad)
 
 

@@ -1,0 +1,96 @@
+"""One object for how HOSVD-eps decomposes: threshold, solver and seed.
+
+The public functional entry points keep TensorLy-like flat keyword arguments
+(``eps``, ``solver``, ``seed``) and also take a ``settings`` object whole;
+everything below them passes the object.
+"""
+import dataclasses
+from typing import Optional
+
+from .checks import check_eps
+from .solvers import check_solver
+
+
+def check_seed(seed: int) -> int:
+    """Validates the seed of the randomized solver.
+
+    Args:
+        seed: An int >= 0.
+
+    Returns:
+        ``seed``.
+
+    Raises:
+        ValueError: If ``seed`` is not an int >= 0.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f'seed must be an int >= 0, got {seed!r}')
+    return seed
+
+
+@dataclasses.dataclass(frozen=True)
+class DecompositionSettings:
+    """How HOSVD-eps finds each mode's leading vectors.
+
+    Args:
+        eps: Explained-variance threshold in (0, 1], per mode (stored as a
+            float).
+        solver: One of :data:`~mmseg_hosvd.ops.solvers.SOLVERS`: 'auto'
+            (Ritz for large, not-too-wide unfoldings, eigh for the others),
+            'eigh' (the paper's exact ranks) or 'ritz' (Ritz wherever it
+            works, eigh where it gives up).
+        seed: Seed of the Ritz solver's private generator, an int >= 0.
+
+    Raises:
+        ValueError: If a value is out of range; the message names it.
+    """
+    eps: float = 0.8
+    solver: str = 'auto'
+    seed: int = 0
+
+    def __post_init__(self):
+        object.__setattr__(self, 'eps', check_eps(self.eps))
+        check_solver(self.solver)
+        check_seed(self.seed)
+
+
+def resolve_settings(settings: Optional[DecompositionSettings],
+                     eps: Optional[float],
+                     solver: str = 'auto',
+                     seed: int = 0,
+                     eps_default: Optional[float] = 0.8
+                     ) -> DecompositionSettings:
+    """The settings of a call that takes flat arguments and ``settings``.
+
+    Without ``settings`` the flat arguments make the settings. With it, a
+    flat argument left at its default defers to ``settings``, and one set
+    to another value must agree with it.
+
+    Args:
+        settings: The caller's settings object, or None.
+        eps: The call's ``eps`` argument.
+        solver: The call's ``solver`` argument (default 'auto').
+        seed: The call's ``seed`` argument (default 0).
+        eps_default: The default of the call's ``eps`` argument.
+
+    Returns:
+        The settings to use.
+
+    Raises:
+        TypeError: If ``settings`` is not a :class:`DecompositionSettings`.
+        ValueError: If a value is out of range, or a flat argument
+            disagrees with ``settings``.
+    """
+    if settings is None:
+        return DecompositionSettings(eps, solver, seed)
+    if not isinstance(settings, DecompositionSettings):
+        raise TypeError('settings must be a DecompositionSettings, got '
+                        f'{settings!r}')
+    flat = (('eps', eps, eps_default), ('solver', solver, 'auto'),
+            ('seed', seed, 0))
+    for name, value, default in flat:
+        chosen = getattr(settings, name)
+        if value != default and value != chosen:
+            raise ValueError(f'{name}={value!r} disagrees with settings.'
+                             f'{name}={chosen!r}; pass one or the other')
+    return settings

@@ -1,0 +1,159 @@
+"""The solvers that find a mode's leading vectors, and the 'auto' policy.
+
+Every solver takes an unfolding (in the decomposition dtype) and the
+:class:`~.decomposition_settings.DecompositionSettings`, and returns the
+fewest orthonormal leading left singular vectors that explain ``eps`` of
+the matrix's energy. A solver that cannot handle a matrix raises
+:class:`~.checks.SolverUnsuitable`; :func:`~.decomposition.leading_vectors`,
+the one place that runs solvers, then runs the fallback that
+:data:`SOLVER_TABLE` declares for it.
+
+* 'eigh': the full eigendecomposition of the Gram matrix; the paper's exact
+  ranks. It handles every finite matrix, so it has no fallback.
+* 'ritz': randomized subspace iteration plus Rayleigh-Ritz
+  (:mod:`.ritz`); same eps guarantee, rank equal to the exact one or
+  slightly larger. It falls back to 'eigh'.
+
+'auto' is not a solver but a policy: Ritz for unfoldings of at least
+:data:`RITZ_MIN_SIZE` rows and at most :data:`RITZ_MAX_ASPECT` times as many
+columns as rows below eps = 1, the eigendecomposition for all others.
+"""
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Callable, NamedTuple, Optional, Tuple
+
+import torch
+
+from .ritz import ritz_leading_vectors
+from .spectrum import gram_eigh, rank_from_energy
+
+if TYPE_CHECKING:
+    from .decomposition_settings import DecompositionSettings
+
+#: The policy name that picks a solver per unfolding (:func:`auto_policy`).
+AUTO = 'auto'
+#: Below this many rows the eigendecomposition is cheap (it grows as
+#: rows^3): 'auto' uses it.
+RITZ_MIN_SIZE = 256
+#: Wider unfoldings make every Ritz pass (a product with the whole matrix)
+#: cost more than forming the Gram matrix once: 'auto' uses eigh for them.
+RITZ_MAX_ASPECT = 4
+
+
+class Solver(NamedTuple):
+    """One entry of :data:`SOLVER_TABLE`.
+
+    Attributes:
+        function: ``function(matrix, settings)`` returns the leading vectors
+            as orthonormal columns, or raises
+            :class:`~.checks.SolverUnsuitable`.
+        fallback: Name of the solver to run when this one raises
+            :class:`~.checks.SolverUnsuitable`; None for a solver that never
+            does.
+    """
+    function: Callable[[torch.Tensor, 'DecompositionSettings'], torch.Tensor]
+    fallback: Optional[str]
+
+
+def eigh_solver(matrix: torch.Tensor,
+                settings: 'DecompositionSettings') -> torch.Tensor:
+    """Leading vectors at the exact rank, from the Gram eigendecomposition.
+
+    Args:
+        matrix: Matrix of shape (m, n) in the decomposition dtype.
+        settings: The decomposition settings (``eps`` is used).
+
+    Returns:
+        The vectors as orthonormal columns, shape (m, k).
+
+    Raises:
+        ValueError: If ``matrix`` holds NaN or Inf.
+    """
+    energy, vectors = gram_eigh(matrix)
+    return vectors[:, :rank_from_energy(energy, settings.eps)]
+
+
+def ritz_solver(matrix: torch.Tensor,
+                settings: 'DecompositionSettings') -> torch.Tensor:
+    """Leading vectors from randomized subspace iteration plus Rayleigh-Ritz.
+
+    Args:
+        matrix: Matrix of shape (m, n) in the decomposition dtype.
+        settings: The decomposition settings (``eps`` and ``seed``).
+
+    Returns:
+        The vectors as orthonormal columns, shape (m, k).
+
+    Raises:
+        SolverUnsuitable: See :func:`~.ritz.ritz_leading_vectors`.
+    """
+    return ritz_leading_vectors(matrix, settings.eps, settings.seed)[1]
+
+
+#: The named solvers, read-only.
+SOLVER_TABLE = MappingProxyType({
+    'eigh': Solver(eigh_solver, fallback=None),
+    'ritz': Solver(ritz_solver, fallback='eigh'),
+})
+#: The accepted solver names: the policy, then the solvers.
+SOLVERS = (AUTO, ) + tuple(SOLVER_TABLE)
+
+
+def check_solver(solver: str) -> str:
+    """Validates a HOSVD-eps solver name (one of :data:`SOLVERS`).
+
+    Args:
+        solver: 'auto', 'eigh' or 'ritz'.
+
+    Returns:
+        ``solver``.
+
+    Raises:
+        ValueError: For any other value, which the message names.
+    """
+    if solver not in SOLVERS:
+        raise ValueError(f'solver must be one of {SOLVERS}, got {solver!r}')
+    return solver
+
+
+def auto_policy(shape: Tuple[int, int], eps: float) -> str:
+    """The solver 'auto' picks for an unfolding.
+
+    Args:
+        shape: (rows, columns) of the unfolding.
+        eps: Explained-variance threshold.
+
+    Returns:
+        'ritz' when ``eps < 1``, ``rows >= RITZ_MIN_SIZE`` and
+        ``columns <= RITZ_MAX_ASPECT * rows``; 'eigh' otherwise.
+    """
+    rows, cols = shape
+    if eps < 1.0 and rows >= RITZ_MIN_SIZE and cols <= RITZ_MAX_ASPECT * rows:
+        return 'ritz'
+    return 'eigh'
+
+
+def solver_for(shape: Tuple[int, int], eps: float, solver: str) -> str:
+    """The solver tried first for an unfolding: a table name.
+
+    Args:
+        shape: (rows, columns) of the unfolding.
+        eps: Explained-variance threshold.
+        solver: One of :data:`SOLVERS`; 'auto' applies :func:`auto_policy`.
+
+    Returns:
+        A key of :data:`SOLVER_TABLE`.
+    """
+    if check_solver(solver) == AUTO:
+        return auto_policy(shape, eps)
+    return solver
+
+
+def uses_ritz(shape: Tuple[int, int], eps: float, solver: str) -> bool:
+    """Whether :func:`~.decomposition.leading_vectors` tries Ritz first.
+
+    Args:
+        shape: (rows, columns) of the unfolding.
+        eps: Explained-variance threshold.
+        solver: One of :data:`SOLVERS`.
+    """
+    return solver_for(shape, eps, solver) == 'ritz'
