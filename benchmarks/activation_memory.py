@@ -38,6 +38,7 @@ from json_records import write_json  # noqa: E402
 from protocol_inputs import model_inputs  # noqa: E402
 
 from mmseg_hosvd.engine import CompressConvHook  # noqa: E402
+from mmseg_hosvd.methods import accepted_options, method_names  # noqa: E402
 from mmseg_hosvd.models import set_norm_eval_  # noqa: E402
 from mmseg_hosvd.models.conv_memory_counter import (  # noqa: E402
     ConvMemoryCounter)
@@ -45,7 +46,6 @@ from mmseg_hosvd.protocol import MODEL_CONFIGS, config_path  # noqa: E402
 from mmseg_hosvd.utils import SavedTensorMeter  # noqa: E402
 
 MB = 2**20
-METHODS = ['vanilla', 'gradient_filter', 'svd', 'hosvd', 'hosvd_subspace']
 
 
 def measure(model_name, method, layers, lean, eps, lean_eps, x, device,
@@ -57,14 +57,15 @@ def measure(model_name, method, layers, lean, eps, lean_eps, x, device,
     if checkpoint is not None:
         load_checkpoint(model, checkpoint, map_location='cpu',
                         logger='silent')
-    hook = CompressConvHook(method=method, num_layers=layers, eps=eps,
-                            lean=lean, lean_eps=lean_eps)
+    hook = CompressConvHook(method=method, num_layers=layers, lean=lean,
+                            lean_eps=lean_eps,
+                            **accepted_options(method, dict(eps=eps), lean))
     plan = hook.apply(model)
     model.to(device).train()
     set_norm_eval_(model)
     x = x.to(device)
-    if method == 'hosvd_subspace':
-        hook.measure_ranks(model, x)
+    if hook.session is not None:
+        hook.session.measure(model, x)
     counter = ConvMemoryCounter(model, plan['compressed'])
     if device.type == 'cuda':
         torch.cuda.synchronize()
@@ -86,7 +87,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--models', nargs='+', choices=sorted(MODEL_CONFIGS),
                         default=list(MODEL_CONFIGS))
-    parser.add_argument('--methods', nargs='+', choices=METHODS,
+    parser.add_argument('--methods', nargs='+', choices=method_names(),
                         default=['vanilla', 'hosvd'])
     parser.add_argument('--layers', nargs='+', type=int, default=[5])
     parser.add_argument('--lean', action='store_true',

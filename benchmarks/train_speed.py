@@ -43,15 +43,16 @@ from protocol_inputs import model_inputs  # noqa: E402
 from reference_hosvd import AuthorsHOSVDConv2d  # noqa: E402
 
 from mmseg_hosvd.engine import CompressConvHook  # noqa: E402
+from mmseg_hosvd.methods import (accepted_options,  # noqa: E402
+                                 method_names)
 from mmseg_hosvd.models import set_norm_eval_  # noqa: E402
 from mmseg_hosvd.models.surgery import convert_convs_  # noqa: E402
-from mmseg_hosvd.ops import hosvd, subspace_hosvd  # noqa: E402
+from mmseg_hosvd.ops import SOLVERS, hosvd, subspace_hosvd  # noqa: E402
 from mmseg_hosvd.protocol import MODEL_CONFIGS, config_path  # noqa: E402
 
-METHODS = [
-    'vanilla', 'gradient_filter', 'svd', 'hosvd', 'hosvd_subspace',
-    'hosvd_authors'
-]
+#: The authors' way of computing HOSVD (four full SVDs per layer and
+#: step), measured beside the registered methods.
+AUTHORS = 'hosvd_authors'
 
 
 def build(model_name, method, layers, eps, x, solver='auto',
@@ -66,20 +67,19 @@ def build(model_name, method, layers, eps, x, solver='auto',
     if checkpoint is not None:
         load_checkpoint(model, checkpoint, map_location='cpu',
                         logger='silent')
-    hook_method = 'vanilla' if method == 'hosvd_authors' else method
-    options = dict(solver=solver) if method in ('hosvd',
-                                                'hosvd_subspace') else {}
-    hook = CompressConvHook(method=hook_method, num_layers=layers, eps=eps,
-                            **options)
+    hook_method = 'vanilla' if method == AUTHORS else method
+    hook = CompressConvHook(
+        method=hook_method, num_layers=layers,
+        **accepted_options(hook_method, dict(eps=eps, solver=solver)))
     plan = hook.apply(model)
-    if method == 'hosvd_authors':
+    if method == AUTHORS:
         convert_convs_(model, plan['compressed'],
                        lambda name, conv: AuthorsHOSVDConv2d.from_conv(
                            conv, eps=eps))
-    if method == 'hosvd_subspace':
+    if hook.session is not None:
         model.train()
         set_norm_eval_(model)
-        hook.measure_ranks(model, x)
+        hook.session.measure(model, x)
     return model, plan
 
 
@@ -152,14 +152,16 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--models', nargs='+', choices=sorted(MODEL_CONFIGS),
                         default=['deeplabv3', 'pspnet'])
-    parser.add_argument('--methods', nargs='+', choices=METHODS,
+    parser.add_argument('--methods', nargs='+',
+                        choices=method_names() + [AUTHORS],
                         default=['vanilla', 'hosvd', 'hosvd_authors'])
     parser.add_argument('--layers', nargs='+', type=int, default=[5])
     parser.add_argument('--iters', type=int, default=10)
     parser.add_argument('--eps', type=float, default=0.8)
     parser.add_argument('--batch', type=int, default=8)
     parser.add_argument('--size', type=int, default=128)
-    parser.add_argument('--solver', choices=['auto', 'eigh'], default='auto',
+    parser.add_argument('--solver', choices=list(SOLVERS),
+                        default='auto',
                         help='HOSVD-eps solver of the hosvd methods')
     parser.add_argument('--from-protocol', action='store_true',
                         help="start from the protocol's calibrated "
@@ -186,20 +188,21 @@ def main(argv=None):
                 ratio = median / base
                 record = dict(model=model_name, method=method,
                               layers=layers, eps=args.eps,
-                              solver=args.solver if method in (
-                                  'hosvd', 'hosvd_subspace') else None,
+                              solver=plan.options.get('solver'),
                               weights='protocol' if checkpoint else 'random',
                               step_time_s=median, ratio_to_vanilla=ratio,
                               overhead_s=median - base)
                 line = (f'{model_name:>12} {layers:>6} {method:>16} '
                         f'{median:9.3f} {ratio:8.2f}x {median - base:8.3f}s')
-                if method in ('hosvd', 'hosvd_subspace'):
-                    record['ranks'] = {
-                        name: model.get_submodule(name).last_stored.ranks
-                        for name in plan['compressed']
-                        if not model.get_submodule(name).last_stored.shared
-                    }
-                    line += f"  ranks {list(record['ranks'].values())}"
+                stored = {name: getattr(model.get_submodule(name),
+                                        'last_stored', None)
+                          for name in plan['compressed']}
+                ranks = {name: s.ranks for name, s in stored.items()
+                         if s is not None and s.ranks is not None
+                         and not s.shared}
+                if ranks:
+                    record['ranks'] = ranks
+                    line += f"  ranks {list(ranks.values())}"
                 if method == 'hosvd_subspace':
                     convs = [model.get_submodule(n)
                              for n in plan['compressed']]

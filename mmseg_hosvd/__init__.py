@@ -2,14 +2,15 @@
 
 Importing the package makes MMSegmentation usable on a CPU-only install
 (see :mod:`mmseg_hosvd.compat`) and registers the compressed convolutions,
-hooks and datasets in mmseg's registries. Configs load it with
+hooks and datasets in mmseg's registries, and the fine-tuning methods in
+:data:`mmseg_hosvd.methods.FINETUNE_METHODS`. Configs load it with
 ``custom_imports = dict(imports=['mmseg_hosvd'])``.
 """
 from . import compat
 
 COMPAT_FIXES = compat.apply()
 
-from . import datasets, engine, models  # noqa: E402,F401
+from . import datasets, engine, methods, models  # noqa: E402,F401
 from .models import Conv2dGradFilter, Conv2dHOSVD, Conv2dSVD  # noqa: E402
 
 __version__ = '0.1.0'

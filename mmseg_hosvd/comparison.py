@@ -10,7 +10,13 @@ import os.path as osp
 import re
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from .methods import FinetuneMethod, get_method
 from .protocol import MODEL_CONFIGS
+
+#: Suffix of a lean-region run's method in the table.
+LEAN_SUFFIX = '-lean'
+#: Row order of a method this process has not registered.
+UNKNOWN_ORDER = 99
 
 COLUMNS = [
     'model', 'method', 'setting', 'layers', 'mIoU', 'mAcc',
@@ -48,22 +54,18 @@ def layer_count(config: str, finetune: dict) -> Optional[int]:
     return int(match.group(1)) if match else finetune.get('num_layers')
 
 
-def _setting(finetune: dict) -> str:
-    method = finetune.get('method')
-    if method in ('hosvd', 'hosvd_subspace') and finetune.get(
-            'solver') == 'eigh' and finetune.get('budget_mb') is None:
-        return f"eps={finetune.get('eps')}, eigh" + (
-            ', fixed' if method == 'hosvd_subspace' else '')
-    if method == 'hosvd_subspace':
-        if finetune.get('budget_mb') is not None:
-            return f"budget={finetune['budget_mb']:g}MB"
-        return f"eps={finetune.get('eps')}, fixed"
-    if method in ('svd', 'hosvd'):
-        return f"eps={finetune.get('eps')}"
-    if method == 'gradient_filter':
-        radii = finetune.get('radii') or {}
-        return 'r=' + '/'.join(str(r) for r in radii.values())
-    return ''
+def _method(name: Optional[str]) -> Optional[FinetuneMethod]:
+    """The registered method, or None for one this process does not know."""
+    try:
+        return get_method(name)
+    except ValueError:
+        return None
+
+
+def setting_label(finetune: dict) -> str:
+    """The setting of a run as its method labels it ('' if unknown)."""
+    method = _method(finetune.get('method'))
+    return method.label(finetune) if method is not None else ''
 
 
 def load_run(work_dir: str) -> Tuple[Optional[dict], Optional[str]]:
@@ -90,8 +92,9 @@ def load_run(work_dir: str) -> Tuple[Optional[dict], Optional[str]]:
         return None, 'no activation memory recorded (no ActivationMemoryHook)'
     row = dict(
         model=model_name(record.get('config', work_dir)),
-        method=finetune['method'] + ('-lean' if finetune.get('lean') else ''),
-        setting=_setting(finetune),
+        method=finetune['method'] + (LEAN_SUFFIX
+                                     if finetune.get('lean') else ''),
+        setting=setting_label(finetune),
         layers=layer_count(record.get('config', ''), finetune),
         mIoU=metrics['mIoU'],
         mAcc=metrics['mAcc'],
@@ -137,17 +140,20 @@ def collect(paths: Sequence[str]) -> Tuple[List[dict], List[Tuple[str, str]]]:
         else:
             rows.append(row)
     add_ratios(rows)
-    order = {
-        'vanilla': 0,
-        'gradient_filter': 1,
-        'svd': 2,
-        'hosvd': 3,
-        'hosvd_subspace': 4
-    }
     rows.sort(key=lambda r: (r['model'], r['layers'] or 0,
-                             order.get(r['method'].split('-')[0], 9),
-                             r['method'], r['setting']))
+                             _order(r['method']), r['method'], r['setting']))
     return rows, skipped
+
+
+def base_method(row_method: str) -> Optional[FinetuneMethod]:
+    """The registered method of a row (its lean variant too), or None."""
+    return _method(row_method[:-len(LEAN_SUFFIX)] if row_method.endswith(
+        LEAN_SUFFIX) else row_method)
+
+
+def _order(row_method: str) -> int:
+    method = base_method(row_method)
+    return method.order if method is not None else UNKNOWN_ORDER
 
 
 def _fmt(value, digits=2):
@@ -185,71 +191,3 @@ def write_csv(rows: List[dict], path: str) -> None:
         writer.writeheader()
         for row in rows:
             writer.writerow({k: row.get(k) for k in COLUMNS})
-
-
-_MARKERS = {
-    'vanilla': 'o',
-    'gradient_filter': 's',
-    'svd': '^',
-    'hosvd': 'D',
-    'hosvd_subspace': 'P',
-    'hosvd-lean': 'X',
-}
-
-
-def plot_pareto(rows: List[dict], path: str) -> None:
-    """mIoU against peak analytical activation memory (log scale) to a PNG.
-
-    One marker per method (and setting), one colour per model; the 5- and
-    10-layer points of a model and method are joined by a line.
-    """
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-    from matplotlib.lines import Line2D
-
-    fig, ax = plt.subplots(figsize=(11, 6))
-    models = sorted({r['model'] for r in rows})
-    colours = dict(zip(models, plt.cm.tab10.colors))
-    series: Dict[tuple, List[dict]] = {}
-    for r in rows:
-        if r['analytical_peak_mb'] > 0:
-            series.setdefault((r['model'], r['method'], r['setting']),
-                              []).append(r)
-    methods = []
-    for (model, method, setting), points in sorted(series.items()):
-        points.sort(key=lambda r: r['layers'] or 0)
-        marker = _MARKERS.get(method, _MARKERS.get(method.split('-')[0], 'x'))
-        filled = setting != 'eps=0.9'
-        ax.plot([p['analytical_peak_mb'] for p in points],
-                [p['mIoU'] for p in points],
-                linestyle='-',
-                linewidth=0.8,
-                marker=marker,
-                markersize=7,
-                color=colours[model],
-                markerfacecolor=colours[model] if filled else 'white')
-        label = f'{method} {setting}' if method in ('hosvd',
-                                                      'svd') else method
-        if (label, marker, filled) not in methods:
-            methods.append((label, marker, filled))
-    ax.set_xscale('log')
-    ax.set_xlabel('peak activation memory of the fine-tuned convolutions '
-                  '(MB, analytical, log scale)')
-    ax.set_ylabel('mIoU on the target validation set (%)')
-    ax.set_title('Accuracy vs. activation memory (lines join 5 and 10 '
-                 'fine-tuned layers)')
-    ax.grid(True, which='both', alpha=0.3)
-    handles = [
-        Line2D([], [], color='grey', marker=m, linestyle='',
-               markerfacecolor='grey' if f else 'white', label=lab)
-        for lab, m, f in methods
-    ] + [
-        Line2D([], [], color=colours[m], linewidth=3, label=m)
-        for m in models
-    ]
-    ax.legend(handles=handles, fontsize=8, loc='upper left',
-              bbox_to_anchor=(1.01, 1.0))
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)

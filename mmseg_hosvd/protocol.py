@@ -14,6 +14,7 @@ from typing import Callable, List, Optional
 from mmengine.config import Config
 
 from .datasets import generate
+from .methods import protocol_tags
 
 #: Protocol model name -> (config folder, config prefix).
 MODEL_CONFIGS = {
@@ -24,13 +25,6 @@ MODEL_CONFIGS = {
     'fcn': ('fcn', 'fcn_r18-d8'),
     'upernet': ('upernet', 'upernet_r18-d8'),
 }
-#: Fine-tuning config tags, one per method setting of the protocol.
-METHOD_TAGS = ('vanilla', 'gradfilter', 'svd-eps0.8', 'hosvd-eps0.8',
-               'hosvd-eps0.9')
-#: Configs beyond the paper's matrix: the lean fine-tuned region, and
-#: fixed-rank subspace iteration at the memory budget of HOSVD eps 0.8.
-EXTENSION_TAGS = ('hosvd-eps0.8-lean', 'hosvd-subspace')
-ALL_TAGS = METHOD_TAGS + EXTENSION_TAGS
 SOURCE_SUFFIX = 'shapes-source-128x128'
 TARGET_SUFFIX = 'shapes-target-128x128'
 
@@ -45,7 +39,9 @@ def config_path(model: str,
     Args:
         model: A key of :data:`MODEL_CONFIGS`.
         stage: 'pretrain', 'calib' or 'finetune'.
-        method: For 'finetune', one of :data:`ALL_TAGS`.
+        method: For 'finetune', a tag of
+            :func:`~mmseg_hosvd.methods.protocol_tags` (e.g.
+            'hosvd-eps0.8').
         layers: For 'finetune', 5 or 10.
         root: The configs folder.
 
@@ -64,9 +60,10 @@ def config_path(model: str,
     elif stage == 'calib':
         name = f'{prefix}_calib_{TARGET_SUFFIX}'
     elif stage == 'finetune':
-        if method not in ALL_TAGS:
+        tags = protocol_tags()
+        if method not in tags:
             raise ValueError(f'unknown method {method!r}; choose one of '
-                             f'{list(ALL_TAGS)}')
+                             f'{list(tags)}')
         if layers not in (5, 10):
             raise ValueError(f'layers must be 5 or 10, got {layers!r}')
         name = f'{prefix}_{method}-l{layers}_{TARGET_SUFFIX}'

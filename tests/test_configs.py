@@ -6,8 +6,8 @@ import pytest
 from mmengine.config import Config
 
 from mmseg_hosvd.config_checks import check_data_roots
-from mmseg_hosvd.protocol import (ALL_TAGS, MODEL_CONFIGS, config_path,
-                                  final_checkpoint)
+from mmseg_hosvd.methods import protocol_tags, setting_tag
+from mmseg_hosvd.protocol import MODEL_CONFIGS, config_path, final_checkpoint
 
 from .helpers import CONFIGS, MODEL_NAMES
 
@@ -37,7 +37,7 @@ def test_config_loads_with_what_the_protocol_needs(path):
 def test_six_models_times_every_method_and_layer_count():
     expected = {
         config_path(m, 'finetune', t, n, root=CONFIGS)
-        for m in MODEL_CONFIGS for t in ALL_TAGS for n in (5, 10)
+        for m in MODEL_CONFIGS for t in protocol_tags() for n in (5, 10)
     } | {
         config_path(m, s, root=CONFIGS)
         for m in MODEL_CONFIGS for s in ('pretrain', 'calib')
@@ -52,20 +52,17 @@ def test_checkpoints_chain_pretrain_calib_finetune(model, monkeypatch):
     pretrain = config_path(model, 'pretrain')
     calib = config_path(model, 'calib')
     assert Config.fromfile(calib).load_from == final_checkpoint(pretrain)
-    methods = {'gradfilter': 'gradient_filter', 'hosvd-subspace':
-               'hosvd_subspace'}
-    for tag in ALL_TAGS:
+    for tag in protocol_tags():
         for layers in (5, 10):
             cfg = Config.fromfile(config_path(model, 'finetune', tag, layers))
             assert cfg.load_from == final_checkpoint(calib)
-            hook = cfg.custom_hooks[0]
-            assert hook['type'] == 'CompressConvHook'
-            assert hook['num_layers'] == layers
-            method = methods.get(tag, tag.split('-')[0])
-            assert hook['method'] == method
-            if 'eps' in tag:
-                assert hook['eps'] == float(tag.split('eps')[1][:3])
-            assert hook.get('lean', False) == tag.endswith('lean')
+            hook = dict(cfg.custom_hooks[0])
+            assert hook.pop('type') == 'CompressConvHook'
+            assert hook.pop('num_layers') == layers
+            method, lean = hook.pop('method'), hook.pop('lean', False)
+            hook.pop('lean_eps', None)
+            # the config's options are what its name says
+            assert setting_tag(method, hook, lean) == tag
             if method == 'hosvd_subspace':
                 assert hook['budget_mb'] > 0
             assert cfg.custom_hooks[1]['type'] == 'ActivationMemoryHook'

@@ -18,9 +18,9 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from mmseg_hosvd.comparison import (  # noqa: E402
     collect,
     markdown_table,
-    plot_pareto,
     write_csv,
 )
+from mmseg_hosvd.pareto_plot import plot_pareto  # noqa: E402
 
 
 def parse_args(argv=None):

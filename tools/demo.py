@@ -19,8 +19,8 @@ import time
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import mmseg_hosvd  # noqa: E402,F401
+from mmseg_hosvd.methods import protocol_tags  # noqa: E402
 from mmseg_hosvd.protocol import (  # noqa: E402
-    METHOD_TAGS,
     MODEL_CONFIGS,
     config_path,
     ensure_dataset,
@@ -35,7 +35,7 @@ def parse_args(argv=None):
     parser.add_argument('--model', default='deeplabv3',
                         choices=sorted(MODEL_CONFIGS))
     parser.add_argument('--method', default='hosvd-eps0.8',
-                        choices=list(METHOD_TAGS))
+                        choices=list(protocol_tags()))
     parser.add_argument('--layers', type=int, default=5, choices=[5, 10])
     parser.add_argument('--data-root', default='data/synthetic_shapes')
     parser.add_argument('--force', action='store_true',

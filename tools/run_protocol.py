@@ -24,12 +24,18 @@ import mmseg_hosvd  # noqa: E402,F401
 from mmseg_hosvd.comparison import (  # noqa: E402
     collect,
     markdown_table,
-    plot_pareto,
     write_csv,
 )
-from mmseg_hosvd.protocol import (ALL_TAGS, METHOD_TAGS,  # noqa: E402
-                                  MODEL_CONFIGS, config_path, ensure_dataset,
-                                  ensure_tested, ensure_trained, work_dir)
+from mmseg_hosvd.methods import protocol_tags  # noqa: E402
+from mmseg_hosvd.pareto_plot import plot_pareto  # noqa: E402
+from mmseg_hosvd.protocol import (  # noqa: E402
+    MODEL_CONFIGS,
+    config_path,
+    ensure_dataset,
+    ensure_tested,
+    ensure_trained,
+    work_dir,
+)
 
 QUICK = dict(
     models=['deeplabv3', 'pspnet'],
@@ -43,8 +49,8 @@ def parse_args(argv=None):
                         help=f'only {QUICK} (about 15 minutes)')
     parser.add_argument('--models', nargs='+', choices=sorted(MODEL_CONFIGS),
                         default=list(MODEL_CONFIGS))
-    parser.add_argument('--methods', nargs='+', choices=list(ALL_TAGS),
-                        default=list(METHOD_TAGS))
+    parser.add_argument('--methods', nargs='+', choices=list(protocol_tags()),
+                        default=list(protocol_tags(extensions=False)))
     parser.add_argument('--layers', nargs='+', type=int, choices=[5, 10],
                         default=[5, 10])
     parser.add_argument('--data-root', default='data/synthetic_shapes')
@@ -83,7 +89,7 @@ def main(argv=None):
                 ensure_tested(config, ensure_trained(config, log), log)
     finished = [
         work_dir(config_path(m, 'finetune', t, n)) for m in args.models
-        for t in ALL_TAGS for n in (5, 10)
+        for t in protocol_tags() for n in (5, 10)
     ]
     rows, skipped = collect([d for d in finished if osp.isdir(d)])
     for path, reason in skipped:

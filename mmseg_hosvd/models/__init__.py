@@ -5,21 +5,18 @@ from .compressed_conv import (
                               Conv2dHOSVD,
                               Conv2dSVD,
 )
+from .finetune_plan import FinetunePlan
 from .layer_presets import PRESETS, detect_preset, preset_layers
-from .layer_selection import conv_execution_order, last_convs, select_layers
+from .layer_selection import (LayerSelection, conv_execution_order,
+                              last_convs, select_layers)
+from .model_trace import ModelTrace, trace_model
 from .subspace_conv import Conv2dHOSVDSubspace
-from .surgery import (
-                              METHODS,
-                              check_method,
-                              convert_convs_,
-                              freeze_except_,
-                              set_norm_eval_,
-)
+from .surgery import convert_convs_, freeze_except_, set_norm_eval_
 
 __all__ = [
     'CompressedConv2d', 'Conv2dGradFilter', 'Conv2dHOSVD', 'Conv2dSVD',
-    'Conv2dHOSVDSubspace',
+    'Conv2dHOSVDSubspace', 'FinetunePlan', 'LayerSelection', 'ModelTrace',
     'PRESETS', 'detect_preset', 'preset_layers', 'conv_execution_order',
-    'last_convs', 'select_layers', 'METHODS', 'check_method',
-    'convert_convs_', 'freeze_except_', 'set_norm_eval_'
+    'last_convs', 'select_layers', 'trace_model', 'convert_convs_',
+    'freeze_except_', 'set_norm_eval_'
 ]

@@ -15,11 +15,11 @@ from torch import nn
 
 from ..ops import (
     ConvGeometry,
+    DecompositionSettings,
     SharedDecomposition,
     StoredActivation,
     check_eps,
     check_radius,
-    check_solver,
     gradient_filter_conv2d,
     hosvd_conv2d,
     svd_conv2d,
@@ -48,7 +48,8 @@ class CompressedConv2d(nn.Conv2d):
 
         Args:
             conv: The convolution to wrap.
-            **options: The subclass's own arguments (eps, radius).
+            **options: The subclass's own arguments (eps, radius,
+                ``shared_input``...).
 
         Returns:
             The new module, in ``conv``'s training mode.
@@ -98,22 +99,27 @@ class CompressedConv2d(nn.Conv2d):
 class SharedInputConv2d(CompressedConv2d):
     """A compressed convolution whose decomposition can be shared.
 
-    Convolutions of one class and eps that read the same tensor may hold one
-    :class:`~mmseg_hosvd.ops.SharedDecomposition` in ``shared_input``; the
-    input is then decomposed and stored once per forward.
+    Convolutions of one class and settings that read the same tensor are
+    built with one :class:`~mmseg_hosvd.ops.SharedDecomposition` as
+    ``shared_input``; the input is then decomposed and stored once per
+    forward.
 
     Args:
         *args: As for ``nn.Conv2d``.
         eps: Explained-variance threshold in (0, 1]; 1 is exact.
+        shared_input: The cache shared with the other convolutions reading
+            the same tensor, or None.
         **kwargs: As for ``nn.Conv2d``.
     """
 
-    shared_input: Optional[SharedDecomposition]
-
-    def __init__(self, *args, eps: float = 0.8, **kwargs):
+    def __init__(self,
+                 *args,
+                 eps: float = 0.8,
+                 shared_input: Optional[SharedDecomposition] = None,
+                 **kwargs):
         super().__init__(*args, **kwargs)
         self.eps = check_eps(eps)
-        self.shared_input = None
+        self.shared_input = shared_input
 
     def extra_repr(self) -> str:
         shared = ', shared input' if self.shared_input is not None else ''
@@ -127,22 +133,31 @@ class Conv2dHOSVD(SharedInputConv2d):
     Args:
         *args: As for ``nn.Conv2d``.
         eps: Explained-variance threshold in (0, 1] per mode; 1 is exact.
-        solver: 'auto' (default) finds the leading vectors of large modes
-            (see :func:`~mmseg_hosvd.ops.decomposition.uses_ritz`) by
-            randomized subspace iteration, which keeps the eps guarantee at
-            a rank equal to the exact one or slightly larger; 'eigh' takes
-            every mode from the full Gram eigendecomposition (the paper's
-            exact ranks, slower).
-        **kwargs: As for ``nn.Conv2d``.
+        solver: How each mode finds its leading vectors (see
+            :mod:`mmseg_hosvd.ops.solvers`): 'auto' (default) uses
+            randomized subspace iteration on large modes, which keeps the
+            eps guarantee at a rank equal to the exact one or slightly
+            larger; 'eigh' takes every mode from the full Gram
+            eigendecomposition (the paper's exact ranks, slower); 'ritz'
+            forces the randomized solver where it applies.
+        seed: Seed of the randomized solver's private generator.
+        **kwargs: As for ``nn.Conv2d`` (and ``shared_input``).
     """
 
-    def __init__(self, *args, solver: str = 'auto', **kwargs):
+    def __init__(self, *args, solver: str = 'auto', seed: int = 0,
+                 **kwargs):
         super().__init__(*args, **kwargs)
-        self.solver = check_solver(solver)
+        self.decomposition = DecompositionSettings(self.eps, solver, seed)
+
+    @property
+    def solver(self) -> str:
+        """The decomposition's solver name."""
+        return self.decomposition.solver
 
     def compressed_forward(self, x, geo):
-        return hosvd_conv2d(x, self.weight, self.bias, geo, self.eps,
-                            self.shared_input, self.solver)
+        return hosvd_conv2d(x, self.weight, self.bias, geo,
+                            shared=self.shared_input,
+                            settings=self.decomposition)
 
     def extra_repr(self) -> str:
         return f'{super().extra_repr()}, solver={self.solver!r}'
@@ -155,7 +170,7 @@ class Conv2dSVD(SharedInputConv2d):
     Args:
         *args: As for ``nn.Conv2d``.
         eps: Explained-variance threshold in (0, 1]; 1 is exact.
-        **kwargs: As for ``nn.Conv2d``.
+        **kwargs: As for ``nn.Conv2d`` (and ``shared_input``).
     """
 
     def compressed_forward(self, x, geo):

@@ -1,7 +1,7 @@
 """Lean replacements for the activations of the fine-tuned region."""
 from torch import nn
 
-from ..ops.decomposition import check_solver
+from ..ops import DecompositionSettings
 from ..ops.lean_activations import bitmask_relu, frozen_batch_norm
 
 
@@ -44,16 +44,27 @@ class LeanFrozenBatchNorm2d(nn.BatchNorm2d):
     Args:
         *args: As for ``nn.BatchNorm2d``.
         compress_eps: Explained variance of the stored input.
-        solver: HOSVD-eps solver of the stored input, 'auto' or 'eigh'.
+        solver: HOSVD-eps solver of the stored input (see
+            :mod:`mmseg_hosvd.ops.solvers`).
+        seed: Seed of the randomized solver.
         **kwargs: As for ``nn.BatchNorm2d``.
     """
 
     def __init__(self, *args, compress_eps: float = 0.8,
-                 solver: str = 'auto', **kwargs):
+                 solver: str = 'auto', seed: int = 0, **kwargs):
         super().__init__(*args, **kwargs)
-        self.compress_eps = compress_eps
-        self.solver = check_solver(solver)
+        self.decomposition = DecompositionSettings(compress_eps, solver, seed)
         self.last_stored_numel = 0
+
+    @property
+    def compress_eps(self) -> float:
+        """Explained variance of the stored input."""
+        return self.decomposition.eps
+
+    @property
+    def solver(self) -> str:
+        """HOSVD solver of the stored input."""
+        return self.decomposition.solver
 
     @classmethod
     def from_module(cls, bn: nn.BatchNorm2d, compress_eps: float = 0.8,
@@ -75,7 +86,7 @@ class LeanFrozenBatchNorm2d(nn.BatchNorm2d):
             return super().forward(x)
         out, self.last_stored_numel = frozen_batch_norm(
             x, self.weight, self.bias, self.running_mean, self.running_var,
-            self.eps, self.compress_eps, self.solver)
+            self.eps, settings=self.decomposition)
         return out
 
     def extra_repr(self) -> str:

@@ -12,14 +12,15 @@ from ..ops import (
     unfold,
 )
 from ..ops.stats import ANALYTICAL_BYTES_PER_ELEMENT
+from .model_trace import trace_model
 
 
 def input_spectra(model: nn.Module, names: Sequence[str],
                   inputs: torch.Tensor) -> Dict[str, Tuple[tuple, list]]:
     """Shape and per-mode energies of each named convolution's input.
 
-    One forward of ``inputs`` through ``model._forward`` under ``no_grad``,
-    in the model's current mode.
+    One traced forward of ``inputs`` (under ``no_grad``, in the model's
+    current mode) captures the inputs.
 
     Args:
         model: The segmentor.
@@ -29,21 +30,8 @@ def input_spectra(model: nn.Module, names: Sequence[str],
     Returns:
         ``{name: (shape, [energy per mode])}``.
     """
-    captured = {}
-    handles = []
-    for name in names:
-
-        def record(module, args, name=name):
-            captured[name] = args[0].detach()
-
-        handles.append(model.get_submodule(name).register_forward_pre_hook(
-            record))
-    try:
-        with torch.no_grad():
-            getattr(model, '_forward', model)(inputs)
-    finally:
-        for handle in handles:
-            handle.remove()
+    captured = trace_model(model, inputs, capture=names,
+                           eval_mode=False).inputs
     spectra = {}
     for name, x in captured.items():
         energies = [gram_eigh(unfold(x, mode))[0] for mode in range(x.ndim)]

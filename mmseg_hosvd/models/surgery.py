@@ -4,36 +4,21 @@ from typing import Callable, Dict, Iterable, List
 from torch import nn
 from torch.nn.modules.batchnorm import _NormBase
 
-from .compressed_conv import Conv2dGradFilter, Conv2dHOSVD, Conv2dSVD
-from .subspace_conv import Conv2dHOSVDSubspace
-
-#: Fine-tuning methods and the module each one swaps in (None: no swap).
-METHODS = {
-    'vanilla': None,
-    'gradient_filter': Conv2dGradFilter,
-    'svd': Conv2dSVD,
-    'hosvd': Conv2dHOSVD,
-    'hosvd_subspace': Conv2dHOSVDSubspace,
-}
-
-
-def check_method(method: str) -> str:
-    """Validates a fine-tuning method name.
-
-    Raises:
-        ValueError: Naming the bad method and the known ones.
-    """
-    if method not in METHODS:
-        raise ValueError(f'unknown method {method!r}; choose one of '
-                         f'{sorted(METHODS)}')
-    return method
-
 
 def set_submodule(model: nn.Module, name: str, module: nn.Module) -> None:
     """Replaces the submodule at dotted ``name`` with ``module``."""
     parent_name, _, child = name.rpartition('.')
     parent = model.get_submodule(parent_name) if parent_name else model
     setattr(parent, child, module)
+
+
+def has_module(model: nn.Module, name: str) -> bool:
+    """Whether ``model`` has a submodule at dotted ``name``."""
+    try:
+        model.get_submodule(name)
+        return True
+    except AttributeError:
+        return False
 
 
 def convert_convs_(model: nn.Module, names: Iterable[str],

@@ -37,6 +37,18 @@ def test_checkpoint_of_another_model_is_refused(tiny_data, tmp_path):
         Runner.from_cfg(other).train()
 
 
+def test_guards_stay_when_a_config_sets_its_own_custom_hooks(
+        tiny_data, tmp_path):
+    """The guards live in default_hooks, which MMEngine merges."""
+    cfg = tiny_runner_config('fcn', str(tmp_path), tiny_data, [
+        dict(type='CompressConvHook', method='vanilla', num_layers=5)
+    ])
+    kinds = [type(h).__name__ for h in Runner.from_cfg(cfg).hooks]
+    assert 'CheckpointFitHook' in kinds and 'FiniteLossHook' in kinds
+    # the loss check runs before the checkpoint is saved
+    assert kinds.index('FiniteLossHook') < kinds.index('CheckpointHook')
+
+
 def test_a_different_classifier_is_accepted(tiny_data, tmp_path):
     """Calibrating to a dataset with other classes replaces conv_seg."""
     first = tiny_runner_config('fcn', str(tmp_path / 'a'), tiny_data,

@@ -38,15 +38,15 @@ def test_eps_ranks_are_fixed_and_memory_is_constant(tiny_data, tmp_path):
     runner, hook, memory = run(tmp_path, tiny_data, eps=0.8)
     convs = subspace_convs(runner.model)
     assert len(convs) == 5
-    assert set(hook.ranks) == set(convs)
+    assert set(hook.session.ranks) == set(convs)
     for name, conv in convs.items():
-        assert conv.ranks == hook.ranks[name]
+        assert conv.ranks == hook.session.ranks[name]
         assert conv.last_stored.ranks == conv.ranks
         # the convolution that decomposes keeps the factors for next step
         assert (conv.factor1 is not None) != conv.last_stored.shared
         assert 'factor1' not in conv.state_dict()
     branches = [f'decode_head.aspp_modules.{i}.conv' for i in range(4)]
-    assert len({hook.ranks[b] for b in branches}) == 1
+    assert len({hook.session.ranks[b] for b in branches}) == 1
     assert len(set(memory)) == 1  # the same stored size every iteration
     assert memory[0] == pytest.approx(hook.plan['ranks_mb'])
 
@@ -71,7 +71,7 @@ def test_resume_keeps_the_ranks_and_rebuilds_the_factors(tiny_data,
     runner, second, _ = run(tmp_path, tiny_data, max_iters=4, resume=True,
                             eps=0.8)
     assert runner.iter == 4
-    assert second.ranks == first.ranks
+    assert second.session.ranks == first.session.ranks
     for conv in subspace_convs(runner.model).values():
         assert (conv.factor0 is not None) != conv.last_stored.shared
 

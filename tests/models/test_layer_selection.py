@@ -172,7 +172,7 @@ def test_unknown_trainable_module():
     (dict(num_layers=5, lean=True, lean_eps=dict(norm=1.5)),
      r"lean_eps\['norm'\]: eps must be in \(0, 1\], got 1.5"),
     (dict(num_layers=5, solver='lapack'),
-     r"solver must be one of \('auto', 'eigh'\), got 'lapack'"),
+     r"solver must be one of \('auto', 'eigh', 'ritz'\), got 'lapack'"),
     (dict(method='svd', num_layers=5, solver='eigh'),
      "solver='eigh' applies to the methods .* and to the lean region, got "
      "method='svd' without lean"),

@@ -17,4 +17,9 @@ default_hooks = dict(
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='SegVisualizationHook'),
     # per-batch HOSVD ranks fragment glibc's heap; trimming keeps RSS flat
-    malloc_trim=dict(type='MallocTrimHook', interval=50))
+    malloc_trim=dict(type='MallocTrimHook', interval=50),
+    # guards, here rather than in custom_hooks so that a config setting its
+    # own custom_hooks keeps them: refuse a load_from checkpoint of another
+    # model, stop at a non-finite loss before it is checkpointed
+    checkpoint_fit=dict(type='CheckpointFitHook'),
+    finite_loss=dict(type='FiniteLossHook'))

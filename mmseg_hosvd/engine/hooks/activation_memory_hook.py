@@ -73,6 +73,7 @@ class ActivationMemoryHook(Hook):
         return dict(analytical=[], measured=[], cuda=[])
 
     def before_train(self, runner) -> None:
+        """Hooks the fine-tuned convolutions; takes a resumed history."""
         model = unwrap_model(runner.model)
         hub = MessageHub.get_current_instance()
         self.layers = list(hub.get_info(FINETUNED_CONVS_KEY, []) or [])
@@ -86,6 +87,7 @@ class ActivationMemoryHook(Hook):
 
     def before_train_iter(self, runner, batch_idx: int,
                           data_batch=None) -> None:
+        """Starts counting and metering this iteration's forward."""
         self._counter.reset()
         if torch.cuda.is_available():
             torch.cuda.reset_peak_memory_stats()
@@ -96,6 +98,7 @@ class ActivationMemoryHook(Hook):
                          batch_idx: int,
                          data_batch=None,
                          outputs=None) -> None:
+        """Logs the iteration's memory to MessageHub."""
         self._meter.__exit__(None, None, None)
         analytical = self._counter.bytes / MB
         measured = self._meter.bytes / MB
@@ -122,9 +125,11 @@ class ActivationMemoryHook(Hook):
         return result
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        """Writes :meth:`summary` to the checkpoint's meta."""
         checkpoint.setdefault('meta', {})['activation_memory'] = self.summary()
 
     def after_train(self, runner) -> None:
+        """Logs the summary and writes it to the work dir as JSON."""
         self._counter.remove()
         summary = self.summary()
         runner.logger.info(

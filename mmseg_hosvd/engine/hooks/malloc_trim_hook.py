@@ -32,10 +32,10 @@ class MallocTrimHook(Hook):
     the freed, fragmented pages: the process RSS then creeps up by tens of
     MB per thousand iterations although nothing is retained (the saved
     tensors stay flat; vanilla fine-tuning, with fixed sizes, stays flat).
-    ``malloc_trim`` hands the free pages back. Fixing the threshold instead
-    (``MALLOC_MMAP_THRESHOLD_=131072``) also stops the growth but made every
-    step about 60% slower here; one trim takes about 5 ms. Where the C
-    library is not glibc, the hook logs that once and does nothing.
+    ``malloc_trim`` hands the free pages back (the README's long-run
+    benchmark measures the growth, the trim's cost and the alternative of a
+    fixed mmap threshold). Where the C library is not glibc, the hook logs
+    that once and does nothing.
 
     Args:
         interval: Iterations between two trims, >= 1.
@@ -56,6 +56,7 @@ class MallocTrimHook(Hook):
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None,
                          outputs=None) -> None:
+        """Trims the heap every ``interval`` iterations."""
         if self._trim is not None and self.every_n_train_iters(
                 runner, self.interval):
             self._trim(0)

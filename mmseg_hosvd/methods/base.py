@@ -1,0 +1,118 @@
+"""What defines a fine-tuning method; everything else reads it from here."""
+from typing import Any, Dict, List, Optional, Tuple, Type
+
+from torch import nn
+
+from .options import Option
+
+
+class MethodSession:
+    """Per-run state of a method that needs more than its modules.
+
+    The hook that applied the method calls these at the matching MMEngine
+    events, after its own work.
+    """
+
+    def before_train(self, runner, model: nn.Module) -> None:
+        """Called once the model is converted (checkpoints loaded)."""
+
+    def before_train_iter(self, runner, model: nn.Module,
+                          data_batch=None) -> None:
+        """Called before each training iteration, norms already frozen."""
+
+
+class FinetuneMethod:
+    """A fine-tuning method: its module, options, tag, label and marker.
+
+    Subclass it in one small file and register the class in
+    :data:`~.registry.FINETUNE_METHODS` under the method's name.
+
+    Attributes:
+        module: The ``nn.Conv2d`` subclass swapped in for each fine-tuned
+            convolution (built with ``module.from_conv(conv, **kwargs)``),
+            or None to train the plain convolutions.
+        options: The options it accepts, with defaults and checks.
+        shares_input: Whether convolutions reading one tensor share one
+            decomposition (passed to the module as ``shared_input``).
+        marker: Matplotlib marker of its points in comparisons.
+        lean_marker: The marker of its lean-region variant.
+        order: Its place among the methods in tables (low first).
+        protocol_settings: Hook options of its rows in the paper's matrix
+            of the embedded protocol (one config per entry and model and
+            layer count); ``lean=True`` in an entry makes the row lean.
+        extension_settings: Its rows beyond the paper's matrix.
+    """
+
+    name: str = ''
+    module: Optional[Type[nn.Conv2d]] = None
+    options: Dict[str, Option] = {}
+    shares_input: bool = False
+    marker: str = 'x'
+    lean_marker: str = 'X'
+    order: int = 50
+    protocol_settings: Tuple[dict, ...] = ()
+    extension_settings: Tuple[dict, ...] = ()
+
+    def check_options(self, given: Dict[str, Any]) -> Dict[str, Any]:
+        """The method's options with defaults filled in, each checked.
+
+        Args:
+            given: Options from the config, already known to be accepted.
+
+        Returns:
+            Every option of :attr:`options`, in their order.
+        """
+        return {
+            key: option.check(given.get(key, option.default))
+            for key, option in self.options.items()
+        }
+
+    def tag(self, options: Dict[str, Any]) -> str:
+        """The config-name tag of these options (e.g. 'hosvd-eps0.8')."""
+        return self.name
+
+    def label(self, meta: Dict[str, Any]) -> str:
+        """The setting shown beside the method in comparisons.
+
+        Args:
+            meta: The fine-tuning plan as kept with the checkpoint
+                (:meth:`~mmseg_hosvd.models.FinetunePlan.to_meta`).
+        """
+        return ''
+
+    def check_layers(self, options: Dict[str, Any],
+                     compressed: List[str]) -> None:
+        """Checks the options against the selected convolutions.
+
+        Raises:
+            ValueError: For an option that names layers not fine-tuned.
+        """
+
+    def module_kwargs(self, name: str, options: Dict[str, Any],
+                      preset_radius: Dict[str, int]) -> Dict[str, Any]:
+        """Keyword arguments of ``module.from_conv`` for one convolution.
+
+        Args:
+            name: The convolution's name.
+            options: The checked options.
+            preset_radius: The layer preset's Gradient Filter radii.
+        """
+        return dict(options)
+
+    def build(self, name: str, conv: nn.Conv2d, options: Dict[str, Any],
+              preset_radius: Dict[str, int],
+              shared_input=None) -> nn.Module:
+        """The module that replaces ``conv``, sharing its Parameters."""
+        kwargs = self.module_kwargs(name, options, preset_radius)
+        if self.shares_input:
+            kwargs['shared_input'] = shared_input
+        return self.module.from_conv(conv, **kwargs)
+
+    def results(self, modules: Dict[str, nn.Module],
+                options: Dict[str, Any]) -> Dict[str, Any]:
+        """What the plan records about the built modules (e.g. radii)."""
+        return {}
+
+    def session(self, plan) -> Optional[MethodSession]:
+        """Per-run state for the hook to drive, or None."""
+        return None

@@ -1,0 +1,28 @@
+"""HOSVD-eps (the paper's method): a Tucker form of each input."""
+from ..models.compressed_conv import Conv2dHOSVD
+from .base import FinetuneMethod
+from .options import EPS, SOLVER
+from .registry import FINETUNE_METHODS
+
+
+@FINETUNE_METHODS.register_module(name='hosvd')
+class HOSVD(FinetuneMethod):
+    """Per-mode ranks from ``eps`` every step (options ``eps``, ``solver``).
+    """
+
+    name = 'hosvd'
+    module = Conv2dHOSVD
+    options = dict(eps=EPS, solver=SOLVER)
+    shares_input = True
+    marker = 'D'
+    order = 3
+    protocol_settings = (dict(eps=0.8), dict(eps=0.9))
+    extension_settings = (dict(eps=0.8, lean=True), )
+
+    def tag(self, options):
+        return f"hosvd-eps{options['eps']:g}"
+
+    def label(self, meta):
+        solver = meta.get('solver')
+        return f"eps={meta.get('eps')}" + (f', {solver}' if solver
+                                           not in (None, 'auto') else '')

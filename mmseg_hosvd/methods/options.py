@@ -1,0 +1,48 @@
+"""Checks of the methods' options; each returns the value or names it."""
+from typing import Any, Callable, NamedTuple
+
+from ..ops import check_eps, check_radius, check_solver
+
+
+class Option(NamedTuple):
+    """One option of a fine-tuning method.
+
+    Attributes:
+        default: Its value when the config does not set it.
+        check: Returns the checked value or raises ValueError naming it.
+    """
+    default: Any
+    check: Callable[[Any], Any]
+
+
+def check_radius_option(radius):
+    """None (the preset's radii), one radius, or a radius per layer name."""
+    if isinstance(radius, dict):
+        for value in radius.values():
+            check_radius(value)
+    elif radius is not None:
+        check_radius(radius)
+    return radius
+
+
+def check_budget_mb(budget_mb):
+    """None, or a memory budget in MB > 0."""
+    if budget_mb is not None and (isinstance(budget_mb, bool)
+                                  or not isinstance(budget_mb, (int, float))
+                                  or budget_mb <= 0):
+        raise ValueError(f'budget_mb must be a number > 0, got {budget_mb!r}')
+    return budget_mb
+
+
+def check_rank_batches(rank_batches):
+    """An int >= 1."""
+    if isinstance(rank_batches, bool) or not isinstance(
+            rank_batches, int) or rank_batches < 1:
+        raise ValueError(f'rank_batches must be an int >= 1, got '
+                         f'{rank_batches!r}')
+    return rank_batches
+
+
+#: The options every decomposing method shares.
+EPS = Option(0.8, check_eps)
+SOLVER = Option('auto', check_solver)

@@ -1,0 +1,13 @@
+"""Vanilla: the selected layers train as plain convolutions."""
+from .base import FinetuneMethod
+from .registry import FINETUNE_METHODS
+
+
+@FINETUNE_METHODS.register_module(name='vanilla')
+class Vanilla(FinetuneMethod):
+    """Freezes the same layers as every method and compresses nothing."""
+
+    name = 'vanilla'
+    marker = 'o'
+    order = 0
+    protocol_settings = ({}, )

@@ -1,0 +1,87 @@
+"""The lean fine-tuned region: ReLU, frozen BN and classifier store little.
+
+From the first fine-tuned convolution to the logits, ReLU/ReLU6 keep a 1-bit
+mask, BatchNorm with frozen statistics keeps nothing full-size (a trained BN
+weight gets its gradient from a HOSVD form of the input) and the classifier
+stores a HOSVD form of its input.
+"""
+from typing import Dict, List, Sequence, Union
+
+from torch import nn
+
+from ..ops import check_eps
+from .compressed_conv import CompressedConv2d, Conv2dHOSVD
+from .layer_presets import CLASSIFIER
+from .lean_modules import BitMaskReLU, LeanFrozenBatchNorm2d
+from .model_trace import ModelTrace, modules_after
+from .surgery import has_module, set_submodule
+
+#: Modules that the lean option replaces in the fine-tuned region.
+LEAN_KINDS = (nn.ReLU, nn.ReLU6, nn.BatchNorm2d)
+#: Parts of the lean region with their own HOSVD threshold.
+LEAN_PARTS = ('norm', 'classifier')
+
+
+def lean_eps_of(lean_eps: Union[None, float, Dict[str, float]],
+                eps: float) -> Dict[str, float]:
+    """The lean region's thresholds: ``{'norm': ..., 'classifier': ...}``.
+
+    Args:
+        lean_eps: None (``eps`` for both), one number for both, or a dict
+            with some of the keys of :data:`LEAN_PARTS`.
+        eps: The default threshold (the fine-tuned convolutions' eps).
+
+    Raises:
+        ValueError: For an unknown key or a threshold outside (0, 1].
+    """
+    if lean_eps is None:
+        return {part: eps for part in LEAN_PARTS}
+    if not isinstance(lean_eps, dict):
+        value = check_eps(lean_eps)
+        return {part: value for part in LEAN_PARTS}
+    unknown = sorted(set(lean_eps) - set(LEAN_PARTS))
+    if unknown:
+        raise ValueError(f'lean_eps has unknown keys {unknown}; use '
+                         f'{list(LEAN_PARTS)}')
+    checked = {}
+    for part in LEAN_PARTS:
+        try:
+            checked[part] = check_eps(lean_eps.get(part, eps))
+        except ValueError as error:
+            raise ValueError(f"lean_eps['{part}']: {error}") from None
+    return checked
+
+
+def make_lean_(model: nn.Module, trace: ModelTrace, starts: Sequence[str],
+               lean_eps: Dict[str, float], solver: str) -> List[str]:
+    """Swaps the region's ReLU/BN and the classifier in place.
+
+    Args:
+        model: The segmentor, modified in place.
+        trace: Its trace (taken before any swap).
+        starts: The fine-tuned convolutions; the earliest to run starts the
+            region (the classifier when empty).
+        lean_eps: Thresholds from :func:`lean_eps_of`.
+        solver: HOSVD solver of the BN and classifier inputs.
+
+    Returns:
+        Names of the swapped modules, the classifier last.
+    """
+    names = modules_after(trace, list(starts) or [CLASSIFIER], LEAN_KINDS)
+    for name in names:
+        module = model.get_submodule(name)
+        if isinstance(module, (nn.ReLU, nn.ReLU6)):
+            set_submodule(model, name, BitMaskReLU.from_module(module))
+        else:
+            set_submodule(
+                model, name,
+                LeanFrozenBatchNorm2d.from_module(module, lean_eps['norm'],
+                                                  solver))
+    if has_module(model, CLASSIFIER) and not isinstance(
+            model.get_submodule(CLASSIFIER), CompressedConv2d):
+        set_submodule(
+            model, CLASSIFIER,
+            Conv2dHOSVD.from_conv(model.get_submodule(CLASSIFIER),
+                                  eps=lean_eps['classifier'], solver=solver))
+        names.append(CLASSIFIER)
+    return names

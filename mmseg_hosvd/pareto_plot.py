@@ -1,0 +1,74 @@
+"""The accuracy-memory plot of a comparison: one point per run."""
+from typing import Dict, List
+
+from .comparison import LEAN_SUFFIX, base_method
+
+#: Marker of a method this process has not registered.
+UNKNOWN_MARKER = 'x'
+
+
+def marker(row_method: str) -> str:
+    """The plot marker of a row's method (its lean marker when lean)."""
+    method = base_method(row_method)
+    if method is None:
+        return UNKNOWN_MARKER
+    return (method.lean_marker
+            if row_method.endswith(LEAN_SUFFIX) else method.marker)
+
+
+def plot_pareto(rows: List[dict], path: str) -> None:
+    """mIoU against peak analytical activation memory (log scale) to a PNG.
+
+    One marker per method (and setting), one colour per model; the 5- and
+    10-layer points of a model and method are joined by a line.
+    """
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+
+    fig, ax = plt.subplots(figsize=(11, 6))
+    models = sorted({r['model'] for r in rows})
+    colours = dict(zip(models, plt.cm.tab10.colors))
+    series: Dict[tuple, List[dict]] = {}
+    for r in rows:
+        if r['analytical_peak_mb'] > 0:
+            series.setdefault((r['model'], r['method'], r['setting']),
+                              []).append(r)
+    methods = []
+    for (model, method, setting), points in sorted(series.items()):
+        points.sort(key=lambda r: r['layers'] or 0)
+        point_marker = marker(method)
+        filled = setting != 'eps=0.9'
+        ax.plot([p['analytical_peak_mb'] for p in points],
+                [p['mIoU'] for p in points],
+                linestyle='-',
+                linewidth=0.8,
+                marker=point_marker,
+                markersize=7,
+                color=colours[model],
+                markerfacecolor=colours[model] if filled else 'white')
+        label = f'{method} {setting}' if setting.startswith(
+            'eps=') else method
+        if (label, point_marker, filled) not in methods:
+            methods.append((label, point_marker, filled))
+    ax.set_xscale('log')
+    ax.set_xlabel('peak activation memory of the fine-tuned convolutions '
+                  '(MB, analytical, log scale)')
+    ax.set_ylabel('mIoU on the target validation set (%)')
+    ax.set_title('Accuracy vs. activation memory (lines join 5 and 10 '
+                 'fine-tuned layers)')
+    ax.grid(True, which='both', alpha=0.3)
+    handles = [
+        Line2D([], [], color='grey', marker=m, linestyle='',
+               markerfacecolor='grey' if f else 'white', label=lab)
+        for lab, m, f in methods
+    ] + [
+        Line2D([], [], color=colours[m], linewidth=3, label=m)
+        for m in models
+    ]
+    ax.legend(handles=handles, fontsize=8, loc='upper left',
+              bbox_to_anchor=(1.01, 1.0))
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
