@@ -17,7 +17,7 @@ from .lookup import (
 )
 from .options import Option
 from .registry import FINETUNE_METHODS
-from . import gradient_filter, hosvd, hosvd_subspace, svd, vanilla  # noqa: F401,E501  # isort: skip
+from . import gradient_filter, hosvd, hosvd_subspace, quantized, svd, vanilla  # noqa: F401,E501  # isort: skip
 
 __all__ = [
     'FINETUNE_METHODS', 'FinetuneMethod', 'LEAN_OPTIONS', 'MethodSession',

@@ -3,6 +3,7 @@ from .compressed_conv import (
                               CompressedConv2d,
                               Conv2dGradFilter,
                               Conv2dHOSVD,
+                              Conv2dQuantized,
                               Conv2dSVD,
 )
 from .finetune_plan import FinetunePlan
@@ -14,7 +15,8 @@ from .subspace_conv import Conv2dHOSVDSubspace
 from .surgery import convert_convs_, freeze_except_, set_norm_eval_
 
 __all__ = [
-    'CompressedConv2d', 'Conv2dGradFilter', 'Conv2dHOSVD', 'Conv2dSVD',
+    'CompressedConv2d', 'Conv2dGradFilter', 'Conv2dHOSVD', 'Conv2dQuantized',
+    'Conv2dSVD',
     'Conv2dHOSVDSubspace', 'FinetunePlan', 'LayerSelection', 'ModelTrace',
     'PRESETS', 'detect_preset', 'preset_layers', 'conv_execution_order',
     'last_convs', 'select_layers', 'trace_model', 'convert_convs_',

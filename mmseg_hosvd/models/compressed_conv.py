@@ -18,10 +18,13 @@ from ..ops import (
     DecompositionSettings,
     SharedDecomposition,
     StoredActivation,
+    check_bits,
+    check_group_size,
     check_eps,
     check_radius,
     gradient_filter_conv2d,
     hosvd_conv2d,
+    quantized_conv2d,
     svd_conv2d,
 )
 
@@ -198,3 +201,36 @@ class Conv2dGradFilter(CompressedConv2d):
 
     def extra_repr(self) -> str:
         return f'{super().extra_repr()}, radius={self.radius}'
+
+
+@MODELS.register_module()
+class Conv2dQuantized(CompressedConv2d):
+    """Convolution that stores its input quantized per group.
+
+    Args:
+        *args: As for ``nn.Conv2d``.
+        bits: Bits per stored element, 2, 4 or 8.
+        group_size: Elements per quantization group (a multiple of 4).
+        seed: Seed of the private generator of the rounding noise (the
+            global random state is untouched).
+        **kwargs: As for ``nn.Conv2d``.
+    """
+
+    def __init__(self, *args, bits: int = 8, group_size: int = 256,
+                 seed: int = 0, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.bits = check_bits(bits)
+        self.group_size = check_group_size(group_size)
+        self.seed = seed
+        self._generator = None
+
+    def compressed_forward(self, x, geo):
+        if self._generator is None or self._generator.device != x.device:
+            self._generator = torch.Generator(device=x.device)
+            self._generator.manual_seed(self.seed)
+        return quantized_conv2d(x, self.weight, self.bias, geo, self.bits,
+                                self.group_size, self._generator)
+
+    def extra_repr(self) -> str:
+        return (f'{super().extra_repr()}, bits={self.bits}, '
+                f'group_size={self.group_size}')

@@ -19,6 +19,8 @@ from .hosvd_conv import (
                             subspace_hosvd_conv2d,
 )
 from .ritz import ritz_leading_vectors
+from .quantized_conv import (check_bits, check_group_size, dequantize,
+                             quantize, quantized_conv2d)
 from .rank_budget import allocate_ranks, ranks_from_eps, tucker_numel
 from .shared_input import SharedDecomposition
 from .solvers import SOLVER_TABLE, SOLVERS, check_solver
@@ -40,6 +42,8 @@ from .tensor_ops import (
 )
 
 __all__ = [
+    'check_bits', 'check_group_size', 'dequantize', 'quantize',
+    'quantized_conv2d',
     'ConvGeometry', 'conv2d', 'conv2d_input_grad', 'conv2d_weight_grad',
     'check_eps', 'check_solver', 'leading_vectors', 'ritz_leading_vectors',
     'gram_eigh', 'hosvd', 'rank_from_energy',

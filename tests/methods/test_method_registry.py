@@ -60,7 +60,7 @@ class ToyMethod(FinetuneMethod):
     module = ToyConv2d
     options = dict(keep=Option(1.0, check_keep))
     marker = '*'
-    order = 5
+    order = 6
     protocol_settings = (dict(keep=0.5), )
 
     def tag(self, options):
@@ -165,7 +165,8 @@ def test_builtin_methods_have_distinct_tags_markers_and_order():
     tags = protocol_tags()
     assert len(set(tags)) == len(tags)
     builtins = [get_method(m) for m in ('vanilla', 'gradient_filter', 'svd',
-                                        'hosvd', 'hosvd_subspace')]
+                                        'hosvd', 'hosvd_subspace',
+                                        'quantized')]
     assert len({m.marker for m in builtins}) == len(builtins)
     assert [m.order for m in builtins] == sorted(m.order for m in builtins)
     assert all(m.module is None or issubclass(m.module, nn.Conv2d)

@@ -1,0 +1,30 @@
+"""Quantized activations (ActNN / GACT idea): the input in 8, 4 or 2 bits."""
+from ..models.compressed_conv import Conv2dQuantized
+from ..ops import check_bits, check_group_size
+from .base import FinetuneMethod
+from .options import Option
+from .registry import FINETUNE_METHODS
+
+
+@FINETUNE_METHODS.register_module(name='quantized')
+class Quantized(FinetuneMethod):
+    """Stores each input as per-group codes of ``bits`` bits.
+
+    Options: ``bits`` (8; 2, 4 or 8) and ``group_size`` (256 elements of a
+    sample per minimum and step). Stochastic rounding keeps the weight
+    gradient unbiased.
+    """
+
+    name = 'quantized'
+    module = Conv2dQuantized
+    options = dict(bits=Option(8, check_bits),
+                   group_size=Option(256, check_group_size))
+    marker = 'v'
+    order = 5
+    extension_settings = (dict(bits=8), dict(bits=2))
+
+    def tag(self, options):
+        return f"qact{options['bits']}"
+
+    def label(self, meta):
+        return f"{meta.get('bits')} bits, groups of {meta.get('group_size')}"

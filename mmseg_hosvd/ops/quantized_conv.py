@@ -1,0 +1,145 @@
+"""Convolution that stores its input quantized per group (ActNN / GACT idea).
+
+The input is cut into groups of ``group_size`` consecutive elements of each
+sample; each group keeps its minimum and its step, and every element a code
+of ``bits`` bits, rounded stochastically (up with the probability of its
+distance to the lower level), so the dequantized input, and the weight
+gradient formed from it, are unbiased. Codes are packed into bytes. The
+output and the input gradient are exact.
+"""
+from typing import Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+
+from .compressed_conv_function import BackwardRule, compressed_conv2d
+from .conv_geometry import ConvGeometry, conv2d, conv2d_weight_grad
+from .stats import ANALYTICAL_BYTES_PER_ELEMENT, StoredActivation
+
+#: Code widths that pack evenly into bytes.
+BITS = (2, 4, 8)
+
+
+def check_bits(bits: int) -> int:
+    """One of :data:`BITS`, or a ValueError naming the bad value."""
+    if isinstance(bits, bool) or bits not in BITS:
+        raise ValueError(f'bits must be one of {BITS}, got {bits!r}')
+    return bits
+
+
+def check_group_size(group_size: int) -> int:
+    """A positive multiple of 4 (whole bytes of 2-bit codes), or a
+    ValueError naming the bad value."""
+    if isinstance(group_size, bool) or not isinstance(
+            group_size, int) or group_size < 4 or group_size % 4:
+        raise ValueError(f'group_size must be a positive multiple of 4, got '
+                         f'{group_size!r}')
+    return group_size
+
+
+def quantize(x: torch.Tensor, bits: int, group_size: int,
+             generator: Optional[torch.Generator] = None
+             ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-group stochastic quantization of ``x`` (B, ...).
+
+    Args:
+        x: The tensor; its first dimension is the batch.
+        bits: Bits per code, one of :data:`BITS`.
+        group_size: Elements per group (within a sample).
+        generator: Source of the rounding noise (the global one if None).
+
+    Returns:
+        ``(packed, low, step)``: codes packed into uint8 (B, ceil(n / g) *
+        g * bits / 8), the float32 minimum and step of each group
+        (B, ceil(n / g)).
+    """
+    work = x.detach().reshape(x.shape[0], -1).float()
+    pad = -work.shape[1] % group_size
+    groups = F.pad(work, (0, pad)).reshape(x.shape[0], -1, group_size)
+    low = groups.amin(-1)
+    levels = 2**bits - 1
+    step = (groups.amax(-1) - low) / levels
+    scaled = (groups - low[..., None]) / step.clamp_min(
+        torch.finfo(torch.float32).tiny)[..., None]
+    noise = torch.rand(scaled.shape, generator=generator, device=x.device)
+    codes = torch.floor(scaled + noise).clamp_(0, levels).to(torch.uint8)
+    per_byte = 8 // bits
+    codes = codes.reshape(x.shape[0], -1, per_byte)
+    shifts = torch.arange(per_byte, device=x.device, dtype=torch.uint8) * bits
+    packed = (codes << shifts).sum(-1, dtype=torch.uint8)
+    return packed, low, step
+
+
+def dequantize(packed: torch.Tensor, low: torch.Tensor, step: torch.Tensor,
+               bits: int, shape, dtype: torch.dtype) -> torch.Tensor:
+    """The tensor of ``shape`` that :func:`quantize` stored."""
+    per_byte = 8 // bits
+    shifts = torch.arange(per_byte, device=packed.device,
+                          dtype=torch.uint8) * bits
+    mask = (1 << bits) - 1
+    codes = (packed[..., None] >> shifts) & mask
+    groups = codes.reshape(*low.shape, -1).float()
+    values = groups * step[..., None] + low[..., None]
+    numel = 1
+    for size in shape[1:]:
+        numel *= size
+    return values.reshape(shape[0], -1)[:, :numel].reshape(shape).to(dtype)
+
+
+class QuantizedRule(BackwardRule):
+    """Weight gradient from the dequantized input.
+
+    Args:
+        bits: Bits per code.
+        input_shape: Shape of the stored input.
+        dtype: Dtype the input is dequantized to.
+    """
+
+    def __init__(self, bits: int, input_shape, dtype: torch.dtype):
+        self.bits = bits
+        self.input_shape = tuple(input_shape)
+        self.dtype = dtype
+
+    def weight_grad(self, stored, grad, weight_shape, geo, input_shape):
+        x = dequantize(*stored, self.bits, self.input_shape, self.dtype)
+        return conv2d_weight_grad(x, weight_shape, grad.to(x.dtype), geo)
+
+    def ranks(self, stored):
+        return None
+
+
+def quantized_conv2d(x: torch.Tensor,
+                     weight: torch.Tensor,
+                     bias: Optional[torch.Tensor],
+                     geo: ConvGeometry,
+                     bits: int = 8,
+                     group_size: int = 256,
+                     generator: Optional[torch.Generator] = None
+                     ) -> Tuple[torch.Tensor, Optional[StoredActivation]]:
+    """Convolution that stores its input quantized for backward.
+
+    Args:
+        x: Input (B, C, H, W).
+        weight: Weight.
+        bias: Bias or None.
+        geo: Geometry.
+        bits: Bits per element, one of :data:`BITS`.
+        group_size: Elements per quantization group.
+        generator: Source of the rounding noise.
+
+    Returns:
+        ``(output, stored)``: the exact output and the stored size in
+        float32 equivalents (codes, minima and steps); None when the weight
+        needs no gradient and a plain convolution ran.
+    """
+    check_bits(bits)
+    check_group_size(group_size)
+    if not (torch.is_grad_enabled() and weight.requires_grad):
+        return conv2d(x, weight, bias, geo), None
+    work = x.float() if x.dtype != torch.float64 else x
+    stored = quantize(work, bits, group_size, generator)
+    rule = QuantizedRule(bits, x.shape, work.dtype)
+    out, size = compressed_conv2d(x, weight, bias, geo, rule, stored)
+    nbytes = sum(t.numel() * t.element_size() for t in stored)
+    return out, size._replace(
+        numel=-(-nbytes // ANALYTICAL_BYTES_PER_ELEMENT))
