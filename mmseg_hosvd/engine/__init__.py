@@ -3,14 +3,23 @@ from .atomic_local_backend import (AtomicLocalBackend,
                                    register_atomic_local_backend)
 from .autocast_optim_wrapper import AutocastOptimWrapper
 from .cpu_distributed import prepare_cpu_distributed
-from .hooks import (ActivationMemoryHook, CheckpointFitHook, CompressConvHook,
-                    FiniteLossHook, MallocTrimHook)
+from .hooks import (
+    ActivationCheckpointHook,
+    ActivationMemoryHook,
+    CheckpointFitHook,
+    ChunkedLossHook,
+    CompressConvHook,
+    FiniteLossHook,
+    FrozenPrefixHook,
+    MallocTrimHook,
+)
 
 register_atomic_local_backend()
 
 __all__ = [
-    'ActivationMemoryHook', 'AtomicLocalBackend', 'AutocastOptimWrapper',
-    'CheckpointFitHook', 'CompressConvHook', 'FiniteLossHook',
-    'MallocTrimHook', 'prepare_cpu_distributed',
-    'register_atomic_local_backend'
+    'ActivationCheckpointHook', 'ActivationMemoryHook', 'AtomicLocalBackend',
+    'AutocastOptimWrapper', 'CheckpointFitHook', 'ChunkedLossHook',
+    'CompressConvHook',
+    'FiniteLossHook', 'FrozenPrefixHook', 'MallocTrimHook',
+    'prepare_cpu_distributed', 'register_atomic_local_backend'
 ]

@@ -1,11 +1,15 @@
 """MMEngine hooks registered in mmseg's HOOKS."""
+from .activation_checkpoint_hook import ActivationCheckpointHook
 from .activation_memory_hook import ActivationMemoryHook
+from .chunked_loss_hook import ChunkedLossHook
 from .checkpoint_fit_hook import CheckpointFitHook, check_checkpoint_fits
 from .compress_conv_hook import CompressConvHook
 from .finite_loss_hook import FiniteLossHook
+from .frozen_prefix_hook import FrozenPrefixHook
 from .malloc_trim_hook import MallocTrimHook
 
 __all__ = [
-    'ActivationMemoryHook', 'CheckpointFitHook', 'CompressConvHook',
-    'FiniteLossHook', 'MallocTrimHook', 'check_checkpoint_fits'
+    'ActivationCheckpointHook', 'ActivationMemoryHook', 'CheckpointFitHook',
+    'ChunkedLossHook', 'CompressConvHook', 'FiniteLossHook',
+    'FrozenPrefixHook', 'MallocTrimHook', 'check_checkpoint_fits'
 ]

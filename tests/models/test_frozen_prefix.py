@@ -1,0 +1,90 @@
+"""The frozen prefix in micro-batches: what is chosen, exact results."""
+import pytest
+import torch
+from mmengine.runner import Runner
+from torch import nn
+
+from mmseg_hosvd.engine import CompressConvHook, FrozenPrefixHook
+from mmseg_hosvd.models import set_norm_eval_
+
+from ..helpers import build_model, tiny_runner_config
+
+
+def frozen(model_name, num_layers=5, method='vanilla', **options):
+    model = build_model(model_name)
+    CompressConvHook(method=method, num_layers=num_layers,
+                     **options).apply(model)
+    return model
+
+
+@pytest.mark.parametrize('model_name,expected', [
+    ('deeplabv3', ['backbone', 'decode_head.image_pool']),
+    ('fcn', ['backbone.stem', 'backbone.maxpool', 'backbone.layer1',
+             'backbone.layer2', 'backbone.layer3', 'backbone.layer4.0']),
+])
+def test_the_largest_frozen_modules_before_the_first_trainable(
+        model_name, expected):
+    assert FrozenPrefixHook(micro_batch=2).apply(frozen(model_name)) == (
+        expected)
+
+
+@pytest.mark.parametrize('model_name,method,options', [
+    ('deeplabv3', 'vanilla', {}),
+    ('fcn', 'hosvd', dict(eps=1.0)),  # below 1, ranks follow float noise
+    ('pspnet-m', 'vanilla', {}),
+])
+def test_micro_batches_give_the_same_outputs_and_gradients(
+        model_name, method, options):
+    plain = frozen(model_name, method=method, **options)
+    for module in plain.modules():  # mmseg zero-initialises residual norms
+        if isinstance(module, nn.BatchNorm2d):
+            nn.init.uniform_(module.weight, 0.5, 1.5)
+    micro = frozen(model_name, method=method, **options)
+    micro.load_state_dict(plain.state_dict())
+    assert FrozenPrefixHook(micro_batch=1).apply(micro)
+    # float64: float32 convolutions of 1 and 3 images round differently
+    plain.double()
+    micro.double()
+    x = torch.randn(3, 3, 64, 64, dtype=torch.float64)
+    outputs = []
+    for model in (plain, micro):
+        model.train()
+        set_norm_eval_(model)
+        out = model._forward(x)
+        out.square().sum().backward()
+        outputs.append(out)
+    torch.testing.assert_close(outputs[0], outputs[1])
+    grads = [{n: p.grad for n, p in m.named_parameters() if p.requires_grad}
+             for m in (plain, micro)]
+    assert grads[0].keys() == grads[1].keys() and grads[0]
+    for name in grads[0]:
+        assert grads[0][name].abs().sum() > 0, name
+        torch.testing.assert_close(grads[0][name], grads[1][name],
+                                   msg=name)
+
+
+def test_norms_in_training_mode_are_refused():
+    model = frozen('deeplabv3')
+    FrozenPrefixHook(micro_batch=1).apply(model)
+    model.train()  # norm statistics not frozen
+    with pytest.raises(RuntimeError, match='norm layer .* is in training '
+                       'mode'):
+        model._forward(torch.randn(2, 3, 64, 64))
+
+
+def test_bad_micro_batch_is_named():
+    with pytest.raises(ValueError, match='micro_batch must be an int >= 1, '
+                       'got 0'):
+        FrozenPrefixHook(micro_batch=0)
+
+
+def test_a_runner_trains_with_it(tiny_data, tmp_path):
+    cfg = tiny_runner_config('pspnet', str(tmp_path), tiny_data, [
+        dict(type='CompressConvHook', method='hosvd', num_layers=5),
+        dict(type='FrozenPrefixHook', micro_batch=1),
+        dict(type='ActivationMemoryHook')
+    ])
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    hook = next(h for h in runner.hooks if isinstance(h, FrozenPrefixHook))
+    assert hook.modules[0] == 'backbone'
