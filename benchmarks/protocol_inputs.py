@@ -60,6 +60,50 @@ def target_batch(model_name, batch, size, start=0):
     return inputs, labels
 
 
+def raw_batch(model_name, from_protocol, batch, size, num_classes=5,
+              start=0):
+    """A batch as the data loader gives it, before the data preprocessor.
+
+    Args:
+        model_name: A protocol model name.
+        from_protocol: The target domain's images through the fine-tuning
+            config's pipeline; otherwise seeded random uint8 images and
+            labels.
+        batch: Number of images.
+        size: Image side.
+        num_classes: Label range of the random labels.
+        start: Index of the first image.
+
+    Returns:
+        ``dict(inputs=[...], data_samples=[...])``.
+    """
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+    if from_protocol:
+        cfg = Config.fromfile(
+            config_path(model_name, 'finetune', 'vanilla', 5))
+        set_random_seed(0)
+        dataset = DATASETS.build(cfg.train_dataloader.dataset)
+        data = pseudo_collate([dataset[i] for i in range(start,
+                                                         start + batch)])
+        if tuple(data['inputs'][0].shape[-2:]) != (size, size):
+            raise SystemExit(f'the target pipeline gives '
+                             f"{tuple(data['inputs'][0].shape)}, not {size} "
+                             f'x {size}')
+        return data
+    gen = torch.Generator().manual_seed(start)
+    inputs, samples = [], []
+    for _ in range(batch):
+        inputs.append(torch.randint(0, 256, (3, size, size), generator=gen,
+                                    dtype=torch.uint8))
+        sample = SegDataSample(metainfo=dict(img_shape=(size, size),
+                                             ori_shape=(size, size)))
+        sample.gt_sem_seg = PixelData(data=torch.randint(
+            0, num_classes, (1, size, size), generator=gen))
+        samples.append(sample)
+    return dict(inputs=inputs, data_samples=samples)
+
+
 def model_inputs(model_name, from_protocol, batch, size):
     """What a benchmark runs ``model_name`` on.
 

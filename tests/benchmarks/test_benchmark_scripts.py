@@ -41,3 +41,33 @@ def test_train_speed_records(tmp_path):
     assert all(r['step_time_s'] > 0 for r in records)
     assert [r['solver'] for r in records] == [None, 'auto']
     assert len(records[1]['ranks']) == 5
+
+
+def test_peak_memory_records(tmp_path):
+    path = tmp_path / 'peak.json'
+    out = run_script('benchmarks/peak_memory.py', '--models', 'fcn',
+                     '--methods', 'vanilla', 'hosvd', '--reductions', 'none',
+                     'prefix+loss+micro1', '--size', '64', '--batch', '2',
+                     '--steps', '1', '--json', str(path))
+    records = json.loads(path.read_text())
+    assert [(r['method'], r['reductions'], r['micro_batch'])
+            for r in records] == [
+        ('vanilla', [], 2), ('hosvd', [], 2),
+        ('vanilla', ['prefix', 'loss', 'micro1'], 1),
+        ('hosvd', ['prefix', 'loss', 'micro1'], 1)]
+    keys = {'model', 'method', 'layers', 'lean', 'reductions', 'size',
+            'batch', 'micro_batch', 'peak_mb', 'before_mb',
+            'peak_increment_mb', 'phase_peaks_mb', 'step_time_s',
+            'rss_peak_increment_mb', 'peak_increment_mb_ratio'}
+    for record in records:
+        assert keys <= set(record)
+        phases = record['phase_peaks_mb']
+        assert set(phases) == {'preprocess', 'frozen_forward',
+                               'finetuned_forward', 'loss', 'backward',
+                               'optimizer'}
+        # the step's peak is the largest of its phases' peaks
+        assert record['peak_increment_mb'] == max(phases.values()) > 0
+        assert record['peak_mb'] > record['before_mb'] > 0
+    assert records[0]['peak_increment_mb_ratio'] == 1.0
+    assert records[2]['peak_increment_mb_ratio'] == 1.0
+    assert 'hosvd' in out

@@ -1,0 +1,227 @@
+"""Whole-step peak memory of fine-tuning, as ratios to vanilla.
+
+Each configuration (model, method, layer count, lean or not, reductions)
+runs in a fresh process: the protocol model is set up for fine-tuning as
+``CompressConvHook`` does, then full training steps run (data
+preprocessor, forward, mmseg's decode-head loss on full-size labels,
+backward, optimizer step with the config's clipping). It records
+
+- ``peak_increment_mb``: the most memory live at once during a step over
+  what was live before it, from PyTorch's allocation events (the
+  profiler's memory timeline; see ``step_memory.py``), and
+  ``phase_peaks_mb``, the same for each phase (preprocess, frozen forward,
+  fine-tuned forward, loss, backward, optimizer), so a reader sees what
+  sets the peak;
+- ``before_mb``: what the step finds allocated (parameters, buffers,
+  gradients, optimizer state), and ``peak_mb`` = before + increment;
+- ``rss_peak_increment_mb``: the process's peak resident set over its
+  resident set before the first step, in steps run without the profiler
+  (what the operating system, and an out-of-memory kill, see);
+- ``step_time_s``: the median time of the unprofiled steps after one
+  warm-up step;
+- on CUDA, ``cuda_max_allocated_mb`` of the profiled step.
+
+Reductions (``--reductions``, each a '+'-joined set, 'none' for plain):
+``amp`` (bfloat16 autocast on CPU, float16 on CUDA), ``prefix`` (the frozen
+prefix in micro-batches of one image, ``FrozenPrefixHook``), ``loss`` (the
+decode head's loss one image at a time, ``ChunkedLossHook``),
+``checkpoint`` (the fine-tuned blocks recomputed in backward,
+``ActivationCheckpointHook``) and
+``micro<m>`` (gradient accumulation over micro-batches of m images,
+MMEngine's ``accumulative_counts``). Ratios compare each record with
+vanilla of the same model, layers and reductions, measured in the same
+run.
+
+Usage::
+
+    python benchmarks/peak_memory.py [--models deeplabv3 pspnet]
+        [--methods vanilla hosvd] [--layers 5] [--lean]
+        [--reductions none amp micro2] [--size 512] [--batch 8]
+        [--steps 3] [--from-protocol] [--json PATH]
+"""
+import argparse
+import json
+import os.path as osp
+import statistics
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+# mmseg_hosvd first: with mmcv-lite, mmseg imports only after its compat fixes
+import mmseg_hosvd  # noqa: E402,F401  # isort: skip
+from json_records import write_json  # noqa: E402
+from mmseg_hosvd.methods import method_names  # noqa: E402
+from mmseg_hosvd.protocol import MODEL_CONFIGS  # noqa: E402
+
+#: Reductions other than accumulation ('micro<m>').
+REDUCTIONS = ('amp', 'prefix', 'loss', 'checkpoint')
+#: Prefix of the line a measuring process prints its record on.
+RECORD = 'PEAK_MEMORY_RECORD '
+
+
+def reductions_of(text: str) -> list:
+    """The reductions of a '+'-joined set ('none' for none), checked."""
+    names = [] if text in ('', 'none') else text.split('+')
+    for name in names:
+        if name not in REDUCTIONS and not (name.startswith('micro')
+                                           and name[5:].isdigit()
+                                           and int(name[5:]) >= 1):
+            raise argparse.ArgumentTypeError(
+                f'unknown reduction {name!r}; use {list(REDUCTIONS)} or '
+                "'micro<m>', joined by '+', or 'none'")
+    return names
+
+
+def micro_batch_of(reductions: list, batch: int) -> int:
+    """The micro-batch a set of reductions asks for (the batch if none)."""
+    for name in reductions:
+        if name.startswith('micro'):
+            micro = int(name[5:])
+            if batch % micro:
+                raise SystemExit(f'{name}: the batch {batch} is not a '
+                                 f'multiple of {micro}')
+            return micro
+    return batch
+
+
+def measure_in_process(spec: dict) -> dict:
+    """Runs one configuration here and returns its record."""
+    from peak_memory_setup import build_setup
+    from step_memory import (PhaseMarks, max_rss_mb, profile_step,
+                             resident_bytes, rss_mb, state_tensors,
+                             train_step)
+    setup = build_setup(spec)
+    model, optim_wrapper, batches = (setup['model'], setup['optim_wrapper'],
+                                     setup['batches'])
+    times = []
+    rss_before = rss_mb()
+    for _ in range(1 + spec['steps']):
+        start = time.perf_counter()
+        for data in batches:
+            train_step(model, data, optim_wrapper)
+        times.append(time.perf_counter() - start)
+    rss_peak = max_rss_mb()
+    for data in batches[:-1]:
+        train_step(model, data, optim_wrapper)
+    marks = PhaseMarks(model, setup['plan'].trainable_modules)
+    before = resident_bytes(state_tensors(model, optim_wrapper.optimizer))
+    result = profile_step(model, batches[-1], optim_wrapper, marks,
+                          setup['device'])
+    marks.remove()
+    before_mb = before / 2**20
+    return dict(spec, **result,
+                before_mb=before_mb,
+                peak_mb=before_mb + result['peak_increment_mb'],
+                rss_before_mb=rss_before,
+                rss_peak_increment_mb=max(rss_peak - rss_before, 0.0),
+                step_time_s=statistics.median(times[1:]),
+                ranks=setup['ranks'])
+
+
+def measure(spec: dict) -> dict:
+    """Runs one configuration in a fresh process and returns its record."""
+    result = subprocess.run(
+        [sys.executable, __file__, '--one', json.dumps(spec)],
+        capture_output=True, text=True)
+    lines = [line for line in result.stdout.splitlines()
+             if line.startswith(RECORD)]
+    if result.returncode != 0 or not lines:
+        raise SystemExit(f'{spec} failed:\n{result.stderr[-3000:]}')
+    return json.loads(lines[-1][len(RECORD):])
+
+
+def add_ratios(records: list) -> None:
+    """Ratios to vanilla of the same model, layers, size and reductions."""
+    def key(r):
+        return (r['model'], r['layers'], r['size'], r['batch'],
+                tuple(r['reductions']))
+
+    vanilla = {key(r): r for r in records
+               if r['method'] == 'vanilla' and not r['lean']}
+    for record in records:
+        base = vanilla.get(key(record))
+        for name in ('peak_increment_mb', 'peak_mb',
+                     'rss_peak_increment_mb', 'step_time_s'):
+            record[f'{name}_ratio'] = (record[name] / base[name]
+                                       if base and base[name] else None)
+
+
+def print_table(records: list) -> None:
+    """One line per record, with the phase that sets its peak."""
+    print(f"{'model':>10} {'l':>3} {'method':>20} {'reductions':>12} "
+          f"{'incr MB':>8} {'/van':>5} {'peak MB':>8} {'RSS+ MB':>8} "
+          f"{'/van':>5} {'step s':>7} {'/van':>5}  peak phase")
+    for r in records:
+        name = r['method'] + (' lean' if r['lean'] else '')
+        phases = r['phase_peaks_mb']
+        top = max(phases, key=phases.get)
+        print(f"{r['model']:>10} {r['layers']:>3} {name:>20} "
+              f"{'+'.join(r['reductions']) or 'none':>12} "
+              f"{r['peak_increment_mb']:8.1f} "
+              f"{r['peak_increment_mb_ratio'] or 0:5.2f} "
+              f"{r['peak_mb']:8.1f} {r['rss_peak_increment_mb']:8.1f} "
+              f"{r['rss_peak_increment_mb_ratio'] or 0:5.2f} "
+              f"{r['step_time_s']:7.3f} {r['step_time_s_ratio'] or 0:5.2f}"
+              f"  {top} ({phases[top]:.1f})", flush=True)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--models', nargs='+', choices=sorted(MODEL_CONFIGS),
+                        default=['deeplabv3', 'pspnet'])
+    parser.add_argument('--methods', nargs='+', choices=method_names(),
+                        default=['vanilla', 'hosvd'])
+    parser.add_argument('--layers', nargs='+', type=int, default=[5])
+    parser.add_argument('--lean', action='store_true',
+                        help='also measure the lean variant of each '
+                        'compressing method')
+    parser.add_argument('--reductions', nargs='+', type=reductions_of,
+                        default=[[]])
+    parser.add_argument('--eps', type=float, default=0.8)
+    parser.add_argument('--size', type=int, default=512)
+    parser.add_argument('--batch', type=int, default=8)
+    parser.add_argument('--steps', type=int, default=3,
+                        help='timed steps after one warm-up step')
+    parser.add_argument('--device', default=None,
+                        help='cpu or cuda (cuda when available)')
+    parser.add_argument('--from-protocol', action='store_true',
+                        help="start from the protocol's calibrated "
+                        'checkpoints, on target-domain images')
+    parser.add_argument('--json', help='write the records here')
+    parser.add_argument('--one', help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.one:
+        print(RECORD + json.dumps(measure_in_process(json.loads(args.one))))
+        return
+    methods = ['vanilla'] + [m for m in args.methods if m != 'vanilla']
+    variants = [(m, False) for m in methods]
+    if args.lean:
+        variants += [(m, True) for m in methods if m != 'vanilla']
+    records = []
+    for model in args.models:
+        for layers in args.layers:
+            for reductions in args.reductions:
+                for method, lean in variants:
+                    spec = dict(model=model, method=method, layers=layers,
+                                lean=lean, reductions=reductions,
+                                size=args.size, batch=args.batch,
+                                micro_batch=micro_batch_of(reductions,
+                                                           args.batch),
+                                eps=args.eps, steps=args.steps,
+                                device=args.device,
+                                from_protocol=args.from_protocol)
+                    records.append(measure(spec))
+    add_ratios(records)
+    print_table(records)
+    if args.json:
+        write_json(args.json, records)
+
+
+if __name__ == '__main__':
+    main()
