@@ -21,8 +21,8 @@ UNKNOWN_ORDER = 99
 COLUMNS = [
     'model', 'method', 'setting', 'layers', 'mIoU', 'mAcc',
     'analytical_peak_mb', 'analytical_mean_mb', 'measured_peak_mb',
-    'measured_mean_mb', 'step_time_s', 'analytical_ratio', 'measured_ratio',
-    'time_ratio', 'work_dir'
+    'measured_mean_mb', 'step_peak_mb', 'step_time_s', 'analytical_ratio',
+    'measured_ratio', 'step_peak_ratio', 'time_ratio', 'work_dir'
 ]
 _PREFIXES = {prefix: model for model, (_, prefix) in MODEL_CONFIGS.items()}
 
@@ -102,6 +102,8 @@ def load_run(work_dir: str) -> Tuple[Optional[dict], Optional[str]]:
         analytical_mean_mb=memory['analytical_mb']['mean'],
         measured_peak_mb=memory['measured_mb']['peak'],
         measured_mean_mb=memory['measured_mb']['mean'],
+        step_peak_mb=(record.get('step_peak_memory')
+                      or {}).get('peak_increment_mb'),
         step_time_s=record.get('step_time_s'),
         work_dir=work_dir)
     return row, None
@@ -121,12 +123,14 @@ def add_ratios(rows: List[dict]) -> None:
         base = vanilla.get((row['model'], row['layers']))
         if base is None:
             row.update(analytical_ratio=None, measured_ratio=None,
-                       time_ratio=None)
+                       step_peak_ratio=None, time_ratio=None)
             continue
         row['analytical_ratio'] = _ratio(row['analytical_peak_mb'],
                                          base['analytical_peak_mb'])
         row['measured_ratio'] = _ratio(row['measured_peak_mb'],
                                        base['measured_peak_mb'])
+        row['step_peak_ratio'] = _ratio(row['step_peak_mb'],
+                                        base['step_peak_mb'])
         row['time_ratio'] = _ratio(row['step_time_s'], base['step_time_s'])
 
 
@@ -168,9 +172,9 @@ def markdown_table(rows: List[dict]) -> str:
     """The comparison as a Markdown table."""
     header = ('| model | method | setting | layers | mIoU | mAcc | '
               'analytical peak / mean (MB) | measured peak / mean (MB) | '
-              'step (s) | analytical / vanilla | measured / vanilla | '
-              'time / vanilla |')
-    lines = [header, '|---' * 12 + '|']
+              'whole-step peak (MB) | step (s) | analytical / vanilla | '
+              'measured / vanilla | whole-step / vanilla | time / vanilla |')
+    lines = [header, '|---' * 14 + '|']
     for r in rows:
         lines.append(
             f"| {r['model']} | {r['method']} | {r['setting']} | "
@@ -179,8 +183,10 @@ def markdown_table(rows: List[dict]) -> str:
             f"{_fmt(r['analytical_mean_mb'], 3)} | "
             f"{_fmt(r['measured_peak_mb'], 2)} / "
             f"{_fmt(r['measured_mean_mb'], 2)} | "
+            f"{_fmt(r['step_peak_mb'], 1)} | "
             f"{_fmt(r['step_time_s'], 3)} | {_fmt(r['analytical_ratio'], 3)} "
-            f"| {_fmt(r['measured_ratio'], 3)} | {_fmt(r['time_ratio'], 2)} |")
+            f"| {_fmt(r['measured_ratio'], 3)} | "
+            f"{_fmt(r['step_peak_ratio'], 3)} | {_fmt(r['time_ratio'], 2)} |")
     return '\n'.join(lines)
 
 

@@ -16,12 +16,30 @@ def marker(row_method: str) -> str:
             if row_method.endswith(LEAN_SUFFIX) else method.marker)
 
 
-def plot_pareto(rows: List[dict], path: str) -> None:
-    """mIoU against peak analytical activation memory (log scale) to a PNG.
+#: What the x axis of each plot shows.
+X_AXES = {
+    'analytical_peak_mb': ('peak activation memory of the fine-tuned '
+                           'convolutions (MB, analytical, log scale)',
+                           'activation memory'),
+    'step_peak_mb': ("whole-step peak memory (MB over the step's start, "
+                     'allocator, log scale)', 'whole-step peak memory'),
+}
+
+
+def plot_pareto(rows: List[dict], path: str,
+                x: str = 'analytical_peak_mb') -> None:
+    """mIoU against a memory number (log scale) to a PNG.
 
     One marker per method (and setting), one colour per model; the 5- and
-    10-layer points of a model and method are joined by a line.
+    10-layer points of a model and method are joined by a line. Rows
+    without the number (runs that did not record it) are left out.
+
+    Args:
+        rows: Rows of :func:`~mmseg_hosvd.comparison.collect`.
+        path: The PNG to write.
+        x: The memory column, a key of :data:`X_AXES`.
     """
+    x_label, title = X_AXES[x]
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -32,7 +50,7 @@ def plot_pareto(rows: List[dict], path: str) -> None:
     colours = dict(zip(models, plt.cm.tab10.colors))
     series: Dict[tuple, List[dict]] = {}
     for r in rows:
-        if r['analytical_peak_mb'] > 0:
+        if (r.get(x) or 0) > 0:
             series.setdefault((r['model'], r['method'], r['setting']),
                               []).append(r)
     methods = []
@@ -40,7 +58,7 @@ def plot_pareto(rows: List[dict], path: str) -> None:
         points.sort(key=lambda r: r['layers'] or 0)
         point_marker = marker(method)
         filled = setting != 'eps=0.9'
-        ax.plot([p['analytical_peak_mb'] for p in points],
+        ax.plot([p[x] for p in points],
                 [p['mIoU'] for p in points],
                 linestyle='-',
                 linewidth=0.8,
@@ -53,11 +71,10 @@ def plot_pareto(rows: List[dict], path: str) -> None:
         if (label, point_marker, filled) not in methods:
             methods.append((label, point_marker, filled))
     ax.set_xscale('log')
-    ax.set_xlabel('peak activation memory of the fine-tuned convolutions '
-                  '(MB, analytical, log scale)')
+    ax.set_xlabel(x_label)
     ax.set_ylabel('mIoU on the target validation set (%)')
-    ax.set_title('Accuracy vs. activation memory (lines join 5 and 10 '
-                 'fine-tuned layers)')
+    ax.set_title(f'Accuracy vs. {title} (lines join 5 and 10 fine-tuned '
+                 'layers)')
     ax.grid(True, which='both', alpha=0.3)
     handles = [
         Line2D([], [], color='grey', marker=m, linestyle='',

@@ -3,6 +3,8 @@ from typing import Dict, Optional
 
 from mmengine.runner import CheckpointLoader
 
+from .comparison import setting_label
+
 #: Fraction of the first iterations left out of the step-time median.
 WARMUP_FRACTION = 0.1
 
@@ -54,6 +56,7 @@ def checkpoint_record(config: str, checkpoint: str,
         metrics={k: float(v)
                  for k, v in metrics.items()},
         activation_memory=meta.get('activation_memory'),
+        step_peak_memory=meta.get('step_peak_memory'),
         finetune=meta.get('finetune'),
         iterations=meta.get('iter'),
         step_time_s=step_time(loaded))
@@ -77,6 +80,17 @@ def _memory_lines(memory: Optional[dict]):
     return lines
 
 
+def _step_peak_lines(peak: Optional[dict]):
+    if not peak:
+        return ['whole-step peak memory: not recorded (no StepPeakMemoryHook '
+                'in the training config)']
+    phases = peak['phase_peaks_mb']
+    top = max(phases, key=phases.get)
+    return [f"whole-step peak memory (iteration {peak['iteration']}): "
+            f"{peak['peak_increment_mb']:.1f} MB over the step's start, set "
+            f'by {top}']
+
+
 def format_test_report(record: dict) -> str:
     """Human-readable summary of a test record."""
     metrics = record['metrics']
@@ -84,13 +98,15 @@ def format_test_report(record: dict) -> str:
     lines = ['', '=' * 60, f"config:     {record['config']}",
              f"checkpoint: {record['checkpoint']}"]
     if finetune:
-        lines.append(f"fine-tuning: method={finetune.get('method')} "
+        lines.append(f"fine-tuning: method={finetune.get('method')}"
+                     f"{' (lean)' if finetune.get('lean') else ''} "
                      f"layers={finetune.get('num_layers')} "
-                     f"eps={finetune.get('eps')}")
+                     f'setting: {setting_label(finetune) or "-"}')
     lines.append(f"mIoU: {metrics.get('mIoU', float('nan')):.2f}  "
                  f"mAcc: {metrics.get('mAcc', float('nan')):.2f}  "
                  f"aAcc: {metrics.get('aAcc', float('nan')):.2f}")
     lines += _memory_lines(record.get('activation_memory'))
+    lines += _step_peak_lines(record.get('step_peak_memory'))
     if record.get('step_time_s') is not None:
         lines.append(f"training step time (median): "
                      f"{record['step_time_s']:.3f} s")

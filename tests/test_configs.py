@@ -65,6 +65,7 @@ def test_checkpoints_chain_pretrain_calib_finetune(model, monkeypatch):
             assert setting_tag(method, hook, lean) == tag
             if method == 'hosvd_subspace':
                 assert hook['budget_mb'] > 0
+            assert cfg.default_hooks.step_peak.type == 'StepPeakMemoryHook'
             assert cfg.custom_hooks[1]['type'] == 'ActivationMemoryHook'
 
 

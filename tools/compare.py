@@ -30,6 +30,8 @@ def parse_args(argv=None):
     parser.add_argument('--csv', help='write the table as CSV here')
     parser.add_argument('--markdown', help='write the Markdown table here')
     parser.add_argument('--plot', help='write the accuracy-memory PNG here')
+    parser.add_argument('--step-peak-plot',
+                        help='write mIoU against the whole-step peak here')
     return parser.parse_args(argv)
 
 
@@ -43,7 +45,7 @@ def main(argv=None):
         return 1
     table = markdown_table(rows)
     print(table)
-    for path in (args.csv, args.markdown, args.plot):
+    for path in (args.csv, args.markdown, args.plot, args.step_peak_plot):
         if path:
             os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
     if args.csv:
@@ -53,6 +55,8 @@ def main(argv=None):
             f.write(table + '\n')
     if args.plot:
         plot_pareto(rows, args.plot)
+    if args.step_peak_plot:
+        plot_pareto(rows, args.step_peak_plot, x='step_peak_mb')
     return 0
 
 

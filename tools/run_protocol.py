@@ -100,8 +100,11 @@ def main(argv=None):
         f.write(table + '\n')
     write_csv(rows, osp.join(args.out, 'comparison.csv'))
     plot_pareto(rows, osp.join(args.out, 'pareto.png'))
+    plot_pareto(rows, osp.join(args.out, 'pareto_step_peak.png'),
+                x='step_peak_mb')
     print(table)
-    log(f'wrote {args.out}/comparison.md, comparison.csv, pareto.png')
+    log(f'wrote {args.out}/comparison.md, comparison.csv, pareto.png, '
+        'pareto_step_peak.png')
 
 
 if __name__ == '__main__':

@@ -12,6 +12,7 @@ from .hooks import (
     FiniteLossHook,
     FrozenPrefixHook,
     MallocTrimHook,
+    StepPeakMemoryHook,
 )
 
 register_atomic_local_backend()
@@ -21,5 +22,6 @@ __all__ = [
     'AutocastOptimWrapper', 'CheckpointFitHook', 'ChunkedLossHook',
     'CompressConvHook',
     'FiniteLossHook', 'FrozenPrefixHook', 'MallocTrimHook',
-    'prepare_cpu_distributed', 'register_atomic_local_backend'
+    'StepPeakMemoryHook', 'prepare_cpu_distributed',
+    'register_atomic_local_backend'
 ]

@@ -13,4 +13,8 @@ param_scheduler = [
         begin=6,
         end=120)
 ]
-default_hooks = dict(checkpoint=dict(interval=120))
+# the whole-step peak memory (what decides whether fine-tuning fits), from one
+# profiled iteration, kept with the checkpoint for tools/test.py and compare.py
+default_hooks = dict(
+    checkpoint=dict(interval=120),
+    step_peak=dict(type='StepPeakMemoryHook', iteration=10))

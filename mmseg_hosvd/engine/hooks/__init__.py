@@ -7,9 +7,11 @@ from .compress_conv_hook import CompressConvHook
 from .finite_loss_hook import FiniteLossHook
 from .frozen_prefix_hook import FrozenPrefixHook
 from .malloc_trim_hook import MallocTrimHook
+from .step_peak_memory_hook import StepPeakMemoryHook
 
 __all__ = [
     'ActivationCheckpointHook', 'ActivationMemoryHook', 'CheckpointFitHook',
     'ChunkedLossHook', 'CompressConvHook', 'FiniteLossHook',
-    'FrozenPrefixHook', 'MallocTrimHook', 'check_checkpoint_fits'
+    'FrozenPrefixHook', 'MallocTrimHook', 'StepPeakMemoryHook',
+    'check_checkpoint_fits'
 ]
