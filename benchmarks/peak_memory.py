@@ -8,10 +8,11 @@ backward, optimizer step with the config's clipping). It records
 
 - ``peak_increment_mb``: the most memory live at once during a step over
   what was live before it, from PyTorch's allocation events (the
-  profiler's memory timeline; see ``step_memory.py``), and
+  profiler's memory timeline; see ``mmseg_hosvd/utils/step_memory.py``),
+  and
   ``phase_peaks_mb``, the same for each phase (preprocess, frozen forward,
-  fine-tuned forward, loss, backward, optimizer), so a reader sees what
-  sets the peak;
+  fine-tuned forward, loss with its own backward, backward, optimizer),
+  so a reader sees what sets the peak;
 - ``before_mb``: what the step finds allocated (parameters, buffers,
   gradients, optimizer state), and ``peak_mb`` = before + increment;
 - ``rss_peak_increment_mb``: the process's peak resident set over its
@@ -89,9 +90,8 @@ def micro_batch_of(reductions: list, batch: int) -> int:
 def measure_in_process(spec: dict) -> dict:
     """Runs one configuration here and returns its record."""
     from peak_memory_setup import build_setup
-    from step_memory import (PhaseMarks, max_rss_mb, profile_step,
-                             resident_bytes, rss_mb, state_tensors,
-                             train_step)
+    from step_memory import (max_rss_mb, profile_step, resident_bytes,
+                             rss_mb, state_tensors, train_step)
     setup = build_setup(spec)
     model, optim_wrapper, batches = (setup['model'], setup['optim_wrapper'],
                                      setup['batches'])
@@ -105,11 +105,9 @@ def measure_in_process(spec: dict) -> dict:
     rss_peak = max_rss_mb()
     for data in batches[:-1]:
         train_step(model, data, optim_wrapper)
-    marks = PhaseMarks(model, setup['plan'].trainable_modules)
     before = resident_bytes(state_tensors(model, optim_wrapper.optimizer))
-    result = profile_step(model, batches[-1], optim_wrapper, marks,
+    result = profile_step(model, batches[-1], optim_wrapper,
                           setup['device'])
-    marks.remove()
     before_mb = before / 2**20
     return dict(spec, **result,
                 before_mb=before_mb,

@@ -193,6 +193,9 @@ def hosvd(tensor: torch.Tensor,
             factor = leading_vectors(matrix, settings)
         else:
             factor = gram_eigh(matrix)[1][:, :int(rank[mode])]
+        # an unfolding is a full-size copy for most modes: free it before
+        # the next one is made, or two are alive at once
+        del matrix
         factors.append(compact(factor))
     core = compact(multi_mode_dot(work, factors, transpose=True))
     return core, factors

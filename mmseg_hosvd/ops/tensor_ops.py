@@ -1,4 +1,5 @@
 """Tensor algebra in TensorLy's vocabulary: unfoldings and mode products."""
+import math
 from typing import Optional, Sequence
 
 import torch
@@ -63,8 +64,17 @@ def mode_dot(tensor: torch.Tensor, matrix: torch.Tensor,
     Returns:
         Tensor equal to ``tensor`` with mode ``mode`` of size ``new_size``.
     """
-    product = torch.tensordot(matrix, tensor, dims=([1], [mode]))
-    return torch.movedim(product, 0, mode)
+    shape = list(tensor.shape)
+    before, size = math.prod(shape[:mode]), shape[mode]
+    after = math.prod(shape[mode + 1:])
+    if after == 1:
+        product = tensor.reshape(before, size) @ matrix.t()
+    else:
+        # (before, size, after) is a view of a contiguous tensor, where
+        # tensordot would first copy it with ``mode`` moved to the front
+        product = torch.matmul(matrix, tensor.reshape(before, size, after))
+    shape[mode] = matrix.shape[0]
+    return product.reshape(shape)
 
 
 def multi_mode_dot(tensor: torch.Tensor,
