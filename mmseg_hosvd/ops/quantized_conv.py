@@ -18,6 +18,8 @@ from .stats import ANALYTICAL_BYTES_PER_ELEMENT, StoredActivation
 
 #: Code widths that pack evenly into bytes.
 BITS = (2, 4, 8)
+#: Groups quantized at a time (bounds the float temporaries).
+CHUNK_GROUPS = 4096
 
 
 def check_bits(bits: int) -> int:
@@ -42,6 +44,9 @@ def quantize(x: torch.Tensor, bits: int, group_size: int,
              ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per-group stochastic quantization of ``x`` (B, ...).
 
+    Groups are processed :data:`CHUNK_GROUPS` at a time, so the float
+    temporaries stay small whatever the size of ``x``.
+
     Args:
         x: The tensor; its first dimension is the batch.
         bits: Bits per code, one of :data:`BITS`.
@@ -53,21 +58,33 @@ def quantize(x: torch.Tensor, bits: int, group_size: int,
         g * bits / 8), the float32 minimum and step of each group
         (B, ceil(n / g)).
     """
-    work = x.detach().reshape(x.shape[0], -1).float()
-    pad = -work.shape[1] % group_size
-    groups = F.pad(work, (0, pad)).reshape(x.shape[0], -1, group_size)
-    low = groups.amin(-1)
-    levels = 2**bits - 1
-    step = (groups.amax(-1) - low) / levels
-    scaled = (groups - low[..., None]) / step.clamp_min(
-        torch.finfo(torch.float32).tiny)[..., None]
-    noise = torch.rand(scaled.shape, generator=generator, device=x.device)
-    codes = torch.floor(scaled + noise).clamp_(0, levels).to(torch.uint8)
-    per_byte = 8 // bits
-    codes = codes.reshape(x.shape[0], -1, per_byte)
+    batch = x.shape[0]
+    work = x.detach().reshape(batch, -1)
+    per_sample = -(-work.shape[1] // group_size)
+    pad = per_sample * group_size - work.shape[1]
+    if pad:  # a copy only when a sample is not a whole number of groups
+        work = F.pad(work, (0, pad))
+    groups = work.reshape(batch * per_sample, group_size)
+    levels, per_byte = 2**bits - 1, 8 // bits
     shifts = torch.arange(per_byte, device=x.device, dtype=torch.uint8) * bits
-    packed = (codes << shifts).sum(-1, dtype=torch.uint8)
-    return packed, low, step
+    packed = torch.empty(groups.shape[0], group_size // per_byte,
+                         dtype=torch.uint8, device=x.device)
+    low = torch.empty(groups.shape[0], device=x.device)
+    step = torch.empty_like(low)
+    for start in range(0, groups.shape[0], CHUNK_GROUPS):
+        rows = slice(start, start + CHUNK_GROUPS)
+        part = groups[rows].float()
+        low[rows] = part.amin(-1)
+        step[rows] = (part.amax(-1) - low[rows]) / levels
+        scaled = (part - low[rows, None]) / step[rows, None].clamp_min(
+            torch.finfo(torch.float32).tiny)
+        scaled += torch.rand(scaled.shape, generator=generator,
+                             device=x.device)
+        codes = scaled.floor_().clamp_(0, levels).to(torch.uint8)
+        packed[rows] = (codes.reshape(codes.shape[0], -1, per_byte)
+                        << shifts).sum(-1, dtype=torch.uint8)
+    return (packed.reshape(batch, -1), low.reshape(batch, per_sample),
+            step.reshape(batch, per_sample))
 
 
 def dequantize(packed: torch.Tensor, low: torch.Tensor, step: torch.Tensor,

@@ -1,11 +1,11 @@
-"""HOSVD-eps holds at most one unfolding copy beside its input."""
+"""The decompositions and the quantization keep their temporaries small."""
 import json
 
 import pytest
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from mmseg_hosvd.ops import hosvd, mode_dot
+from mmseg_hosvd.ops import hosvd, mode_dot, quantize
 
 
 def transient_bytes(fn, tmp_path) -> int:
@@ -38,3 +38,13 @@ def test_mode_products_copy_nothing_full_size(tmp_path):
     factor = torch.randn(3, 256)
     used = transient_bytes(lambda: mode_dot(x, factor, 1), tmp_path)
     assert used < x.numel() * x.element_size() / 10
+
+
+@pytest.mark.parametrize('bits', [2, 8])
+def test_quantization_temporaries_do_not_grow_with_the_input(bits,
+                                                            tmp_path):
+    x = torch.randn(16, 256, 64, 64)  # 64 MB
+    size = x.numel() * x.element_size()
+    used = transient_bytes(lambda: quantize(x, bits, 256), tmp_path)
+    # the packed codes (bits / 32 of the input) and one chunk's floats
+    assert used < size * (bits / 32 + 0.25)
