@@ -28,6 +28,7 @@ class FinetuneMethod:
     :data:`~.registry.FINETUNE_METHODS` under the method's name.
 
     Attributes:
+        name: The method's name; the registry key when left unset.
         module: The ``nn.Conv2d`` subclass swapped in for each fine-tuned
             convolution (built with ``module.from_conv(conv, **kwargs)``),
             or None to train the plain convolutions.

@@ -14,9 +14,21 @@ def method_names() -> List[str]:
     return [m.name for m in all_methods()]
 
 
+def _instance(key: str, cls: type) -> FinetuneMethod:
+    """The method registered as ``key``, named by its registry key."""
+    method = cls()
+    if method.name and method.name != key:
+        raise ValueError(f'{cls.__name__} is registered as {key!r} but its '
+                         f'name is {method.name!r}; register it under its '
+                         'name, or leave name unset')
+    method.name = key
+    return method
+
+
 def all_methods() -> List[FinetuneMethod]:
     """One instance of every registered method, in table order."""
-    methods = [cls() for cls in FINETUNE_METHODS.module_dict.values()]
+    methods = [_instance(key, cls)
+               for key, cls in FINETUNE_METHODS.module_dict.items()]
     return sorted(methods, key=lambda m: m.order)
 
 
@@ -31,7 +43,7 @@ def get_method(name: str) -> FinetuneMethod:
     if cls is None:
         raise ValueError(f'unknown method {name!r}; choose one of '
                          f'{sorted(FINETUNE_METHODS.module_dict)}')
-    return cls()
+    return _instance(name, cls)
 
 
 def split_options(method: FinetuneMethod, given: Dict[str, Any],

@@ -56,8 +56,7 @@ def check_keep(keep):
 
 
 class ToyMethod(FinetuneMethod):
-    name = TOY
-    module = ToyConv2d
+    module = ToyConv2d  # no name: the registry key names it
     options = dict(keep=Option(1.0, check_keep))
     marker = '*'
     order = 6
@@ -159,6 +158,19 @@ def test_unknown_methods_and_options_are_named():
                        r"lean region, got method='vanilla' without lean"):
         CompressConvHook(method='vanilla', num_layers=5, eps=0.8)
     CompressConvHook(method='vanilla', num_layers=5, eps=0.8, lean=True)
+
+
+def test_a_name_that_contradicts_the_registry_is_refused():
+    class Misnamed(ToyMethod):
+        name = 'other'
+
+    FINETUNE_METHODS.register_module(name='misnamed', module=Misnamed)
+    try:
+        with pytest.raises(ValueError, match="registered as 'misnamed' but "
+                           "its name is 'other'"):
+            get_method('misnamed')
+    finally:
+        FINETUNE_METHODS.module_dict.pop('misnamed')
 
 
 def test_builtin_methods_have_distinct_tags_markers_and_order():
