@@ -70,8 +70,41 @@ def gram_eigh(matrix: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
     work = matrix.to(decomposition_dtype(matrix.dtype))
     gram = work @ work.t()
     check_finite(gram.diagonal())
-    energy, vectors = torch.linalg.eigh(gram)
+    energy, vectors = symmetric_eigh(gram)
     return energy.flip(0).clamp_min(0), vectors.flip(1)
+
+
+def symmetric_eigh(gram: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """``torch.linalg.eigh`` that retries in float64 where float32 fails.
+
+    LAPACK's float32 solver can fail to converge on Gram matrices with many
+    zero or repeated eigenvalues (seen on the 1024-channel input of PSPNet's
+    bottleneck at 512 x 512 with random weights); float64 converges there.
+
+    Args:
+        gram: A symmetric matrix, float32 or float64.
+
+    Returns:
+        ``(eigenvalues ascending, eigenvectors as columns)`` in the dtype
+        of ``gram``.
+
+    Raises:
+        ValueError: If float64 does not converge either.
+    """
+    try:
+        return torch.linalg.eigh(gram)
+    except torch.linalg.LinAlgError as error:
+        if gram.dtype != torch.float64:
+            try:
+                energy, vectors = torch.linalg.eigh(gram.double())
+                return energy.to(gram.dtype), vectors.to(gram.dtype)
+            except torch.linalg.LinAlgError:
+                pass
+        raise ValueError(
+            f'the eigendecomposition of a {gram.shape[0]} x {gram.shape[1]} '
+            f'Gram matrix did not converge in {gram.dtype} nor float64 '
+            f'({error}); use a threshold eps < 1 with solver=\'auto\' or '
+            'check the activations') from None
 
 
 def compact(tensor: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,55 @@
+"""Where LAPACK's float32 eigensolver fails to converge, float64 takes over.
+
+The real failure (a 1024 x 1024 Gram of PSPNet's bottleneck input at
+512 x 512 with random weights) depends on the LAPACK build and a 4 MB
+matrix, so the failure is simulated here; the fallback's result is checked
+against float64 itself.
+"""
+import pytest
+import torch
+from torch.testing import assert_close
+
+from mmseg_hosvd.ops import hosvd
+from mmseg_hosvd.ops import spectrum
+
+
+def failing_in(dtypes, monkeypatch):
+    real = torch.linalg.eigh
+    calls = []
+
+    def eigh(matrix):
+        calls.append(matrix.dtype)
+        if matrix.dtype in dtypes:
+            raise torch.linalg.LinAlgError('failed to converge (simulated)')
+        return real(matrix)
+
+    monkeypatch.setattr(spectrum.torch.linalg, 'eigh', eigh)
+    return calls
+
+
+def test_float32_failure_is_retried_in_float64(monkeypatch):
+    x = torch.randn(6, 40)
+    gram = x @ x.t()
+    want = torch.linalg.eigh(gram.double())
+    calls = failing_in({torch.float32}, monkeypatch)
+    energy, vectors = spectrum.symmetric_eigh(gram)
+    assert calls == [torch.float32, torch.float64]
+    assert energy.dtype == vectors.dtype == torch.float32
+    assert_close(energy, want[0].float())
+    assert_close(vectors.abs(), want[1].float().abs())
+
+
+def test_hosvd_trains_through_it(monkeypatch):
+    x = torch.randn(2, 5, 6, 7)
+    want_core, _ = hosvd(x, eps=1.0)
+    failing_in({torch.float32}, monkeypatch)
+    core, factors = hosvd(x, eps=1.0)
+    assert_close(core.abs(), want_core.abs(), rtol=1e-4, atol=1e-5)
+
+
+def test_when_float64_fails_too_the_error_says_so(monkeypatch):
+    failing_in({torch.float32, torch.float64}, monkeypatch)
+    with pytest.raises(ValueError, match=r'eigendecomposition of a 4 x 4 '
+                       r'Gram matrix did not converge in torch.float32 nor '
+                       r'float64'):
+        spectrum.symmetric_eigh(torch.eye(4))
