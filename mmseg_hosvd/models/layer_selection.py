@@ -4,11 +4,12 @@ The rules are pure functions of one :class:`~.model_trace.ModelTrace`; the
 functions taking a model trace it once themselves.
 """
 import difflib
+import warnings
 from typing import List, NamedTuple, Optional, Sequence
 
 from torch import nn
 
-from .layer_presets import CLASSIFIER, detect_preset, preset_layers
+from .layer_presets import CLASSIFIER, PRESETS, detect_preset, preset_layers
 from .model_trace import ModelTrace, execution_order, trace_model
 
 
@@ -155,11 +156,27 @@ def select_layers_of(model: nn.Module,
         except ValueError:
             if preset != 'auto':
                 raise
+            _warn_preset_dropped(used, num_layers)
         else:
             check_conv_names(model, compress)
             check_module_names(model, trainable)
             return LayerSelection(compress, trainable, radius, used)
     return LayerSelection(last_convs_of(trace, num_layers), [], {}, None)
+
+
+def _warn_preset_dropped(preset: str, num_layers: int) -> None:
+    """Says what a detected preset would have given that the traced
+    selection for ``num_layers`` does not."""
+    counts = sorted(PRESETS[preset].compress)
+    extras = {n: PRESETS[preset].trainable[n] for n in counts}
+    warnings.warn(
+        f'the model is the protocol\'s {preset!r}, whose reference lists '
+        f'have {counts} layers, not {num_layers}: taking the last '
+        f'{num_layers} traced convolutions instead, without the preset\'s '
+        f'extra trainable modules ({extras}) and Gradient Filter radii (2 '
+        'everywhere); use num_layers in '
+        f'{counts} for the reference set-up, or preset=None to silence this',
+        UserWarning, stacklevel=3)
 
 
 def select_layers(model: nn.Module,

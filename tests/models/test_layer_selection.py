@@ -1,4 +1,6 @@
 """Reference layer lists, tracing for other models, and clear errors."""
+import warnings
+
 import pytest
 import torch
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
@@ -219,8 +221,16 @@ def test_preset_without_that_layer_count():
     hook = CompressConvHook(num_layers=3, preset='pspnet')
     with pytest.raises(ValueError, match=r'reference lists for \[5, 10\]'):
         hook.apply(build_model('pspnet'))
-    traced = CompressConvHook(num_layers=3).apply(build_model('pspnet'))
+    with pytest.warns(UserWarning, match=r"protocol's 'pspnet', whose "
+                      r'reference lists have \[5, 10\] layers, not 3: .* '
+                      r"extra trainable modules \(\{5: \['decode_head'"):
+        traced = CompressConvHook(num_layers=3).apply(build_model('pspnet'))
     assert traced['preset'] is None and len(traced['compressed']) == 3
+    model = build_model('pspnet')
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        CompressConvHook(num_layers=3, preset=None).apply(model)
+    assert not [w for w in caught if 'reference lists' in str(w.message)]
 
 
 @pytest.mark.parametrize('method', ['hosvd', 'svd'])
