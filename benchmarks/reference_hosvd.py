@@ -7,13 +7,10 @@ Used by the benchmarks only, to measure against in the same run.
 import torch
 
 from mmseg_hosvd.models import Conv2dHOSVD
-from mmseg_hosvd.ops import (
-    hosvd_conv2d_from_factors,
-    multi_mode_dot,
-    rank_from_explained_variance,
-    unfold,
-)
-from mmseg_hosvd.ops.hosvd_conv import hosvd_stored
+from mmseg_hosvd.ops import (multi_mode_dot, rank_from_explained_variance,
+                             unfold)
+from mmseg_hosvd.ops.compressed_conv_function import compressed_conv2d
+from mmseg_hosvd.ops.hosvd_conv import TUCKER_RULE
 
 
 def reference_hosvd(tensor, eps):
@@ -33,6 +30,5 @@ class AuthorsHOSVDConv2d(Conv2dHOSVD):
         if not self.weight.requires_grad:
             return super().compressed_forward(x, geo)
         core, factors = reference_hosvd(x, self.eps)
-        out = hosvd_conv2d_from_factors(x, self.weight, self.bias, geo, core,
-                                        factors)
-        return out, hosvd_stored(core, factors, x.numel())
+        return compressed_conv2d(x, self.weight, self.bias, geo, TUCKER_RULE,
+                                 [core, *factors])

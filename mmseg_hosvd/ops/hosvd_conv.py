@@ -77,13 +77,6 @@ class TuckerRule(BackwardRule):
 TUCKER_RULE = TuckerRule()
 
 
-def hosvd_stored(core: torch.Tensor, factors: Sequence[torch.Tensor],
-                 input_numel: int) -> StoredActivation:
-    """Stored size of a Tucker form: the core plus every factor."""
-    numel = core.numel() + sum(f.numel() for f in factors)
-    return StoredActivation(numel, tuple(core.shape), input_numel)
-
-
 def hosvd_conv2d_from_factors(
         x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor],
         geo: ConvGeometry, core: torch.Tensor,
