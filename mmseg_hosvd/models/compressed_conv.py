@@ -22,6 +22,7 @@ from ..ops import (
     check_group_size,
     check_eps,
     check_radius,
+    check_seed,
     gradient_filter_conv2d,
     hosvd_conv2d,
     quantized_conv2d,
@@ -221,7 +222,7 @@ class Conv2dQuantized(CompressedConv2d):
         super().__init__(*args, **kwargs)
         self.bits = check_bits(bits)
         self.group_size = check_group_size(group_size)
-        self.seed = seed
+        self.seed = check_seed(seed)
         self._generator = None
 
     def compressed_forward(self, x, geo):

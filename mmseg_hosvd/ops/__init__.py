@@ -10,7 +10,7 @@ from .conv_geometry import (
                             conv2d_weight_grad,
 )
 from .decomposition import hosvd, leading_vectors, truncated_svd
-from .decomposition_settings import DecompositionSettings
+from .decomposition_settings import DecompositionSettings, check_seed
 from .gradient_filter_conv import check_radius, gradient_filter_conv2d
 from .hosvd_conv import (
                             hosvd_conv2d,
@@ -42,7 +42,7 @@ from .tensor_ops import (
 )
 
 __all__ = [
-    'check_bits', 'check_group_size', 'dequantize', 'quantize',
+    'check_bits', 'check_group_size', 'check_seed', 'dequantize', 'quantize',
     'quantized_conv2d',
     'ConvGeometry', 'conv2d', 'conv2d_input_grad', 'conv2d_weight_grad',
     'check_eps', 'check_solver', 'leading_vectors', 'ritz_leading_vectors',

@@ -101,6 +101,7 @@ def test_stored_size_is_codes_plus_group_minimum_and_step(bits):
     (dict(bits=3), r'bits must be one of \(2, 4, 8\), got 3'),
     (dict(group_size=6), 'group_size must be a positive multiple of 4, '
      'got 6'),
+    (dict(seed=-1), 'seed must be an int >= 0, got -1'),
 ])
 def test_bad_settings_are_named(kwargs, match):
     with pytest.raises(ValueError, match=match):
