@@ -5,11 +5,11 @@ import torch
 from torch import nn
 
 from ..ops import (
+    ModeUnfolding,
     allocate_ranks,
-    gram_eigh,
+    gram_eigenpairs,
     ranks_from_eps,
     tucker_numel,
-    unfold,
 )
 from ..ops.stats import ANALYTICAL_BYTES_PER_ELEMENT
 from .model_trace import trace_model
@@ -34,7 +34,10 @@ def input_spectra(model: nn.Module, names: Sequence[str],
                            eval_mode=False).inputs
     spectra = {}
     for name, x in captured.items():
-        energies = [gram_eigh(unfold(x, mode))[0] for mode in range(x.ndim)]
+        energies = [
+            gram_eigenpairs(ModeUnfolding(x, mode).gram())[0]
+            for mode in range(x.ndim)
+        ]
         spectra[name] = (tuple(x.shape), energies)
     return spectra
 

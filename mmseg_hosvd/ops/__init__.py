@@ -18,6 +18,7 @@ from .hosvd_conv import (
                             hosvd_weight_grad,
                             subspace_hosvd_conv2d,
 )
+from .mode_unfolding import ModeUnfolding, tucker_core
 from .ritz import ritz_leading_vectors
 from .quantized_conv import (check_bits, check_group_size, dequantize,
                              quantize, quantized_conv2d)
@@ -25,6 +26,7 @@ from .rank_budget import allocate_ranks, ranks_from_eps, tucker_numel
 from .shared_input import SharedDecomposition
 from .solvers import SOLVER_TABLE, SOLVERS, check_solver
 from .spectrum import (
+                            gram_eigenpairs,
                             gram_eigh,
                             rank_from_energy,
                             rank_from_explained_variance,
@@ -55,5 +57,6 @@ __all__ = [
     'tucker_to_tensor',
     'unfold', 'subspace_hosvd_conv2d', 'allocate_ranks', 'ranks_from_eps',
     'tucker_numel', 'subspace_hosvd', 'subspace_step',
-    'DecompositionSettings', 'SolverUnsuitable', 'SOLVER_TABLE', 'SOLVERS'
+    'DecompositionSettings', 'SolverUnsuitable', 'SOLVER_TABLE', 'SOLVERS',
+    'ModeUnfolding', 'tucker_core', 'gram_eigenpairs'
 ]

@@ -3,7 +3,9 @@
 Leading singular vectors are taken from the eigendecomposition of the Gram
 matrix of the short side of each matrix, never from a full SVD of a wide
 unfolding: for an activation of shape (8, 512, 64, 64) the four Gram matrices
-are at most 512 x 512. Under the default solver, large modes whose
+are at most 512 x 512. HOSVD never copies an unfolding whole: each is a
+:class:`~.mode_unfolding.ModeUnfolding`, summed over views and small
+blocks. Under the default solver, large modes whose
 unfolding is not much wider than tall (a decode head's channel mode) take
 their leading vectors from randomized subspace iteration (:mod:`.ritz`)
 instead, which keeps the eps guarantee (see :mod:`.solvers`).
@@ -13,6 +15,7 @@ from typing import List, Optional, Sequence, Tuple, Union
 import torch
 
 from .checks import SolverUnsuitable, check_eps
+from .mode_unfolding import ModeUnfolding, as_unfolding, tucker_core
 from .decomposition_settings import (
     DecompositionSettings,
     check_seed,
@@ -30,11 +33,11 @@ from .solvers import (
 from .spectrum import (
     compact,
     decomposition_dtype,
+    gram_eigenpairs,
     gram_eigh,
     rank_from_energy,
     rank_from_explained_variance,
 )
-from .tensor_ops import multi_mode_dot, unfold
 
 #: Public names, including those defined in :mod:`.solvers`,
 #: :mod:`.spectrum` and :mod:`.checks` and still importable from here.
@@ -88,7 +91,7 @@ def truncated_svd(matrix: torch.Tensor,
     return compact(u), s, compact(vh)
 
 
-def leading_vectors(matrix: torch.Tensor,
+def leading_vectors(matrix: Union[torch.Tensor, ModeUnfolding],
                     settings: Union[DecompositionSettings, float],
                     solver: Optional[str] = None) -> torch.Tensor:
     """Fewest leading left singular vectors explaining ``eps`` of ``matrix``.
@@ -101,7 +104,8 @@ def leading_vectors(matrix: torch.Tensor,
 
     Args:
         matrix: Matrix of shape (m, n), any floating dtype (decomposed in
-            float32, or float64 for float64 input).
+            float32, or float64 for float64 input), or a
+            :class:`~.mode_unfolding.ModeUnfolding`.
         settings: The :class:`DecompositionSettings`; for compatibility, the
             explained-variance threshold ``eps`` in (0, 1] instead.
         solver: With a threshold as ``settings``, one of
@@ -121,7 +125,7 @@ def leading_vectors(matrix: torch.Tensor,
     elif solver is not None and solver != settings.solver:
         raise ValueError(f'solver={solver!r} disagrees with settings.solver='
                          f'{settings.solver!r}; pass one or the other')
-    matrix = matrix.to(decomposition_dtype(matrix.dtype))
+    matrix = as_unfolding(matrix)
     name = solver_for(matrix.shape, settings.eps, settings.solver)
     while True:
         entry = SOLVER_TABLE[name]
@@ -185,17 +189,13 @@ def hosvd(tensor: torch.Tensor,
     if rank is not None and len(rank) != tensor.ndim:
         raise ValueError(f'rank needs one entry per mode ({tensor.ndim}), '
                          f'got {rank!r}')
-    work = tensor.detach().to(decomposition_dtype(tensor.dtype))
+    work = tensor.detach().contiguous()
     factors = []
     for mode in range(work.ndim):
-        matrix = unfold(work, mode)
+        matrix = ModeUnfolding(work, mode)
         if rank is None:
             factor = leading_vectors(matrix, settings)
         else:
-            factor = gram_eigh(matrix)[1][:, :int(rank[mode])]
-        # an unfolding is a full-size copy for most modes: free it before
-        # the next one is made, or two are alive at once
-        del matrix
+            factor = gram_eigenpairs(matrix.gram())[1][:, :int(rank[mode])]
         factors.append(compact(factor))
-    core = compact(multi_mode_dot(work, factors, transpose=True))
-    return core, factors
+    return compact(tucker_core(work, factors)), factors

@@ -17,12 +17,12 @@ then raises :class:`~.checks.SolverUnsuitable` and the caller runs its
 fallback (see :mod:`.solvers`).
 """
 import math
-from typing import Tuple
+from typing import Tuple, Union
 
 import torch
 
 from .checks import SolverUnsuitable, check_eps
-from .tensor_ops import gram_times
+from .mode_unfolding import ModeUnfolding, as_unfolding
 
 #: Extra columns of the random block beyond the rank it aims at.
 OVERSAMPLE = 16
@@ -32,7 +32,7 @@ POWER_STEPS = 2
 FIRST_BLOCK = 32
 
 
-def _gaussian_block(rows: int, cols: int, like: torch.Tensor,
+def _gaussian_block(rows: int, cols: int, like: ModeUnfolding,
                     generator: torch.Generator) -> torch.Tensor:
     return torch.randn(rows, cols, generator=generator, dtype=like.dtype,
                        device=like.device)
@@ -46,9 +46,9 @@ def _check_block_width(width: int, rows: int) -> None:
             'half: the full eigendecomposition is cheaper')
 
 
-def _rayleigh_ritz(matrix: torch.Tensor, block: torch.Tensor
+def _rayleigh_ritz(matrix: ModeUnfolding, block: torch.Tensor
                    ) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Ritz pairs of ``matrix @ matrix.T`` on the span of ``block``.
+    """Ritz pairs of ``X X^T`` on the span of ``block``.
 
     Returns:
         ``(values, vectors)`` in descending order; ``vectors`` has
@@ -56,19 +56,21 @@ def _rayleigh_ritz(matrix: torch.Tensor, block: torch.Tensor
     """
     basis = block
     for _ in range(POWER_STEPS):
-        basis = torch.linalg.qr(gram_times(matrix, basis)).Q
-    projected = basis.t() @ matrix
-    values, rotation = torch.linalg.eigh(projected @ projected.t())
+        basis = torch.linalg.qr(matrix.gram_times(basis)).Q
+    # Q^T X X^T Q from products with X: no (k, columns) projection is made
+    projected = basis.t() @ matrix.gram_times(basis)
+    values, rotation = torch.linalg.eigh((projected + projected.t()) / 2)
     return values.flip(0).clamp_min(0), basis @ rotation.flip(1)
 
 
-def ritz_leading_vectors(matrix: torch.Tensor,
+def ritz_leading_vectors(matrix: Union[torch.Tensor, ModeUnfolding],
                          eps: float,
                          seed: int = 0) -> Tuple[torch.Tensor, torch.Tensor]:
     """Fewest leading left singular vectors reaching ``eps`` of the energy.
 
     Args:
-        matrix: Matrix X of shape (m, n) in float32 or float64.
+        matrix: Matrix X of shape (m, n) in float32 or float64, or a
+            :class:`~.mode_unfolding.ModeUnfolding`.
         eps: Explained-variance threshold in (0, 1]; at 1 every vector is
             needed and the solver gives up.
         seed: Seed of the random blocks. A private generator is used, so the
@@ -90,14 +92,16 @@ def ritz_leading_vectors(matrix: torch.Tensor,
     if check_eps(eps) >= 1.0:
         raise SolverUnsuitable(f'the Ritz solver needs eps < 1, got {eps!r}; '
                                'use the full eigendecomposition at eps = 1')
+    matrix = as_unfolding(matrix)
     rows = matrix.shape[0]
-    total = float(
-        torch.linalg.vector_norm(matrix.detach(), dtype=torch.float64)**2)
+    total = matrix.energy()
     if not math.isfinite(total):
         raise SolverUnsuitable('the matrix holds NaN or Inf, or its energy '
                                'overflows')
     if total == 0.0:
-        return matrix.new_zeros(0), matrix.new_zeros(rows, 0)
+        return (torch.zeros(0, dtype=matrix.dtype, device=matrix.device),
+                torch.zeros(rows, 0, dtype=matrix.dtype,
+                            device=matrix.device))
     target = eps * total
     generator = torch.Generator(device=matrix.device).manual_seed(seed)
     width = FIRST_BLOCK

@@ -1,6 +1,8 @@
 """The solvers that find a mode's leading vectors, and the 'auto' policy.
 
-Every solver takes an unfolding (in the decomposition dtype) and the
+Every solver takes an unfolding (a
+:class:`~.mode_unfolding.ModeUnfolding`, used through products, never
+copied whole) and the
 :class:`~.decomposition_settings.DecompositionSettings`, and returns the
 fewest orthonormal leading left singular vectors that explain ``eps`` of
 the matrix's energy. A solver that cannot handle a matrix raises
@@ -23,8 +25,9 @@ from typing import TYPE_CHECKING, Callable, NamedTuple, Optional, Tuple
 
 import torch
 
+from .mode_unfolding import ModeUnfolding
 from .ritz import ritz_leading_vectors
-from .spectrum import gram_eigh, rank_from_energy
+from .spectrum import gram_eigenpairs, rank_from_energy
 
 if TYPE_CHECKING:
     from .decomposition_settings import DecompositionSettings
@@ -50,16 +53,17 @@ class Solver(NamedTuple):
             :class:`~.checks.SolverUnsuitable`; None for a solver that never
             does.
     """
-    function: Callable[[torch.Tensor, 'DecompositionSettings'], torch.Tensor]
+    function: Callable[[ModeUnfolding, 'DecompositionSettings'],
+                       torch.Tensor]
     fallback: Optional[str]
 
 
-def eigh_solver(matrix: torch.Tensor,
+def eigh_solver(matrix: ModeUnfolding,
                 settings: 'DecompositionSettings') -> torch.Tensor:
     """Leading vectors at the exact rank, from the Gram eigendecomposition.
 
     Args:
-        matrix: Matrix of shape (m, n) in the decomposition dtype.
+        matrix: The unfolding X, shape (m, n).
         settings: The decomposition settings (``eps`` is used).
 
     Returns:
@@ -68,16 +72,16 @@ def eigh_solver(matrix: torch.Tensor,
     Raises:
         ValueError: If ``matrix`` holds NaN or Inf.
     """
-    energy, vectors = gram_eigh(matrix)
+    energy, vectors = gram_eigenpairs(matrix.gram())
     return vectors[:, :rank_from_energy(energy, settings.eps)]
 
 
-def ritz_solver(matrix: torch.Tensor,
+def ritz_solver(matrix: ModeUnfolding,
                 settings: 'DecompositionSettings') -> torch.Tensor:
     """Leading vectors from randomized subspace iteration plus Rayleigh-Ritz.
 
     Args:
-        matrix: Matrix of shape (m, n) in the decomposition dtype.
+        matrix: The unfolding X, shape (m, n).
         settings: The decomposition settings (``eps`` and ``seed``).
 
     Returns:

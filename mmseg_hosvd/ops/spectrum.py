@@ -68,7 +68,23 @@ def gram_eigh(matrix: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         ValueError: If ``matrix`` holds NaN or Inf.
     """
     work = matrix.to(decomposition_dtype(matrix.dtype))
-    gram = work @ work.t()
+    return gram_eigenpairs(work @ work.t())
+
+
+def gram_eigenpairs(gram: torch.Tensor
+                    ) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Eigenpairs of a Gram matrix ``X X^T`` in descending order.
+
+    Args:
+        gram: The Gram matrix, float32 or float64.
+
+    Returns:
+        ``(energy, vectors)``: the squared singular values of X (clamped at
+        0) and its left singular vectors as columns.
+
+    Raises:
+        ValueError: If ``gram`` holds NaN or Inf (so X does).
+    """
     check_finite(gram.diagonal())
     energy, vectors = symmetric_eigh(gram)
     return energy.flip(0).clamp_min(0), vectors.flip(1)

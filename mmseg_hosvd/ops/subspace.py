@@ -5,25 +5,27 @@ factor from the previous step is refined by one step of subspace iteration,
 ``Y = X (X^T U)`` then QR, instead of a new eigendecomposition; the ranks are
 fixed, so the stored size is constant and can be planned.
 """
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 
-from .spectrum import compact, decomposition_dtype, gram_eigh
-from .tensor_ops import gram_times, multi_mode_dot, unfold
+from .mode_unfolding import ModeUnfolding, as_unfolding, tucker_core
+from .spectrum import compact, decomposition_dtype, gram_eigenpairs
 
 
-def subspace_step(matrix: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+def subspace_step(matrix: Union[torch.Tensor, ModeUnfolding],
+                  factor: torch.Tensor) -> torch.Tensor:
     """One subspace-iteration step: orthonormal basis of ``X X^T U``.
 
     Args:
-        matrix: X, shape (n, m).
+        matrix: X, shape (n, m), or a
+            :class:`~.mode_unfolding.ModeUnfolding`.
         factor: U, shape (n, k), orthonormal columns.
 
     Returns:
         The refined (n, k) factor with orthonormal columns.
     """
-    q, r = torch.linalg.qr(gram_times(matrix, factor))
+    q, r = torch.linalg.qr(as_unfolding(matrix).gram_times(factor))
     # keep the column signs stable from step to step
     signs = torch.sign(torch.diagonal(r))
     signs[signs == 0] = 1
@@ -51,18 +53,18 @@ def subspace_hosvd(tensor: torch.Tensor,
     if len(ranks) != tensor.ndim:
         raise ValueError(f'ranks needs one entry per mode ({tensor.ndim}), '
                          f'got {tuple(ranks)!r}')
-    work = tensor.detach().to(decomposition_dtype(tensor.dtype))
+    work = tensor.detach().contiguous()
+    dtype = decomposition_dtype(work.dtype)
     previous = list(previous) if previous is not None else [None] * work.ndim
     factors = []
     for mode, rank in enumerate(ranks):
-        matrix = unfold(work, mode)
-        k = max(1, min(int(rank), matrix.shape[0]))
+        matrix = ModeUnfolding(work, mode)
+        k = max(1, min(int(rank), matrix.rows))
         prev = previous[mode]
-        if prev is None or prev.shape != (matrix.shape[0], k) or (
-                prev.dtype != work.dtype) or prev.device != work.device:
-            factor = gram_eigh(matrix)[1][:, :k]
+        if prev is None or prev.shape != (matrix.rows, k) or (
+                prev.dtype != dtype) or prev.device != work.device:
+            factor = gram_eigenpairs(matrix.gram())[1][:, :k]
         else:
             factor = subspace_step(matrix, prev)
         factors.append(compact(factor))
-    core = compact(multi_mode_dot(work, factors, transpose=True))
-    return core, factors
+    return compact(tucker_core(work, factors)), factors
