@@ -158,8 +158,8 @@ def multi_mode_dot(tensor: torch.Tensor,
         The product tensor.
 
     Raises:
-        ValueError: For as many modes as entries, a mode or a ``skip`` out
-            of range, or an operand :func:`mode_dot` refuses.
+        ValueError: For a number of modes other than of entries, a mode or
+            a ``skip`` out of range, or an operand :func:`mode_dot` refuses.
     """
     operands = list(matrix_or_vec_list)
     modes = list(range(len(operands))) if modes is None else list(modes)
