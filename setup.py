@@ -44,7 +44,8 @@ setup(
         'opencv-python',
     ],
     extras_require={
-        'test': ['pytest', 'pytest-xdist', 'hypothesis', 'ruff'],
+        # tensorly: the tensor algebra is tested against TensorLy's
+        'test': ['pytest', 'pytest-xdist', 'hypothesis', 'ruff', 'tensorly'],
     },
     license='Apache-2.0',
 )

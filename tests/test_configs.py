@@ -96,3 +96,13 @@ def test_ade20k_dataset_config_loads(tmp_path, monkeypatch):
                                    'ade20k.py'))
     with pytest.raises(FileNotFoundError, match='ADEChallengeData2016'):
         check_data_roots(cfg)
+
+
+@pytest.mark.parametrize(
+    'path', [p for p in ALL if 'hosvd-subspace' in osp.basename(p)],
+    ids=lambda p: osp.basename(p))
+def test_subspace_configs_state_their_budget_as_a_fixed_number(path):
+    with open(path, encoding='utf-8') as f:
+        text = f.read()
+    budget = Config.fromfile(path).custom_hooks[0]['budget_mb']
+    assert f'within a fixed budget of {budget:g} MB' in text

@@ -119,7 +119,7 @@ class _FrozenBatchNormFunction(torch.autograd.Function):
         if ctx.has_weight and ctx.needs_input_grad[1]:
             with autocast_off(grad_output):
                 core, factors = compressed[0], compressed[1:]
-                x = tucker_to_tensor(core, factors)
+                x = tucker_to_tensor((core, factors))
                 x_hat = (x - mean.view(1, -1, 1, 1)) * inv_std.view(
                     1, -1, 1, 1)
                 grad_w = (grad_output.to(x.dtype) * x_hat).sum(

@@ -39,4 +39,4 @@ def low_rank_wide_activation(channels=320, rank=6, seed=0):
     decay = torch.tensor([0.7**i for i in range(rank)], dtype=torch.float64)
     core = core * decay.view(1, -1, 1, 1)
     noise = 0.01 * torch.randn(shape, generator=gen, dtype=torch.float64)
-    return tucker_to_tensor(core, parts) + noise
+    return tucker_to_tensor((core, parts)) + noise

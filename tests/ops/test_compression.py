@@ -20,7 +20,7 @@ def structured_activation(shape=(8, 16, 12, 12)):
     parts[2] = torch.cumsum(parts[2], 0)
     parts[3] = torch.cumsum(parts[3], 0)
     core = torch.randn(rank, rank, rank, rank, dtype=torch.float64)
-    return (tucker_to_tensor(core, parts) +
+    return (tucker_to_tensor((core, parts)) +
             0.3 * torch.randn(shape, dtype=torch.float64)).relu()
 
 

@@ -25,7 +25,7 @@ def brute_force_rank(singular_values, eps):
 def low_rank_activation(shape=(6, 12, 9, 7), rank=3, noise=0.05):
     parts = [torch.randn(s, rank, dtype=torch.float64) for s in shape]
     core = torch.randn(rank, rank, rank, rank, dtype=torch.float64)
-    return tucker_to_tensor(core, parts) + noise * torch.randn(
+    return tucker_to_tensor((core, parts)) + noise * torch.randn(
         shape, dtype=torch.float64)
 
 
@@ -72,7 +72,7 @@ def test_hosvd_full_rank_is_exact_and_float32_for_low_precision():
     x = torch.randn(3, 4, 5, 6, dtype=torch.float64)
     core, factors = hosvd(x, eps=1.0)
     assert core.shape == x.shape
-    assert_close(tucker_to_tensor(core, factors), x)
+    assert_close(tucker_to_tensor((core, factors)), x)
     core16, _ = hosvd(x.to(torch.bfloat16), eps=0.9)
     assert core16.dtype == torch.float32
 

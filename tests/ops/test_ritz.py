@@ -91,8 +91,8 @@ def test_hosvd_auto_matches_eigh_on_a_wide_low_rank_activation(eps):
     core_a, factors_a = hosvd(x, eps=eps, solver='auto')
     core_e, factors_e = hosvd(x, eps=eps, solver='eigh')
     assert core_a.shape == core_e.shape
-    assert_close(tucker_to_tensor(core_a, factors_a),
-                 tucker_to_tensor(core_e, factors_e), atol=1e-8, rtol=1e-8)
+    assert_close(tucker_to_tensor((core_a, factors_a)),
+                 tucker_to_tensor((core_e, factors_e)), atol=1e-8, rtol=1e-8)
     channels = unfold(x, 1)
     assert captured_fraction(factors_a[1], channels) >= eps
 
@@ -101,7 +101,7 @@ def test_hosvd_auto_is_exact_at_eps_one():
     x = low_rank_wide_activation()
     core, factors = hosvd(x, eps=1.0)
     assert core.shape == x.shape
-    assert_close(tucker_to_tensor(core, factors), x)
+    assert_close(tucker_to_tensor((core, factors)), x)
 
 
 @pytest.mark.parametrize('bad', ['lobpcg', 'EIGH', None, 1])

@@ -64,8 +64,8 @@ def test_hosvd_forced_ritz_matches_eigh_on_a_wide_low_rank_activation(
     for mode in (0, 2, 3):
         assert torch.equal(factors_r[mode], factors_e[mode])
     assert captured_fraction(factors_r[1], unfold(x, 1)) >= eps
-    assert_close(tucker_to_tensor(core_r, factors_r),
-                 tucker_to_tensor(core_e, factors_e), atol=1e-8, rtol=1e-8)
+    assert_close(tucker_to_tensor((core_r, factors_r)),
+                 tucker_to_tensor((core_e, factors_e)), atol=1e-8, rtol=1e-8)
     core_a, _ = hosvd(x, eps=eps, solver='auto')
     assert torch.equal(core_r, core_a)
 
@@ -89,7 +89,7 @@ def test_hosvd_forced_ritz_is_exact_at_eps_one():
     core_e, factors_e = hosvd(x, eps=1.0, solver='eigh')
     assert torch.equal(core, core_e)
     assert all(torch.equal(a, b) for a, b in zip(factors, factors_e))
-    assert_close(tucker_to_tensor(core, factors), x)
+    assert_close(tucker_to_tensor((core, factors)), x)
 
 
 def test_leading_vectors_runs_the_declared_fallbacks_in_order(monkeypatch):

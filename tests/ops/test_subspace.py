@@ -42,7 +42,7 @@ def test_reduced_rank_subspace_converges_to_top_eigenvectors():
     core = torch.zeros(6, 6, 6, 6, dtype=torch.float64)
     for r in range(6):
         core[r, r, r, r] = 3.0**-r
-    x = tucker_to_tensor(core, parts) + 1e-4 * torch.randn(
+    x = tucker_to_tensor((core, parts)) + 1e-4 * torch.randn(
         8, 32, 12, 12, dtype=torch.float64)
     ranks = (3, 4, 3, 3)
     # start from a random orthonormal basis, not from the answer

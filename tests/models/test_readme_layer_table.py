@@ -1,0 +1,41 @@
+"""The README's table of what N layers means per protocol model is true."""
+import os.path as osp
+import re
+
+from mmseg_hosvd.models.layer_presets import PRESETS
+
+from ..helpers import ROOT
+
+NAMES = {'DeepLabV3': 'deeplabv3', 'DeepLabV3-M': 'deeplabv3-m',
+         'PSPNet': 'pspnet', 'PSPNet-M': 'pspnet-m', 'FCN': 'fcn',
+         'UPerNet': 'upernet'}
+MODULES = {'none': [], 'the decode head': ['decode_head']}
+
+
+def readme_rows():
+    """``{preset: (convolutions at 5, at 10, also trained)}`` as stated."""
+    with open(osp.join(ROOT, 'README.md'), encoding='utf-8') as f:
+        text = f.read()
+    header = '| model | compressed convolutions, 5 / 10 layers |'
+    assert header in text, 'the README lacks the table of layers per model'
+    rows = {}
+    for line in text.split(header, 1)[1].splitlines()[2:]:
+        if not line.startswith('|'):
+            break
+        models, convs, trained = [
+            c.strip() for c in line.strip('|').split('|')
+        ]
+        five, ten = re.fullmatch(r'(\d+)[^/]*/ (\d+).*', convs).groups()
+        for model in models.split(', '):
+            owner, _, what = trained.rpartition(': ')
+            modules = MODULES[what] if owner in ('', model) else []
+            rows[NAMES[model]] = (int(five), int(ten), modules)
+    return rows
+
+
+def test_readme_states_each_presets_layers():
+    assert readme_rows() == {
+        name: (len(p.compress[5]), len(p.compress[10]), p.trainable[10])
+        for name, p in PRESETS.items()
+    }
+    assert all(p.trainable[5] == p.trainable[10] for p in PRESETS.values())
