@@ -7,15 +7,17 @@ micro-batches, each frozen stage holds only a micro-batch's transients; its
 outputs are written into preallocated full-batch tensors (no second copy
 from concatenating), so what follows sees the same full batch. With
 frozen norm statistics (eval-mode norms) every sample is computed
-independently and the result is exact.
+independently and the result is exact. Positions of a tuple output that
+the step never reads (see :mod:`.unread_outputs`) are not kept at all.
 """
-from typing import Callable, List, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Set
 
 import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _NormBase
 
 from .model_trace import ModelTrace
+from .unread_outputs import UnreadOutput
 
 
 def check_micro_batch(micro_batch: int) -> int:
@@ -29,6 +31,9 @@ def check_micro_batch(micro_batch: int) -> int:
 
 def _allocate(first, batch: int):
     """Empty full-batch outputs shaped like a micro-batch's ``first``."""
+    if isinstance(first, UnreadOutput):
+        return UnreadOutput(first, first.where,
+                            (batch, ) + tuple(first.shape[1:]))
     if torch.is_tensor(first):
         return first.new_empty((batch, ) + tuple(first.shape[1:]))
     if isinstance(first, (tuple, list)):
@@ -40,6 +45,8 @@ def _allocate(first, batch: int):
 
 def _fill(out, chunk, start: int) -> None:
     """Copies a micro-batch's outputs into rows ``start:`` of ``out``."""
+    if isinstance(out, UnreadOutput):
+        return
     if torch.is_tensor(out):
         out[start:start + chunk.shape[0]].copy_(chunk)
     else:
@@ -54,17 +61,30 @@ class MicroBatchedForward:
         module: The frozen module.
         forward: Its original (bound) forward.
         micro_batch: Images per micro-batch.
+        name: The module's name, for errors.
+        keep: Positions of its tuple output to keep; the others become
+            :class:`~.unread_outputs.UnreadOutput`. None keeps all.
     """
 
     def __init__(self, module: nn.Module, forward: Callable,
-                 micro_batch: int):
+                 micro_batch: int, name: str = '',
+                 keep: Optional[Set[int]] = None):
         self.forward = forward
         self.micro_batch = check_micro_batch(micro_batch)
         self.norms = [m for m in module.modules() if isinstance(m, _NormBase)]
+        self.name, self.keep = name, keep
+
+    def _drop_unread(self, out):
+        if self.keep is None or not isinstance(out, (tuple, list)):
+            return out
+        return type(out)(
+            part if i in self.keep or not torch.is_tensor(part) else
+            UnreadOutput(part, f'output {i} of {self.name or "the module"}')
+            for i, part in enumerate(out))
 
     def __call__(self, x, *args, **kwargs):
         if not torch.is_tensor(x) or x.shape[0] <= self.micro_batch:
-            return self.forward(x, *args, **kwargs)
+            return self._drop_unread(self.forward(x, *args, **kwargs))
         training = [m for m in self.norms if m.training]
         if training:
             raise RuntimeError(
@@ -75,8 +95,9 @@ class MicroBatchedForward:
         out = None
         with torch.no_grad():
             for start in range(0, x.shape[0], self.micro_batch):
-                chunk = self.forward(x[start:start + self.micro_batch],
-                                     *args, **kwargs)
+                chunk = self._drop_unread(
+                    self.forward(x[start:start + self.micro_batch], *args,
+                                 **kwargs))
                 if out is None:
                     out = _allocate(chunk, x.shape[0])
                 _fill(out, chunk, start)
@@ -134,13 +155,24 @@ def frozen_prefix(model: nn.Module, trace: ModelTrace) -> List[str]:
 
 
 def micro_batch_prefix_(model: nn.Module, names: Sequence[str],
-                        micro_batch: int) -> None:
+                        micro_batch: int,
+                        keep: Optional[Dict[str, Set[int]]] = None) -> None:
     """Makes each named module run in micro-batches without grad.
 
     The module's ``forward`` is replaced on the instance only; its class,
     parameters and state dict are untouched.
+
+    Args:
+        model: The model.
+        names: Modules of its frozen prefix.
+        micro_batch: Images per micro-batch.
+        keep: Per module name, the positions of its tuple output to keep
+            (see :func:`~.unread_outputs.read_positions`); modules not
+            named keep every output.
     """
+    keep = keep or {}
     for name in names:
         module = model.get_submodule(name)
         module.forward = MicroBatchedForward(module, module.forward,
-                                             micro_batch)
+                                             micro_batch, name,
+                                             keep.get(name))

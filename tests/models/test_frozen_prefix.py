@@ -2,12 +2,14 @@
 import pytest
 import torch
 from mmengine.runner import Runner
+from mmseg.registry import MODELS
 from torch import nn
 
 from mmseg_hosvd.engine import CompressConvHook, FrozenPrefixHook
 from mmseg_hosvd.models import set_norm_eval_
+from mmseg_hosvd.models.unread_outputs import UnreadOutput
 
-from ..helpers import build_model, tiny_runner_config
+from ..helpers import build_model, model_config, tiny_runner_config
 
 
 def frozen(model_name, num_layers=5, method='vanilla', **options):
@@ -88,3 +90,59 @@ def test_a_runner_trains_with_it(tiny_data, tmp_path):
     runner.train()
     hook = next(h for h in runner.hooks if isinstance(h, FrozenPrefixHook))
     assert hook.modules[0] == 'backbone'
+
+
+@pytest.mark.parametrize('model_name,kept', [
+    ('deeplabv3', {3}),
+    ('pspnet', {3}),
+    ('upernet', {0, 1, 2, 3}),
+])
+def test_backbone_outputs_no_head_reads_are_not_kept(model_name, kept):
+    model = frozen(model_name)
+    hook = FrozenPrefixHook(micro_batch=1)
+    hook.apply(model)
+    assert hook.kept['backbone'] == kept
+    model.train()
+    set_norm_eval_(model)
+    features = model.backbone(torch.randn(2, 3, 64, 64))
+    for position, feature in enumerate(features):
+        # the dropped ones keep their shape, not their data
+        assert isinstance(feature, UnreadOutput) == (position not in kept)
+        # ResNet-18-d8 at 64 x 64: stride 4, then 8
+        expected = (2, 64 * 2**position, *((8, 8) if position else (16, 16)))
+        assert feature.shape == expected
+        if position not in kept:
+            with pytest.raises(RuntimeError,
+                               match=f'output {position} of backbone, '
+                               'which FrozenPrefixHook dropped'):
+                feature + 1
+
+
+def test_an_auxiliary_head_keeps_what_it_reads():
+    """The auxiliary head runs only in the loss path: the trace of the
+    training forward sees it, and keeps its input."""
+    cfg = model_config('deeplabv3')
+    cfg.model.auxiliary_head = dict(
+        type='FCNHead', in_channels=256, in_index=2, channels=16,
+        num_convs=1, concat_input=False, num_classes=5,
+        norm_cfg=cfg.model.decode_head.norm_cfg, align_corners=False,
+        loss_decode=dict(type='CrossEntropyLoss', loss_weight=0.4))
+    model = MODELS.build(cfg.model)
+    CompressConvHook(method='vanilla', num_layers=5).apply(model)
+    hook = FrozenPrefixHook(micro_batch=1)
+    hook.apply(model)
+    assert hook.kept == {'backbone': {2, 3}}
+
+
+def test_drop_unread_off_keeps_every_output():
+    model = frozen('deeplabv3')
+    hook = FrozenPrefixHook(micro_batch=1, drop_unread=False)
+    hook.apply(model)
+    assert hook.kept == {}
+    model.train()
+    set_norm_eval_(model)
+    features = model.backbone(torch.randn(2, 3, 64, 64))
+    assert not any(isinstance(f, UnreadOutput) for f in features)
+    with pytest.raises(ValueError, match="drop_unread must be True or "
+                       "False, got 'yes'"):
+        FrozenPrefixHook(drop_unread='yes')
