@@ -136,16 +136,25 @@ def conv2d_input_grad(input_shape: Sequence[int], weight: torch.Tensor,
     Returns:
         Gradient of shape ``input_shape``.
     """
-    batch, channels, height, width = input_shape
+    # The transposed convolution, not torch.nn.grad.conv2d_input: that one
+    # hands convolution_backward an expanded dummy input, which the CPU
+    # kernel materialises (two more input-sized buffers at the peak).
+    height, width = input_shape[2:]
     if geo.symmetric:
-        return torch.nn.grad.conv2d_input(tuple(input_shape), weight,
-                                          grad_output, geo.stride,
-                                          geo.conv_padding(), geo.dilation,
-                                          geo.groups)
-    hp, wp = geo.padded_size(height, width)
-    grad = torch.nn.grad.conv2d_input((batch, channels, hp, wp), weight,
-                                      grad_output, geo.stride, 0,
-                                      geo.dilation, geo.groups)
+        size, padding = (height, width), geo.conv_padding()
+    else:
+        size, padding = geo.padded_size(height, width), (0, 0)
+    kernel = weight.shape[2:]
+    output_padding = tuple(
+        target - ((out - 1) * s - 2 * p + d * (k - 1) + 1)
+        for target, out, s, p, d, k in zip(size, grad_output.shape[2:],
+                                            geo.stride, padding,
+                                            geo.dilation, kernel))
+    grad = F.conv_transpose2d(grad_output, weight, None, geo.stride,
+                              padding, output_padding, geo.groups,
+                              geo.dilation)
+    if geo.symmetric:
+        return grad
     top, _, left, _ = geo.padding
     return grad[:, :, top:top + height, left:left + width]
 
