@@ -75,6 +75,23 @@ def test_divergence_stops_and_keeps_the_last_checkpoint(tiny_data,
     assert not osp.exists(tmp_path / 'iter_2.pth')
 
 
+def test_divergence_leaves_autograd_unmetered(tiny_data, tmp_path):
+    """FiniteLossHook raises between two ActivationMemoryHook calls; the
+    meter's saved-tensor hooks must not outlive the run."""
+    cfg = tiny_runner_config('fcn', str(tmp_path), tiny_data,
+                             hooks('vanilla'))
+    cfg.optim_wrapper.optimizer.lr = 1e30
+    with pytest.raises(FloatingPointError, match='training diverged'):
+        Runner.from_cfg(cfg).train()
+    assert torch._C._autograd._top_saved_tensors_default_hooks(False) is None
+    # autograd's own in-place check (it names the op) is back
+    x = torch.randn(2, 3, requires_grad=True)
+    y = x.exp()
+    y.add_(1)
+    with pytest.raises(RuntimeError, match='which is output 0 of Exp'):
+        y.sum().backward()
+
+
 def deterministic_config(tiny_data, work_dir, max_iters):
     """Fine-tuning without random augmentation: MMEngine does not checkpoint
     the RNG of the data pipeline, so only a deterministic pipeline can be
