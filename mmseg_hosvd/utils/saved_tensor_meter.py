@@ -1,5 +1,5 @@
 """Measures the bytes that autograd saves for backward."""
-from typing import Iterable, Set
+from typing import Iterable, Set, Tuple
 
 import torch
 from torch import nn
@@ -17,6 +17,12 @@ class SavedTensorMeter:
     Every tensor that autograd saves inside the context is counted once per
     storage (views of one storage count once), at the storage's full size;
     storages of ``exclude`` (parameters and buffers) are not counted.
+
+    Saved-tensor hooks turn off autograd's check that a saved tensor was not
+    modified in place before backward; the meter does that check itself, so
+    an in-place bug still raises autograd's error instead of silently giving
+    wrong gradients. It keeps a reference to each saved tensor, never a
+    copy, and gives backward the very same tensor.
 
     Args:
         exclude: Tensors whose storages are not counted.
@@ -39,15 +45,25 @@ class SavedTensorMeter:
         """A meter that excludes the model's parameters and buffers."""
         return cls(list(model.parameters()) + list(model.buffers()))
 
-    def _pack(self, tensor: torch.Tensor) -> torch.Tensor:
+    def _pack(self, tensor: torch.Tensor) -> Tuple[torch.Tensor, int]:
         key = storage_key(tensor)
         if key not in self.excluded and key not in self.seen:
             self.seen.add(key)
             self.bytes += tensor.untyped_storage().nbytes()
-        return tensor
+        return tensor, tensor._version
 
     @staticmethod
-    def _unpack(tensor: torch.Tensor) -> torch.Tensor:
+    def _unpack(packed: Tuple[torch.Tensor, int]) -> torch.Tensor:
+        tensor, version = packed
+        if tensor._version != version:
+            raise RuntimeError(
+                'one of the variables needed for gradient computation has '
+                'been modified by an inplace operation: '
+                f'[{tensor.type()} {list(tensor.shape)}], saved for backward '
+                f'under SavedTensorMeter, is at version {tensor._version}; '
+                f'expected version {version} instead. Hint: enable anomaly '
+                'detection to find the operation that failed to compute its '
+                'gradient, with torch.autograd.set_detect_anomaly(True).')
         return tensor
 
     def reset(self) -> None:

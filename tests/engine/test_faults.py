@@ -11,9 +11,12 @@ import time
 
 import pytest
 import torch
+from mmengine.hooks import Hook
 from mmengine.runner import Runner
+from mmseg.registry import HOOKS
 
 from mmseg_hosvd.engine import AtomicLocalBackend
+from mmseg_hosvd.engine.hooks.unwrap import unwrap_model
 
 from ..helpers import ROOT, tiny_runner_config
 
@@ -49,16 +52,42 @@ def test_guards_stay_when_a_config_sets_its_own_custom_hooks(
     assert kinds.index('FiniteLossHook') < kinds.index('CheckpointHook')
 
 
+@HOOKS.register_module()
+class KeepStartWeightsTestHook(Hook):
+    """Copies the model's state when training starts (after loading)."""
+
+    priority = 'HIGHEST'
+
+    def before_train(self, runner):
+        self.state = {
+            k: v.detach().clone()
+            for k, v in unwrap_model(runner.model).state_dict().items()
+        }
+
+
 def test_a_different_classifier_is_accepted(tiny_data, tmp_path):
     """Calibrating to a dataset with other classes replaces conv_seg."""
     first = tiny_runner_config('fcn', str(tmp_path / 'a'), tiny_data,
                                hooks())
     Runner.from_cfg(first).train()
+    keep = dict(type='KeepStartWeightsTestHook')
     second = tiny_runner_config('fcn', str(tmp_path / 'b'), tiny_data,
-                                hooks())
+                                hooks() + [keep])
     second.model.decode_head.num_classes = 7
     second.load_from = str(tmp_path / 'a' / 'iter_2.pth')
-    Runner.from_cfg(second).train()
+    runner = Runner.from_cfg(second)
+    runner.train()
+    start = next(h for h in runner.hooks
+                 if isinstance(h, KeepStartWeightsTestHook)).state
+    loaded = torch.load(second.load_from, weights_only=False)['state_dict']
+    classifier = 'decode_head.conv_seg.'
+    # the new classifier has 7 classes, the checkpoint's another count
+    assert start[classifier + 'weight'].shape[0] == 7
+    assert loaded[classifier + 'weight'].shape[0] != 7
+    # everything else starts from the checkpoint, bit for bit
+    rest = [k for k in start if not k.startswith(classifier)]
+    assert len(rest) == len(start) - 2
+    assert all(torch.equal(start[k], loaded[k]) for k in rest)
 
 
 def test_divergence_stops_and_keeps_the_last_checkpoint(tiny_data,
@@ -73,6 +102,23 @@ def test_divergence_stops_and_keeps_the_last_checkpoint(tiny_data,
         Runner.from_cfg(cfg).train()
     assert osp.isfile(tmp_path / 'iter_1.pth')
     assert not osp.exists(tmp_path / 'iter_2.pth')
+
+
+def test_divergence_leaves_autograd_unmetered(tiny_data, tmp_path):
+    """FiniteLossHook raises between two ActivationMemoryHook calls; the
+    meter's saved-tensor hooks must not outlive the run."""
+    cfg = tiny_runner_config('fcn', str(tmp_path), tiny_data,
+                             hooks('vanilla'))
+    cfg.optim_wrapper.optimizer.lr = 1e30
+    with pytest.raises(FloatingPointError, match='training diverged'):
+        Runner.from_cfg(cfg).train()
+    assert torch._C._autograd._top_saved_tensors_default_hooks(False) is None
+    # autograd's own in-place check (it names the op) is back
+    x = torch.randn(2, 3, requires_grad=True)
+    y = x.exp()
+    y.add_(1)
+    with pytest.raises(RuntimeError, match='which is output 0 of Exp'):
+        y.sum().backward()
 
 
 def deterministic_config(tiny_data, work_dir, max_iters):

@@ -1,4 +1,5 @@
 """The saved-tensor meter against hand counts."""
+import pytest
 import torch
 from torch import nn
 
@@ -42,3 +43,40 @@ def test_reentering_resets():
     with meter:
         x.exp()
     assert meter.bytes == first == 40
+
+
+#: The part of autograd's in-place error that the meter's own check repeats.
+INPLACE_ERROR = (r'one of the variables needed for gradient computation has '
+                 r'been modified by an inplace operation: '
+                 r'\[torch\.FloatTensor \[2, 3\]\], .*is at version 1; '
+                 r'expected version 0 instead')
+
+
+def exp_modified_in_place(x):
+    """exp saves its output for backward, which is then modified in place."""
+    y = x.exp()
+    y.add_(1)
+    return y.sum()
+
+
+@pytest.mark.parametrize('metered', [False, True])
+def test_a_saved_tensor_modified_in_place_raises_as_autograd_does(metered):
+    x = torch.randn(2, 3, requires_grad=True)
+    if metered:
+        with SavedTensorMeter():
+            loss = exp_modified_in_place(x)
+    else:
+        loss = exp_modified_in_place(x)
+    with pytest.raises(RuntimeError, match=INPLACE_ERROR):
+        loss.backward()
+
+
+def test_backward_gets_the_saved_tensor_itself_not_a_copy():
+    x = torch.randn(2, 3, requires_grad=True)
+    with SavedTensorMeter() as meter:
+        y = x.exp()
+    saved = y.grad_fn._saved_result  # unpacked through the meter
+    assert saved.data_ptr() == y.data_ptr() and saved.shape == y.shape
+    assert meter.bytes == y.numel() * 4
+    y.sum().backward()
+    torch.testing.assert_close(x.grad, x.exp(), rtol=0, atol=0)

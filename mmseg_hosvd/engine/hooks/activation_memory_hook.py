@@ -1,4 +1,5 @@
 """Logs the activation memory of every training iteration."""
+import functools
 import json
 import os.path as osp
 from typing import Dict, List
@@ -55,6 +56,12 @@ class ActivationMemoryHook(Hook):
     The fine-tuned convolutions are those that :class:`CompressConvHook`
     selected (it must run first, as its priority ensures).
 
+    The meter wraps the model's ``train_step`` (forward, backward and
+    optimizer step) from ``before_train`` to ``after_train``, so its
+    saved-tensor hooks are removed however the step ends: a forward that
+    raises, or a later hook that stops training (:class:`FiniteLossHook`),
+    leaves no hooks on autograd.
+
     Args:
         json_name: File name of the summary in the work dir.
     """
@@ -66,6 +73,7 @@ class ActivationMemoryHook(Hook):
         self.history: Dict[str, List[float]] = self._empty_history()
         self._counter = None
         self._meter = None
+        self._metered = None
         self.layers: List[str] = []
 
     @staticmethod
@@ -79,19 +87,44 @@ class ActivationMemoryHook(Hook):
         self.layers = list(hub.get_info(FINETUNED_CONVS_KEY, []) or [])
         self._counter = ConvMemoryCounter(model, self.layers)
         self._meter = SavedTensorMeter.for_model(model)
+        self._meter_train_step(runner.model)
         resumed = hub.get_info(HISTORY_KEY, None)
         self.history = self._empty_history()
         if resumed:
             for key, values in resumed.items():
                 self.history[key] = list(values)
 
+    def _meter_train_step(self, model) -> None:
+        """Runs every ``model.train_step`` inside the meter's context."""
+        self._unmeter_train_step()
+        own = vars(model).get('train_step')
+        step = model.train_step
+        meter = self._meter
+
+        @functools.wraps(step)
+        def metered_train_step(*args, **kwargs):
+            with meter:
+                return step(*args, **kwargs)
+
+        model.train_step = metered_train_step
+        self._metered = (model, own)
+
+    def _unmeter_train_step(self) -> None:
+        """Gives the model back the ``train_step`` it had."""
+        if self._metered is None:
+            return
+        (model, own), self._metered = self._metered, None
+        if own is None:
+            del model.train_step
+        else:
+            model.train_step = own
+
     def before_train_iter(self, runner, batch_idx: int,
                           data_batch=None) -> None:
-        """Starts counting and metering this iteration's forward."""
+        """Starts counting this iteration's forward."""
         self._counter.reset()
         if torch.cuda.is_available():
             torch.cuda.reset_peak_memory_stats()
-        self._meter.__enter__()
 
     def after_train_iter(self,
                          runner,
@@ -99,7 +132,6 @@ class ActivationMemoryHook(Hook):
                          data_batch=None,
                          outputs=None) -> None:
         """Logs the iteration's memory to MessageHub."""
-        self._meter.__exit__(None, None, None)
         analytical = self._counter.bytes / MB
         measured = self._meter.bytes / MB
         self.history['analytical'].append(analytical)
@@ -131,6 +163,7 @@ class ActivationMemoryHook(Hook):
     def after_train(self, runner) -> None:
         """Logs the summary and writes it to the work dir as JSON."""
         self._counter.remove()
+        self._unmeter_train_step()
         summary = self.summary()
         runner.logger.info(
             'activation memory (MB): analytical peak '
