@@ -1,4 +1,6 @@
-"""Datasets registered in mmseg's DATASETS."""
+"""Datasets registered in mmseg's DATASETS, and the sampler that numbers
+training draws."""
+from .seeded_draws import Draw, DrawSampler, SeededDrawDataset
 from .synthetic_shapes import (
                                CLASSES,
                                DEFAULT_SIZES,
@@ -10,6 +12,6 @@ from .synthetic_shapes import (
 )
 
 __all__ = [
-    'CLASSES', 'DEFAULT_SIZES', 'DOMAINS', 'PALETTE', 'SyntheticShapesDataset',
-    'generate', 'render'
+    'CLASSES', 'DEFAULT_SIZES', 'DOMAINS', 'Draw', 'DrawSampler', 'PALETTE',
+    'SeededDrawDataset', 'SyntheticShapesDataset', 'generate', 'render'
 ]

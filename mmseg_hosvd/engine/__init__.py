@@ -1,4 +1,5 @@
-"""Engine components: hooks, optimizer wrapper, file backend, CPU DDP."""
+"""Engine components: hooks, train loop, optimizer wrapper, file backend, CPU
+DDP."""
 from .atomic_local_backend import (AtomicLocalBackend,
                                    register_atomic_local_backend)
 from .autocast_optim_wrapper import AutocastOptimWrapper
@@ -14,6 +15,7 @@ from .hooks import (
     MallocTrimHook,
     StepPeakMemoryHook,
 )
+from .seeded_train_loop import SeededIterBasedTrainLoop
 
 register_atomic_local_backend()
 
@@ -22,6 +24,7 @@ __all__ = [
     'AutocastOptimWrapper', 'CheckpointFitHook', 'ChunkedLossHook',
     'CompressConvHook',
     'FiniteLossHook', 'FrozenPrefixHook', 'MallocTrimHook',
-    'StepPeakMemoryHook', 'prepare_cpu_distributed',
+    'SeededIterBasedTrainLoop', 'StepPeakMemoryHook',
+    'prepare_cpu_distributed',
     'register_atomic_local_backend'
 ]

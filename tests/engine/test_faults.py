@@ -122,9 +122,8 @@ def test_divergence_leaves_autograd_unmetered(tiny_data, tmp_path):
 
 
 def deterministic_config(tiny_data, work_dir, max_iters):
-    """Fine-tuning without random augmentation: MMEngine does not checkpoint
-    the RNG of the data pipeline, so only a deterministic pipeline can be
-    replayed exactly after a resume."""
+    """Fine-tuning without random augmentation (with it: the test of
+    SeededIterBasedTrainLoop below)."""
     cfg = tiny_runner_config('fcn', work_dir, tiny_data, hooks(),
                              max_iters=max_iters)
     cfg.train_dataloader.dataset.pipeline = [
@@ -160,16 +159,16 @@ class KillAtIterationTestHook(Hook):
 '''
 
 
-def test_killed_run_resumes_to_the_same_weights(tiny_data, tmp_path):
-    straight = deterministic_config(tiny_data, str(tmp_path / 'straight'),
-                                    max_iters=4)
-    Runner.from_cfg(straight).train()
-    expected = torch.load(tmp_path / 'straight' / 'iter_4.pth',
-                          weights_only=False)['state_dict']
+def train_killed_then_resumed(cfg, tmp_path, resumed_loader=None):
+    """Trains ``cfg`` (4 iterations, a checkpoint every 2) with
+    tools/train.py, killed after iteration 3, then resumes it with
+    ``--resume`` and ``resumed_loader`` merged into its train_dataloader.
 
+    Returns:
+        The weights of the resumed run's last checkpoint.
+    """
     (tmp_path / 'killer_hook.py').write_text(KILLER)
-    work = str(tmp_path / 'killed')
-    cfg = deterministic_config(tiny_data, work, max_iters=4)
+    work = cfg.work_dir
     cfg.custom_imports['imports'].append('killer_hook')
     cfg.custom_hooks.append(dict(type='KillAtIterationTestHook', at=3))
     path = str(tmp_path / 'killed.py')
@@ -183,17 +182,66 @@ def test_killed_run_resumes_to_the_same_weights(tiny_data, tmp_path):
     assert not osp.exists(osp.join(work, 'iter_4.pth'))
 
     cfg.custom_hooks = cfg.custom_hooks[:-1]
+    cfg.train_dataloader.update(resumed_loader or {})
     cfg.dump(path)
     second = subprocess.run([sys.executable, 'tools/train.py', path,
                              '--resume'], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=600)
     assert second.returncode == 0, second.stderr[-3000:]
     assert 'resumed' in (second.stdout + second.stderr).lower()
-    resumed = torch.load(osp.join(work, 'iter_4.pth'),
-                         weights_only=False)['state_dict']
+    return torch.load(osp.join(work, 'iter_4.pth'),
+                      weights_only=False)['state_dict']
+
+
+def assert_same_weights(resumed, expected):
     assert resumed.keys() == expected.keys()
     for key in expected:
         torch.testing.assert_close(resumed[key], expected[key])
+
+
+def test_killed_run_resumes_to_the_same_weights(tiny_data, tmp_path):
+    straight = deterministic_config(tiny_data, str(tmp_path / 'straight'),
+                                    max_iters=4)
+    Runner.from_cfg(straight).train()
+    expected = torch.load(tmp_path / 'straight' / 'iter_4.pth',
+                          weights_only=False)['state_dict']
+
+    cfg = deterministic_config(tiny_data, str(tmp_path / 'killed'),
+                               max_iters=4)
+    assert_same_weights(train_killed_then_resumed(cfg, tmp_path), expected)
+
+
+def random_config(tiny_data, work_dir, workers):
+    """Fine-tuning with the protocol's random resize, crop and flip, and
+    dropout in the decode head, loading with ``workers`` workers."""
+    cfg = tiny_runner_config('fcn', work_dir, tiny_data, hooks('vanilla')[:1],
+                             max_iters=4)
+    steps = {step['type'] for step in cfg.train_dataloader.dataset.pipeline}
+    assert {'RandomResize', 'RandomCrop', 'RandomFlip'} <= steps
+    cfg.model.decode_head.dropout_ratio = 0.1
+    cfg.train_dataloader.num_workers = workers
+    cfg.train_dataloader.persistent_workers = workers > 0
+    cfg.default_hooks.checkpoint.interval = 2
+    cfg.train_cfg.val_interval = 100
+    return cfg
+
+
+def test_killed_run_with_random_augmentation_resumes_to_the_same_weights(
+        tiny_data, tmp_path):
+    """The killed run loads with two prefetching workers, its resumption
+    and the uninterrupted run in the main process, where dropout draws from
+    the same generators: SeededIterBasedTrainLoop, the schedules' loop,
+    seeds each sample and iteration from its number, so none of this
+    matters."""
+    straight = random_config(tiny_data, str(tmp_path / 'straight'), 0)
+    Runner.from_cfg(straight).train()
+    expected = torch.load(tmp_path / 'straight' / 'iter_4.pth',
+                          weights_only=False)['state_dict']
+
+    cfg = random_config(tiny_data, str(tmp_path / 'killed'), 2)
+    resumed = train_killed_then_resumed(
+        cfg, tmp_path, dict(num_workers=0, persistent_workers=False))
+    assert_same_weights(resumed, expected)
 
 
 WRITER = '''

@@ -1,6 +1,6 @@
 # Classifier calibration on the target domain: 100 iterations, 5 of warm-up.
 _base_ = ['./sgd_cosine.py']
-train_cfg = dict(type='IterBasedTrainLoop', max_iters=100, val_interval=100)
+train_cfg = dict(type='SeededIterBasedTrainLoop', max_iters=100, val_interval=100)
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=5),
     dict(

@@ -2,7 +2,7 @@
 # warm-up (sized so that the whole protocol matrix runs in under 90 minutes
 # on 2 CPU cores).
 _base_ = ['./sgd_cosine.py']
-train_cfg = dict(type='IterBasedTrainLoop', max_iters=120, val_interval=120)
+train_cfg = dict(type='SeededIterBasedTrainLoop', max_iters=120, val_interval=120)
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=6),
     dict(

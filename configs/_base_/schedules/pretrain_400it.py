@@ -1,6 +1,6 @@
 # Pretraining on the source domain: 400 iterations, 20 of warm-up.
 _base_ = ['./sgd_cosine.py']
-train_cfg = dict(type='IterBasedTrainLoop', max_iters=400, val_interval=400)
+train_cfg = dict(type='SeededIterBasedTrainLoop', max_iters=400, val_interval=400)
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=20),
     dict(

@@ -2,6 +2,9 @@
 # SGD lr 0.01, momentum 0.9, wd 5e-4, grad-norm clip 1, linear warm-up over
 # the first 5% of iterations, cosine to 1e-4. Configs set `iters`-dependent
 # fields: train_cfg.max_iters, param_scheduler ends, checkpoint interval.
+# They train with SeededIterBasedTrainLoop, whose random draws (augmentation,
+# dropout) are seeded from the seed and the iteration or sample number, so that
+# a --resume'd run ends with the same weights as an uninterrupted one.
 optimizer = dict(type='SGD', lr=0.01, momentum=0.9, weight_decay=5e-4)
 optim_wrapper = dict(
     type='OptimWrapper',
