@@ -43,12 +43,6 @@ class BuildPyWithStartupHook(build_py):
             with open(os.path.join(self.build_lib, STARTUP_PTH), 'w') as f:
                 f.write(STARTUP_LINE)
 
-    def get_outputs(self, *args, **kwargs):
-        outputs = super().get_outputs(*args, **kwargs)
-        if getattr(self, 'editable_mode', False):
-            return outputs
-        return outputs + [os.path.join(self.build_lib, STARTUP_PTH)]
-
 
 class _StrategyWithStartupHook:
     """An editable strategy that also writes the start-up .pth."""
@@ -69,7 +63,12 @@ class _StrategyWithStartupHook:
 
 
 class EditableWheelWithStartupHook(editable_wheel):
-    """editable_wheel (setuptools >= 64) that also ships the start-up .pth."""
+    """editable_wheel that also ships the start-up .pth.
+
+    An editable wheel holds no build output, and setuptools has no public
+    way to add a file at its root; ``_select_strategy`` is the step that
+    writes its other files (setuptools 64 to 81 alike).
+    """
 
     def _select_strategy(self, *args, **kwargs):
         return _StrategyWithStartupHook(
