@@ -13,11 +13,16 @@ applies:
   mmengine helpers are replaced with ``importlib.metadata`` equivalents.
 * **torch >= 2.6 loads with weights_only=True**, which MMEngine's own
   checkpoints fail (they pickle the MessageHub state and numpy scalars). The
-  local-file checkpoint loader is re-registered to load with
-  ``weights_only=False``, as it did with earlier torch. Only load checkpoints
-  you trust, as with any pickle.
+  local-file and ``http(s)://`` checkpoint loaders are re-registered to load
+  with ``weights_only=True`` plus an allowlist of exactly what MMEngine and
+  mmseg checkpoints hold; anything else is refused unless trusted
+  explicitly (see :mod:`mmseg_hosvd.checkpoint_loading`).
 
-:func:`apply` runs on ``import mmseg_hosvd``, before mmseg is imported.
+:func:`apply` runs on ``import mmseg_hosvd``, before mmseg is imported, and,
+with mmcv-lite, on the first import of mmcv, mmengine or mmseg (the start-up
+hook ``mmseg_hosvd_startup``), however mmseg is imported. This module and
+:mod:`mmseg_hosvd.checkpoint_loading` import nothing else from mmseg_hosvd:
+the hook loads them without the package.
 """
 import importlib.machinery
 import importlib.metadata
@@ -27,6 +32,9 @@ import sys
 import types
 
 import torch
+
+from mmseg_hosvd.checkpoint_loading import (load_local_checkpoint,
+                                            load_url_checkpoint)
 
 MMCV_EXT = 'mmcv._ext'
 
@@ -152,25 +160,6 @@ def patch_pkg_resources_users() -> bool:
     return True
 
 
-def load_trusted_local_checkpoint(filename: str, map_location=None):
-    """Loads a local checkpoint with full unpickling (MMEngine's format).
-
-    Args:
-        filename: Path of the checkpoint.
-        map_location: As for :func:`torch.load`.
-
-    Returns:
-        The checkpoint dict.
-
-    Raises:
-        FileNotFoundError: If ``filename`` is not a file.
-    """
-    filename = osp.expanduser(filename)
-    if not osp.isfile(filename):
-        raise FileNotFoundError(f'{filename} can not be found.')
-    return torch.load(filename, map_location=map_location, weights_only=False)
-
-
 def torch_loads_weights_only_by_default() -> bool:
     """Whether ``torch.load`` defaults to ``weights_only=True`` here."""
     major, minor = (int(v) for v in torch.__version__.split('.')[:2])
@@ -178,16 +167,23 @@ def torch_loads_weights_only_by_default() -> bool:
 
 
 def register_checkpoint_loader() -> bool:
-    """Makes MMEngine load its own local checkpoints on torch >= 2.6.
+    """Makes MMEngine load its checkpoints safely on torch >= 2.6.
+
+    Local files and ``http(s)://`` URLs load with the allowlist of
+    :mod:`mmseg_hosvd.checkpoint_loading`.
 
     Returns:
-        True if the local loader was replaced.
+        True if the loaders were replaced.
     """
     if not torch_loads_weights_only_by_default():
         return False
     from mmengine.runner import CheckpointLoader
     CheckpointLoader.register_scheme(
-        prefixes='', loader=load_trusted_local_checkpoint, force=True)
+        prefixes='', loader=load_local_checkpoint, force=True)
+    CheckpointLoader.register_scheme(
+        prefixes=('http://', 'https://'),
+        loader=load_url_checkpoint,
+        force=True)
     return True
 
 

@@ -1,5 +1,6 @@
 """Small real set-ups shared by the integration tests."""
 import itertools
+import os
 import os.path as osp
 
 from mmengine.config import Config
@@ -87,3 +88,17 @@ def tiny_runner_config(model: str,
     if hooks is not None:
         cfg.custom_hooks = hooks
     return cfg
+
+
+class RunsCommand:
+    """Pickles as a call of ``os.system``: unpickling it runs ``command``."""
+
+    def __init__(self, command: str):
+        self.command = command
+
+    def __reduce__(self):
+        return os.system, (self.command, )
+
+
+#: How the weights-only unpickler names ``os.system``.
+SYSTEM_GLOBAL = f'{os.system.__module__}.system'

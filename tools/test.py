@@ -10,6 +10,10 @@ Besides mmseg's per-class table and summary, it prints the activation memory
 recorded with the checkpoint by ActivationMemoryHook (peak and mean,
 analytical and measured) and writes everything to
 ``<work_dir>/test_results.json``.
+
+The checkpoint loads with ``weights_only=True`` and the allowlist of
+:mod:`mmseg_hosvd.checkpoint_loading`; for a trusted file that needs more,
+pass ``--cfg-options trust_checkpoint=True``.
 """
 import argparse
 import json
@@ -23,6 +27,8 @@ from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import mmseg_hosvd  # noqa: E402,F401  (compat fixes, registrations)
+from mmseg_hosvd.checkpoint_loading import (  # noqa: E402
+    config_trusts_checkpoints, trusted_checkpoints)
 from mmseg_hosvd.config_checks import check_data_roots  # noqa: E402
 from mmseg_hosvd.reporting import checkpoint_record, format_test_report  # noqa: E402
 
@@ -120,9 +126,10 @@ def main(argv=None):
                                 'exist')
     cfg = build_config(args)
     check_data_roots(cfg, loaders=('test_dataloader', ))
-    runner = Runner.from_cfg(cfg)
-    metrics = runner.test()
-    record = checkpoint_record(args.config, args.checkpoint, metrics)
+    with trusted_checkpoints(config_trusts_checkpoints(cfg)):
+        runner = Runner.from_cfg(cfg)
+        metrics = runner.test()
+        record = checkpoint_record(args.config, args.checkpoint, metrics)
     print(format_test_report(record))
     os.makedirs(cfg.work_dir, exist_ok=True)
     with open(osp.join(cfg.work_dir, 'test_results.json'), 'w') as f:

@@ -4,6 +4,11 @@ Usage::
 
     python tools/train.py CONFIG [--work-dir DIR] [--resume] [--amp]
         [--cfg-options KEY=VALUE ...] [--launcher {none,pytorch,slurm,mpi}]
+
+Checkpoints (``load_from``, resumed ones) load with ``weights_only=True`` and
+the allowlist of :mod:`mmseg_hosvd.checkpoint_loading`; for a trusted file
+that needs more, set ``trust_checkpoint = True`` in the config or pass
+``--cfg-options trust_checkpoint=True``.
 """
 import argparse
 import logging
@@ -19,6 +24,8 @@ from mmengine.logging import print_log  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import mmseg_hosvd  # noqa: E402,F401  (compat fixes, registrations)
+from mmseg_hosvd.checkpoint_loading import (  # noqa: E402
+    config_trusts_checkpoints, trusted_checkpoints)
 from mmseg_hosvd.config_checks import check_train_config  # noqa: E402
 from mmseg_hosvd.engine.cpu_distributed import (  # noqa: E402
     prepare_cpu_distributed)
@@ -92,8 +99,9 @@ def main(argv=None):
     cfg = build_config(args)
     check_train_config(cfg)
     prepare_cpu_distributed(cfg)
-    runner = Runner.from_cfg(cfg)
-    runner.train()
+    with trusted_checkpoints(config_trusts_checkpoints(cfg)):
+        runner = Runner.from_cfg(cfg)
+        runner.train()
 
 
 if __name__ == '__main__':

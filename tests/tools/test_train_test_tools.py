@@ -5,11 +5,19 @@ import subprocess
 import sys
 
 import pytest
+import torch
 from mmengine.config import Config
 
+from mmseg_hosvd.checkpoint_loading import TRUST_ENV, UntrustedCheckpointError
 from mmseg_hosvd.config_checks import check_train_config
 
-from ..helpers import ROOT, model_config, tiny_runner_config
+from ..helpers import (
+    ROOT,
+    SYSTEM_GLOBAL,
+    RunsCommand,
+    model_config,
+    tiny_runner_config,
+)
 
 
 def run_tool(*args):
@@ -58,6 +66,27 @@ def test_test_tool_prints_metrics_and_memory(trained, tmp_path):
     assert record['activation_memory']['iterations'] == 2
     assert {'mIoU', 'mAcc'} <= set(record['metrics'])
     assert len(list((tmp_path / 'preds').iterdir())) == 4
+
+
+def test_test_tool_loads_a_crafted_checkpoint_only_when_trusted(
+        trained, tmp_path, monkeypatch):
+    from tools import test as test_tool
+    monkeypatch.setenv('LOCAL_RANK', '0')
+    monkeypatch.delenv(TRUST_ENV, raising=False)
+    path, work = trained
+    checkpoint = torch.load(osp.join(work, 'iter_2.pth'), weights_only=False)
+    marker = tmp_path / 'ran'
+    checkpoint['meta']['note'] = RunsCommand(f'touch {marker}')
+    crafted = str(tmp_path / 'crafted.pth')
+    torch.save(checkpoint, crafted)
+    args = [path, crafted, '--work-dir', str(tmp_path / 'out')]
+    with pytest.raises(UntrustedCheckpointError, match=SYSTEM_GLOBAL):
+        test_tool.main(args)
+    assert not marker.exists()
+    record = test_tool.main(args +
+                            ['--cfg-options', 'trust_checkpoint=True'])
+    assert marker.exists()
+    assert record['finetune']['method'] == 'hosvd'
 
 
 def test_amp_trains_on_cpu_in_bfloat16(trained, tmp_path):
