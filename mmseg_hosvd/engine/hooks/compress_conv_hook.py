@@ -10,6 +10,7 @@ from ...methods import get_method, split_options
 from ...models import FinetunePlan
 from ...models.layer_presets import CLASSIFIER
 from ...models.layer_selection import check_module_names, select_layers_of
+from ...models.lean_concat import concat_in_place_
 from ...models.lean_region import lean_eps_of, make_lean_
 from ...models.model_trace import shared_input_groups, trace_model
 from ...models.surgery import (convert_convs_, freeze_except_, has_module,
@@ -141,6 +142,7 @@ class CompressConvHook(Hook):
                                                 self.lean_eps,
                                                 self.lean_solver)
             self.plan.results['lean_solver'] = self.lean_solver
+            self.plan.results['lean_concat'] = concat_in_place_(model)
         self.session = self.method.session(self.plan)
         return self.plan
 

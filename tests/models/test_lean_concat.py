@@ -1,0 +1,133 @@
+"""ASPP and PSP heads write their branches into one concatenation."""
+import functools
+import json
+
+import pytest
+import torch
+from torch import nn
+from torch.profiler import ProfilerActivity, profile
+
+from mmseg_hosvd.engine import CompressConvHook
+from mmseg_hosvd.models import set_norm_eval_
+from mmseg_hosvd.models.lean_concat import LEAN_FEATURES, concat_into
+
+from ..helpers import build_model
+
+
+def features_in(model, batch=2, size=16):
+    """Backbone-shaped inputs of the decode head (ResNet-18-d8 widths)."""
+    gen = torch.Generator().manual_seed(0)
+    return [torch.randn(batch, c, size, size, generator=gen,
+                        dtype=next(model.parameters()).dtype)
+            for c in (64, 128, 256, 512)]
+
+
+def head_of(model_name, lean, eps=1.0):
+    model = build_model(model_name)
+    for module in model.modules():  # mmseg zero-initialises residual norms
+        if isinstance(module, nn.BatchNorm2d):
+            nn.init.uniform_(module.weight, 0.5, 1.5)
+    plan = CompressConvHook(method='hosvd', num_layers=5, eps=eps,
+                            lean=lean).apply(model)
+    model.train()
+    set_norm_eval_(model)
+    return model, plan
+
+
+@pytest.mark.parametrize('model_name', ['deeplabv3', 'pspnet'])
+def test_same_features_and_gradients_as_mmseg(model_name):
+    model, _ = head_of(model_name, lean=False)
+    model.double()
+    head = model.decode_head
+    assert type(head) in LEAN_FEATURES
+    results = []
+    for forward in (head._forward_feature,
+                    functools.partial(LEAN_FEATURES[type(head)], head)):
+        model.zero_grad()
+        inputs = [f.requires_grad_() for f in features_in(model)]
+        out = forward(inputs)
+        out.square().sum().backward()
+        grads = {n: p.grad.clone() for n, p in head.named_parameters()
+                 if p.grad is not None}
+        results.append((out.detach(), inputs[3].grad, grads))
+    (out0, gin0, grads0), (out1, gin1, grads1) = results
+    torch.testing.assert_close(out1, out0)
+    torch.testing.assert_close(gin1, gin0)
+    assert grads0.keys() == grads1.keys() and grads0
+    for name in grads0:
+        assert grads0[name].abs().sum() > 0, name
+        torch.testing.assert_close(grads1[name], grads0[name], msg=name)
+
+
+def forward_peak_bytes(forward, inputs, tmp_path) -> int:
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True,
+                 record_shapes=True, with_stack=True) as prof:
+        with torch.no_grad():
+            out = forward(inputs)
+        del out
+    path = tmp_path / 'timeline.json'
+    prof.export_memory_timeline(str(path), device='cpu')
+    _, sizes = json.loads(path.read_text())
+    totals = [sum(s) for s in sizes]
+    return max(totals) - totals[0]
+
+
+def test_the_concatenation_never_holds_the_parts_twice(tmp_path):
+    """Five 1 MB branch outputs, each from a trained convolution: mmseg's
+    list-then-cat holds all five and the 5 MB result at once; writing in
+    place holds the result and one branch."""
+    conv = nn.Conv2d(8, 16, 1)
+    x = torch.randn(4, 8, 64, 64)
+    parts = [lambda: torch.relu(conv(x)) for _ in range(5)]
+    branch = 4 * 16 * 64 * 64 * 4
+    peaks = {}
+    for _ in range(2):  # the first call also makes one-time allocations
+        peaks['list'] = forward_peak_bytes(
+            lambda _: torch.cat([p() for p in parts], 1), None, tmp_path)
+        peaks['in place'] = forward_peak_bytes(
+            lambda _: concat_into(parts, [16] * 5), None, tmp_path)
+    # relu keeps its output for backward in both: measured without grad.
+    # list: five branches and the result (plus one convolution output);
+    # in place: the result, one branch's convolution output and its ReLU
+    assert peaks['list'] >= 10 * branch
+    assert peaks['in place'] <= 7.5 * branch
+
+
+def test_backward_hands_out_slices_of_the_gradient(tmp_path):
+    leaves = [torch.randn(4, 16, 64, 64, requires_grad=True)
+              for _ in range(5)]
+    out = concat_into([lambda leaf=leaf: leaf * 2 for leaf in leaves],
+                      [16] * 5)
+    grad = torch.randn_like(out)
+    branch = 4 * 16 * 64 * 64 * 4
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True,
+                 record_shapes=True, with_stack=True) as prof:
+        out.backward(grad)
+    path = tmp_path / 'timeline.json'
+    prof.export_memory_timeline(str(path), device='cpu')
+    totals = [sum(s) for s in json.loads(path.read_text())[1]]
+    # the five leaves' gradients and one product's; a clone of the whole
+    # gradient per part (slice assignment's backward) would add 5 more
+    assert max(totals) - totals[0] <= 6.5 * branch
+    for index, leaf in enumerate(leaves):
+        torch.testing.assert_close(leaf.grad,
+                                   2 * grad[:, 16 * index:16 * (index + 1)])
+
+
+def test_the_lean_heads_are_swapped():
+    for model_name in ('deeplabv3', 'pspnet'):
+        model, plan = head_of(model_name, lean=True)
+        assert plan['lean_concat'] == ['decode_head']
+        assert model.decode_head._forward_feature.func is LEAN_FEATURES[
+            type(model.decode_head)]
+
+
+def test_heads_without_a_pyramid_are_left_alone():
+    _, plan = head_of('fcn', lean=True)
+    assert plan['lean_concat'] == []
+
+
+def test_a_part_of_the_wrong_width_is_named():
+    with pytest.raises(ValueError, match='a part has 3 channels where 2 '
+                       'were expected'):
+        concat_into([lambda: torch.zeros(1, 3, 2, 2)], [2])
