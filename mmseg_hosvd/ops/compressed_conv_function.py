@@ -17,7 +17,8 @@ from typing import Any, Callable, Optional, Sequence, Tuple
 import torch
 
 from .checks import autocast_off, check_activation
-from .conv_geometry import ConvGeometry, conv2d, conv2d_input_grad
+from .conv_geometry import (ConvGeometry, conv2d, conv2d_in_slices,
+                            conv2d_input_grad)
 from .shared_input import SharedDecomposition, decompose_once
 from .stats import StoredActivation
 
@@ -99,7 +100,7 @@ class CompressedConv2dFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias, geo, rule, *stored):
-        out = conv2d(x, weight, bias, geo)
+        out = conv2d_in_slices(x, weight, bias, geo)
         ctx.geo, ctx.rule = geo, rule
         ctx.input_shape = x.shape
         ctx.input_dtype = x.dtype

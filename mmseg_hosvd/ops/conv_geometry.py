@@ -1,5 +1,6 @@
 """Convolution geometry with per-side zero padding, and its exact gradients."""
-from typing import NamedTuple, Sequence, Tuple, Union
+import math
+from typing import Callable, NamedTuple, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -122,6 +123,52 @@ def conv2d(x: torch.Tensor, weight: torch.Tensor, bias, geo: ConvGeometry):
                     geo.dilation, geo.groups)
 
 
+#: Convolutions of larger tensors run in batch slices of at most this size.
+SLICE_BYTES = 16 * 2**20
+
+
+def in_batch_slices(function: Callable[[torch.Tensor], torch.Tensor],
+                    tensor: torch.Tensor, image_bytes: int) -> torch.Tensor:
+    """``function(tensor)`` computed on batch slices, into one output.
+
+    The CPU convolution kernels copy whole operands (a reordered input, a
+    padded copy, the transposed convolution's buffer), each as large as an
+    activation: for the 80 MB input of DeepLabV3's bottleneck at
+    512 x 512, batch 8, such a copy sets the step's peak once the input
+    itself is stored compressed. On slices of at most :data:`SLICE_BYTES`
+    (at least one image) the copies are a slice's. Each image's result is
+    computed as in one call; not for use under autograd (it writes into
+    the output).
+
+    Args:
+        function: Maps a batch to a batch, image by image.
+        tensor: The batch.
+        image_bytes: The larger of one image's input and output, in bytes.
+
+    Returns:
+        ``function(tensor)``.
+    """
+    step = max(1, SLICE_BYTES // max(image_bytes, 1))
+    if step >= tensor.shape[0]:
+        return function(tensor)
+    out = None
+    for start in range(0, tensor.shape[0], step):
+        piece = function(tensor[start:start + step])
+        if out is None:
+            out = piece.new_empty((tensor.shape[0], ) +
+                                  tuple(piece.shape[1:]))
+        out[start:start + piece.shape[0]] = piece
+        del piece
+    return out
+
+
+def conv2d_in_slices(x: torch.Tensor, weight: torch.Tensor, bias,
+                     geo: ConvGeometry) -> torch.Tensor:
+    """:func:`conv2d` in batch slices (see :func:`in_batch_slices`)."""
+    return in_batch_slices(lambda part: conv2d(part, weight, bias, geo), x,
+                           x[0].numel() * x.element_size() if len(x) else 0)
+
+
 def conv2d_input_grad(input_shape: Sequence[int], weight: torch.Tensor,
                       grad_output: torch.Tensor,
                       geo: ConvGeometry) -> torch.Tensor:
@@ -139,6 +186,15 @@ def conv2d_input_grad(input_shape: Sequence[int], weight: torch.Tensor,
     # The transposed convolution, not torch.nn.grad.conv2d_input: that one
     # hands convolution_backward an expanded dummy input, which the CPU
     # kernel materialises (two more input-sized buffers at the peak).
+    image_bytes = math.prod(input_shape[1:]) * grad_output.element_size()
+    return in_batch_slices(
+        lambda part: _transposed_conv(input_shape, weight, part, geo),
+        grad_output, image_bytes)
+
+
+def _transposed_conv(input_shape: Sequence[int], weight: torch.Tensor,
+                     grad_output: torch.Tensor,
+                     geo: ConvGeometry) -> torch.Tensor:
     height, width = input_shape[2:]
     if geo.symmetric:
         size, padding = (height, width), geo.conv_padding()
