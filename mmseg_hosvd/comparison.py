@@ -22,7 +22,8 @@ COLUMNS = [
     'model', 'method', 'setting', 'layers', 'mIoU', 'mAcc',
     'analytical_peak_mb', 'analytical_mean_mb', 'measured_peak_mb',
     'measured_mean_mb', 'step_peak_mb', 'step_time_s', 'analytical_ratio',
-    'measured_ratio', 'step_peak_ratio', 'time_ratio', 'work_dir'
+    'measured_ratio', 'step_peak_ratio', 'time_ratio', 'min_rel_change',
+    'min_grad_share', 'work_dir'
 ]
 _PREFIXES = {prefix: model for model, (_, prefix) in MODEL_CONFIGS.items()}
 
@@ -90,6 +91,7 @@ def load_run(work_dir: str) -> Tuple[Optional[dict], Optional[str]]:
     memory = record.get('activation_memory')
     if not memory:
         return None, 'no activation memory recorded (no ActivationMemoryHook)'
+    change = record.get('weight_change') or {}
     row = dict(
         model=model_name(record.get('config', work_dir)),
         method=finetune['method'] + (LEAN_SUFFIX
@@ -105,6 +107,8 @@ def load_run(work_dir: str) -> Tuple[Optional[dict], Optional[str]]:
         step_peak_mb=(record.get('step_peak_memory')
                       or {}).get('peak_increment_mb'),
         step_time_s=record.get('step_time_s'),
+        min_rel_change=change.get('min_relative_change'),
+        min_grad_share=change.get('min_grad_share'),
         work_dir=work_dir)
     return row, None
 
@@ -173,8 +177,9 @@ def markdown_table(rows: List[dict]) -> str:
     header = ('| model | method | setting | layers | mIoU | mAcc | '
               'analytical peak / mean (MB) | measured peak / mean (MB) | '
               'whole-step peak (MB) | step (s) | analytical / vanilla | '
-              'measured / vanilla | whole-step / vanilla | time / vanilla |')
-    lines = [header, '|---' * 14 + '|']
+              'measured / vanilla | whole-step / vanilla | time / vanilla | '
+              'least weight change | least gradient share |')
+    lines = [header, '|---' * 16 + '|']
     for r in rows:
         lines.append(
             f"| {r['model']} | {r['method']} | {r['setting']} | "
@@ -186,7 +191,9 @@ def markdown_table(rows: List[dict]) -> str:
             f"{_fmt(r['step_peak_mb'], 1)} | "
             f"{_fmt(r['step_time_s'], 3)} | {_fmt(r['analytical_ratio'], 3)} "
             f"| {_fmt(r['measured_ratio'], 3)} | "
-            f"{_fmt(r['step_peak_ratio'], 3)} | {_fmt(r['time_ratio'], 2)} |")
+            f"{_fmt(r['step_peak_ratio'], 3)} | {_fmt(r['time_ratio'], 2)} | "
+            f"{_fmt(r.get('min_rel_change'), 4)} | "
+            f"{_fmt(r.get('min_grad_share'), 3)} |")
     return '\n'.join(lines)
 
 

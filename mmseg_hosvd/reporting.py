@@ -58,6 +58,7 @@ def checkpoint_record(config: str, checkpoint: str,
         activation_memory=meta.get('activation_memory'),
         step_peak_memory=meta.get('step_peak_memory'),
         finetune=meta.get('finetune'),
+        weight_change=meta.get('weight_change'),
         iterations=meta.get('iter'),
         step_time_s=step_time(loaded))
 
@@ -107,6 +108,11 @@ def format_test_report(record: dict) -> str:
                  f"aAcc: {metrics.get('aAcc', float('nan')):.2f}")
     lines += _memory_lines(record.get('activation_memory'))
     lines += _step_peak_lines(record.get('step_peak_memory'))
+    change = record.get('weight_change')
+    if change and change.get('min_relative_change') is not None:
+        lines.append('fine-tuned convolutions: least relative weight change '
+                     f"{change['min_relative_change']:.3g}, least gradient "
+                     f"share of the update {change['min_grad_share']:.3f}")
     if record.get('step_time_s') is not None:
         lines.append(f"training step time (median): "
                      f"{record['step_time_s']:.3f} s")

@@ -31,6 +31,38 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+def progress_reporter(total, stream=None):
+    """A callback advancing a progress display by its argument.
+
+    On a terminal a live bar is redrawn in place; otherwise (a pipe, a log
+    file) one line is written at every tenth of ``total``, so that logs get
+    about ten lines instead of one update per image.
+
+    Args:
+        total: The number of items to expect.
+        stream: Where to write; stdout when None.
+
+    Returns:
+        A callable taking the number of items just finished.
+    """
+    stream = sys.stdout if stream is None else stream
+    if stream.isatty():
+        bar = ProgressBar(total, file=stream)
+        return bar.update
+    done = 0
+    next_line = 1
+
+    def report(count):
+        nonlocal done, next_line
+        done += count
+        if done * 10 >= next_line * total or done == total:
+            stream.write(f'{done}/{total} images ({100 * done // total}%)\n')
+            stream.flush()
+            next_line = done * 10 // total + 1
+
+    return report
+
+
 def main(argv=None):
     args = parse_args(argv)
     sizes = {
@@ -41,10 +73,10 @@ def main(argv=None):
         for domain, splits in DEFAULT_SIZES.items()
     }
     total = sum(sum(s.values()) for s in sizes.values())
-    bar = ProgressBar(total)
+    progress = progress_reporter(total)
     start = time.time()
     written = generate(args.root, sizes, args.size, args.seed,
-                       progress=lambda n: bar.update(n))
+                       progress=progress)
     print(f'\nwrote {written} images to {args.root} in '
           f'{time.time() - start:.1f} s')
 

@@ -15,7 +15,7 @@ from ..helpers import ROOT
 
 def write_run(root, name, method, layers, miou, analytical, measured, step,
               eps=None, radii=None, model_prefix='pspnet_r18-d8',
-              solver=None):
+              solver=None, learned=None):
     work = root / name
     work.mkdir()
     record = dict(
@@ -29,6 +29,9 @@ def write_run(root, name, method, layers, miou, analytical, measured, step,
         finetune=dict(method=method, num_layers=layers, eps=eps,
                       radii=radii, solver=solver),
         step_time_s=step)
+    if learned is not None:
+        record['weight_change'] = dict(min_relative_change=learned[0],
+                                       min_grad_share=learned[1])
     with open(work / 'test_results.json', 'w') as f:
         json.dump(record, f)
     return str(work)
@@ -36,13 +39,14 @@ def write_run(root, name, method, layers, miou, analytical, measured, step,
 
 @pytest.fixture
 def runs(tmp_path):
-    write_run(tmp_path, 'vanilla-l5', 'vanilla', 5, 70.0, 8.0, 20.0, 0.20)
+    write_run(tmp_path, 'vanilla-l5', 'vanilla', 5, 70.0, 8.0, 20.0, 0.20,
+              learned=(0.0123, 0.97))
     write_run(tmp_path, 'hosvd-l5', 'hosvd', 5, 68.0, 0.5, 12.0, 0.22,
               eps=0.8, solver='auto')
     write_run(tmp_path, 'hosvd-eigh-l5', 'hosvd', 5, 68.0, 0.5, 12.0, 0.3,
               eps=0.8, solver='eigh')
     write_run(tmp_path, 'gf-l5', 'gradient_filter', 5, 60.0, 0.6, 15.0,
-              0.21, radii={'a': 4})
+              0.21, radii={'a': 4}, learned=(0.0004, 0.0))
     write_run(tmp_path, 'hosvd-l10', 'hosvd', 10, 69.0, 1.0, 14.0, 0.3,
               eps=0.8)
     (tmp_path / 'half_finished').mkdir()
@@ -73,6 +77,13 @@ def test_rows_ratios_and_skips(runs):
     table = markdown_table(rows)
     assert table.count('\n') == len(rows) + 1
     assert '| pspnet | hosvd | eps=0.8 | 5 | 68.00 |' in table
+    # the least weight change and gradient share over the fine-tuned layers:
+    # a run where some layer only decayed stands out; '-' when not recorded
+    assert by_name['gf-l5']['min_grad_share'] == 0.0
+    assert table.splitlines()[0].endswith(
+        '| least weight change | least gradient share |')
+    assert '| 0.0123 | 0.970 |' in table and '| 0.0004 | 0.000 |' in table
+    assert by_name['hosvd-l10']['min_rel_change'] is None
 
 
 def test_command_writes_csv_markdown_and_plot(runs, tmp_path_factory):
@@ -88,6 +99,7 @@ def test_command_writes_csv_markdown_and_plot(runs, tmp_path_factory):
     with open(out / 't.csv') as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 5 and 'measured_ratio' in rows[0]
+    assert {r['min_grad_share'] for r in rows} == {'0.97', '0.0', ''}
     image = matplotlib.image.imread(str(out / 'p.png'))
     assert image.shape[0] > 300 and image.shape[1] > 500
 

@@ -17,4 +17,7 @@ param_scheduler = [
 # profiled iteration, kept with the checkpoint for tools/test.py and compare.py
 default_hooks = dict(
     checkpoint=dict(interval=120),
-    step_peak=dict(type='StepPeakMemoryHook', iteration=10))
+    step_peak=dict(type='StepPeakMemoryHook', iteration=10),
+    # how far each fine-tuned convolution moved, and how much of that was
+    # its gradient rather than weight decay: evidence that every one learned
+    weight_change=dict(type='WeightChangeHook'))

@@ -8,10 +8,12 @@ from .finite_loss_hook import FiniteLossHook
 from .frozen_prefix_hook import FrozenPrefixHook
 from .malloc_trim_hook import MallocTrimHook
 from .step_peak_memory_hook import StepPeakMemoryHook
+from .weight_change_hook import WeightChangeHook
 
 __all__ = [
     'ActivationCheckpointHook', 'ActivationMemoryHook', 'CheckpointFitHook',
     'ChunkedLossHook', 'CompressConvHook', 'FiniteLossHook',
     'FrozenPrefixHook', 'MallocTrimHook', 'StepPeakMemoryHook',
+    'WeightChangeHook',
     'check_checkpoint_fits'
 ]

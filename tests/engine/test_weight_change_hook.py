@@ -1,0 +1,82 @@
+"""WeightChangeHook in real Runners: learned layers from decayed-only ones."""
+import os.path as osp
+
+import torch
+from mmengine.hooks import Hook
+from mmengine.runner import Runner
+from mmseg.registry import HOOKS
+
+from mmseg_hosvd.engine.hooks import WeightChangeHook
+from mmseg_hosvd.engine.hooks.unwrap import unwrap_model
+from mmseg_hosvd.models import PRESETS
+from mmseg_hosvd.reporting import checkpoint_record, format_test_report
+
+from .. import norm_reinit_hook  # noqa: F401  (registers the test hook)
+from ..helpers import tiny_runner_config
+
+#: A fine-tuned DeepLabV3 convolution whose output the test multiplies by 0.
+SILENCED = 'decode_head.aspp_modules.1.conv'
+
+
+@HOOKS.register_module()
+class SilenceConvTestHook(Hook):
+    """Multiplies one convolution's output by zero: its gradient is zero."""
+
+    priority = 'NORMAL'
+
+    def before_train(self, runner):
+        conv = unwrap_model(runner.model).get_submodule(SILENCED)
+        conv.register_forward_hook(lambda module, args, out: out * 0)
+
+
+def train(cfg):
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    return runner, next(h for h in runner.hooks
+                        if isinstance(h, WeightChangeHook))
+
+
+def test_every_fine_tuned_conv_moves_by_its_gradient(tiny_data, tmp_path):
+    cfg = tiny_runner_config('fcn', str(tmp_path), tiny_data, [
+        dict(type='NormReinitTestHook'),
+        dict(type='CompressConvHook', method='hosvd', eps=0.8, num_layers=5)
+    ])
+    assert cfg.default_hooks.weight_change.type == 'WeightChangeHook'
+    runner, hook = train(cfg)
+    record = torch.load(osp.join(str(tmp_path), 'iter_2.pth'),
+                        weights_only=False)['meta']['weight_change']
+    layers = record['layers']
+    # the fine-tuned convolutions and the classifier, nothing frozen
+    assert set(layers) == set(PRESETS['fcn'].compress[5]) | {
+        'decode_head.conv_seg'}
+    assert 'backbone.layer4.0.conv2' not in layers
+    for name, layer in layers.items():
+        assert layer['relative_change'] > 0, name
+        assert 0 < layer['grad_share'] <= 1, name
+    assert record['min_grad_share'] == min(
+        v['grad_share'] for v in layers.values())
+    assert record['since_iter'] == 0
+    assert hook.record()['layers'] == layers  # no step after the save
+    test_record = checkpoint_record('configs/fcn/fcn_r18-d8_x.py',
+                                    osp.join(str(tmp_path), 'iter_2.pth'),
+                                    dict(mIoU=1.0, mAcc=2.0))
+    assert test_record['weight_change'] == record
+    share = record['min_grad_share']
+    assert (f'least gradient share of the update {share:.3f}'
+            in format_test_report(test_record))
+
+
+def test_a_layer_moved_by_weight_decay_alone_has_no_gradient_share(
+        tiny_data, tmp_path):
+    cfg = tiny_runner_config('deeplabv3', str(tmp_path), tiny_data, [
+        dict(type='CompressConvHook', method='vanilla', num_layers=5),
+        dict(type='SilenceConvTestHook')
+    ])
+    _, hook = train(cfg)
+    layers = hook.record()['layers']
+    silenced = layers[SILENCED]
+    assert silenced['relative_change'] > 0  # weight decay shrank it
+    assert silenced['grad_sum'] == 0 and silenced['grad_share'] == 0
+    assert hook.record()['min_grad_share'] == 0
+    others = [v['grad_share'] for k, v in layers.items() if k != SILENCED]
+    assert min(others) > 0.5
