@@ -22,7 +22,7 @@ import sys
 TRIGGERS = frozenset(('mmcv', 'mmengine', 'mmseg'))
 #: mmseg_hosvd's compat modules in import order; they import nothing else
 #: from mmseg_hosvd, so they load without the package.
-COMPAT_MODULES = ('checkpoint_loading', 'compat')
+COMPAT_MODULES = ('checkpoint_trust', 'checkpoint_loading', 'compat')
 _COMPAT = 'mmseg_hosvd.compat'
 _state = {'done': False}
 

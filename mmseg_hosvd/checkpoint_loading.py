@@ -28,7 +28,6 @@ trust, opt in with the environment variable
 unpickled fully (``weights_only=False``).
 """
 import contextlib
-import contextvars
 import functools
 import os
 import os.path as osp
@@ -37,10 +36,9 @@ import urllib.parse
 
 import torch
 
-#: Environment variable that trusts every checkpoint when set to ``1``.
-TRUST_ENV = 'MMSEG_HOSVD_TRUST_CHECKPOINTS'
-#: Top-level config key that trusts the run's checkpoints.
-TRUST_CONFIG_KEY = 'trust_checkpoint'
+from mmseg_hosvd.checkpoint_trust import (TRUST_CONFIG_KEY, TRUST_ENV,
+                                           checkpoints_trusted)
+
 #: The statistics methods of MMEngine's HistoryBuffer, which its pickled
 #: state names with ``getattr``.
 HISTORY_BUFFER_STATISTICS = ('min', 'max', 'current', 'mean')
@@ -49,10 +47,6 @@ NUMERIC_DTYPES = ('bool', 'int8', 'int16', 'int32', 'int64', 'uint8',
                   'uint16', 'uint32', 'uint64', 'float16', 'float32',
                   'float64')
 _NUMPY_MULTIARRAY = ('numpy._core.multiarray', 'numpy.core.multiarray')
-
-_trusted = contextvars.ContextVar('mmseg_hosvd_trusted_checkpoints',
-                                  default=False)
-
 
 class UntrustedCheckpointError(pickle.UnpicklingError):
     """A checkpoint needs more than MMEngine checkpoints hold to load.
@@ -121,57 +115,6 @@ def _allowlisted():
     with torch.serialization.safe_globals(
         [entry for entry in allowed_globals() if entry not in present]):
         yield
-
-
-def env_trusts_checkpoints() -> bool:
-    """Whether ``MMSEG_HOSVD_TRUST_CHECKPOINTS`` is ``1``.
-
-    Raises:
-        ValueError: If it is set to anything but ``1``, ``0`` or nothing.
-    """
-    value = os.environ.get(TRUST_ENV, '')
-    if value not in ('', '0', '1'):
-        raise ValueError(f"{TRUST_ENV} must be '1' (trust every checkpoint) "
-                         f"or '0', got {value!r}")
-    return value == '1'
-
-
-def checkpoints_trusted() -> bool:
-    """Whether checkpoints are unpickled fully here (an opt-in is active)."""
-    return _trusted.get() or env_trusts_checkpoints()
-
-
-def config_trusts_checkpoints(cfg) -> bool:
-    """The config's ``trust_checkpoint`` key (False when absent).
-
-    Args:
-        cfg: An MMEngine config (or dict).
-
-    Raises:
-        TypeError: If the key is not a bool.
-    """
-    value = cfg.get(TRUST_CONFIG_KEY, False)
-    if not isinstance(value, bool):
-        raise TypeError(
-            f'{TRUST_CONFIG_KEY} must be True or False, got {value!r}')
-    return value
-
-
-@contextlib.contextmanager
-def trusted_checkpoints(trust: bool = True):
-    """Within the context, checkpoints are unpickled fully if ``trust``.
-
-    Args:
-        trust: Whether to trust them; False changes nothing (an enclosing
-            opt-in or the environment variable still applies).
-    """
-    if not isinstance(trust, bool):
-        raise TypeError(f'trust must be True or False, got {trust!r}')
-    token = _trusted.set(trust or _trusted.get())
-    try:
-        yield
-    finally:
-        _trusted.reset(token)
 
 
 def _unsafe_globals(filename: str) -> list:

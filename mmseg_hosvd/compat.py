@@ -20,9 +20,10 @@ applies:
 
 :func:`apply` runs on ``import mmseg_hosvd``, before mmseg is imported, and,
 with mmcv-lite, on the first import of mmcv, mmengine or mmseg (the start-up
-hook ``mmseg_hosvd_startup``), however mmseg is imported. This module and
-:mod:`mmseg_hosvd.checkpoint_loading` import nothing else from mmseg_hosvd:
-the hook loads them without the package.
+hook ``mmseg_hosvd_startup``), however mmseg is imported. This module,
+:mod:`mmseg_hosvd.checkpoint_loading` and :mod:`mmseg_hosvd.checkpoint_trust`
+import nothing else from mmseg_hosvd: the hook loads them without the
+package.
 """
 import importlib.machinery
 import importlib.metadata

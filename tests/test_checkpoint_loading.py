@@ -14,10 +14,10 @@ from mmengine.config import Config
 from mmengine.runner import CheckpointLoader, Runner, load_checkpoint
 from torch import nn
 
-from mmseg_hosvd.checkpoint_loading import (
+from mmseg_hosvd.checkpoint_loading import UntrustedCheckpointError
+from mmseg_hosvd.checkpoint_trust import (
     TRUST_CONFIG_KEY,
     TRUST_ENV,
-    UntrustedCheckpointError,
     config_trusts_checkpoints,
     trusted_checkpoints,
 )

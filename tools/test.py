@@ -27,7 +27,7 @@ from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import mmseg_hosvd  # noqa: E402,F401  (compat fixes, registrations)
-from mmseg_hosvd.checkpoint_loading import (  # noqa: E402
+from mmseg_hosvd.checkpoint_trust import (  # noqa: E402
     config_trusts_checkpoints, trusted_checkpoints)
 from mmseg_hosvd.config_checks import check_data_roots  # noqa: E402
 from mmseg_hosvd.reporting import checkpoint_record, format_test_report  # noqa: E402

@@ -24,7 +24,7 @@ from mmengine.logging import print_log  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import mmseg_hosvd  # noqa: E402,F401  (compat fixes, registrations)
-from mmseg_hosvd.checkpoint_loading import (  # noqa: E402
+from mmseg_hosvd.checkpoint_trust import (  # noqa: E402
     config_trusts_checkpoints, trusted_checkpoints)
 from mmseg_hosvd.config_checks import check_train_config  # noqa: E402
 from mmseg_hosvd.engine.cpu_distributed import (  # noqa: E402

@@ -8,7 +8,8 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from mmseg_hosvd.checkpoint_loading import TRUST_ENV, UntrustedCheckpointError
+from mmseg_hosvd.checkpoint_loading import UntrustedCheckpointError
+from mmseg_hosvd.checkpoint_trust import TRUST_ENV
 from mmseg_hosvd.config_checks import check_train_config
 
 from ..helpers import (
