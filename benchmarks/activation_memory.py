@@ -35,7 +35,7 @@ from mmengine.runner import load_checkpoint  # noqa: E402
 from mmseg.registry import MODELS  # noqa: E402
 from mmseg.utils import register_all_modules  # noqa: E402
 from json_records import write_json  # noqa: E402
-from protocol_inputs import model_inputs  # noqa: E402
+from protocol_inputs import add_input_arguments, model_inputs  # noqa: E402
 
 from mmseg_hosvd.engine import CompressConvHook  # noqa: E402
 from mmseg_hosvd.methods import accepted_options, method_names  # noqa: E402
@@ -99,12 +99,7 @@ def main(argv=None):
                         help="eps of the lean classifier's input")
     parser.add_argument('--batch', type=int, default=8)
     parser.add_argument('--size', type=int, default=128)
-    parser.add_argument('--device', default=None,
-                        help='cpu or cuda (cuda when available)')
-    parser.add_argument('--from-protocol', action='store_true',
-                        help="start from the protocol's calibrated "
-                        'checkpoints, on target-domain images')
-    parser.add_argument('--json', help='write the records here')
+    add_input_arguments(parser)
     args = parser.parse_args(argv)
     register_all_modules()
     device = torch.device(args.device or (

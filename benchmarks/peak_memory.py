@@ -53,6 +53,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 # mmseg_hosvd first: with mmcv-lite, mmseg imports only after its compat fixes
 import mmseg_hosvd  # noqa: E402,F401  # isort: skip
 from json_records import write_json  # noqa: E402
+from protocol_inputs import add_input_arguments  # noqa: E402
 from mmseg_hosvd.methods import method_names  # noqa: E402
 from mmseg_hosvd.protocol import MODEL_CONFIGS  # noqa: E402
 
@@ -182,12 +183,7 @@ def parse_args(argv=None):
     parser.add_argument('--batch', type=int, default=8)
     parser.add_argument('--steps', type=int, default=3,
                         help='timed steps after one warm-up step')
-    parser.add_argument('--device', default=None,
-                        help='cpu or cuda (cuda when available)')
-    parser.add_argument('--from-protocol', action='store_true',
-                        help="start from the protocol's calibrated "
-                        'checkpoints, on target-domain images')
-    parser.add_argument('--json', help='write the records here')
+    add_input_arguments(parser)
     parser.add_argument('--one', help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 

@@ -18,6 +18,18 @@ from mmseg.registry import DATASETS, MODELS
 from mmseg_hosvd.protocol import config_path, final_checkpoint
 
 
+def add_input_arguments(parser, device: bool = True) -> None:
+    """The flags every model benchmark shares: ``--device`` (if
+    ``device``), ``--from-protocol`` and ``--json``."""
+    if device:
+        parser.add_argument('--device', default=None,
+                            help='cpu or cuda (cuda when available)')
+    parser.add_argument('--from-protocol', action='store_true',
+                        help="start from the protocol's calibrated "
+                        'checkpoints, on target-domain images')
+    parser.add_argument('--json', help='write the records here')
+
+
 def protocol_checkpoint(model_name):
     """The calibrated checkpoint the protocol's fine-tuning starts from.
 

@@ -39,7 +39,7 @@ from mmengine.runner import load_checkpoint  # noqa: E402
 from mmseg.registry import MODELS  # noqa: E402
 from mmseg.utils import register_all_modules  # noqa: E402
 from json_records import write_json  # noqa: E402
-from protocol_inputs import model_inputs  # noqa: E402
+from protocol_inputs import add_input_arguments, model_inputs  # noqa: E402
 from reference_hosvd import AuthorsHOSVDConv2d  # noqa: E402
 
 from mmseg_hosvd.engine import CompressConvHook  # noqa: E402
@@ -163,10 +163,7 @@ def main(argv=None):
     parser.add_argument('--solver', choices=list(SOLVERS),
                         default='auto',
                         help='HOSVD-eps solver of the hosvd methods')
-    parser.add_argument('--from-protocol', action='store_true',
-                        help="start from the protocol's calibrated "
-                        'checkpoints, on target-domain images')
-    parser.add_argument('--json', help='write the records here')
+    add_input_arguments(parser, device=False)
     args = parser.parse_args(argv)
     register_all_modules()
     methods = ['vanilla'] + [m for m in args.methods if m != 'vanilla']
