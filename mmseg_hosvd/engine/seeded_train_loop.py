@@ -1,7 +1,10 @@
 """Iteration-based training whose resume is exact, augmentation included."""
 import copy
 import warnings
+from typing import Dict, List
 
+import torch
+from mmengine.optim import OptimWrapperDict
 from mmengine.runner import IterBasedTrainLoop
 from mmseg.registry import LOOPS
 
@@ -55,11 +58,28 @@ class SeededIterBasedTrainLoop(IterBasedTrainLoop):
     is not the checkpoint's is warned about. Use it as
     ``train_cfg = dict(type='SeededIterBasedTrainLoop', max_iters=...)``.
 
+    With ``whole_steps=True`` one iteration is one whole optimizer step: it
+    runs the optimizer wrapper's ``accumulative_counts`` micro-batches, each
+    forward and backward on its own, then the update. ``max_iters``, the
+    learning-rate schedule, the validation and checkpoint intervals and the
+    hooks then count optimizer steps, as without accumulation, so a config
+    that splits its batch of B into k micro-batches of B / k (the data
+    loader's ``batch_size``) and sets ``accumulative_counts=k`` trains on the
+    same samples, with the same augmentation draws and the same learning
+    rate at every update as the config it came from. (MMEngine's own loop
+    counts micro-batches: its schedules, stretched k times, would move the
+    learning rate between the micro-batches of one update.) Hooks see the
+    step's first micro-batch as ``data_batch`` and, as ``outputs``, each
+    logged value averaged over the micro-batches.
+
     Args:
         runner: The runner.
         dataloader: Config of the train data loader; its ``dataset`` and
             ``sampler`` are wrapped as above.
         *args: ``IterBasedTrainLoop``'s other arguments (``max_iters``...).
+        whole_steps: Whether an iteration is a whole optimizer step of
+            ``accumulative_counts`` micro-batches (False: one micro-batch,
+            as in MMEngine).
         **kwargs: Its keyword arguments.
 
     Raises:
@@ -68,7 +88,16 @@ class SeededIterBasedTrainLoop(IterBasedTrainLoop):
             numbered draws instead of indices).
     """
 
-    def __init__(self, runner, dataloader, *args, **kwargs) -> None:
+    def __init__(self,
+                 runner,
+                 dataloader,
+                 *args,
+                 whole_steps: bool = False,
+                 **kwargs) -> None:
+        if not isinstance(whole_steps, bool):
+            raise TypeError(f'whole_steps must be True or False, got '
+                            f'{whole_steps!r}')
+        self.whole_steps = whole_steps
         if not isinstance(dataloader, dict):
             raise TypeError(
                 'SeededIterBasedTrainLoop keys the samples of a train '
@@ -99,13 +128,78 @@ class SeededIterBasedTrainLoop(IterBasedTrainLoop):
                 'resumed run does not continue the checkpoint\'s random '
                 f'stream; set randomness.seed={self.runner.seed} to resume '
                 'exactly')
+        if self.whole_steps:
+            self._count_micro_batches()
         return super().run()
+
+    def micro_batches(self) -> int:
+        """Micro-batches per iteration: the accumulation count, if whole
+        steps.
+
+        Raises:
+            ValueError: When the optimizer wrappers of an
+                ``OptimWrapperDict`` accumulate over different counts.
+        """
+        if not self.whole_steps:
+            return 1
+        wrapper = self.runner.optim_wrapper
+        wrappers = (list(wrapper.values())
+                    if isinstance(wrapper, OptimWrapperDict) else [wrapper])
+        counts = {w._accumulative_counts for w in wrappers}
+        if len(counts) != 1:
+            raise ValueError('whole_steps needs one accumulative_counts for '
+                             f'every optimizer wrapper, got {sorted(counts)}')
+        return counts.pop()
+
+    def _count_micro_batches(self) -> None:
+        """Counts the wrapper's updates and replays the data in micro-batches.
+
+        The runner initialised the wrapper's count in iterations; MMEngine's
+        replay of a resumed run advances the loader by one batch per
+        iteration, so the rest of each step's micro-batches are skipped
+        here.
+        """
+        micro = self.micro_batches()
+        self.runner.optim_wrapper.initialize_count_status(
+            self.runner.model, self._iter * micro, self._max_iters * micro)
+        for _ in range(self._iter * (micro - 1)):
+            next(self.dataloader_iterator)
 
     def run_iter(self, data_batch) -> None:
         """Seeds the generators from the iteration, then runs it.
 
+        With whole steps, the iteration's other micro-batches come from the
+        loader here, each through ``train_step`` (the wrapper updates after
+        the last).
+
         Args:
-            data_batch: The batch.
+            data_batch: The batch (the first micro-batch).
         """
         seed_global_rngs(self.seed, ITERATIONS, self.runner.rank, self._iter)
-        super().run_iter(data_batch)
+        micro = self.micro_batches()
+        if micro == 1:
+            super().run_iter(data_batch)
+            return
+        self.runner.call_hook(
+            'before_train_iter', batch_idx=self._iter, data_batch=data_batch)
+        outputs = []
+        for index in range(micro):
+            batch = data_batch if index == 0 else next(
+                self.dataloader_iterator)
+            outputs.append(self.runner.model.train_step(
+                batch, optim_wrapper=self.runner.optim_wrapper))
+        self.runner.call_hook(
+            'after_train_iter',
+            batch_idx=self._iter,
+            data_batch=data_batch,
+            outputs=average_outputs(outputs))
+        self._iter += 1
+
+
+def average_outputs(outputs: List[Dict[str, torch.Tensor]]
+                    ) -> Dict[str, torch.Tensor]:
+    """Each logged value of a step's micro-batches, averaged."""
+    return {
+        key: sum(output[key] for output in outputs) / len(outputs)
+        for key in outputs[0]
+    }

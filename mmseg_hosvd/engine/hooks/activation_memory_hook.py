@@ -48,6 +48,11 @@ class ActivationMemoryHook(Hook):
       includes what BatchNorm, ReLU, the classifier and the loss keep.
     * on CUDA also ``torch.cuda.max_memory_allocated`` of the iteration.
 
+    An iteration that runs several ``train_step`` calls (gradient
+    accumulation in whole steps, see
+    :class:`~mmseg_hosvd.engine.SeededIterBasedTrainLoop`) stores one
+    micro-batch at a time: it counts the most that one call stored.
+
     Each is pushed to MessageHub (so it shows in the log line and the
     visualizer backends); peak and mean over training go into every
     checkpoint's ``meta['activation_memory']`` and, at the end, into
@@ -74,6 +79,7 @@ class ActivationMemoryHook(Hook):
         self._counter = None
         self._meter = None
         self._metered = None
+        self._step_bytes = [0, 0]
         self.layers: List[str] = []
 
     @staticmethod
@@ -103,8 +109,15 @@ class ActivationMemoryHook(Hook):
 
         @functools.wraps(step)
         def metered_train_step(*args, **kwargs):
-            with meter:
-                return step(*args, **kwargs)
+            self._counter.reset()
+            try:
+                with meter:
+                    return step(*args, **kwargs)
+            finally:
+                self._step_bytes = [
+                    max(old, new) for old, new in zip(
+                        self._step_bytes, (self._counter.bytes, meter.bytes))
+                ]
 
         model.train_step = metered_train_step
         self._metered = (model, own)
@@ -121,8 +134,8 @@ class ActivationMemoryHook(Hook):
 
     def before_train_iter(self, runner, batch_idx: int,
                           data_batch=None) -> None:
-        """Starts counting this iteration's forward."""
-        self._counter.reset()
+        """Starts counting this iteration's forwards."""
+        self._step_bytes = [0, 0]
         if torch.cuda.is_available():
             torch.cuda.reset_peak_memory_stats()
 
@@ -132,8 +145,7 @@ class ActivationMemoryHook(Hook):
                          data_batch=None,
                          outputs=None) -> None:
         """Logs the iteration's memory to MessageHub."""
-        analytical = self._counter.bytes / MB
-        measured = self._meter.bytes / MB
+        analytical, measured = (count / MB for count in self._step_bytes)
         self.history['analytical'].append(analytical)
         self.history['measured'].append(measured)
         hub = runner.message_hub
