@@ -12,6 +12,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from .methods import FinetuneMethod, get_method
 from .protocol import MODEL_CONFIGS
+from .training_reductions import reductions_tag
 
 #: Suffix of a lean-region run's method in the table.
 LEAN_SUFFIX = '-lean'
@@ -19,7 +20,7 @@ LEAN_SUFFIX = '-lean'
 UNKNOWN_ORDER = 99
 
 COLUMNS = [
-    'model', 'method', 'setting', 'layers', 'mIoU', 'mAcc',
+    'model', 'method', 'setting', 'reductions', 'layers', 'mIoU', 'mAcc',
     'analytical_peak_mb', 'analytical_mean_mb', 'measured_peak_mb',
     'measured_mean_mb', 'step_peak_mb', 'step_time_s', 'analytical_ratio',
     'measured_ratio', 'step_peak_ratio', 'time_ratio', 'min_rel_change',
@@ -97,6 +98,7 @@ def load_run(work_dir: str) -> Tuple[Optional[dict], Optional[str]]:
         method=finetune['method'] + (LEAN_SUFFIX
                                      if finetune.get('lean') else ''),
         setting=setting_label(finetune),
+        reductions=reductions_tag(record.get('reductions')),
         layers=layer_count(record.get('config', ''), finetune),
         mIoU=metrics['mIoU'],
         mAcc=metrics['mAcc'],
@@ -120,9 +122,13 @@ def _ratio(value, base):
 
 
 def add_ratios(rows: List[dict]) -> None:
-    """Ratios of memory and step time to vanilla of the same model/layers."""
-    vanilla: Dict[tuple, dict] = {(r['model'], r['layers']): r
-                                  for r in rows if r['method'] == 'vanilla'}
+    """Ratios of memory and step time to plain vanilla (no reductions) of
+    the same model and layers."""
+    vanilla: Dict[tuple, dict] = {
+        (r['model'], r['layers']): r
+        for r in rows
+        if r['method'] == 'vanilla' and not r.get('reductions')
+    }
     for row in rows:
         base = vanilla.get((row['model'], row['layers']))
         if base is None:
@@ -149,7 +155,8 @@ def collect(paths: Sequence[str]) -> Tuple[List[dict], List[Tuple[str, str]]]:
             rows.append(row)
     add_ratios(rows)
     rows.sort(key=lambda r: (r['model'], r['layers'] or 0,
-                             _order(r['method']), r['method'], r['setting']))
+                             _order(r['method']), r['method'], r['setting'],
+                             r.get('reductions') or ''))
     return rows, skipped
 
 
@@ -174,15 +181,17 @@ def _fmt(value, digits=2):
 
 def markdown_table(rows: List[dict]) -> str:
     """The comparison as a Markdown table."""
-    header = ('| model | method | setting | layers | mIoU | mAcc | '
+    header = ('| model | method | setting | reductions | layers | mIoU | '
+              'mAcc | '
               'analytical peak / mean (MB) | measured peak / mean (MB) | '
               'whole-step peak (MB) | step (s) | analytical / vanilla | '
               'measured / vanilla | whole-step / vanilla | time / vanilla | '
               'least weight change | least gradient share |')
-    lines = [header, '|---' * 16 + '|']
+    lines = [header, '|---' * 17 + '|']
     for r in rows:
         lines.append(
             f"| {r['model']} | {r['method']} | {r['setting']} | "
+            f"{r.get('reductions') or '-'} | "
             f"{r['layers']} | {_fmt(r['mIoU'])} | {_fmt(r['mAcc'])} | "
             f"{_fmt(r['analytical_peak_mb'], 3)} / "
             f"{_fmt(r['analytical_mean_mb'], 3)} | "

@@ -5,10 +5,18 @@ from .comparison import LEAN_SUFFIX, base_method
 
 #: Marker of a method this process has not registered.
 UNKNOWN_MARKER = 'x'
+#: Markers of the peers' rows, by their first reduction (accumulation,
+#: checkpointing, mixed precision, the non-compression reductions).
+REDUCTION_MARKERS = (('mb', '<'), ('ckpt', 'P'), ('amp', 'd'),
+                     ('prefix', '>'), ('chunkloss', '>'))
 
 
-def marker(row_method: str) -> str:
-    """The plot marker of a row's method (its lean marker when lean)."""
+def marker(row_method: str, reductions: str = '') -> str:
+    """The plot marker of a row: its reduction's, else its method's (the
+    lean marker when lean)."""
+    for prefix, reduction_marker in REDUCTION_MARKERS:
+        if reductions.startswith(prefix):
+            return reduction_marker
     method = base_method(row_method)
     if method is None:
         return UNKNOWN_MARKER
@@ -51,12 +59,13 @@ def plot_pareto(rows: List[dict], path: str,
     series: Dict[tuple, List[dict]] = {}
     for r in rows:
         if (r.get(x) or 0) > 0:
-            series.setdefault((r['model'], r['method'], r['setting']),
-                              []).append(r)
+            series.setdefault((r['model'], r['method'], r['setting'],
+                               r.get('reductions') or ''), []).append(r)
     methods = []
-    for (model, method, setting), points in sorted(series.items()):
+    for (model, method, setting, reductions), points in sorted(
+            series.items()):
         points.sort(key=lambda r: r['layers'] or 0)
-        point_marker = marker(method)
+        point_marker = marker(method, reductions)
         filled = setting != 'eps=0.9'
         ax.plot([p[x] for p in points],
                 [p['mIoU'] for p in points],
@@ -68,6 +77,8 @@ def plot_pareto(rows: List[dict], path: str,
                 markerfacecolor=colours[model] if filled else 'white')
         label = f'{method} {setting}' if setting.startswith(
             'eps=') else method
+        if reductions:
+            label = f'{label} + {reductions}'
         if (label, point_marker, filled) not in methods:
             methods.append((label, point_marker, filled))
     ax.set_xscale('log')

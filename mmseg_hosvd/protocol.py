@@ -15,6 +15,7 @@ from mmengine.config import Config
 
 from .datasets import generate
 from .methods import protocol_tags
+from .protocol_peers import peer_tags
 
 #: Protocol model name -> (config folder, config prefix).
 MODEL_CONFIGS = {
@@ -41,7 +42,9 @@ def config_path(model: str,
         stage: 'pretrain', 'calib' or 'finetune'.
         method: For 'finetune', a tag of
             :func:`~mmseg_hosvd.methods.protocol_tags` (e.g.
-            'hosvd-eps0.8').
+            'hosvd-eps0.8') or of
+            :func:`~mmseg_hosvd.protocol_peers.peer_tags` (e.g.
+            'vanilla-mb1').
         layers: For 'finetune', 5 or 10.
         root: The configs folder.
 
@@ -60,7 +63,7 @@ def config_path(model: str,
     elif stage == 'calib':
         name = f'{prefix}_calib_{TARGET_SUFFIX}'
     elif stage == 'finetune':
-        tags = protocol_tags()
+        tags = protocol_tags() + peer_tags()
         if method not in tags:
             raise ValueError(f'unknown method {method!r}; choose one of '
                              f'{list(tags)}')

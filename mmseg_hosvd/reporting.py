@@ -1,9 +1,11 @@
 """Test records: metrics of a checkpoint with what it recorded in training."""
 from typing import Dict, Optional
 
+from mmengine.config import Config
 from mmengine.runner import CheckpointLoader
 
 from .comparison import setting_label
+from .training_reductions import describe_reductions, reductions_of
 
 #: Fraction of the first iterations left out of the step-time median.
 WARMUP_FRACTION = 0.1
@@ -50,6 +52,9 @@ def checkpoint_record(config: str, checkpoint: str,
     """
     loaded = CheckpointLoader.load_checkpoint(checkpoint, map_location='cpu')
     meta = dict(loaded.get('meta', {}) or {})
+    # the config as trained (command-line flags such as --amp applied)
+    trained = (Config.fromstring(meta['cfg'], '.py')
+               if meta.get('cfg') else Config.fromfile(config))
     return dict(
         config=config,
         checkpoint=checkpoint,
@@ -59,6 +64,7 @@ def checkpoint_record(config: str, checkpoint: str,
         step_peak_memory=meta.get('step_peak_memory'),
         finetune=meta.get('finetune'),
         weight_change=meta.get('weight_change'),
+        reductions=reductions_of(trained),
         iterations=meta.get('iter'),
         step_time_s=step_time(loaded))
 
@@ -106,6 +112,9 @@ def format_test_report(record: dict) -> str:
     lines.append(f"mIoU: {metrics.get('mIoU', float('nan')):.2f}  "
                  f"mAcc: {metrics.get('mAcc', float('nan')):.2f}  "
                  f"aAcc: {metrics.get('aAcc', float('nan')):.2f}")
+    reductions = describe_reductions(record.get('reductions'))
+    if reductions:
+        lines.append(f'memory reductions: {reductions}')
     lines += _memory_lines(record.get('activation_memory'))
     lines += _step_peak_lines(record.get('step_peak_memory'))
     change = record.get('weight_change')

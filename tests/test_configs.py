@@ -8,6 +8,8 @@ from mmengine.config import Config
 from mmseg_hosvd.config_checks import check_data_roots
 from mmseg_hosvd.methods import protocol_tags, setting_tag
 from mmseg_hosvd.protocol import MODEL_CONFIGS, config_path, final_checkpoint
+from mmseg_hosvd.protocol_peers import PEER_ROWS, peer_tags
+from mmseg_hosvd.training_reductions import reductions_of, reductions_tag
 
 from .helpers import CONFIGS, MODEL_NAMES
 
@@ -37,7 +39,8 @@ def test_config_loads_with_what_the_protocol_needs(path):
 def test_six_models_times_every_method_and_layer_count():
     expected = {
         config_path(m, 'finetune', t, n, root=CONFIGS)
-        for m in MODEL_CONFIGS for t in protocol_tags() for n in (5, 10)
+        for m in MODEL_CONFIGS for t in protocol_tags() + peer_tags()
+        for n in (5, 10)
     } | {
         config_path(m, s, root=CONFIGS)
         for m in MODEL_CONFIGS for s in ('pretrain', 'calib')
@@ -67,6 +70,39 @@ def test_checkpoints_chain_pretrain_calib_finetune(model, monkeypatch):
                 assert hook['budget_mb'] > 0
             assert cfg.default_hooks.step_peak.type == 'StepPeakMemoryHook'
             assert cfg.custom_hooks[1]['type'] == 'ActivationMemoryHook'
+            assert reductions_tag(reductions_of(cfg)) == ''
+
+
+@pytest.mark.parametrize('model', MODEL_NAMES)
+def test_peer_rows_are_their_method_config_plus_one_reduction(model):
+    for tag, reduction in PEER_ROWS:
+        for layers in (5, 10):
+            base = Config.fromfile(
+                config_path(model, 'finetune', tag, layers, root=CONFIGS))
+            cfg = Config.fromfile(
+                config_path(model, 'finetune', f'{tag}-{reduction}', layers,
+                            root=CONFIGS))
+            assert reductions_tag(reductions_of(cfg)) == reduction
+            hooks = cfg.custom_hooks
+            if reduction == 'ckpt':
+                assert hooks[-1] == dict(type='ActivationCheckpointHook')
+                hooks = hooks[:-1]
+            assert hooks == base.custom_hooks
+            assert cfg.load_from == base.load_from
+            assert cfg.train_cfg.max_iters == base.train_cfg.max_iters
+            loader, optim = cfg.train_dataloader, cfg.optim_wrapper
+            if reduction.startswith('mb'):
+                # the same batch, in micro-batches, one update per iteration
+                assert loader.batch_size * optim.accumulative_counts == (
+                    base.train_dataloader.batch_size)
+                assert cfg.train_cfg.whole_steps is True
+            else:
+                assert loader.batch_size == base.train_dataloader.batch_size
+            if reduction == 'amp':
+                assert optim.type == 'AutocastOptimWrapper'
+                assert optim.dtype == 'bfloat16'
+            else:
+                assert optim.type == base.optim_wrapper.type
 
 
 def test_unknown_protocol_names_are_rejected():

@@ -36,6 +36,7 @@ from mmseg_hosvd.protocol import (  # noqa: E402
     ensure_trained,
     work_dir,
 )
+from mmseg_hosvd.protocol_peers import peer_tags  # noqa: E402
 
 QUICK = dict(
     models=['deeplabv3', 'pspnet'],
@@ -49,8 +50,13 @@ def parse_args(argv=None):
                         help=f'only {QUICK} (about 15 minutes)')
     parser.add_argument('--models', nargs='+', choices=sorted(MODEL_CONFIGS),
                         default=list(MODEL_CONFIGS))
-    parser.add_argument('--methods', nargs='+', choices=list(protocol_tags()),
-                        default=list(protocol_tags(extensions=False)))
+    parser.add_argument('--methods', nargs='+',
+                        choices=list(protocol_tags() + peer_tags()),
+                        default=list(protocol_tags(extensions=False)),
+                        help='rows to run: the paper\'s by default; also '
+                        'the extensions (e.g. hosvd-eps0.8-lean, qact8) and '
+                        'the peers (e.g. vanilla-mb1, vanilla-ckpt, '
+                        'hosvd-eps0.8-amp)')
     parser.add_argument('--layers', nargs='+', type=int, choices=[5, 10],
                         default=[5, 10])
     parser.add_argument('--data-root', default='data/synthetic_shapes')
@@ -89,7 +95,7 @@ def main(argv=None):
                 ensure_tested(config, ensure_trained(config, log), log)
     finished = [
         work_dir(config_path(m, 'finetune', t, n)) for m in args.models
-        for t in protocol_tags() for n in (5, 10)
+        for t in protocol_tags() + peer_tags() for n in (5, 10)
     ]
     rows, skipped = collect([d for d in finished if osp.isdir(d)])
     for path, reason in skipped:

@@ -15,7 +15,7 @@ from ..helpers import ROOT
 
 def write_run(root, name, method, layers, miou, analytical, measured, step,
               eps=None, radii=None, model_prefix='pspnet_r18-d8',
-              solver=None, learned=None):
+              solver=None, learned=None, reductions=None, step_peak=None):
     work = root / name
     work.mkdir()
     record = dict(
@@ -28,7 +28,10 @@ def write_run(root, name, method, layers, miou, analytical, measured, step,
             iterations=120),
         finetune=dict(method=method, num_layers=layers, eps=eps,
                       radii=radii, solver=solver),
-        step_time_s=step)
+        step_time_s=step,
+        reductions=reductions)
+    if step_peak is not None:
+        record['step_peak_memory'] = dict(peak_increment_mb=step_peak)
     if learned is not None:
         record['weight_change'] = dict(min_relative_change=learned[0],
                                        min_grad_share=learned[1])
@@ -40,7 +43,13 @@ def write_run(root, name, method, layers, miou, analytical, measured, step,
 @pytest.fixture
 def runs(tmp_path):
     write_run(tmp_path, 'vanilla-l5', 'vanilla', 5, 70.0, 8.0, 20.0, 0.20,
-              learned=(0.0123, 0.97))
+              learned=(0.0123, 0.97), step_peak=100.0)
+    # a peer's row: vanilla with accumulation (listed after the plain one)
+    write_run(tmp_path, 'vanilla-mb1-l5', 'vanilla', 5, 70.1, 1.0, 2.5, 0.25,
+              step_peak=30.0,
+              reductions=dict(accumulate=8, micro_batch=1, amp=None,
+                              checkpoint=False, frozen_prefix=None,
+                              chunked_loss=None))
     write_run(tmp_path, 'hosvd-l5', 'hosvd', 5, 68.0, 0.5, 12.0, 0.22,
               eps=0.8, solver='auto')
     write_run(tmp_path, 'hosvd-eigh-l5', 'hosvd', 5, 68.0, 0.5, 12.0, 0.3,
@@ -60,8 +69,14 @@ def runs(tmp_path):
 def test_rows_ratios_and_skips(runs):
     rows, skipped = collect([str(runs / '*')])
     by_name = {osp.basename(r['work_dir']): r for r in rows}
-    assert set(by_name) == {'vanilla-l5', 'hosvd-l5', 'hosvd-eigh-l5',
-                            'gf-l5', 'hosvd-l10'}
+    assert set(by_name) == {'vanilla-l5', 'vanilla-mb1-l5', 'hosvd-l5',
+                            'hosvd-eigh-l5', 'gf-l5', 'hosvd-l10'}
+    # the peer's row is told apart, and compared with plain vanilla
+    peer = by_name['vanilla-mb1-l5']
+    assert peer['reductions'] == 'mb1' and by_name['vanilla-l5'][
+        'reductions'] == ''
+    assert peer['step_peak_ratio'] == pytest.approx(0.3)
+    assert by_name['vanilla-l5']['step_peak_ratio'] == 1.0
     hosvd = by_name['hosvd-l5']
     assert hosvd['model'] == 'pspnet' and hosvd['setting'] == 'eps=0.8'
     assert hosvd['analytical_ratio'] == pytest.approx(0.5 / 8.0)
@@ -76,7 +91,8 @@ def test_rows_ratios_and_skips(runs):
     assert reasons['a_file.txt'] == 'not a directory'
     table = markdown_table(rows)
     assert table.count('\n') == len(rows) + 1
-    assert '| pspnet | hosvd | eps=0.8 | 5 | 68.00 |' in table
+    assert '| pspnet | hosvd | eps=0.8 | - | 5 | 68.00 |' in table
+    assert '| pspnet | vanilla |  | mb1 | 5 | 70.10 |' in table
     # the least weight change and gradient share over the fine-tuned layers:
     # a run where some layer only decayed stands out; '-' when not recorded
     assert by_name['gf-l5']['min_grad_share'] == 0.0
@@ -98,7 +114,7 @@ def test_command_writes_csv_markdown_and_plot(runs, tmp_path_factory):
     assert '| pspnet | vanilla |' in result.stdout
     with open(out / 't.csv') as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == 5 and 'measured_ratio' in rows[0]
+    assert len(rows) == 6 and 'measured_ratio' in rows[0]
     assert {r['min_grad_share'] for r in rows} == {'0.97', '0.0', ''}
     image = matplotlib.image.imread(str(out / 'p.png'))
     assert image.shape[0] > 300 and image.shape[1] > 500

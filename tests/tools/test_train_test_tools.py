@@ -66,6 +66,9 @@ def test_test_tool_prints_metrics_and_memory(trained, tmp_path):
     assert record['finetune']['method'] == 'hosvd'
     assert record['activation_memory']['iterations'] == 2
     assert {'mIoU', 'mAcc'} <= set(record['metrics'])
+    assert record['reductions']['accumulate'] == 1
+    assert record['reductions']['amp'] is None
+    assert 'memory reductions' not in out
     assert len(list((tmp_path / 'preds').iterdir())) == 4
 
 
@@ -99,6 +102,15 @@ def test_amp_trains_on_cpu_in_bfloat16(trained, tmp_path):
     used = Config.fromfile(str(tmp_path / 'tiny_hosvd.py'))
     assert used.optim_wrapper.type == 'AutocastOptimWrapper'
     assert used.optim_wrapper.dtype == 'bfloat16'
+    # the test record says so, from the config the checkpoint was trained
+    # with (the config file given to the test has no AMP)
+    code, out = run_tool('tools/test.py', path,
+                         str(tmp_path / 'iter_2.pth'), '--work-dir',
+                         str(tmp_path / 'test'))
+    assert code == 0, out[-3000:]
+    assert 'memory reductions: bfloat16 autocast' in out
+    with open(tmp_path / 'test' / 'test_results.json') as f:
+        assert json.load(f)['reductions']['amp'] == 'bfloat16'
 
 
 def test_missing_generated_data_says_how_to_make_it(tmp_path):

@@ -1,0 +1,99 @@
+"""What a training config does, besides its method, to lower memory.
+
+Gradient accumulation, activation checkpointing, mixed precision, the frozen
+prefix in micro-batches and the chunked loss change a run's whole-step peak
+(and, for mixed precision, its accuracy), so a comparison must tell such runs
+from the plain ones: their rows carry the tag of :func:`reductions_tag`.
+"""
+from typing import Optional
+
+from mmengine.config import Config, ConfigDict
+
+#: Optimizer wrappers that run the forward in lower precision.
+MIXED_PRECISION_WRAPPERS = ('AmpOptimWrapper', 'AutocastOptimWrapper')
+
+
+def _hooks(cfg: Config) -> dict:
+    return {
+        hook.get('type'): hook
+        for hook in cfg.get('custom_hooks', None) or []
+        if isinstance(hook, (dict, ConfigDict))
+    }
+
+
+def _amp_dtype(optim_wrapper: dict) -> Optional[str]:
+    kind = optim_wrapper.get('type', 'OptimWrapper')
+    if kind not in MIXED_PRECISION_WRAPPERS:
+        return None
+    default = 'bfloat16' if kind == 'AutocastOptimWrapper' else 'float16'
+    return str(optim_wrapper.get('dtype', None) or default)
+
+
+def reductions_of(cfg: Config) -> dict:
+    """The memory reductions a training config turns on.
+
+    Args:
+        cfg: The training config, as run (with ``--amp`` applied: the one a
+            checkpoint's ``meta['cfg']`` holds).
+
+    Returns:
+        ``dict(accumulate, micro_batch, amp, checkpoint, frozen_prefix,
+        chunked_loss)``: the accumulation count and the data loader's batch
+        size, the autocast dtype (None without), whether
+        ``ActivationCheckpointHook`` runs, the frozen prefix's micro-batch
+        and the loss chunk (None without).
+    """
+    optim_wrapper = cfg.get('optim_wrapper', None) or {}
+    hooks = _hooks(cfg)
+    prefix = hooks.get('FrozenPrefixHook')
+    loss = hooks.get('ChunkedLossHook')
+    return dict(
+        accumulate=int(optim_wrapper.get('accumulative_counts', 1)),
+        micro_batch=cfg.get('train_dataloader', {}).get('batch_size'),
+        amp=_amp_dtype(optim_wrapper),
+        checkpoint='ActivationCheckpointHook' in hooks,
+        frozen_prefix=None if prefix is None else prefix.get('micro_batch', 1),
+        chunked_loss=None if loss is None else loss.get('chunk', 1))
+
+
+def reductions_tag(reductions: Optional[dict]) -> str:
+    """The short tag of a run's reductions, '' for none.
+
+    In the order of the protocol's config names: 'mb1' (accumulation down
+    to micro-batches of 1), 'ckpt', 'amp', 'prefix1' (frozen prefix in
+    micro-batches of 1), 'chunkloss1'; joined by '-'.
+    """
+    if not reductions:
+        return ''
+    parts = []
+    if reductions.get('accumulate', 1) > 1:
+        parts.append(f"mb{reductions['micro_batch']}")
+    if reductions.get('checkpoint'):
+        parts.append('ckpt')
+    if reductions.get('amp'):
+        parts.append('amp')
+    if reductions.get('frozen_prefix') is not None:
+        parts.append(f"prefix{reductions['frozen_prefix']}")
+    if reductions.get('chunked_loss') is not None:
+        parts.append(f"chunkloss{reductions['chunked_loss']}")
+    return '-'.join(parts)
+
+
+def describe_reductions(reductions: Optional[dict]) -> str:
+    """The reductions in words, '' for none."""
+    if not reductions:
+        return ''
+    words = []
+    if reductions.get('accumulate', 1) > 1:
+        words.append(f"accumulation of {reductions['accumulate']} "
+                     f"micro-batches of {reductions['micro_batch']}")
+    if reductions.get('checkpoint'):
+        words.append('activation checkpointing')
+    if reductions.get('amp'):
+        words.append(f"{reductions['amp']} autocast")
+    if reductions.get('frozen_prefix') is not None:
+        words.append('frozen prefix in micro-batches of '
+                     f"{reductions['frozen_prefix']}")
+    if reductions.get('chunked_loss') is not None:
+        words.append(f"loss in chunks of {reductions['chunked_loss']}")
+    return ', '.join(words)
