@@ -53,8 +53,36 @@ class _Assemble(torch.autograd.Function):
         return (None, None, *slices)
 
 
+def share_copy_(tensor: torch.Tensor, copy: torch.Tensor) -> bool:
+    """Points a frozen tensor at an equal ``copy`` (a slice of a
+    concatenation), so that its own memory is freed.
+
+    PSPNet's head concatenates its input with the pyramid branches, while
+    the backbone's output tuple keeps the input alive for the whole step:
+    the input would exist twice (64 MB for PSPNet-R18-d8 at 512 x 512,
+    batch 8). The values are the same, so every holder of ``tensor`` now
+    reads them from the concatenation. Only a tensor that owns its memory
+    whole and needs no gradient is re-pointed (``Tensor.set_`` bumps its
+    version, so a backward that had saved it would fail loudly rather than
+    read other values).
+
+    Returns:
+        Whether ``tensor`` was re-pointed.
+    """
+    if (tensor.requires_grad or tensor._base is not None
+            or not tensor.is_contiguous()
+            or tensor.untyped_storage().nbytes() != tensor.nbytes
+            or tensor.dtype != copy.dtype or tensor.shape != copy.shape):
+        return False
+    with torch.no_grad():
+        tensor.set_(copy.untyped_storage(), copy.storage_offset(),
+                    tensor.shape, copy.stride())
+    return True
+
+
 def concat_into(parts: List[Callable[[], torch.Tensor]],
-                widths: List[int]) -> torch.Tensor:
+                widths: List[int],
+                share_frozen: bool = False) -> torch.Tensor:
     """``torch.cat([part() for part in parts], 1)``, one part alive at once.
 
     Each part is copied into its slice of one preallocated tensor and
@@ -66,6 +94,10 @@ def concat_into(parts: List[Callable[[], torch.Tensor]],
         parts: Functions returning tensors of one shape but for dim 1,
             called in order.
         widths: The size of dim 1 of each part.
+        share_frozen: Whether a part that needs no gradient and owns its
+            memory is re-pointed at its copy as soon as it is written
+            (:func:`share_copy_`), so that it does not exist twice while
+            the later parts are computed.
 
     Returns:
         The concatenation along dim 1.
@@ -83,15 +115,32 @@ def concat_into(parts: List[Callable[[], torch.Tensor]],
             holder.append(piece.new_empty((piece.shape[0], sum(widths)) +
                                           tuple(piece.shape[2:])))
         tokens.append(_WriteSlot.apply(piece, holder, start))
+        if share_frozen:
+            share_copy_(piece, holder[0][:, start:start + width])
         start += width
         del piece
     return _Assemble.apply(holder, tuple(widths), *tokens)
 
 
 def _upsampled(head: nn.Module, x: torch.Tensor,
-               branch: nn.Module) -> Callable[[], torch.Tensor]:
+               branch: Callable) -> Callable[[], torch.Tensor]:
     return lambda: resize(branch(x), size=x.size()[2:], mode='bilinear',
                           align_corners=head.align_corners)
+
+
+def _pooled_per_image(branch: nn.Module) -> Callable:
+    """A pyramid branch (pooling, then convolution) that pools one image at
+    a time: an image of a channel slice is contiguous, where the CPU
+    pooling kernel copies a sliced batch whole."""
+    if not (isinstance(branch, nn.Sequential)
+            and isinstance(branch[0], nn.AdaptiveAvgPool2d)):
+        return branch
+
+    def pooled(x: torch.Tensor) -> torch.Tensor:
+        images = [branch[0](x[i:i + 1]) for i in range(x.shape[0])]
+        return branch[1:](torch.cat(images))
+
+    return pooled
 
 
 def aspp_features(head: ASPPHead, inputs) -> torch.Tensor:
@@ -104,12 +153,17 @@ def aspp_features(head: ASPPHead, inputs) -> torch.Tensor:
 
 
 def psp_features(head: PSPHead, inputs) -> torch.Tensor:
-    """``PSPHead._forward_feature`` with the branches written in place."""
+    """``PSPHead._forward_feature`` with the branches written in place; a
+    frozen input is written first and then read from its copy in the
+    concatenation (:func:`share_copy_`)."""
     x = head._transform_inputs(inputs)
     parts = [lambda: x]
-    parts += [_upsampled(head.psp_modules, x, m) for m in head.psp_modules]
+    parts += [
+        _upsampled(head.psp_modules, x, _pooled_per_image(m))
+        for m in head.psp_modules
+    ]
     widths = [x.shape[1]] + [head.channels] * len(head.psp_modules)
-    return head.bottleneck(concat_into(parts, widths))
+    return head.bottleneck(concat_into(parts, widths, share_frozen=True))
 
 
 #: The heads with an in-place concatenation, by exact type (a subclass

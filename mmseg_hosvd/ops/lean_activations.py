@@ -93,8 +93,10 @@ class _FrozenBatchNormFunction(torch.autograd.Function):
     def forward(ctx, x, weight, bias, mean, var, eps, core, *factors):
         inv_std = torch.rsqrt(var + eps)
         scale, shift = frozen_bn_scale_shift(weight, bias, mean, var, eps)
-        out = x * scale.view(1, -1, 1, 1).to(x.dtype) + shift.view(
-            1, -1, 1, 1).to(x.dtype)
+        # one full-size result, no full-size temporary
+        out = torch.addcmul(
+            shift.view(1, -1, 1, 1).to(x.dtype), x,
+            scale.view(1, -1, 1, 1).to(x.dtype))
         ctx.eps = eps
         ctx.dtype = x.dtype
         ctx.has_weight = weight is not None
