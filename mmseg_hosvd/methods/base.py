@@ -22,7 +22,7 @@ class MethodSession:
 
 
 class FinetuneMethod:
-    """A fine-tuning method: its module, options, tag, label and marker.
+    """A fine-tuning method: its modules, options, tag, label and marker.
 
     Subclass it in one small file and register the class in
     :data:`~.registry.FINETUNE_METHODS` under the method's name.
@@ -32,8 +32,14 @@ class FinetuneMethod:
         module: The ``nn.Conv2d`` subclass swapped in for each fine-tuned
             convolution (built with ``module.from_conv(conv, **kwargs)``),
             or None to train the plain convolutions.
+        linear_module: The ``nn.Linear`` subclass swapped in for each
+            fine-tuned Linear layer (built with
+            ``linear_module.from_linear(linear, **kwargs)``, with the same
+            keyword arguments), or None: a method without ``module`` either
+            then trains the plain Linear layers, one with ``module`` cannot
+            fine-tune Linear layers (:meth:`module_for` refuses them).
         options: The options it accepts, with defaults and checks.
-        shares_input: Whether convolutions reading one tensor share one
+        shares_input: Whether layers reading one tensor share one
             decomposition (passed to the module as ``shared_input``).
         marker: Matplotlib marker of its points in comparisons.
         lean_marker: The marker of its lean-region variant.
@@ -46,6 +52,7 @@ class FinetuneMethod:
 
     name: str = ''
     module: Optional[Type[nn.Conv2d]] = None
+    linear_module: Optional[Type[nn.Linear]] = None
     options: Dict[str, Option] = {}
     shares_input: bool = False
     marker: str = 'x'
@@ -83,7 +90,7 @@ class FinetuneMethod:
 
     def check_layers(self, options: Dict[str, Any],
                      compressed: List[str]) -> None:
-        """Checks the options against the selected convolutions.
+        """Checks the options against the selected layers.
 
         Raises:
             ValueError: For an option that names layers not fine-tuned.
@@ -91,23 +98,62 @@ class FinetuneMethod:
 
     def module_kwargs(self, name: str, options: Dict[str, Any],
                       preset_radius: Dict[str, int]) -> Dict[str, Any]:
-        """Keyword arguments of ``module.from_conv`` for one convolution.
+        """Keyword arguments of ``from_conv`` / ``from_linear`` for one layer.
 
         Args:
-            name: The convolution's name.
+            name: The layer's name.
             options: The checked options.
             preset_radius: The layer preset's Gradient Filter radii.
         """
         return dict(options)
 
-    def build(self, name: str, conv: nn.Conv2d, options: Dict[str, Any],
+    @property
+    def converts(self) -> bool:
+        """Whether the method swaps any layer for a module of its own."""
+        return self.module is not None or self.linear_module is not None
+
+    def module_for(self, name: str, layer: nn.Module) -> Optional[type]:
+        """The class that replaces ``layer``, or None to train it plain.
+
+        Args:
+            name: The layer's name.
+            layer: An ``nn.Conv2d`` or ``nn.Linear`` (mmcv's too).
+
+        Raises:
+            ValueError: For a Linear layer, naming it, when the method
+                compresses convolutions but has no Linear module.
+        """
+        if not isinstance(layer, nn.Linear):
+            return self.module
+        if self.linear_module is None and self.module is not None:
+            raise ValueError(
+                f'layer {name!r} is an nn.Linear, and method '
+                f'{self.name!r} compresses only convolutions (it has no '
+                'Linear module); select convolutions only with `layers`, or '
+                'choose a method that compresses Linear layers')
+        return self.linear_module
+
+    def build(self, name: str, layer: nn.Module, options: Dict[str, Any],
               preset_radius: Dict[str, int],
               shared_input=None) -> nn.Module:
-        """The module that replaces ``conv``, sharing its Parameters."""
+        """The module that replaces ``layer``, sharing its Parameters.
+
+        Args:
+            name: The layer's name.
+            layer: An ``nn.Conv2d`` or ``nn.Linear`` that
+                :meth:`module_for` gives a class for.
+            options: The checked options.
+            preset_radius: The layer preset's Gradient Filter radii.
+            shared_input: The decomposition cache of the layer's
+                shared-input group, or None.
+        """
+        cls = self.module_for(name, layer)
         kwargs = self.module_kwargs(name, options, preset_radius)
         if self.shares_input:
             kwargs['shared_input'] = shared_input
-        return self.module.from_conv(conv, **kwargs)
+        if isinstance(layer, nn.Linear):
+            return cls.from_linear(layer, **kwargs)
+        return cls.from_conv(layer, **kwargs)
 
     def results(self, modules: Dict[str, nn.Module],
                 options: Dict[str, Any]) -> Dict[str, Any]:

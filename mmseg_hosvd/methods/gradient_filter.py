@@ -12,7 +12,8 @@ DEFAULT_RADIUS = 2
 
 @FINETUNE_METHODS.register_module(name='gradient_filter')
 class GradientFilter(FinetuneMethod):
-    """Stores r x r patch means of each input.
+    """Stores r x r patch means of each input; convolutions only (it has
+    no Linear module, so selecting a Linear layer is refused).
 
     Option ``radius``: one int for every layer, a dict by layer name, or
     None for the preset's reference radii (:data:`DEFAULT_RADIUS` where the

@@ -1,5 +1,6 @@
 """HOSVD-eps (the paper's method): a Tucker form of each input."""
 from ..models.compressed_conv import Conv2dHOSVD
+from ..models.compressed_linear import LinearHOSVD
 from .base import FinetuneMethod
 from .options import EPS, SOLVER
 from .registry import FINETUNE_METHODS
@@ -12,6 +13,7 @@ class HOSVD(FinetuneMethod):
 
     name = 'hosvd'
     module = Conv2dHOSVD
+    linear_module = LinearHOSVD
     options = dict(eps=EPS, solver=SOLVER)
     shares_input = True
     marker = 'D'

@@ -1,5 +1,6 @@
 """HOSVD at fixed ranks, refined each step by one subspace iteration."""
 from ..models.subspace_conv import Conv2dHOSVDSubspace
+from ..models.subspace_linear import LinearHOSVDSubspace
 from .base import FinetuneMethod
 from .options import EPS, SOLVER, Option, check_budget_mb, check_rank_batches
 from .registry import FINETUNE_METHODS
@@ -19,6 +20,7 @@ class HOSVDSubspace(FinetuneMethod):
 
     name = 'hosvd_subspace'
     module = Conv2dHOSVDSubspace
+    linear_module = LinearHOSVDSubspace
     options = dict(eps=EPS, solver=SOLVER,
                    budget_mb=Option(None, check_budget_mb),
                    rank_batches=Option(1, check_rank_batches))

@@ -1,5 +1,6 @@
 """Quantized activations (ActNN / GACT idea): the input in 8, 4 or 2 bits."""
 from ..models.compressed_conv import Conv2dQuantized
+from ..models.compressed_linear import LinearQuantized
 from ..ops import check_bits, check_group_size
 from .base import FinetuneMethod
 from .options import Option
@@ -17,6 +18,7 @@ class Quantized(FinetuneMethod):
 
     name = 'quantized'
     module = Conv2dQuantized
+    linear_module = LinearQuantized
     options = dict(bits=Option(8, check_bits),
                    group_size=Option(256, check_group_size))
     marker = 'v'

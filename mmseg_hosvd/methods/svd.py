@@ -1,5 +1,6 @@
 """SVD-eps: a truncated SVD of each (B, C H W) input."""
 from ..models.compressed_conv import Conv2dSVD
+from ..models.compressed_linear import LinearSVD
 from .base import FinetuneMethod
 from .options import EPS
 from .registry import FINETUNE_METHODS
@@ -11,6 +12,7 @@ class SVD(FinetuneMethod):
 
     name = 'svd'
     module = Conv2dSVD
+    linear_module = LinearSVD
     options = dict(eps=EPS)
     shares_input = True
     marker = '^'

@@ -1,4 +1,5 @@
-"""Vanilla: the selected layers train as plain convolutions."""
+"""Vanilla: the selected layers train as plain convolutions and Linear
+layers."""
 from .base import FinetuneMethod
 from .registry import FINETUNE_METHODS
 

@@ -1,4 +1,5 @@
-"""Compressed convolutions registered in mmseg's MODELS, and model surgery."""
+"""Compressed convolutions and Linear layers registered in mmseg's MODELS,
+and model surgery."""
 from .compressed_conv import (
                               CompressedConv2d,
                               Conv2dGradFilter,
@@ -6,12 +7,15 @@ from .compressed_conv import (
                               Conv2dQuantized,
                               Conv2dSVD,
 )
+from .compressed_linear import (CompressedLinear, LinearHOSVD,
+                                LinearQuantized, LinearSVD)
 from .finetune_plan import FinetunePlan
 from .layer_presets import PRESETS, detect_preset, preset_layers
 from .layer_selection import (LayerSelection, conv_execution_order,
                               last_convs, select_layers)
 from .model_trace import ModelTrace, trace_model
 from .subspace_conv import Conv2dHOSVDSubspace
+from .subspace_linear import LinearHOSVDSubspace
 from .surgery import convert_convs_, freeze_except_, set_norm_eval_
 
 __all__ = [
@@ -20,5 +24,6 @@ __all__ = [
     'Conv2dHOSVDSubspace', 'FinetunePlan', 'LayerSelection', 'ModelTrace',
     'PRESETS', 'detect_preset', 'preset_layers', 'conv_execution_order',
     'last_convs', 'select_layers', 'trace_model', 'convert_convs_',
-    'freeze_except_', 'set_norm_eval_'
+    'freeze_except_', 'set_norm_eval_', 'CompressedLinear', 'LinearHOSVD',
+    'LinearHOSVDSubspace', 'LinearQuantized', 'LinearSVD'
 ]

@@ -28,6 +28,7 @@ from ..ops import (
     quantized_conv2d,
     svd_conv2d,
 )
+from .rounding_noise import SeededRoundingNoise
 
 
 class CompressedConv2d(nn.Conv2d):
@@ -205,7 +206,7 @@ class Conv2dGradFilter(CompressedConv2d):
 
 
 @MODELS.register_module()
-class Conv2dQuantized(CompressedConv2d):
+class Conv2dQuantized(SeededRoundingNoise, CompressedConv2d):
     """Convolution that stores its input quantized per group.
 
     Args:
@@ -223,14 +224,11 @@ class Conv2dQuantized(CompressedConv2d):
         self.bits = check_bits(bits)
         self.group_size = check_group_size(group_size)
         self.seed = check_seed(seed)
-        self._generator = None
 
     def compressed_forward(self, x, geo):
-        if self._generator is None or self._generator.device != x.device:
-            self._generator = torch.Generator(device=x.device)
-            self._generator.manual_seed(self.seed)
         return quantized_conv2d(x, self.weight, self.bias, geo, self.bits,
-                                self.group_size, self._generator)
+                                self.group_size,
+                                self.rounding_generator(x.device))
 
     def extra_repr(self) -> str:
         return (f'{super().extra_repr()}, bits={self.bits}, '

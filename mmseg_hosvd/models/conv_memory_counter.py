@@ -1,4 +1,4 @@
-"""Counts the analytical activation memory of the fine-tuned convolutions."""
+"""Counts the analytical activation memory of the fine-tuned layers."""
 from typing import Sequence
 
 import torch
@@ -7,18 +7,19 @@ from torch import nn
 from ..ops import ANALYTICAL_BYTES_PER_ELEMENT
 from ..utils import storage_key
 from .compressed_conv import CompressedConv2d
+from .compressed_linear import CompressedLinear
 
 
 class ConvMemoryCounter:
-    """Elements the named convolutions store for backward, per forward.
+    """Elements the named layers store for backward, per forward.
 
-    A compressed convolution counts what it stored (0 when it shares
-    another's decomposition); a plain convolution with a trainable weight
+    A compressed convolution or Linear layer counts what it stored (0 when
+    it shares another's decomposition); a plain one with a trainable weight
     counts its input, once per input tensor.
 
     Args:
         model: The model.
-        names: Convolution names.
+        names: Convolution and Linear layer names.
     """
 
     def __init__(self, model: nn.Module, names: Sequence[str]):
@@ -32,7 +33,7 @@ class ConvMemoryCounter:
     def _count(self, module, inputs, output) -> None:
         if not (module.training and torch.is_grad_enabled()):
             return
-        if isinstance(module, CompressedConv2d):
+        if isinstance(module, (CompressedConv2d, CompressedLinear)):
             stored = module.last_stored
             self.elements += 0 if stored is None else stored.numel
         elif module.weight.requires_grad:

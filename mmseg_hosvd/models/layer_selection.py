@@ -1,26 +1,33 @@
-"""Which convolutions to fine-tune: reference presets or the last N traced.
+"""Which layers to fine-tune: reference presets or the last N traced.
+
+The layers that can be fine-tuned and compressed are the convolutions and
+the Linear layers (:data:`COMPRESSIBLE`; mmcv's ``Linear`` subclasses
+``nn.Linear``).
 
 The rules are pure functions of one :class:`~.model_trace.ModelTrace`; the
 functions taking a model trace it once themselves.
 """
 import difflib
 import warnings
-from typing import List, NamedTuple, Optional, Sequence
+from typing import List, NamedTuple, Optional, Sequence, Tuple, Union
 
 from torch import nn
 
 from .layer_presets import CLASSIFIER, PRESETS, detect_preset, preset_layers
 from .model_trace import ModelTrace, execution_order, trace_model
 
+#: The module classes a method can fine-tune and compress.
+COMPRESSIBLE = (nn.Conv2d, nn.Linear)
+
 
 class LayerSelection(NamedTuple):
     """The fine-tuned layers of a model.
 
     Attributes:
-        compress: Convolutions to compress, the one nearest the output
-            first.
+        compress: Convolutions and Linear layers to compress, the one
+            nearest the output first.
         trainable: Extra modules trained without compression (a preset's).
-        radius: A preset's Gradient Filter radius per convolution.
+        radius: A preset's Gradient Filter radius per layer.
         preset: The preset used, or None.
     """
     compress: List[str]
@@ -49,25 +56,33 @@ def conv_execution_order(model: nn.Module,
 
 
 def last_convs_of(trace: ModelTrace, num_layers: int) -> List[str]:
-    """The last ``num_layers`` traced convolutions, nearest the output first.
+    """The last ``num_layers`` traced layers, nearest the output first.
+
+    Convolutions and Linear layers count alike, each at its last call; a
+    layer that never runs as a module (``nn.MultiheadAttention`` calls its
+    projections functionally) is not among them.
 
     The classifier ``decode_head.conv_seg`` is excluded (it is trained, not
     compressed).
 
     Args:
         trace: The model's trace.
-        num_layers: How many convolutions.
+        num_layers: How many layers.
 
     Returns:
-        Convolution names, the one nearest the output first.
+        Layer names, the one nearest the output first.
 
     Raises:
-        ValueError: If the model has fewer convolutions.
+        ValueError: If the model has fewer such layers.
     """
-    order = [n for n in reversed(execution_order(trace)) if n != CLASSIFIER]
+    order = [
+        n for n in reversed(execution_order(trace, COMPRESSIBLE))
+        if n != CLASSIFIER
+    ]
     if num_layers > len(order):
         raise ValueError(f'num_layers={num_layers} but the model has only '
-                         f'{len(order)} convolutions before the classifier')
+                         f'{len(order)} convolutions and Linear layers '
+                         'before the classifier')
     return order[:num_layers]
 
 
@@ -80,13 +95,14 @@ def last_convs(model: nn.Module,
 
 
 def check_module_names(model: nn.Module, names: Sequence[str],
-                       kind: Optional[type] = None) -> None:
+                       kind: Union[None, type, Tuple[type, ...]] = None
+                       ) -> None:
     """Checks that every name is a module of the model, of ``kind`` if given.
 
     Args:
         model: The model.
         names: Module names.
-        kind: Required class (e.g. ``nn.Conv2d``), or None.
+        kind: Required class or classes (e.g. ``nn.Conv2d``), or None.
 
     Raises:
         ValueError: Naming the first unknown module with the closest
@@ -99,15 +115,30 @@ def check_module_names(model: nn.Module, names: Sequence[str],
             raise ValueError(f'no module named {name!r} in the model; '
                              f'closest names: {close}')
         if kind is not None and not isinstance(modules[name], kind):
+            kinds = kind if isinstance(kind, tuple) else (kind, )
+            wanted = ' or '.join(f'nn.{k.__name__}' for k in kinds)
             raise ValueError(f'module {name!r} is a '
                              f'{type(modules[name]).__name__}, not an '
-                             f'nn.{kind.__name__}; only those can be '
-                             'compressed')
+                             f'{wanted}; only those can be compressed')
 
 
 def check_conv_names(model: nn.Module, names: Sequence[str]) -> None:
-    """Checks that every name is an ``nn.Conv2d`` of the model."""
-    check_module_names(model, names, nn.Conv2d)
+    """Checks that every name is an ``nn.Conv2d`` or ``nn.Linear`` of the
+    model that runs as a module.
+
+    Raises:
+        ValueError: For an unknown name, another class, or a projection of
+            an ``nn.MultiheadAttention`` (which it calls functionally, so
+            swapping it would compress nothing).
+    """
+    check_module_names(model, names, COMPRESSIBLE)
+    for name in names:
+        parent = name.rpartition('.')[0]
+        if isinstance(model.get_submodule(parent),
+                      nn.MultiheadAttention):
+            raise ValueError(
+                f'{name!r} belongs to an nn.MultiheadAttention, which calls '
+                'its projections functionally: it cannot be compressed')
 
 
 def select_layers_of(model: nn.Module,
@@ -115,16 +146,17 @@ def select_layers_of(model: nn.Module,
                      num_layers: Optional[int] = None,
                      layers: Optional[Sequence[str]] = None,
                      preset: Optional[str] = 'auto') -> LayerSelection:
-    """Convolutions to compress, extra trainable modules and preset radii.
+    """Layers to compress, extra trainable modules and preset radii.
 
     Args:
         model: An mmseg segmentor (for name checks and preset detection).
         trace: Its trace.
         num_layers: Number of fine-tuned layers (0 trains only the
             classifier).
-        layers: Explicit convolution names instead of ``num_layers``.
+        layers: Explicit layer names instead of ``num_layers``.
         preset: 'auto' (detect the protocol model), a preset name, or None
-            (the last ``num_layers`` traced convolutions).
+            (the last ``num_layers`` traced convolutions and Linear
+            layers).
 
     Returns:
         The :class:`LayerSelection`.
@@ -132,7 +164,7 @@ def select_layers_of(model: nn.Module,
     Raises:
         ValueError: For both or neither of ``num_layers`` and ``layers``, a
             negative count, more layers than the model has, unknown names or
-            names that are not convolutions.
+            names that are not convolutions or Linear layers.
     """
     if (num_layers is None) == (layers is None):
         raise ValueError('give exactly one of num_layers and layers, got '
@@ -172,9 +204,9 @@ def _warn_preset_dropped(preset: str, num_layers: int) -> None:
     warnings.warn(
         f'the model is the protocol\'s {preset!r}, whose reference lists '
         f'have {counts} layers, not {num_layers}: taking the last '
-        f'{num_layers} traced convolutions instead, without the preset\'s '
-        f'extra trainable modules ({extras}) and Gradient Filter radii (2 '
-        'everywhere); use num_layers in '
+        f'{num_layers} traced convolutions and Linear layers instead, '
+        f'without the preset\'s extra trainable modules ({extras}) and '
+        'Gradient Filter radii (2 everywhere); use num_layers in '
         f'{counts} for the reference set-up, or preset=None to silence this',
         UserWarning, stacklevel=3)
 

@@ -1,8 +1,10 @@
-"""Pure-torch core: decompositions and compressed convolutions.
+"""Pure-torch core: decompositions, compressed convolutions and Linear layers.
 
 Nothing here imports mmcv, mmengine or mmseg.
 """
 from .checks import SolverUnsuitable, check_eps
+from .compressed_linear_function import (LINEAR_ORDERS, check_linear_input,
+                                         linear_weight_grad)
 from .conv_geometry import (
                             ConvGeometry,
                             conv2d,
@@ -18,10 +20,13 @@ from .hosvd_conv import (
                             hosvd_weight_grad,
                             subspace_hosvd_conv2d,
 )
+from .hosvd_linear import (hosvd_linear, hosvd_linear_weight_grad,
+                           subspace_hosvd_linear)
 from .mode_unfolding import ModeUnfolding, tucker_core
 from .ritz import ritz_leading_vectors
 from .quantized_conv import (check_bits, check_group_size, dequantize,
                              quantize, quantized_conv2d)
+from .quantized_linear import quantized_linear
 from .rank_budget import allocate_ranks, ranks_from_eps, tucker_numel
 from .shared_input import SharedDecomposition
 from .solvers import SOLVER_TABLE, SOLVERS, check_solver
@@ -34,6 +39,7 @@ from .spectrum import (
 from .stats import ANALYTICAL_BYTES_PER_ELEMENT, StoredActivation
 from .subspace import subspace_hosvd, subspace_step
 from .svd_conv import svd_conv2d
+from .svd_linear import svd_linear
 from .tensor_ops import (
                             fold,
                             gram_times,
@@ -58,5 +64,8 @@ __all__ = [
     'unfold', 'subspace_hosvd_conv2d', 'allocate_ranks', 'ranks_from_eps',
     'tucker_numel', 'subspace_hosvd', 'subspace_step',
     'DecompositionSettings', 'SolverUnsuitable', 'SOLVER_TABLE', 'SOLVERS',
-    'ModeUnfolding', 'tucker_core', 'gram_eigenpairs'
+    'ModeUnfolding', 'tucker_core', 'gram_eigenpairs', 'LINEAR_ORDERS',
+    'check_linear_input', 'linear_weight_grad', 'hosvd_linear',
+    'hosvd_linear_weight_grad', 'subspace_hosvd_linear', 'svd_linear',
+    'quantized_linear'
 ]

@@ -19,7 +19,7 @@ import torch
 from .checks import autocast_off, check_activation
 from .conv_geometry import (ConvGeometry, conv2d, conv2d_in_slices,
                             conv2d_input_grad)
-from .shared_input import SharedDecomposition, decompose_once
+from .shared_input import SharedDecomposition, store_decomposition
 from .stats import StoredActivation
 
 
@@ -185,13 +185,6 @@ def decomposed_conv2d(
     check_activation(x)
     if not (torch.is_grad_enabled() and weight.requires_grad):
         return conv2d(x, weight, bias, geo), None, None
-
-    def compute():
-        with autocast_off(x):
-            return tuple(decompose(x))
-
-    tensors, first = decompose_once(shared, x, compute)
-    out, stored = compressed_conv2d(x, weight, bias, geo, rule, tensors)
-    if not first:
-        stored = stored._replace(numel=0, shared=True)
-    return out, stored, tensors
+    return store_decomposition(
+        shared, x, decompose, lambda tensors: compressed_conv2d(
+            x, weight, bias, geo, rule, tensors))

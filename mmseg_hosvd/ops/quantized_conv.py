@@ -103,8 +103,28 @@ def dequantize(packed: torch.Tensor, low: torch.Tensor, step: torch.Tensor,
     return values.reshape(shape[0], -1)[:, :numel].reshape(shape).to(dtype)
 
 
-class QuantizedRule(BackwardRule):
-    """Weight gradient from the dequantized input.
+def quantize_input(x: torch.Tensor, bits: int, group_size: int,
+                   generator: Optional[torch.Generator] = None
+                   ) -> Tuple[Tuple[torch.Tensor, ...], torch.dtype]:
+    """:func:`quantize` of a layer input, in float32 (float64 kept).
+
+    Returns:
+        ``(stored, dtype)``: what :func:`quantize` returned, and the dtype
+        the input is dequantized to.
+    """
+    work = x.float() if x.dtype != torch.float64 else x
+    return quantize(work, bits, group_size, generator), work.dtype
+
+
+def packed_size(size: StoredActivation,
+                stored: Tuple[torch.Tensor, ...]) -> StoredActivation:
+    """``size`` with the stored bytes counted in float32 equivalents."""
+    nbytes = sum(t.numel() * t.element_size() for t in stored)
+    return size._replace(numel=-(-nbytes // ANALYTICAL_BYTES_PER_ELEMENT))
+
+
+class Dequantizing:
+    """What a rule needs to rebuild the input :func:`quantize` stored.
 
     Args:
         bits: Bits per code.
@@ -117,12 +137,20 @@ class QuantizedRule(BackwardRule):
         self.input_shape = tuple(input_shape)
         self.dtype = dtype
 
-    def weight_grad(self, stored, grad, weight_shape, geo, input_shape):
-        x = dequantize(*stored, self.bits, self.input_shape, self.dtype)
-        return conv2d_weight_grad(x, weight_shape, grad.to(x.dtype), geo)
+    def dequantized(self, stored) -> torch.Tensor:
+        """The input rebuilt from the stored codes."""
+        return dequantize(*stored, self.bits, self.input_shape, self.dtype)
 
     def ranks(self, stored):
         return None
+
+
+class QuantizedRule(Dequantizing, BackwardRule):
+    """Convolution weight gradient from the dequantized input."""
+
+    def weight_grad(self, stored, grad, weight_shape, geo, input_shape):
+        x = self.dequantized(stored)
+        return conv2d_weight_grad(x, weight_shape, grad.to(x.dtype), geo)
 
 
 def quantized_conv2d(x: torch.Tensor,
@@ -153,10 +181,7 @@ def quantized_conv2d(x: torch.Tensor,
     check_group_size(group_size)
     if not (torch.is_grad_enabled() and weight.requires_grad):
         return conv2d(x, weight, bias, geo), None
-    work = x.float() if x.dtype != torch.float64 else x
-    stored = quantize(work, bits, group_size, generator)
-    rule = QuantizedRule(bits, x.shape, work.dtype)
+    stored, dtype = quantize_input(x, bits, group_size, generator)
+    rule = QuantizedRule(bits, x.shape, dtype)
     out, size = compressed_conv2d(x, weight, bias, geo, rule, stored)
-    nbytes = sum(t.numel() * t.element_size() for t in stored)
-    return out, size._replace(
-        numel=-(-nbytes // ANALYTICAL_BYTES_PER_ELEMENT))
+    return out, packed_size(size, stored)

@@ -1,8 +1,11 @@
-"""One decomposition per input tensor, shared by the convolutions."""
+"""One decomposition per input tensor, shared by the layers that read it."""
 import weakref
-from typing import Any, Callable, Optional, Tuple
+from typing import Any, Callable, Optional, Sequence, Tuple
 
 import torch
+
+from .checks import autocast_off
+from .stats import StoredActivation
 
 
 class SharedDecomposition:
@@ -53,3 +56,37 @@ def decompose_once(shared: Optional[SharedDecomposition],
     if shared is None:
         return compute(), True
     return shared.get(tensor, compute)
+
+
+def store_decomposition(
+    shared: Optional[SharedDecomposition], tensor: torch.Tensor,
+    decompose: Callable[[torch.Tensor], Sequence[torch.Tensor]],
+    store: Callable[[Tuple[torch.Tensor, ...]], Tuple[torch.Tensor,
+                                                      StoredActivation]]
+) -> Tuple[torch.Tensor, StoredActivation, Tuple[torch.Tensor, ...]]:
+    """Runs a layer that stores the decomposition of its input ``tensor``.
+
+    The decomposition is computed with autocast off, once per forward when
+    ``shared`` is given (the layers reading ``tensor`` share it).
+
+    Args:
+        shared: Cache shared with the other layers that read ``tensor``.
+        tensor: The input.
+        decompose: Returns, for ``tensor``, the tensors to store.
+        store: Runs the layer storing these tensors; returns ``(output,
+            size of what was stored)``.
+
+    Returns:
+        ``(output, stored, tensors)``: ``stored`` has 0 elements and
+        ``shared=True`` when another layer stored the same decomposition.
+    """
+
+    def compute():
+        with autocast_off(tensor):
+            return tuple(decompose(tensor))
+
+    tensors, first = decompose_once(shared, tensor, compute)
+    out, stored = store(tensors)
+    if not first:
+        stored = stored._replace(numel=0, shared=True)
+    return out, stored, tensors

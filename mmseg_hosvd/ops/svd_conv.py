@@ -10,6 +10,23 @@ from .shared_input import SharedDecomposition
 from .stats import StoredActivation
 
 
+def batch_svd_factors(tensor: torch.Tensor,
+                      eps: float) -> Tuple[torch.Tensor, torch.Tensor]:
+    """SVD-eps of ``tensor`` seen as a (B, rest) matrix, as two factors.
+
+    Args:
+        tensor: A batch (B, ...).
+        eps: Explained-variance threshold in (0, 1].
+
+    Returns:
+        ``U`` (B, k) and ``diag(S) Vh`` (k, rest), whose product is the
+        rank-k reconstruction.
+    """
+    u, s, vh = truncated_svd(tensor.detach().reshape(tensor.shape[0], -1),
+                             eps=eps)
+    return u, (s.unsqueeze(1) * vh).contiguous()
+
+
 class SVDRule(BackwardRule):
     """Backward that rebuilds the input from U (B, k) and P (k, C H W)."""
 
@@ -58,12 +75,7 @@ def svd_conv2d(x: torch.Tensor,
         ValueError: For a non-4-D input, eps outside (0, 1], or NaN/Inf.
     """
     eps = check_eps(eps)
-
-    def decompose(tensor):
-        u, s, vh = truncated_svd(tensor.detach().reshape(tensor.shape[0], -1),
-                                 eps=eps)
-        return u, (s.unsqueeze(1) * vh).contiguous()
-
-    out, stored, _ = decomposed_conv2d(x, weight, bias, geo, SVD_RULE,
-                                       decompose, shared)
+    out, stored, _ = decomposed_conv2d(
+        x, weight, bias, geo, SVD_RULE,
+        lambda tensor: batch_svd_factors(tensor, eps), shared)
     return out, stored

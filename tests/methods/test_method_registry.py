@@ -183,3 +183,19 @@ def test_builtin_methods_have_distinct_tags_markers_and_order():
     assert [m.order for m in builtins] == sorted(m.order for m in builtins)
     assert all(m.module is None or issubclass(m.module, nn.Conv2d)
                for m in builtins)
+    assert all(m.linear_module is None or issubclass(m.linear_module,
+                                                     nn.Linear)
+               for m in builtins)
+
+
+def test_every_compressing_method_but_gradient_filter_has_a_linear_module():
+    methods = {m.name: m for m in
+               (get_method(n) for n in ('vanilla', 'gradient_filter', 'svd',
+                                        'hosvd', 'hosvd_subspace',
+                                        'quantized'))}
+    assert {n for n, m in methods.items() if m.linear_module is None} == {
+        'vanilla', 'gradient_filter'}
+    assert methods['vanilla'].module_for('fc', nn.Linear(2, 2)) is None
+    with pytest.raises(ValueError, match="layer 'fc' is an nn.Linear, and "
+                       "method 'gradient_filter' compresses only"):
+        methods['gradient_filter'].module_for('fc', nn.Linear(2, 2))

@@ -38,9 +38,9 @@ class ActivationMemoryHook(Hook):
     """Analytical and measured activation memory per training iteration.
 
     * **analytical** (the paper's number): elements stored by each
-      fine-tuned convolution for backward times 4 bytes, summed: the
-      compressed form for compressed convolutions, the full input for plain
-      (vanilla) ones. An input read by several fine-tuned convolutions
+      fine-tuned layer (convolution or Linear) for backward times 4 bytes,
+      summed: the compressed form for compressed layers, the full input for
+      plain (vanilla) ones. An input read by several fine-tuned layers
       (DeepLabV3's ASPP branches) counts once, for every method that stores
       it once; the paper counts it once per convolution.
     * **measured**: bytes of every distinct storage that autograd saves
@@ -58,7 +58,7 @@ class ActivationMemoryHook(Hook):
     checkpoint's ``meta['activation_memory']`` and, at the end, into
     ``<work_dir>/<json_name>``.
 
-    The fine-tuned convolutions are those that :class:`CompressConvHook`
+    The fine-tuned layers are those that :class:`CompressConvHook`
     selected (it must run first, as its priority ensures).
 
     The meter wraps the model's ``train_step`` (forward, backward and
@@ -87,7 +87,7 @@ class ActivationMemoryHook(Hook):
         return dict(analytical=[], measured=[], cuda=[])
 
     def before_train(self, runner) -> None:
-        """Hooks the fine-tuned convolutions; takes a resumed history."""
+        """Hooks the fine-tuned layers; takes a resumed history."""
         model = unwrap_model(runner.model)
         hub = MessageHub.get_current_instance()
         self.layers = list(hub.get_info(FINETUNED_CONVS_KEY, []) or [])

@@ -18,7 +18,7 @@ from ...models.surgery import (convert_convs_, freeze_except_, has_module,
 from ...ops import SharedDecomposition, check_solver
 from .unwrap import unwrap_model
 
-#: MessageHub runtime-info key holding the fine-tuned convolution names.
+#: MessageHub runtime-info key holding the fine-tuned layer names.
 FINETUNED_CONVS_KEY = 'finetuned_convs'
 
 
@@ -27,10 +27,12 @@ class CompressConvHook(Hook):
     """Fine-tunes the last N layers with a method, compressing what they store.
 
     At ``before_train`` (after any checkpoint was loaded or resumed), every
-    parameter is frozen except those of the selected convolutions, the
-    classifier ``decode_head.conv_seg`` and the preset's extra trainable
-    modules; then the method swaps the selected convolutions in place for
-    its modules, which reuse the same Parameters, so the optimizer, the
+    parameter is frozen except those of the selected layers (convolutions
+    and Linear layers), the classifier ``decode_head.conv_seg`` and the
+    preset's extra trainable modules; then the method swaps the selected
+    layers in place for its modules (its ``module`` for a convolution, its
+    ``linear_module`` for a Linear layer), which reuse the same Parameters,
+    so the optimizer, the
     state dict and the checkpoints stay plain MMSegmentation. Before every
     training iteration all norm layers are put in eval mode (frozen
     statistics, ``norm_eval``). The plan is logged, kept in MessageHub and
@@ -42,15 +44,17 @@ class CompressConvHook(Hook):
             'svd', 'hosvd', 'hosvd_subspace', or one of your own.
         num_layers: Number of fine-tuned layers (5 or 10 in the protocol;
             0 trains only the classifier).
-        layers: Explicit convolution names instead of ``num_layers``.
-        preset: 'auto' detects the six protocol models and uses their
+        layers: Explicit convolution and Linear layer names instead of
+            ``num_layers``.
+        preset: 'auto' detects the protocol models and uses their
             reference lists; a preset name forces one; None takes the last N
-            convolutions in execution order.
+            convolutions and Linear layers in execution order.
         trainable: Extra module names to keep trainable.
         norm_eval: Keep norm layers in eval mode during training.
         share_inputs: For methods that decompose their input, decompose a
-            tensor that several fine-tuned convolutions read (DeepLabV3's
-            ASPP branches) once per forward and store it once.
+            tensor that several fine-tuned layers read (DeepLabV3's ASPP
+            branches, q/k/v projections) once per forward and store it
+            once.
         lean: Also make the fine-tuned region lean (see
             :mod:`mmseg_hosvd.models.lean_region`).
         lean_eps: Explained-variance threshold of the lean region's HOSVD
@@ -112,6 +116,8 @@ class CompressConvHook(Hook):
                                      self.layers, self.preset)
         compress = selection.compress
         self.method.check_layers(self.options, compress)
+        for name in compress:
+            self.method.module_for(name, model.get_submodule(name))
         check_module_names(model, self.trainable)
         classifier = [CLASSIFIER] if has_module(model, CLASSIFIER) else []
         trainable = list(
@@ -133,7 +139,7 @@ class CompressConvHook(Hook):
             shared_inputs=shared,
             lean=self.lean,
             lean_eps=dict(self.lean_eps) if self.lean else None)
-        if self.method.module is not None:
+        if self.method.converts:
             new = self._convert(model, compress, selection.radius, shared)
             self.plan.settings = {n: m.extra_repr() for n, m in new.items()}
             self.plan.results.update(self.method.results(new, self.options))
@@ -149,14 +155,19 @@ class CompressConvHook(Hook):
     def _convert(self, model: nn.Module, compress: List[str],
                  preset_radius: dict,
                  shared: List[List[str]]) -> Dict[str, nn.Module]:
-        """Swaps the convolutions, one cache per shared-input group."""
+        """Swaps the layers the method has a module for, one cache per
+        shared-input group."""
         caches = {}
         for group in shared:
             cache = SharedDecomposition()
             caches.update({name: cache for name in group})
+        swapped = [
+            name for name in compress if self.method.module_for(
+                name, model.get_submodule(name)) is not None
+        ]
         return convert_convs_(
-            model, compress, lambda name, conv: self.method.build(
-                name, conv, self.options, preset_radius, caches.get(name)))
+            model, swapped, lambda name, layer: self.method.build(
+                name, layer, self.options, preset_radius, caches.get(name)))
 
     def before_train(self, runner) -> None:
         """Applies the method and logs the plan."""

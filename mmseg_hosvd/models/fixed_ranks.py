@@ -1,0 +1,73 @@
+"""Fixed ranks and warm-start factors of the subspace-iteration modules."""
+from typing import List, Optional, Sequence, Tuple
+
+import torch
+
+#: Most modes a subspace module's input has (a convolution's four).
+MAX_MODES = 4
+
+
+def check_ranks(ranks: Sequence[int], orders: Sequence[int] = (4, ),
+                modes: str = 'batch, channel, height, width'
+                ) -> Tuple[int, ...]:
+    """Validates one positive rank per mode.
+
+    Args:
+        ranks: The ranks.
+        orders: The accepted numbers of ranks.
+        modes: How the error message names the modes.
+
+    Returns:
+        The ranks as a tuple.
+
+    Raises:
+        ValueError: Naming the bad ranks.
+    """
+    ranks = tuple(ranks)
+    if len(ranks) not in orders or not all(
+            isinstance(k, int) and not isinstance(k, bool) and k >= 1
+            for k in ranks):
+        counts = ' or '.join(str(n) for n in orders)
+        raise ValueError(f'ranks must be {counts} ints >= 1 ({modes}), got '
+                         f'{ranks!r}')
+    return ranks
+
+
+class FixedRankFactors:
+    """Mixin: fixed ranks, and the previous step's factors as buffers.
+
+    The factors live in non-persistent buffers ``factor0``...: they are not
+    in the state dict and are rebuilt from the Gram eigendecomposition after
+    a resume, a new batch size or a rank change. A subclass sets
+    :attr:`rank_orders` and :attr:`rank_modes` and calls
+    :meth:`init_fixed_ranks` from its ``__init__``.
+    """
+
+    rank_orders: Tuple[int, ...] = (4, )
+    rank_modes: str = 'batch, channel, height, width'
+    ranks: Optional[Tuple[int, ...]]
+
+    def init_fixed_ranks(self, ranks: Optional[Sequence[int]]) -> None:
+        """Registers the factor buffers and sets ``ranks`` (or None)."""
+        for mode in range(MAX_MODES):
+            self.register_buffer(f'factor{mode}', None, persistent=False)
+        self.ranks = None if ranks is None else self._checked(ranks)
+
+    def _checked(self, ranks: Sequence[int]) -> Tuple[int, ...]:
+        return check_ranks(ranks, self.rank_orders, self.rank_modes)
+
+    def set_ranks(self, ranks: Sequence[int]) -> None:
+        """Fixes the ranks and drops the factors (re-initialised next step)."""
+        self.ranks = self._checked(ranks)
+        for mode in range(MAX_MODES):
+            setattr(self, f'factor{mode}', None)
+
+    def previous_factors(self) -> List[Optional[torch.Tensor]]:
+        """The factors of the previous step, one per rank."""
+        return [getattr(self, f'factor{m}') for m in range(len(self.ranks))]
+
+    def keep_factors(self, stored, factors) -> None:
+        """Keeps the factors this step computed (not those it shared)."""
+        if stored is not None and not stored.shared:
+            for mode, factor in enumerate(factors):
+                setattr(self, f'factor{mode}', factor)
