@@ -10,6 +10,7 @@ from .hooks import (
     CheckpointFitHook,
     ChunkedLossHook,
     CompressConvHook,
+    ExplicitAttentionHook,
     FiniteLossHook,
     FrozenPrefixHook,
     MallocTrimHook,
@@ -22,7 +23,7 @@ register_atomic_local_backend()
 __all__ = [
     'ActivationCheckpointHook', 'ActivationMemoryHook', 'AtomicLocalBackend',
     'AutocastOptimWrapper', 'CheckpointFitHook', 'ChunkedLossHook',
-    'CompressConvHook',
+    'CompressConvHook', 'ExplicitAttentionHook',
     'FiniteLossHook', 'FrozenPrefixHook', 'MallocTrimHook',
     'SeededIterBasedTrainLoop', 'StepPeakMemoryHook',
     'prepare_cpu_distributed',

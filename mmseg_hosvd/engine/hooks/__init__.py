@@ -4,6 +4,7 @@ from .activation_memory_hook import ActivationMemoryHook
 from .chunked_loss_hook import ChunkedLossHook
 from .checkpoint_fit_hook import CheckpointFitHook, check_checkpoint_fits
 from .compress_conv_hook import CompressConvHook
+from .explicit_attention_hook import ExplicitAttentionHook
 from .finite_loss_hook import FiniteLossHook
 from .frozen_prefix_hook import FrozenPrefixHook
 from .malloc_trim_hook import MallocTrimHook
@@ -12,7 +13,8 @@ from .weight_change_hook import WeightChangeHook
 
 __all__ = [
     'ActivationCheckpointHook', 'ActivationMemoryHook', 'CheckpointFitHook',
-    'ChunkedLossHook', 'CompressConvHook', 'FiniteLossHook',
+    'ChunkedLossHook', 'CompressConvHook', 'ExplicitAttentionHook',
+    'FiniteLossHook',
     'FrozenPrefixHook', 'MallocTrimHook', 'StepPeakMemoryHook',
     'WeightChangeHook',
     'check_checkpoint_fits'
