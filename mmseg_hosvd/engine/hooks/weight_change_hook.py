@@ -13,11 +13,13 @@ WEIGHT_CHANGE_KEY = 'weight_change'
 
 
 def trainable_convs(model: nn.Module) -> Dict[str, List[nn.Parameter]]:
-    """The trainable parameters of every convolution that trains.
+    """The trainable parameters of every convolution and Linear layer that
+    trains.
 
-    A convolution is a module with its own 4-D ``weight``; it trains when
-    that weight requires a gradient. Swapped convolutions reuse their
-    Parameters, so they count as well.
+    A convolution is a module with its own 4-D ``weight``, a Linear layer an
+    ``nn.Linear`` (mmcv's subclasses it); it trains when that weight
+    requires a gradient. Swapped layers reuse their Parameters, so they
+    count as well.
 
     Args:
         model: The (unwrapped) model, already frozen for fine-tuning.
@@ -29,7 +31,9 @@ def trainable_convs(model: nn.Module) -> Dict[str, List[nn.Parameter]]:
     convs = {}
     for name, module in model.named_modules():
         weight = module._parameters.get('weight')
-        if weight is not None and weight.dim() == 4 and weight.requires_grad:
+        layer = weight is not None and (weight.dim() == 4
+                                        or isinstance(module, nn.Linear))
+        if layer and weight.requires_grad:
             convs[name] = [
                 p for p in module.parameters(recurse=False)
                 if p.requires_grad
