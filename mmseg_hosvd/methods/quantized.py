@@ -13,7 +13,8 @@ class Quantized(FinetuneMethod):
 
     Options: ``bits`` (8; 2, 4 or 8) and ``group_size`` (256 elements of a
     sample per minimum and step). Stochastic rounding keeps the weight
-    gradient unbiased.
+    gradient unbiased. Layers reading one tensor (DeepLabV3's ASPP
+    branches) store its codes once.
     """
 
     name = 'quantized'
@@ -21,6 +22,7 @@ class Quantized(FinetuneMethod):
     linear_module = LinearQuantized
     options = dict(bits=Option(8, check_bits),
                    group_size=Option(256, check_group_size))
+    shares_input = True
     marker = 'v'
     order = 5
     extension_settings = (dict(bits=8), dict(bits=2))

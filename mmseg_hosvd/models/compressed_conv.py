@@ -215,12 +215,17 @@ class Conv2dQuantized(SeededRoundingNoise, CompressedConv2d):
         group_size: Elements per quantization group (a multiple of 4).
         seed: Seed of the private generator of the rounding noise (the
             global random state is untouched).
+        shared_input: The cache shared with the other layers reading the
+            same tensor (its codes are then stored once), or None.
         **kwargs: As for ``nn.Conv2d``.
     """
 
     def __init__(self, *args, bits: int = 8, group_size: int = 256,
-                 seed: int = 0, **kwargs):
+                 seed: int = 0,
+                 shared_input: Optional[SharedDecomposition] = None,
+                 **kwargs):
         super().__init__(*args, **kwargs)
+        self.shared_input = shared_input
         self.bits = check_bits(bits)
         self.group_size = check_group_size(group_size)
         self.seed = check_seed(seed)
@@ -228,7 +233,8 @@ class Conv2dQuantized(SeededRoundingNoise, CompressedConv2d):
     def compressed_forward(self, x, geo):
         return quantized_conv2d(x, self.weight, self.bias, geo, self.bits,
                                 self.group_size,
-                                self.rounding_generator(x.device))
+                                self.rounding_generator(x.device),
+                                self.shared_input)
 
     def extra_repr(self) -> str:
         return (f'{super().extra_repr()}, bits={self.bits}, '

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 from .compressed_conv_function import BackwardRule, compressed_conv2d
 from .conv_geometry import ConvGeometry, conv2d, conv2d_weight_grad
+from .shared_input import SharedDecomposition, store_decomposition
 from .stats import ANALYTICAL_BYTES_PER_ELEMENT, StoredActivation
 
 #: Code widths that pack evenly into bytes.
@@ -112,8 +113,13 @@ def quantize_input(x: torch.Tensor, bits: int, group_size: int,
         ``(stored, dtype)``: what :func:`quantize` returned, and the dtype
         the input is dequantized to.
     """
-    work = x.float() if x.dtype != torch.float64 else x
+    work = x.to(quantized_dtype(x))
     return quantize(work, bits, group_size, generator), work.dtype
+
+
+def quantized_dtype(x: torch.Tensor) -> torch.dtype:
+    """The dtype a layer input is quantized from and dequantized to."""
+    return torch.float64 if x.dtype == torch.float64 else torch.float32
 
 
 def packed_size(size: StoredActivation,
@@ -159,7 +165,8 @@ def quantized_conv2d(x: torch.Tensor,
                      geo: ConvGeometry,
                      bits: int = 8,
                      group_size: int = 256,
-                     generator: Optional[torch.Generator] = None
+                     generator: Optional[torch.Generator] = None,
+                     shared: Optional[SharedDecomposition] = None
                      ) -> Tuple[torch.Tensor, Optional[StoredActivation]]:
     """Convolution that stores its input quantized for backward.
 
@@ -171,6 +178,9 @@ def quantized_conv2d(x: torch.Tensor,
         bits: Bits per element, one of :data:`BITS`.
         group_size: Elements per quantization group.
         generator: Source of the rounding noise.
+        shared: Cache shared with the other layers reading ``x``: the codes
+            are then made and stored once per forward (stored size 0 for
+            all but the first).
 
     Returns:
         ``(output, stored)``: the exact output and the stored size in
@@ -181,7 +191,13 @@ def quantized_conv2d(x: torch.Tensor,
     check_group_size(group_size)
     if not (torch.is_grad_enabled() and weight.requires_grad):
         return conv2d(x, weight, bias, geo), None
-    stored, dtype = quantize_input(x, bits, group_size, generator)
-    rule = QuantizedRule(bits, x.shape, dtype)
-    out, size = compressed_conv2d(x, weight, bias, geo, rule, stored)
-    return out, packed_size(size, stored)
+    rule = QuantizedRule(bits, x.shape, quantized_dtype(x))
+
+    def store(codes):
+        out, size = compressed_conv2d(x, weight, bias, geo, rule, codes)
+        return out, packed_size(size, codes)
+
+    out, size, _ = store_decomposition(
+        shared, x, lambda t: quantize_input(t, bits, group_size,
+                                            generator)[0], store)
+    return out, size

@@ -13,7 +13,8 @@ from .compressed_linear_function import (LinearRule, check_linear_input,
                                          compressed_linear,
                                          linear_weight_grad)
 from .quantized_conv import (Dequantizing, check_bits, check_group_size,
-                             packed_size, quantize_input)
+                             packed_size, quantize_input, quantized_dtype)
+from .shared_input import SharedDecomposition, store_decomposition
 from .stats import StoredActivation
 
 
@@ -29,7 +30,8 @@ def quantized_linear(x: torch.Tensor,
                      bias: Optional[torch.Tensor],
                      bits: int = 8,
                      group_size: int = 256,
-                     generator: Optional[torch.Generator] = None
+                     generator: Optional[torch.Generator] = None,
+                     shared: Optional[SharedDecomposition] = None
                      ) -> Tuple[torch.Tensor, Optional[StoredActivation]]:
     """Linear layer that stores its input quantized for backward.
 
@@ -40,6 +42,8 @@ def quantized_linear(x: torch.Tensor,
         bits: Bits per element, 2, 4 or 8.
         group_size: Elements per quantization group.
         generator: Source of the rounding noise.
+        shared: Cache shared with the other layers reading ``x`` (codes
+            made and stored once per forward).
 
     Returns:
         ``(output, stored)``: the exact output and the stored size in
@@ -55,7 +59,13 @@ def quantized_linear(x: torch.Tensor,
     check_linear_input(x)
     if not (torch.is_grad_enabled() and weight.requires_grad):
         return F.linear(x, weight, bias), None
-    stored, dtype = quantize_input(x, bits, group_size, generator)
-    rule = QuantizedLinearRule(bits, x.shape, dtype)
-    out, size = compressed_linear(x, weight, bias, rule, stored)
-    return out, packed_size(size, stored)
+    rule = QuantizedLinearRule(bits, x.shape, quantized_dtype(x))
+
+    def store(codes):
+        out, size = compressed_linear(x, weight, bias, rule, codes)
+        return out, packed_size(size, codes)
+
+    out, size, _ = store_decomposition(
+        shared, x, lambda t: quantize_input(t, bits, group_size,
+                                            generator)[0], store)
+    return out, size
