@@ -4,7 +4,9 @@ Generates the two-domain dataset if absent, pretrains the model on the source
 domain if no pretrained checkpoint exists, calibrates its classifier on the
 target domain, fine-tunes the last layers with HOSVD (eps 0.8, 5 layers by
 default), tests it and prints mIoU, mAcc and activation memory. A second run
-reuses everything that exists.
+reuses everything that exists. After the first logged steps of each
+training stage it prints the time left, per stage and in total, scaled from
+the step times measured so far.
 
 Usage::
 
@@ -15,10 +17,13 @@ import argparse
 import os.path as osp
 import sys
 import time
+from typing import List
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import mmseg_hosvd  # noqa: E402,F401
+from mmengine.config import Config  # noqa: E402
+
 from mmseg_hosvd.methods import protocol_tags  # noqa: E402
 from mmseg_hosvd.protocol import (  # noqa: E402
     MODEL_CONFIGS,
@@ -26,8 +31,24 @@ from mmseg_hosvd.protocol import (  # noqa: E402
     ensure_dataset,
     ensure_tested,
     ensure_trained,
+    final_checkpoint,
 )
 from mmseg_hosvd.reporting import format_test_report  # noqa: E402
+from mmseg_hosvd.time_left import ProgressLog, Stage, TimeLeft  # noqa: E402
+
+#: Per stage: the cost of one step and the start-up, validation and
+#: checkpoints of its process, in reference steps (one full training step of
+#: DeepLabV3-R18-d8, batch 8, 128 x 128, everything trainable); a test is one
+#: step. Measured with the default model and method on the project's 2-core
+#: machine; for other models and methods each stage's estimate is corrected
+#: by its own step times once it runs.
+STAGE_COSTS = {
+    'pretrain': (0.25, 12.),
+    'calibrate': (0.35, 10.),
+    'test calibrated': (6., 0.),
+    'fine-tune': (0.5, 12.),
+    'test fine-tuned': (6., 0.),
+}
 
 
 def parse_args(argv=None):
@@ -43,22 +64,49 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+def plan(pretrained: str, calibrated: str, finetuned: str,
+         force: bool) -> List[Stage]:
+    """The stages still to run: those whose final checkpoint is missing,
+    each followed by its test."""
+    stages = []
+    for name, config, again in (('pretrain', pretrained, False),
+                                ('calibrate', calibrated, False),
+                                ('fine-tune', finetuned, force)):
+        if osp.isfile(final_checkpoint(config)) and not again:
+            continue
+        stages.append(Stage(name, Config.fromfile(config).train_cfg.max_iters,
+                            *STAGE_COSTS[name]))
+        if name != 'pretrain':
+            test = 'test calibrated' if name == 'calibrate' else (
+                'test fine-tuned')
+            stages.append(Stage(test, 1, *STAGE_COSTS[test]))
+    return stages
+
+
 def main(argv=None):
     args = parse_args(argv)
     start = time.time()
 
-    def log(message):
+    def write(message):
         print(f'[{time.time() - start:6.0f} s] {message}', flush=True)
 
-    ensure_dataset(args.data_root, log)
     pretrained = config_path(args.model, 'pretrain')
     calibrated = config_path(args.model, 'calib')
     finetuned = config_path(args.model, 'finetune', args.method, args.layers)
+    log = ProgressLog(
+        TimeLeft(plan(pretrained, calibrated, finetuned, args.force)), write)
+    ensure_dataset(args.data_root, log)
+    log.stage('pretrain')
     ensure_trained(pretrained, log)
-    calib_record = ensure_tested(calibrated, ensure_trained(calibrated, log),
-                                 log)
+    log.stage('calibrate')
+    calib_checkpoint = ensure_trained(calibrated, log)
+    log.stage('test calibrated')
+    calib_record = ensure_tested(calibrated, calib_checkpoint, log)
+    log.stage('fine-tune')
     checkpoint = ensure_trained(finetuned, log, force=args.force)
+    log.stage('test fine-tuned')
     record = ensure_tested(finetuned, checkpoint, log, force=args.force)
+    log.stage(None)
     print(format_test_report(record))
     print(f"before fine-tuning (calibrated classifier only): mIoU "
           f"{calib_record['metrics']['mIoU']:.2f}  mAcc "
