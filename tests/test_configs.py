@@ -11,6 +11,7 @@ from mmseg_hosvd.protocol import MODEL_CONFIGS, config_path, final_checkpoint
 
 from .helpers import CONFIGS, MODEL_NAMES
 
+TRANSFORMERS = ('MixVisionTransformer', 'SwinTransformer')
 ALL = sorted(
     p for p in glob.glob(osp.join(CONFIGS, '**', '*.py'), recursive=True)
     if '_base_' not in p)
@@ -21,7 +22,16 @@ def test_config_loads_with_what_the_protocol_needs(path):
     cfg = Config.fromfile(path)
     assert cfg.default_scope == 'mmseg'
     assert 'mmseg_hosvd' in cfg.custom_imports['imports']
-    assert cfg.model.backbone.norm_cfg['type'] == 'BN'
+    backbone = cfg.model.backbone
+    if backbone.type in TRANSFORMERS:
+        # tokens are normalized by LayerNorm; no stochastic depth or
+        # dropout anywhere, so that methods compare exactly
+        assert backbone.norm_cfg['type'] == 'LN'
+        assert backbone.drop_rate == backbone.attn_drop_rate == 0
+        assert backbone.drop_path_rate == 0
+    else:
+        assert backbone.norm_cfg['type'] == 'BN'
+    assert cfg.model.decode_head.norm_cfg['type'] == 'BN'
     assert cfg.model.decode_head.dropout_ratio == 0
     assert 'auxiliary_head' not in cfg.model
     assert cfg.randomness.seed == 233
@@ -34,7 +44,7 @@ def test_config_loads_with_what_the_protocol_needs(path):
         assert cfg.optim_wrapper.clip_grad.max_norm == 1
 
 
-def test_six_models_times_every_method_and_layer_count():
+def test_every_model_times_every_method_and_layer_count():
     expected = {
         config_path(m, 'finetune', t, n, root=CONFIGS)
         for m in MODEL_CONFIGS for t in protocol_tags() for n in (5, 10)
@@ -70,8 +80,8 @@ def test_checkpoints_chain_pretrain_calib_finetune(model, monkeypatch):
 
 
 def test_unknown_protocol_names_are_rejected():
-    with pytest.raises(ValueError, match="unknown model 'segformer'"):
-        config_path('segformer', 'pretrain')
+    with pytest.raises(ValueError, match="unknown model 'setr'"):
+        config_path('setr', 'pretrain')
     with pytest.raises(ValueError, match="unknown method 'hosvd'"):
         config_path('fcn', 'finetune', 'hosvd', 5)
     with pytest.raises(ValueError, match='layers must be 5 or 10, got 7'):
