@@ -25,7 +25,13 @@ MODEL_CONFIGS = {
     'pspnet-m': ('pspnet-m', 'pspnet_mv2-d8'),
     'fcn': ('fcn', 'fcn_r18-d8'),
     'upernet': ('upernet', 'upernet_r18-d8'),
+    'segformer': ('segformer', 'segformer_mit-b0'),
+    'swin-upernet': ('swin-upernet', 'upernet_swin-t'),
 }
+#: The paper's six CNN models, the default matrix of tools/run_protocol.py;
+#: the transformers are opt-in (``--models segformer swin-upernet``).
+PAPER_MODELS = ('deeplabv3', 'deeplabv3-m', 'pspnet', 'pspnet-m', 'fcn',
+                'upernet')
 SOURCE_SUFFIX = 'shapes-source-128x128'
 TARGET_SUFFIX = 'shapes-target-128x128'
 

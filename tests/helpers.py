@@ -11,6 +11,10 @@ from mmseg_hosvd.protocol import MODEL_CONFIGS, config_path
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = osp.join(ROOT, 'configs')
 MODEL_NAMES = sorted(MODEL_CONFIGS)
+#: (model, layers) presets of convolutions only: not ('swin-upernet', 10),
+#: which names Swin's Linear layers, for the Linear compression (issue #14).
+CONV_PRESETS = [(m, n) for m in MODEL_NAMES for n in (5, 10)
+                if (m, n) != ('swin-upernet', 10)]
 TINY_SIZES = {
     'source': {
         'train': 4,

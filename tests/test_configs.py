@@ -7,12 +7,14 @@ from mmengine.config import Config
 
 from mmseg_hosvd.config_checks import check_data_roots
 from mmseg_hosvd.methods import protocol_tags, setting_tag
+from mmseg_hosvd.models import PRESETS
 from mmseg_hosvd.protocol import MODEL_CONFIGS, config_path, final_checkpoint
 from mmseg_hosvd.protocol_peers import PEER_ROWS, peer_tags
 from mmseg_hosvd.training_reductions import reductions_of, reductions_tag
 
 from .helpers import CONFIGS, MODEL_NAMES
 
+TRANSFORMERS = ('MixVisionTransformer', 'SwinTransformer')
 ALL = sorted(
     p for p in glob.glob(osp.join(CONFIGS, '**', '*.py'), recursive=True)
     if '_base_' not in p)
@@ -23,14 +25,27 @@ def test_config_loads_with_what_the_protocol_needs(path):
     cfg = Config.fromfile(path)
     assert cfg.default_scope == 'mmseg'
     assert 'mmseg_hosvd' in cfg.custom_imports['imports']
-    assert cfg.model.backbone.norm_cfg['type'] == 'BN'
+    backbone = cfg.model.backbone
+    if backbone.type in TRANSFORMERS:
+        # tokens are normalized by LayerNorm; no stochastic depth or
+        # dropout anywhere, so that methods compare exactly
+        assert backbone.norm_cfg['type'] == 'LN'
+        assert backbone.drop_rate == backbone.attn_drop_rate == 0
+        assert backbone.drop_path_rate == 0
+    else:
+        assert backbone.norm_cfg['type'] == 'BN'
+    assert cfg.model.decode_head.norm_cfg['type'] == 'BN'
     assert cfg.model.decode_head.dropout_ratio == 0
     assert 'auxiliary_head' not in cfg.model
     assert cfg.randomness.seed == 233
     assert cfg.default_hooks.malloc_trim.type == 'MallocTrimHook'
     optimizer, clip = cfg.optim_wrapper.optimizer, cfg.optim_wrapper.clip_grad
     paper = osp.basename(osp.dirname(path)) == 'paper'
-    if 'pretrain' in path and not paper:  # from scratch, see the schedules
+    if 'pretrain' in path and backbone.type in TRANSFORMERS:
+        # LayerNorm tokens train from scratch under the clip of 1 (README,
+        # "The transformer models")
+        assert (optimizer.lr, clip.max_norm) == (0.01, 1)
+    elif 'pretrain' in path and not paper:  # from scratch, see the schedules
         assert optimizer.lr == 0.05 and clip is None
         if 'r18' in path:  # residual branches alive from the start
             assert cfg.model.backbone.zero_init_residual is False
@@ -43,7 +58,7 @@ def test_config_loads_with_what_the_protocol_needs(path):
         assert clip.max_norm == 1
 
 
-def test_six_models_times_every_method_and_layer_count():
+def test_every_model_times_every_method_and_layer_count():
     expected = {
         config_path(m, 'finetune', t, n, root=CONFIGS)
         for m in MODEL_CONFIGS for t in protocol_tags() + peer_tags()
@@ -68,7 +83,16 @@ def test_checkpoints_chain_pretrain_calib_finetune(model, monkeypatch):
             assert cfg.load_from == final_checkpoint(calib)
             hook = dict(cfg.custom_hooks[0])
             assert hook.pop('type') == 'CompressConvHook'
-            assert hook.pop('num_layers') == layers
+            if 'layers' in hook:
+                # a convolution-only method on a preset naming Linear layers
+                # (Swin-T UPerNet, 10): it filters the convolutions and
+                # fine-tunes the Linear layers uncompressed, with the radii
+                names, plain = hook.pop('layers'), hook.pop('trainable')
+                preset = PRESETS[model]
+                assert names + plain == preset.compress[layers]
+                assert hook.pop('radius') == preset.radius[layers]
+            else:
+                assert hook.pop('num_layers') == layers
             method, lean = hook.pop('method'), hook.pop('lean', False)
             hook.pop('lean_eps', None)
             # the config's options are what its name says
@@ -113,8 +137,8 @@ def test_peer_rows_are_their_method_config_plus_one_reduction(model):
 
 
 def test_unknown_protocol_names_are_rejected():
-    with pytest.raises(ValueError, match="unknown model 'segformer'"):
-        config_path('segformer', 'pretrain')
+    with pytest.raises(ValueError, match="unknown model 'setr'"):
+        config_path('setr', 'pretrain')
     with pytest.raises(ValueError, match="unknown method 'hosvd'"):
         config_path('fcn', 'finetune', 'hosvd', 5)
     with pytest.raises(ValueError, match='layers must be 5 or 10, got 7'):

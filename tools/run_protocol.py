@@ -30,6 +30,7 @@ from mmseg_hosvd.methods import protocol_tags  # noqa: E402
 from mmseg_hosvd.pareto_plot import plot_pareto  # noqa: E402
 from mmseg_hosvd.protocol import (  # noqa: E402
     MODEL_CONFIGS,
+    PAPER_MODELS,
     config_path,
     ensure_dataset,
     ensure_tested,
@@ -49,7 +50,7 @@ def parse_args(argv=None):
     parser.add_argument('--quick', action='store_true',
                         help=f'only {QUICK} (about 15 minutes)')
     parser.add_argument('--models', nargs='+', choices=sorted(MODEL_CONFIGS),
-                        default=list(MODEL_CONFIGS))
+                        default=list(PAPER_MODELS))
     parser.add_argument('--methods', nargs='+',
                         choices=list(protocol_tags() + peer_tags()),
                         default=list(protocol_tags(extensions=False)),

@@ -1,10 +1,21 @@
-"""Reference fine-tuned layers of the six protocol models (DESIGN.md sec. 4).
+"""Reference fine-tuned layers of the protocol models (DESIGN.md sec. 4).
 
-Each preset lists, for 5 and 10 fine-tuned layers, the convolutions that are
-compressed (module names of ``nn.Conv2d``), the extra modules that are
-trainable without compression, and the Gradient Filter radius of each layer.
-The classifier ``decode_head.conv_seg`` is always trainable and never
-compressed.
+Each preset lists, for 5 and 10 fine-tuned layers, the layers that are
+compressed (module names of ``nn.Conv2d``; for the transformers also of
+``nn.Linear``), the extra modules that are trainable without compression,
+and the Gradient Filter radius of each convolution. The classifier
+``decode_head.conv_seg`` is always trainable and never compressed.
+
+The six CNN presets are the paper's. The two transformer presets follow one
+rule: 5 layers are the decode head's last five ``nn.Conv2d`` / ``nn.Linear``
+modules in execution order (for UPerNet the same five as with ResNet-18),
+10 layers add the backbone's last five, nearest the output first. For
+SegFormer-B0 that is exactly the last 10 in execution order (MiT's Mix-FFN is
+convolutional; its attention projections are called functionally by
+``nn.MultiheadAttention`` and do not run as modules); for Swin-T UPerNet it
+skips the PPM branches and the lateral convolutions of the head, so that the
+10-layer setting reaches the backbone's Linear layers as the CNN presets reach
+their backbones.
 """
 from typing import Dict, List, NamedTuple, Optional, Tuple
 
@@ -71,6 +82,27 @@ _UPER_RADII = {
     'decode_head.lateral_convs.2.conv': 2,
     'decode_head.bottleneck.conv': 2,
 }
+_SEGFORMER_5 = ['decode_head.fusion_conv.conv'] + _head(
+    'convs.', ['3.conv', '2.conv', '1.conv', '0.conv'])
+_MIT_B0_TAIL = [
+    'backbone.layers.3.1.1.ffn.layers.4', 'backbone.layers.3.1.1.ffn.layers.1',
+    'backbone.layers.3.1.1.ffn.layers.0', 'backbone.layers.3.1.0.ffn.layers.4',
+    'backbone.layers.3.1.0.ffn.layers.1'
+]
+# 128 x 128 inputs: SegformerHead's convs.i read 32 / 16 / 8 / 4 pixel maps;
+# radii as UPerNet's by resolution (1/4: 8, 1/8: 4, else 2)
+_SEGFORMER_RADII = {
+    'decode_head.fusion_conv.conv': 8,
+    'decode_head.convs.0.conv': 8,
+    'decode_head.convs.1.conv': 4,
+}
+_SWIN_T_TAIL = [
+    'backbone.stages.3.blocks.1.ffn.layers.1',
+    'backbone.stages.3.blocks.1.ffn.layers.0.0',
+    'backbone.stages.3.blocks.1.attn.w_msa.proj',
+    'backbone.stages.3.blocks.1.attn.w_msa.qkv',
+    'backbone.stages.3.blocks.0.ffn.layers.1'
+]
 
 
 def _radii(names, default, overrides=None):
@@ -127,6 +159,21 @@ PRESETS: Dict[str, LayerPreset] = {
         compress={5: _UPER_5, 10: _UPER_10},
         trainable={5: [], 10: []},
         radius={5: _radii(_UPER_5, 8, _UPER_RADII), 10: dict(_UPER_RADII)}),
+    'segformer':
+    LayerPreset(
+        compress={5: _SEGFORMER_5, 10: _SEGFORMER_5 + _MIT_B0_TAIL},
+        trainable={5: [], 10: []},
+        radius={
+            5: _radii(_SEGFORMER_5, 2, _SEGFORMER_RADII),
+            10: _radii(_SEGFORMER_5 + _MIT_B0_TAIL, 2, _SEGFORMER_RADII)
+        }),
+    # the Gradient Filter is spatial: radii for the convolutions only
+    'swin-upernet':
+    LayerPreset(
+        compress={5: _UPER_5, 10: _UPER_5 + _SWIN_T_TAIL},
+        trainable={5: [], 10: []},
+        radius={5: _radii(_UPER_5, 8, _UPER_RADII),
+                10: _radii(_UPER_5, 8, _UPER_RADII)}),
 }
 
 _HEADS = {
@@ -141,8 +188,11 @@ def detect_preset(model: nn.Module) -> Optional[str]:
     """Name of the protocol model that ``model`` is, or None.
 
     A model matches when it has a ResNet-18 (V1c) or MobileNetV2 backbone
-    and an ASPP, PSP, FCN or UPerNet decode head; UPerNet and FCN presets
-    exist for ResNet-18 only.
+    and an ASPP, PSP, FCN or UPerNet decode head (UPerNet and FCN presets
+    exist for ResNet-18 only), or when it is SegFormer-B0 (MiT with 32
+    embedding dimensions and a SegformerHead) or a Swin-T UPerNet (Swin with
+    96 embedding dimensions and a UPerHead); either transformer's last stage
+    must have the two blocks the preset names.
 
     Args:
         model: An mmseg segmentor.
@@ -154,15 +204,28 @@ def detect_preset(model: nn.Module) -> Optional[str]:
     head = getattr(model, 'decode_head', None)
     if backbone is None or head is None:
         return None
+    kind = type(backbone).__name__
+    if kind in ('MixVisionTransformer', 'SwinTransformer'):
+        return _transformer_preset(backbone, type(head).__name__)
     name = _HEADS.get(type(head).__name__)
     if name is None:
         return None
-    kind = type(backbone).__name__
     if kind in ('ResNetV1c', 'ResNet') and getattr(backbone, 'depth',
                                                      None) == 18:
         return name
     if kind == 'MobileNetV2' and name in ('deeplabv3', 'pspnet'):
         return f'{name}-m'
+    return None
+
+
+def _transformer_preset(backbone: nn.Module, head: str) -> Optional[str]:
+    """'segformer', 'swin-upernet' or None for a MiT or Swin backbone."""
+    if (head == 'SegformerHead' and backbone.embed_dims == 32
+            and backbone.num_layers[-1] == 2):
+        return 'segformer'
+    if (head == 'UPerHead' and backbone.num_features[0] == 96
+            and len(backbone.stages[-1].blocks) == 2):
+        return 'swin-upernet'
     return None
 
 

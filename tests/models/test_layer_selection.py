@@ -12,7 +12,7 @@ from mmseg_hosvd.models import (PRESETS, CompressedConv2d, Conv2dGradFilter,
                                 Conv2dHOSVD, detect_preset, last_convs,
                                 select_layers, set_norm_eval_)
 
-from ..helpers import MODEL_NAMES, build_model
+from ..helpers import CONV_PRESETS, MODEL_NAMES, build_model
 
 
 def compressed_names(model):
@@ -27,8 +27,7 @@ def test_protocol_models_are_detected(model_name):
     assert detect_preset(build_model(model_name)) == model_name
 
 
-@pytest.mark.parametrize('num_layers', [5, 10])
-@pytest.mark.parametrize('model_name', MODEL_NAMES)
+@pytest.mark.parametrize('model_name,num_layers', CONV_PRESETS)
 def test_hook_converts_exactly_the_reference_layers(model_name, num_layers):
     model = build_model(model_name)
     plain_keys = list(model.state_dict())

@@ -8,15 +8,16 @@ from ..helpers import ROOT
 
 NAMES = {'DeepLabV3': 'deeplabv3', 'DeepLabV3-M': 'deeplabv3-m',
          'PSPNet': 'pspnet', 'PSPNet-M': 'pspnet-m', 'FCN': 'fcn',
-         'UPerNet': 'upernet'}
+         'UPerNet': 'upernet', 'SegFormer-B0': 'segformer',
+         'Swin-T UPerNet': 'swin-upernet'}
 MODULES = {'none': [], 'the decode head': ['decode_head']}
 
 
 def readme_rows():
-    """``{preset: (convolutions at 5, at 10, also trained)}`` as stated."""
+    """``{preset: (layers at 5, at 10, also trained)}`` as stated."""
     with open(osp.join(ROOT, 'README.md'), encoding='utf-8') as f:
         text = f.read()
-    header = '| model | compressed convolutions, 5 / 10 layers |'
+    header = '| model | compressed layers, 5 / 10 layers |'
     assert header in text, 'the README lacks the table of layers per model'
     rows = {}
     for line in text.split(header, 1)[1].splitlines()[2:]:

@@ -1,0 +1,5 @@
+_base_ = './segformer_mit-b0_vanilla-l5_shapes-target-128x128.py'
+custom_hooks = [
+    dict(type='CompressConvHook', method='quantized', bits=8, num_layers=10),
+    dict(type='ActivationMemoryHook')
+]

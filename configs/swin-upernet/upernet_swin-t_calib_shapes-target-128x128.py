@@ -1,0 +1,7 @@
+# Calibration: only the classifier (conv_seg) trains on the target domain.
+_base_ = [
+    '../_base_/models/upernet_swin-t.py', '../_base_/datasets/shapes_target.py',
+    '../_base_/default_runtime.py', '../_base_/schedules/calib_100it.py'
+]
+load_from = 'work_dirs/upernet_swin-t_pretrain_shapes-source-128x128/iter_400.pth'
+custom_hooks = [dict(type='CompressConvHook', method='vanilla', num_layers=0)]

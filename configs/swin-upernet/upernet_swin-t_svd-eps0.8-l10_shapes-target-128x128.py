@@ -1,0 +1,5 @@
+_base_ = './upernet_swin-t_vanilla-l5_shapes-target-128x128.py'
+custom_hooks = [
+    dict(type='CompressConvHook', method='svd', eps=0.8, num_layers=10),
+    dict(type='ActivationMemoryHook')
+]
