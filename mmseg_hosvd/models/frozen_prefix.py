@@ -16,6 +16,7 @@ import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _NormBase
 
+from .input_release import release_storage_
 from .model_trace import ModelTrace
 from .unread_outputs import UnreadOutput
 
@@ -64,15 +65,27 @@ class MicroBatchedForward:
         name: The module's name, for errors.
         keep: Positions of its tuple output to keep; the others become
             :class:`~.unread_outputs.UnreadOutput`. None keeps all.
+        release_input: Free the memory of its first argument after a call
+            with grad enabled (a training step), see
+            :mod:`.input_release`; only for the module proven to be the last
+            reader of the model's input batch.
     """
 
     def __init__(self, module: nn.Module, forward: Callable,
                  micro_batch: int, name: str = '',
-                 keep: Optional[Set[int]] = None):
+                 keep: Optional[Set[int]] = None,
+                 release_input: bool = False):
         self.forward = forward
         self.micro_batch = check_micro_batch(micro_batch)
         self.norms = [m for m in module.modules() if isinstance(m, _NormBase)]
         self.name, self.keep = name, keep
+        self.release_input = release_input
+
+    def __call__(self, x, *args, **kwargs):
+        out = self._run(x, *args, **kwargs)
+        if self.release_input and torch.is_grad_enabled():
+            release_storage_(x)
+        return out
 
     def _drop_unread(self, out):
         if self.keep is None or not isinstance(out, (tuple, list)):
@@ -82,7 +95,7 @@ class MicroBatchedForward:
             UnreadOutput(part, f'output {i} of {self.name or "the module"}')
             for i, part in enumerate(out))
 
-    def __call__(self, x, *args, **kwargs):
+    def _run(self, x, *args, **kwargs):
         if not torch.is_tensor(x) or x.shape[0] <= self.micro_batch:
             return self._drop_unread(self.forward(x, *args, **kwargs))
         training = [m for m in self.norms if m.training]
@@ -156,7 +169,8 @@ def frozen_prefix(model: nn.Module, trace: ModelTrace) -> List[str]:
 
 def micro_batch_prefix_(model: nn.Module, names: Sequence[str],
                         micro_batch: int,
-                        keep: Optional[Dict[str, Set[int]]] = None) -> None:
+                        keep: Optional[Dict[str, Set[int]]] = None,
+                        release_input: Optional[str] = None) -> None:
     """Makes each named module run in micro-batches without grad.
 
     The module's ``forward`` is replaced on the instance only; its class,
@@ -169,10 +183,14 @@ def micro_batch_prefix_(model: nn.Module, names: Sequence[str],
         keep: Per module name, the positions of its tuple output to keep
             (see :func:`~.unread_outputs.read_positions`); modules not
             named keep every output.
+        release_input: The module, among ``names``, after which the model's
+            input batch is freed in training steps (see
+            :mod:`.input_release`); None frees nothing.
     """
     keep = keep or {}
     for name in names:
         module = model.get_submodule(name)
         module.forward = MicroBatchedForward(module, module.forward,
                                              micro_batch, name,
-                                             keep.get(name))
+                                             keep.get(name),
+                                             name == release_input)

@@ -1,11 +1,12 @@
 """Run the frozen prefix in micro-batches: a lower peak, the same result."""
-from typing import Dict, List, Sequence, Set
+from typing import Dict, List, Optional, Sequence, Set
 
 from mmengine.hooks import Hook
 from mmseg.registry import HOOKS
 
 from ...models.frozen_prefix import (check_micro_batch, frozen_prefix,
                                      micro_batch_prefix_)
+from ...models.input_release import input_read_only_by
 from ...models.model_trace import trace_model
 from ...models.unread_outputs import read_positions
 from .unwrap import unwrap_model
@@ -31,21 +32,33 @@ class FrozenPrefixHook(Hook):
     reads one); the others are stand-ins without data, whose use raises
     an error naming them (see :mod:`~mmseg_hosvd.models.unread_outputs`).
 
+    With ``release_input``, the preprocessed image batch is freed in each
+    training step once the prefix's first module has read it, when one more
+    traced forward of the loss path shows that this module receives the
+    batch itself and that nothing reads it afterwards (see
+    :mod:`~mmseg_hosvd.models.input_release`).
+
     Args:
         micro_batch: Images per micro-batch of the frozen prefix.
         drop_unread: Keep only the outputs the step reads.
+        release_input: Free the input batch after the prefix read it.
         trace_input_shape: Input shape of the traced forwards.
     """
 
     priority = 'NORMAL'
 
     def __init__(self, micro_batch: int = 1, drop_unread: bool = True,
+                 release_input: bool = True,
                  trace_input_shape: Sequence[int] = (2, 3, 64, 64)):
         self.micro_batch = check_micro_batch(micro_batch)
-        if not isinstance(drop_unread, bool):
-            raise ValueError(f'drop_unread must be True or False, got '
-                             f'{drop_unread!r}')
+        for flag, value in (('drop_unread', drop_unread),
+                            ('release_input', release_input)):
+            if not isinstance(value, bool):
+                raise ValueError(f'{flag} must be True or False, got '
+                                 f'{value!r}')
         self.drop_unread = drop_unread
+        self.release_input = release_input
+        self.released: Optional[str] = None
         self.trace_input_shape = tuple(trace_input_shape)
         self.modules: List[str] = []
         self.kept: Dict[str, Set[int]] = {}
@@ -56,7 +69,8 @@ class FrozenPrefixHook(Hook):
         runner.logger.info(
             f'FrozenPrefixHook: {len(self.modules)} frozen modules run in '
             f'micro-batches of {self.micro_batch}: {self.modules}; outputs '
-            f'kept (by position; others are never read): {self.kept}')
+            f'kept (by position; others are never read): {self.kept}; '
+            f'input batch freed after: {self.released}')
 
     def apply(self, model) -> List[str]:
         """Micro-batches the frozen prefix of ``model`` in place.
@@ -73,5 +87,10 @@ class FrozenPrefixHook(Hook):
                                            self.trace_input_shape)
                 if positions is not None:
                     self.kept[name] = positions
-        micro_batch_prefix_(model, names, self.micro_batch, self.kept)
+        self.released = None
+        if self.release_input and names and input_read_only_by(
+                model, names[0], self.trace_input_shape):
+            self.released = names[0]
+        micro_batch_prefix_(model, names, self.micro_batch, self.kept,
+                            self.released)
         return names
