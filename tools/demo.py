@@ -43,7 +43,7 @@ from mmseg_hosvd.time_left import ProgressLog, Stage, TimeLeft  # noqa: E402
 #: machine; for other models and methods each stage's estimate is corrected
 #: by its own step times once it runs.
 STAGE_COSTS = {
-    'pretrain': (0.25, 12.),
+    'pretrain': (1., 12.),
     'calibrate': (0.35, 10.),
     'test calibrated': (6., 0.),
     'fine-tune': (0.5, 12.),
