@@ -6,7 +6,8 @@ from mmengine.runner import Runner
 from torch import nn
 
 from mmseg_hosvd.engine import ActivationCheckpointHook, CompressConvHook
-from mmseg_hosvd.models import set_norm_eval_
+from mmseg_hosvd.models import PRESETS, set_norm_eval_
+from mmseg_hosvd.models.conv_memory_counter import ConvMemoryCounter
 from mmseg_hosvd.utils import SavedTensorMeter
 
 from ..helpers import build_model, tiny_runner_config
@@ -51,6 +52,27 @@ def test_same_gradients_and_less_stored(method, options):
     for name, grad in grads[0].items():
         assert grad.abs().sum() > 0, name
         torch.testing.assert_close(grads[1][name], grad, msg=name)
+
+
+@pytest.mark.parametrize('method,options', [('vanilla', {}),
+                                            ('hosvd', dict(eps=0.8))])
+def test_recomputed_forwards_are_not_counted_twice(method, options):
+    """The analytical count is what the layers need; backward's recompute
+    of the checkpointed blocks does not add to it."""
+    counted = []
+    for checkpointed in (False, True):
+        torch.manual_seed(0)
+        model = fine_tuned('deeplabv3', 10, method, **options)
+        if checkpointed:
+            ActivationCheckpointHook().apply(model)
+        model.train()
+        set_norm_eval_(model)
+        counter = ConvMemoryCounter(model, PRESETS['deeplabv3'].compress[10])
+        torch.manual_seed(1)
+        model._forward(torch.randn(2, 3, 64, 64)).square().sum().backward()
+        counted.append(counter.elements)
+        counter.remove()
+    assert counted[0] > 0 and counted[1] == counted[0]
 
 
 def test_unknown_module_is_named():
