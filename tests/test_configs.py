@@ -40,7 +40,6 @@ def test_config_loads_with_what_the_protocol_needs(path):
     assert cfg.randomness.seed == 233
     assert cfg.default_hooks.malloc_trim.type == 'MallocTrimHook'
     optimizer, clip = cfg.optim_wrapper.optimizer, cfg.optim_wrapper.clip_grad
-    paper = osp.basename(osp.dirname(path)) == 'paper'
     if 'mv2' in path and 'pretrain' in path:  # from scratch, see the config
         assert optimizer.lr == 0.05 and clip is None
     else:
