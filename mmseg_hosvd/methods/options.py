@@ -1,4 +1,5 @@
 """Checks of the methods' options; each returns the value or names it."""
+from collections.abc import Mapping
 from typing import Any, Callable, NamedTuple
 
 from ..ops import check_eps, check_radius, check_solver
@@ -46,3 +47,20 @@ def check_rank_batches(rank_batches):
 #: The options every decomposing method shares.
 EPS = Option(0.8, check_eps)
 SOLVER = Option('auto', check_solver)
+
+
+def plain_value(value):
+    """``value`` with every mapping, list and tuple rebuilt as a plain
+    ``dict``, ``list`` or ``tuple``.
+
+    Options given in a config arrive as MMEngine ``ConfigDict`` objects; the
+    fine-tuning plan that keeps them is pickled into each checkpoint, whose
+    loading accepts only plain Python containers.
+    """
+    if isinstance(value, Mapping):
+        return {key: plain_value(item) for key, item in value.items()}
+    if isinstance(value, tuple):
+        return tuple(plain_value(item) for item in value)
+    if isinstance(value, list):
+        return [plain_value(item) for item in value]
+    return value

@@ -3,16 +3,19 @@ import warnings
 
 import pytest
 import torch
+from mmengine.config import Config, ConfigDict
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from mmseg.registry import MODELS
 from torch import nn
 
+from mmseg_hosvd.checkpoint_loading import load_local_checkpoint
 from mmseg_hosvd.engine import CompressConvHook
 from mmseg_hosvd.models import (PRESETS, CompressedConv2d, Conv2dGradFilter,
                                 Conv2dHOSVD, detect_preset, last_convs,
                                 select_layers, set_norm_eval_)
+from mmseg_hosvd.protocol import config_path
 
-from ..helpers import CONV_PRESETS, MODEL_NAMES, build_model
+from ..helpers import CONFIGS, CONV_PRESETS, MODEL_NAMES, build_model
 
 
 def compressed_names(model):
@@ -299,3 +302,21 @@ def test_lean_region_replaces_activations_after_the_first_layer(model_name):
         got = model._forward(x)
     torch.testing.assert_close(got, expected)
     assert lean_meter.bytes < vanilla_meter.bytes
+
+
+def test_options_from_a_config_reach_the_checkpoint_as_plain_python(
+        tmp_path):
+    """A radius dict from a config is a ConfigDict; the checkpoint's meta
+    must hold a plain dict, or loading it is refused as untrusted."""
+    cfg = Config.fromfile(
+        config_path('swin-upernet', 'finetune', 'gradfilter', 10,
+                    root=CONFIGS))
+    options = dict(cfg.custom_hooks[0])
+    options.pop('type')
+    assert isinstance(options['radius'], ConfigDict)
+    plan = CompressConvHook(**options).apply(build_model('swin-upernet'))
+    path = str(tmp_path / 'meta.pth')
+    torch.save({'meta': {'finetune': plan.to_meta()}}, path)
+    meta = load_local_checkpoint(path)['meta']['finetune']
+    assert type(meta['radius']) is dict
+    assert meta['radius'] == dict(cfg.custom_hooks[0].radius)

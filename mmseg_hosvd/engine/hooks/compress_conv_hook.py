@@ -7,6 +7,7 @@ from mmseg.registry import HOOKS
 from torch import nn
 
 from ...methods import get_method, split_options
+from ...methods.options import plain_value
 from ...models import FinetunePlan
 from ...models.layer_presets import CLASSIFIER
 from ...models.layer_selection import check_module_names, select_layers_of
@@ -93,6 +94,7 @@ class CompressConvHook(Hook):
         self.norm_eval = norm_eval
         self.share_inputs = share_inputs
         self.lean = bool(lean)
+        options = plain_value(options)
         self.options = split_options(self.method, options, self.lean)
         self.lean_solver = check_solver(
             options.get('solver', self.options.get('solver', 'auto')))
