@@ -14,6 +14,7 @@ from typing import Dict
 
 import torch
 from torch import nn
+from torch.utils._pytree import tree_flatten
 
 from .unread_outputs import _METADATA, _training_batch
 
@@ -34,7 +35,8 @@ class _LateReadWatch(torch.Tensor):
     @classmethod
     def __torch_function__(cls, func, types, args=(), kwargs=None):
         if func not in _METADATA:
-            for arg in list(args) + list((kwargs or {}).values()):
+            flat, _ = tree_flatten((args, kwargs or {}))
+            for arg in flat:
                 if isinstance(arg, _LateReadWatch) and arg.state['after']:
                     arg.state['late'] = True
         with torch._C.DisableTorchFunctionSubclass():

@@ -79,13 +79,18 @@ def test_validation_keeps_the_batch():
     assert inputs.untyped_storage().nbytes() == inputs.numel() * 4
 
 
-def test_a_loss_path_that_reads_the_batch_again_keeps_it():
+@pytest.mark.parametrize('read', [
+    lambda inputs: inputs.mean(),
+    # inside a list, as torch.cat takes it
+    lambda inputs: torch.cat([inputs, inputs]).mean(),
+])
+def test_a_loss_path_that_reads_the_batch_again_keeps_it(read):
     model = frozen()
     loss = model.loss
 
     def loss_reading_inputs(self, inputs, data_samples):
         losses = loss(inputs, data_samples)
-        losses['brightness'] = inputs.mean() * 0
+        losses['brightness'] = read(inputs) * 0
         return losses
 
     model.loss = types.MethodType(loss_reading_inputs, model)
