@@ -36,7 +36,7 @@ run.
 Usage::
 
     python benchmarks/peak_memory.py [--models deeplabv3 pspnet]
-        [--methods vanilla hosvd] [--layers 5] [--lean]
+        [--methods vanilla hosvd] [--layers 5] [--lean | --lean-only]
         [--reductions none amp micro2] [--size 512] [--batch 8]
         [--steps 3] [--from-protocol] [--json PATH]
 """
@@ -176,6 +176,9 @@ def parse_args(argv=None):
     parser.add_argument('--lean', action='store_true',
                         help='also measure the lean variant of each '
                         'compressing method')
+    parser.add_argument('--lean-only', action='store_true',
+                        help='measure only the lean variant of each '
+                        'compressing method (vanilla stays plain)')
     parser.add_argument('--reductions', nargs='+', type=reductions_of,
                         default=[[]])
     parser.add_argument('--eps', type=float, default=0.8)
@@ -194,9 +197,12 @@ def main(argv=None):
         print(RECORD + json.dumps(measure_in_process(json.loads(args.one))))
         return
     methods = ['vanilla'] + [m for m in args.methods if m != 'vanilla']
-    variants = [(m, False) for m in methods]
-    if args.lean:
-        variants += [(m, True) for m in methods if m != 'vanilla']
+    compressing = [m for m in methods if m != 'vanilla']
+    variants = [('vanilla', False)]
+    if not args.lean_only:
+        variants += [(m, False) for m in compressing]
+    if args.lean or args.lean_only:
+        variants += [(m, True) for m in compressing]
     records = []
     for model in args.models:
         for layers in args.layers:

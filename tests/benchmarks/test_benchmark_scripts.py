@@ -71,3 +71,14 @@ def test_peak_memory_records(tmp_path):
     assert records[0]['peak_increment_mb_ratio'] == 1.0
     assert records[2]['peak_increment_mb_ratio'] == 1.0
     assert 'hosvd' in out
+
+
+def test_peak_memory_lean_only(tmp_path):
+    path = tmp_path / 'peak.json'
+    run_script('benchmarks/peak_memory.py', '--models', 'fcn', '--methods',
+               'vanilla', 'hosvd', '--lean-only', '--size', '64', '--batch',
+               '2', '--steps', '1', '--json', str(path))
+    records = json.loads(path.read_text())
+    assert [(r['method'], r['lean']) for r in records] == [
+        ('vanilla', False), ('hosvd', True)]
+    assert records[1]['peak_increment_mb'] < records[0]['peak_increment_mb']
