@@ -1,22 +1,25 @@
-"""Pyramid heads that write each branch straight into the concatenation.
+"""Heads that write each branch straight into the concatenation.
 
-mmseg's ASPP and PSP heads collect their branch outputs in a list and then
-concatenate it, so at that moment every branch output exists twice (80 MB
-list plus 80 MB concatenation for DeepLabV3-R18-d8 at 512 x 512, batch 8;
-128 plus 128 MB for PSPNet, whose concatenation also copies the head's
-input). In the lean region nothing keeps a branch output for backward (its
-ReLU stores a bit mask), so the head can write each branch into its slice of
-one preallocated concatenation and free it at once (:func:`concat_into`).
-The computation is the one of mmseg 1.2's ``ASPPHead._forward_feature`` and
-``PSPHead._forward_feature``, in the same order; values and gradients are
-the same.
+mmseg's ASPP, PSP and SegFormer heads collect their branch outputs in a
+list and then concatenate it, so at that moment every branch output exists
+twice (80 MB list plus 80 MB concatenation for DeepLabV3-R18-d8 at 512 x
+512, batch 8; 128 plus 128 MB for PSPNet, whose concatenation also copies
+the head's input; 32 plus 32 MB for SegFormer-B0 at 128 x 128). In the
+lean region nothing keeps a branch output for backward (its ReLU stores a
+bit mask; SegFormer's upsampling keeps nothing), so the head can write each
+branch into its slice of one preallocated concatenation and free it at once
+(:func:`concat_into`).
+The computation is the one of mmseg 1.2's ``ASPPHead._forward_feature``,
+``PSPHead._forward_feature`` and ``SegformerHead.forward``, in the same
+order; values and gradients are the same.
 """
 import functools
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, NamedTuple
 
 import torch
 from mmseg.models.decode_heads.aspp_head import ASPPHead
 from mmseg.models.decode_heads.psp_head import PSPHead
+from mmseg.models.decode_heads.segformer_head import SegformerHead
 from mmseg.models.utils import resize
 from torch import nn
 
@@ -166,27 +169,56 @@ def psp_features(head: PSPHead, inputs) -> torch.Tensor:
     return head.bottleneck(concat_into(parts, widths, share_frozen=True))
 
 
+def segformer_forward(head: SegformerHead, inputs) -> torch.Tensor:
+    """``SegformerHead.forward`` with the upsampled stage features written
+    in place."""
+    inputs = head._transform_inputs(inputs)
+    size = inputs[0].shape[2:]
+    parts = [
+        lambda x=x, conv=conv: resize(conv(x), size=size,
+                                      mode=head.interpolate_mode,
+                                      align_corners=head.align_corners)
+        for x, conv in zip(inputs, head.convs)
+    ]
+    widths = [head.channels] * len(parts)
+    return head.cls_seg(head.fusion_conv(concat_into(parts, widths)))
+
+
+class LeanHead(NamedTuple):
+    """The method of a head that gets the in-place concatenation.
+
+    Attributes:
+        attribute: The name of the method replaced on the instance.
+        function: ``function(head, inputs)``, the method's replacement.
+    """
+    attribute: str
+    function: Callable
+
+
 #: The heads with an in-place concatenation, by exact type (a subclass
 #: such as DeepLabV3+'s head has a forward of its own).
-LEAN_FEATURES: Dict[type, Callable] = {
-    ASPPHead: aspp_features,
-    PSPHead: psp_features,
+LEAN_HEADS: Dict[type, LeanHead] = {
+    ASPPHead: LeanHead('_forward_feature', aspp_features),
+    PSPHead: LeanHead('_forward_feature', psp_features),
+    SegformerHead: LeanHead('forward', segformer_forward),
 }
 
 
 def concat_in_place_(model: nn.Module) -> List[str]:
-    """Gives every ASPP or PSP head of ``model`` the in-place concatenation.
+    """Gives every ASPP, PSP or SegFormer head of ``model`` the in-place
+    concatenation.
 
-    The head's ``_forward_feature`` is replaced on the instance only; its
-    class, parameters and state dict are untouched.
+    The head's method (:data:`LEAN_HEADS`) is replaced on the instance
+    only; its class, parameters and state dict are untouched.
 
     Returns:
         The names of the heads changed.
     """
     names = []
     for name, module in model.named_modules():
-        features = LEAN_FEATURES.get(type(module))
-        if features is not None:
-            module._forward_feature = functools.partial(features, module)
+        lean = LEAN_HEADS.get(type(module))
+        if lean is not None:
+            setattr(module, lean.attribute,
+                    functools.partial(lean.function, module))
             names.append(name)
     return names

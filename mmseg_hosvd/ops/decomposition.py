@@ -22,8 +22,8 @@ from .decomposition_settings import (
     resolve_settings,
 )
 from .solvers import (
-    RITZ_MAX_ASPECT,
     RITZ_MIN_SIZE,
+    RITZ_ROWS_PER_ASPECT,
     SOLVER_TABLE,
     SOLVERS,
     check_solver,
@@ -42,7 +42,7 @@ from .spectrum import (
 #: Public names, including those defined in :mod:`.solvers`,
 #: :mod:`.spectrum` and :mod:`.checks` and still importable from here.
 __all__ = [
-    'RITZ_MAX_ASPECT', 'RITZ_MIN_SIZE', 'SOLVERS', 'check_eps',
+    'RITZ_MIN_SIZE', 'RITZ_ROWS_PER_ASPECT', 'SOLVERS', 'check_eps',
     'check_solver', 'compact', 'decomposition_dtype', 'gram_eigh', 'hosvd',
     'leading_vectors', 'rank_from_energy', 'rank_from_explained_variance',
     'truncated_svd', 'uses_ritz'

@@ -1,4 +1,5 @@
-"""ASPP and PSP heads write their branches into one concatenation."""
+"""ASPP, PSP and SegFormer heads write their branches into one
+concatenation."""
 import functools
 import json
 
@@ -9,18 +10,23 @@ from torch.profiler import ProfilerActivity, profile
 
 from mmseg_hosvd.engine import CompressConvHook
 from mmseg_hosvd.models import set_norm_eval_
-from mmseg_hosvd.models.lean_concat import (LEAN_FEATURES, concat_into,
+from mmseg_hosvd.models.lean_concat import (LEAN_HEADS, concat_into,
                                             share_copy_)
 
 from ..helpers import build_model
 
 
 def features_in(model, batch=2, size=16):
-    """Backbone-shaped inputs of the decode head (ResNet-18-d8 widths)."""
+    """Backbone-shaped inputs of the decode head: ResNet-18-d8 widths at
+    one size, or MiT-B0's at 1/4 to 1/32 of a 4 * size input."""
     gen = torch.Generator().manual_seed(0)
-    return [torch.randn(batch, c, size, size, generator=gen,
+    if model.backbone.__class__.__name__ == 'MixVisionTransformer':
+        shapes = [(c, size >> i) for i, c in enumerate((32, 64, 160, 256))]
+    else:
+        shapes = [(c, size) for c in (64, 128, 256, 512)]
+    return [torch.randn(batch, c, side, side, generator=gen,
                         dtype=next(model.parameters()).dtype)
-            for c in (64, 128, 256, 512)]
+            for c, side in shapes]
 
 
 def head_of(model_name, lean, eps=1.0):
@@ -36,15 +42,15 @@ def head_of(model_name, lean, eps=1.0):
 
 
 @pytest.mark.parametrize('frozen_input', [False, True])
-@pytest.mark.parametrize('model_name', ['deeplabv3', 'pspnet'])
+@pytest.mark.parametrize('model_name', ['deeplabv3', 'pspnet', 'segformer'])
 def test_same_features_and_gradients_as_mmseg(model_name, frozen_input):
     model, _ = head_of(model_name, lean=False)
     model.double()
     head = model.decode_head
-    assert type(head) in LEAN_FEATURES
+    lean = LEAN_HEADS[type(head)]
     results = []
-    for forward in (head._forward_feature,
-                    functools.partial(LEAN_FEATURES[type(head)], head)):
+    for forward in (getattr(head, lean.attribute),
+                    functools.partial(lean.function, head)):
         model.zero_grad()
         inputs = [f.requires_grad_(not frozen_input)
                   for f in features_in(model)]
@@ -125,11 +131,12 @@ def test_backward_hands_out_slices_of_the_gradient(tmp_path):
 
 
 def test_the_lean_heads_are_swapped():
-    for model_name in ('deeplabv3', 'pspnet'):
+    for model_name in ('deeplabv3', 'pspnet', 'segformer'):
         model, plan = head_of(model_name, lean=True)
         assert plan['lean_concat'] == ['decode_head']
-        assert model.decode_head._forward_feature.func is LEAN_FEATURES[
-            type(model.decode_head)]
+        lean = LEAN_HEADS[type(model.decode_head)]
+        assert getattr(model.decode_head,
+                       lean.attribute).func is lean.function
 
 
 def test_heads_without_a_pyramid_are_left_alone():

@@ -116,6 +116,10 @@ def test_unknown_solver_is_named(bad):
     ((1024, 2048), 0.8, 'auto', True),   # PSPNet bottleneck channel mode
     ((512, 2048), 0.9, 'auto', True),    # DeepLabV3 ASPP input
     ((512, 32768), 0.8, 'auto', False),  # too wide: Gram is cheaper
+    ((1024, 8192), 0.8, 'auto', True),   # SegFormer-B0 fusion input
+    ((640, 8192), 0.8, 'auto', False),   # past the crossover at 640 rows
+    ((256, 1024), 0.8, 'auto', True),
+    ((256, 1025), 0.8, 'auto', False),
     ((255, 300), 0.8, 'auto', False),    # small: eigh is cheap
     ((1024, 2048), 1.0, 'auto', False),  # full rank
     ((1024, 2048), 0.8, 'eigh', False),

@@ -16,7 +16,7 @@ from mmseg_hosvd.ops import (
     unfold,
 )
 from mmseg_hosvd.ops.solvers import (
-    RITZ_MAX_ASPECT,
+    RITZ_ROWS_PER_ASPECT,
     Solver,
     auto_policy,
     eigh_solver,
@@ -42,7 +42,7 @@ def test_the_table_lists_eigh_and_ritz_and_ritz_falls_back_to_eigh():
 
 @pytest.mark.parametrize('eps', [0.5, 0.8, 0.9])
 def test_forced_ritz_reaches_eps_where_auto_takes_eigh(eps, ritz_calls):
-    cols = 300 * RITZ_MAX_ASPECT + 100  # too wide for 'auto'
+    cols = 300**2 // RITZ_ROWS_PER_ASPECT + 100  # too wide for 'auto'
     matrix = matrix_with_spectrum([0.9**i for i in range(300)], cols)
     assert auto_policy(matrix.shape, eps) == 'eigh'
     vectors = leading_vectors(matrix, eps, 'ritz')
