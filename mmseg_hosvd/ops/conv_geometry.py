@@ -155,11 +155,22 @@ def in_batch_slices(function: Callable[[torch.Tensor], torch.Tensor],
     for start in range(0, tensor.shape[0], step):
         piece = function(tensor[start:start + step])
         if out is None:
-            out = piece.new_empty((tensor.shape[0], ) +
-                                  tuple(piece.shape[1:]))
+            out = torch.empty((tensor.shape[0], ) + tuple(piece.shape[1:]),
+                              dtype=piece.dtype, device=piece.device,
+                              memory_format=_layout_of(piece))
         out[start:start + piece.shape[0]] = piece
         del piece
     return out
+
+
+def _layout_of(tensor: torch.Tensor) -> torch.memory_format:
+    """Channels-last for a 4-D tensor stored so (a convolution on one
+    keeps it), else contiguous: slices are then assembled without a
+    transposing copy."""
+    if (tensor.dim() == 4 and not tensor.is_contiguous()
+            and tensor.is_contiguous(memory_format=torch.channels_last)):
+        return torch.channels_last
+    return torch.contiguous_format
 
 
 def conv2d_in_slices(x: torch.Tensor, weight: torch.Tensor, bias,
@@ -183,6 +194,8 @@ def conv2d_input_grad(input_shape: Sequence[int], weight: torch.Tensor,
     Returns:
         Gradient of shape ``input_shape``.
     """
+    if _is_pointwise(weight, geo):
+        return _pointwise_input_grad(weight, grad_output)
     # The transposed convolution, not torch.nn.grad.conv2d_input: that one
     # hands convolution_backward an expanded dummy input, which the CPU
     # kernel materialises (two more input-sized buffers at the peak).
@@ -190,6 +203,35 @@ def conv2d_input_grad(input_shape: Sequence[int], weight: torch.Tensor,
     return in_batch_slices(
         lambda part: _transposed_conv(input_shape, weight, part, geo),
         grad_output, image_bytes)
+
+
+def _is_pointwise(weight: torch.Tensor, geo: ConvGeometry) -> bool:
+    """A 1 x 1, stride-1, unpadded, ungrouped convolution: a matrix
+    product over channels."""
+    return (tuple(weight.shape[2:]) == (1, 1) and geo.stride == (1, 1)
+            and geo.padding == (0, 0, 0, 0) and geo.groups == 1)
+
+
+def _pointwise_input_grad(weight: torch.Tensor,
+                          grad_output: torch.Tensor) -> torch.Tensor:
+    """The input gradient of a pointwise convolution as one matrix product.
+
+    The CPU transposed-convolution kernel takes a slow, copying path for
+    1 x 1 kernels (111 ms against 40 for the product, SegFormer-B0's
+    1024-channel fusion convolution at batch 8, 128 x 128, one core). A
+    channels-last gradient gives a channels-last result, read and written
+    where it lies.
+    """
+    matrix = weight.reshape(weight.shape[0], weight.shape[1])
+    if _layout_of(grad_output) == torch.channels_last:
+        pixels = grad_output.permute(0, 2, 3, 1)
+        return (pixels @ matrix).permute(0, 3, 1, 2)
+    batch, _, height, width = grad_output.shape
+    grad = grad_output.new_empty(batch, matrix.shape[1], height, width)
+    for image, target in zip(grad_output, grad):
+        torch.mm(matrix.t(), image.reshape(matrix.shape[0], -1),
+                 out=target.view(matrix.shape[1], -1))
+    return grad
 
 
 def _transposed_conv(input_shape: Sequence[int], weight: torch.Tensor,

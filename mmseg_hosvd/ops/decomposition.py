@@ -15,7 +15,8 @@ from typing import List, Optional, Sequence, Tuple, Union
 import torch
 
 from .checks import SolverUnsuitable, check_eps
-from .mode_unfolding import ModeUnfolding, as_unfolding, tucker_core
+from .mode_unfolding import (ModeUnfolding, as_unfolding, dense_layout,
+                             tucker_core_in_order)
 from .decomposition_settings import (
     DecompositionSettings,
     check_seed,
@@ -189,13 +190,13 @@ def hosvd(tensor: torch.Tensor,
     if rank is not None and len(rank) != tensor.ndim:
         raise ValueError(f'rank needs one entry per mode ({tensor.ndim}), '
                          f'got {rank!r}')
-    work = tensor.detach().contiguous()
+    work, order = dense_layout(tensor.detach())
     factors = []
     for mode in range(work.ndim):
-        matrix = ModeUnfolding(work, mode)
+        matrix = ModeUnfolding(work, order.index(mode))
         if rank is None:
             factor = leading_vectors(matrix, settings)
         else:
             factor = gram_eigenpairs(matrix.gram())[1][:, :int(rank[mode])]
         factors.append(compact(factor))
-    return compact(tucker_core(work, factors)), factors
+    return compact(tucker_core_in_order(work, order, factors)), factors

@@ -9,7 +9,8 @@ from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 
-from .mode_unfolding import ModeUnfolding, as_unfolding, tucker_core
+from .mode_unfolding import (ModeUnfolding, as_unfolding, dense_layout,
+                             tucker_core_in_order)
 from .spectrum import compact, decomposition_dtype, gram_eigenpairs
 
 
@@ -53,12 +54,12 @@ def subspace_hosvd(tensor: torch.Tensor,
     if len(ranks) != tensor.ndim:
         raise ValueError(f'ranks needs one entry per mode ({tensor.ndim}), '
                          f'got {tuple(ranks)!r}')
-    work = tensor.detach().contiguous()
+    work, order = dense_layout(tensor.detach())
     dtype = decomposition_dtype(work.dtype)
     previous = list(previous) if previous is not None else [None] * work.ndim
     factors = []
     for mode, rank in enumerate(ranks):
-        matrix = ModeUnfolding(work, mode)
+        matrix = ModeUnfolding(work, order.index(mode))
         k = max(1, min(int(rank), matrix.rows))
         prev = previous[mode]
         if prev is None or prev.shape != (matrix.rows, k) or (
@@ -67,4 +68,4 @@ def subspace_hosvd(tensor: torch.Tensor,
         else:
             factor = subspace_step(matrix, prev)
         factors.append(compact(factor))
-    return compact(tucker_core(work, factors)), factors
+    return compact(tucker_core_in_order(work, order, factors)), factors

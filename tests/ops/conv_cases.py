@@ -12,6 +12,8 @@ CASES = [
     (6, 12, 3, 2, 1, 1, 6, True, 9, 8),  # depthwise multiplier 2, stride 2
     (5, 7, (3, 1), 1, (1, 0), 1, 1, True, 8, 6),
     (4, 4, 1, 1, 0, 1, 1, True, 5, 7),  # 1 x 1
+    (6, 3, 1, 1, 0, 2, 1, False, 6, 5),  # 1 x 1, narrowing, dilated
+    (4, 6, 1, 2, 0, 1, 2, True, 7, 6),  # 1 x 1, strided and grouped
     (4, 6, 4, 1, 'same', 1, 2, True, 9, 8),  # asymmetric padding
     (3, 5, 2, 1, 'same', (1, 3), 1, False, 8, 9),  # asymmetric per axis
     (4, 6, (3, 5), (1, 2), (0, 2), (2, 1), 1, True, 11, 13),

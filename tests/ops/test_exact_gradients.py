@@ -51,17 +51,21 @@ def conv_settings(draw):
 
 
 @settings(max_examples=60, deadline=None)
-@given(conv_settings(), st.sampled_from(sorted(FUNCTIONS)), st.booleans())
-def test_random_geometries_match_padded_conv2d(setting, name, sliced):
+@given(conv_settings(), st.sampled_from(sorted(FUNCTIONS)), st.booleans(),
+       st.sampled_from([torch.contiguous_format, torch.channels_last]))
+def test_random_geometries_match_padded_conv2d(setting, name, sliced,
+                                               layout):
     """Per-side padding: the reference pads explicitly, then convolves;
     ``sliced`` runs the forward and the input gradient one image at a time
-    (as for large activations)."""
+    (as for large activations); ``layout`` is the input's memory format
+    (a convolution on transformer tokens gets a channels-last one)."""
     cin, cout, k, s, pad, d, g, has_bias, batch, h, w = setting
     weight = torch.randn(cout, cin // g, *k, dtype=torch.float64,
                          requires_grad=True)
     bias = torch.randn(cout, dtype=torch.float64,
                        requires_grad=True) if has_bias else None
-    x = torch.randn(batch, cin, h, w, dtype=torch.float64, requires_grad=True)
+    x = torch.randn(batch, cin, h, w, dtype=torch.float64).contiguous(
+        memory_format=layout).requires_grad_()
     top, bottom, left, right = pad
     ref = torch.nn.functional.conv2d(
         torch.nn.functional.pad(x, (left, right, top, bottom)), weight, bias,
@@ -75,6 +79,33 @@ def test_random_geometries_match_padded_conv2d(setting, name, sliced):
         out, _ = FUNCTIONS[name](x, weight, bias,
                                  ConvGeometry.make(s, pad, d, g), eps=1.0)
         got = torch.autograd.grad(out, leaves, grad_out)
+    assert_close(out, ref)
+    for grad, want in zip(got, expected):
+        assert_close(grad, want)
+
+
+@pytest.mark.parametrize('sliced', [False, True])
+@pytest.mark.parametrize('layout',
+                         [torch.contiguous_format, torch.channels_last])
+@pytest.mark.parametrize('name', sorted(FUNCTIONS))
+def test_pointwise_input_gradient_in_both_layouts(name, layout, sliced):
+    """1 x 1, stride 1, unpadded: the input gradient is a matrix product
+    over channels, in the gradient's own memory format."""
+    gen = torch.Generator().manual_seed(0)
+    weight = torch.randn(5, 12, 1, 1, generator=gen, dtype=torch.float64,
+                         requires_grad=True)
+    x = torch.randn(3, 12, 6, 7, generator=gen, dtype=torch.float64
+                    ).contiguous(memory_format=layout).requires_grad_()
+    ref = torch.nn.functional.conv2d(x, weight)
+    grad_out = torch.randn(ref.shape, generator=gen, dtype=torch.float64
+                           ).contiguous(memory_format=layout)
+    expected = torch.autograd.grad(ref, [x, weight], grad_out)
+    with pytest.MonkeyPatch.context() as patch:
+        if sliced:
+            patch.setattr(conv_geometry, 'SLICE_BYTES', 1)
+        out, _ = FUNCTIONS[name](x, weight, None, ConvGeometry.make(),
+                                 eps=1.0)
+        got = torch.autograd.grad(out, [x, weight], grad_out)
     assert_close(out, ref)
     for grad, want in zip(got, expected):
         assert_close(grad, want)
