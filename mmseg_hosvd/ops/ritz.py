@@ -60,6 +60,8 @@ def _rayleigh_ritz(matrix: ModeUnfolding, block: torch.Tensor
     # Q^T X X^T Q from products with X: no (k, columns) projection is made
     projected = basis.t() @ matrix.gram_times(basis)
     values, rotation = torch.linalg.eigh((projected + projected.t()) / 2)
+    if not bool(torch.isfinite(rotation).all()):
+        raise SolverUnsuitable('the Ritz vectors are not finite')
     return values.flip(0).clamp_min(0), basis @ rotation.flip(1)
 
 

@@ -96,6 +96,10 @@ def symmetric_eigh(gram: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
     LAPACK's float32 solver can fail to converge on Gram matrices with many
     zero or repeated eigenvalues (seen on the 1024-channel input of PSPNet's
     bottleneck at 512 x 512 with random weights); float64 converges there.
+    It can also fail silently: on one such matrix, with one thread, it
+    returned NaN in two eigenvectors without an error, which made the
+    weight gradient NaN and, through the grad-norm clip, every trained
+    parameter. A non-finite result counts as a failure.
 
     Args:
         gram: A symmetric matrix, float32 or float64.
@@ -108,11 +112,11 @@ def symmetric_eigh(gram: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         ValueError: If float64 does not converge either.
     """
     try:
-        return torch.linalg.eigh(gram)
+        return _finite_eigh(gram)
     except torch.linalg.LinAlgError as error:
         if gram.dtype != torch.float64:
             try:
-                energy, vectors = torch.linalg.eigh(gram.double())
+                energy, vectors = _finite_eigh(gram.double())
                 return energy.to(gram.dtype), vectors.to(gram.dtype)
             except torch.linalg.LinAlgError:
                 pass
@@ -133,3 +137,13 @@ def compact(tensor: torch.Tensor) -> torch.Tensor:
     ) * tensor.element_size() and tensor.is_contiguous():
         return tensor
     return tensor.clone(memory_format=torch.contiguous_format)
+
+
+def _finite_eigh(gram: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """``torch.linalg.eigh``, raising its error for a non-finite result."""
+    energy, vectors = torch.linalg.eigh(gram)
+    if not (bool(torch.isfinite(energy).all())
+            and bool(torch.isfinite(vectors).all())):
+        raise torch.linalg.LinAlgError(
+            'the eigensolver returned NaN or Inf for a finite matrix')
+    return energy, vectors
