@@ -120,14 +120,17 @@ def measure_in_process(spec: dict) -> dict:
 
 
 def measure(spec: dict) -> dict:
-    """Runs one configuration in a fresh process and returns its record."""
+    """Runs one configuration in a fresh process and returns its record;
+    for a configuration that failed, ``spec`` with the end of its error
+    output as ``error``."""
     result = subprocess.run(
         [sys.executable, __file__, '--one', json.dumps(spec)],
         capture_output=True, text=True)
     lines = [line for line in result.stdout.splitlines()
              if line.startswith(RECORD)]
     if result.returncode != 0 or not lines:
-        raise SystemExit(f'{spec} failed:\n{result.stderr[-3000:]}')
+        return dict(spec, error=result.stderr[-3000:] or
+                    f'exit status {result.returncode}, no record')
     return json.loads(lines[-1][len(RECORD):])
 
 
@@ -137,6 +140,7 @@ def add_ratios(records: list) -> None:
         return (r['model'], r['layers'], r['size'], r['batch'],
                 tuple(r['reductions']))
 
+    records = [r for r in records if 'error' not in r]
     vanilla = {key(r): r for r in records
                if r['method'] == 'vanilla' and not r['lean']}
     for record in records:
@@ -154,6 +158,11 @@ def print_table(records: list) -> None:
           f"{'/van':>5} {'step s':>7} {'/van':>5}  peak phase")
     for r in records:
         name = r['method'] + (' lean' if r['lean'] else '')
+        if 'error' in r:
+            print(f"{r['model']:>10} {r['layers']:>3} {name:>20} "
+                  f"{'+'.join(r['reductions']) or 'none':>12} failed: "
+                  f"{r['error'].strip().splitlines()[-1]}", flush=True)
+            continue
         phases = r['phase_peaks_mb']
         top = max(phases, key=phases.get)
         print(f"{r['model']:>10} {r['layers']:>3} {name:>20} "
@@ -217,10 +226,14 @@ def main(argv=None):
                                 device=args.device,
                                 from_protocol=args.from_protocol)
                     records.append(measure(spec))
-    add_ratios(records)
+                    add_ratios(records)
+                    if args.json:  # after each: a later failure loses none
+                        write_json(args.json, records)
     print_table(records)
-    if args.json:
-        write_json(args.json, records)
+    failed = [r for r in records if 'error' in r]
+    if failed:
+        raise SystemExit(f'{len(failed)} of {len(records)} configurations '
+                         'failed (their records hold the error)')
 
 
 if __name__ == '__main__':

@@ -82,3 +82,22 @@ def test_peak_memory_lean_only(tmp_path):
     assert [(r['method'], r['lean']) for r in records] == [
         ('vanilla', False), ('hosvd', True)]
     assert records[1]['peak_increment_mb'] < records[0]['peak_increment_mb']
+
+
+def test_peak_memory_keeps_the_records_of_a_run_with_a_failure(tmp_path):
+    """One failing configuration (more layers than FCN has) is recorded
+    with its error; the others keep their records, and the exit status
+    says that one failed."""
+    path = tmp_path / 'peak.json'
+    result = subprocess.run(
+        [sys.executable, 'benchmarks/peak_memory.py', '--models', 'fcn',
+         '--methods', 'vanilla', '--layers', '5', '999', '--size', '64',
+         '--batch', '2', '--steps', '1', '--json', str(path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode != 0
+    assert '1 of 2 configurations failed' in result.stderr
+    ok, failed = json.loads(path.read_text())
+    assert ok['layers'] == 5 and 'error' not in ok
+    assert ok['peak_increment_mb_ratio'] == 1.0
+    assert failed['layers'] == 999 and '999' in failed['error']
+    assert 'failed: ' in result.stdout
