@@ -104,6 +104,41 @@ def test_divergence_stops_and_keeps_the_last_checkpoint(tiny_data,
     assert not osp.exists(tmp_path / 'iter_2.pth')
 
 
+class _NanGradientHook(Hook):
+    """Turns one gradient of iteration 2 into NaN before the optimizer
+    step: the loss of that iteration stays finite."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def _nan_grad(self, module, grad_input, grad_output):
+        self.calls += 1
+        if self.calls == 2:
+            return tuple(g * float('nan') if g is not None else None
+                         for g in grad_input)
+        return None
+
+    def before_train(self, runner):
+        head = unwrap_model(runner.model).decode_head
+        head.conv_seg.register_full_backward_hook(self._nan_grad)
+
+
+def test_a_nan_gradient_with_a_finite_loss_stops_before_a_save(tiny_data,
+                                                                tmp_path):
+    cfg = tiny_runner_config('fcn', str(tmp_path), tiny_data,
+                             hooks('vanilla'), max_iters=4)
+    cfg.default_hooks.checkpoint.interval = 1
+    runner = Runner.from_cfg(cfg)
+    runner.register_hook(_NanGradientHook())
+    with pytest.raises(FloatingPointError,
+                       match=r'parameter .* holds NaN or Inf after the '
+                       r'optimizer step .* at iteration 2: training '
+                       r'diverged.*iter_1.pth, is kept'):
+        runner.train()
+    assert osp.isfile(tmp_path / 'iter_1.pth')
+    assert not osp.exists(tmp_path / 'iter_2.pth')
+
+
 def test_divergence_leaves_autograd_unmetered(tiny_data, tmp_path):
     """FiniteLossHook raises between two ActivationMemoryHook calls; the
     meter's saved-tensor hooks must not outlive the run."""
