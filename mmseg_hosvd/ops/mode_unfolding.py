@@ -203,8 +203,8 @@ def dense_layout(tensor: torch.Tensor
     A channels-last activation (what convolutions on transformer tokens
     produce) is contiguous once its dimensions are permuted to (B, H, W,
     C); unfolding that permutation reads the data where it lies, where
-    ``contiguous()`` would transpose the whole tensor (97 ms of a 140 ms
-    HOSVD of SegFormer-B0's 32 MB fusion input on one core). Gram matrices,
+    ``contiguous()`` would transpose the whole tensor (97 ms for
+    SegFormer-B0's 32 MB fusion input on one core). Gram matrices,
     energies and mode products do not depend on the layout.
 
     Args:
