@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from torch.testing import assert_close
 
 from mmseg_hosvd.ops import hosvd, tucker_to_tensor
-from mmseg_hosvd.ops.mode_unfolding import dense_layout
+from mmseg_hosvd.ops.dense_layout import dense_layout
 from mmseg_hosvd.ops.subspace import subspace_hosvd
 
 
