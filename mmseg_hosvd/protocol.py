@@ -13,7 +13,8 @@ from typing import Callable, List, Optional
 
 from mmengine.config import Config
 
-from .datasets import generate
+from .datasets import DEFAULT_SIZES, generate
+from .datasets.synthetic_shapes import STAMP_NAME, generation_stamp, read_stamp
 from .methods import protocol_tags
 from .protocol_peers import peer_tags
 
@@ -93,13 +94,13 @@ def final_checkpoint(config: str, work_root: str = 'work_dirs') -> str:
     return osp.join(work_dir(config, work_root), f'iter_{max_iters}.pth')
 
 
-def dataset_ready(root: str) -> bool:
-    """Whether the generated dataset exists under ``root``."""
-    return all(
-        osp.isdir(osp.join(root, domain, kind, split))
-        and os.listdir(osp.join(root, domain, kind, split))
-        for domain in ('source', 'target') for kind in ('img_dir', 'ann_dir')
-        for split in ('train', 'val'))
+def dataset_ready(root: str,
+                  sizes: Optional[dict] = None,
+                  image_size: int = 128) -> bool:
+    """Whether ``root`` holds the dataset that this generator writes with
+    these arguments (its stamp says so: version, sizes, image size)."""
+    sizes = DEFAULT_SIZES if sizes is None else sizes
+    return read_stamp(root) == generation_stamp(sizes, image_size, 0)
 
 
 def ensure_dataset(root: str,
@@ -108,18 +109,54 @@ def ensure_dataset(root: str,
                    image_size: int = 128) -> None:
     """Generates the embedded dataset unless it is already there.
 
+    A dataset by another generator version, with other arguments, or whose
+    generation was interrupted is generated again; the checkpoints trained
+    on it are then older than its stamp, and :func:`ensure_trained` trains
+    them again.
+
     Args:
         root: Dataset root.
         log: Receives progress messages.
         sizes: Images per domain and split (the default sizes when None).
         image_size: Side of the images.
     """
-    if dataset_ready(root):
+    if dataset_ready(root, sizes, image_size):
         log(f'dataset: reusing {root}')
         return
-    log(f'dataset: generating {root}')
+    stamp = read_stamp(root)
+    if stamp is not None or osp.isdir(osp.join(root, 'source')):
+        found = 'no stamp' if stamp is None else (
+            f"version {stamp.get('version')}, image size "
+            f"{stamp.get('image_size')}, sizes {stamp.get('sizes')}")
+        log(f'dataset: {root} is not what this generator writes ({found}); '
+            'generating it again')
+    else:
+        log(f'dataset: generating {root}')
     count = generate(root, sizes, image_size)
     log(f'dataset: wrote {count} images')
+
+
+def stale_reason(config: str, checkpoint: str) -> Optional[str]:
+    """Why an existing final checkpoint of ``config`` must be trained again.
+
+    As ``make`` does with its inputs: it is stale when older than the stamp
+    of the generated dataset it trains on (``generated.json`` next to the
+    domain folder of ``train_dataloader.dataset.data_root``) or than the
+    checkpoint it starts from (``load_from``).
+
+    Returns:
+        The reason, or None when the checkpoint is up to date.
+    """
+    cfg = Config.fromfile(config)
+    made = osp.getmtime(checkpoint)
+    data_root = cfg.train_dataloader.dataset.get('data_root') or ''
+    stamp = osp.join(osp.dirname(osp.normpath(data_root)), STAMP_NAME)
+    if osp.isfile(stamp) and osp.getmtime(stamp) > made:
+        return f'older than the dataset {stamp}'
+    load_from = cfg.get('load_from')
+    if load_from and osp.isfile(load_from) and osp.getmtime(load_from) > made:
+        return f'older than the checkpoint it starts from, {load_from}'
+    return None
 
 
 def run_tool(args: List[str], log_file: str,
@@ -155,15 +192,19 @@ def run_tool(args: List[str], log_file: str,
 
 def ensure_trained(config: str, log: Callable[[str], None],
                    force: bool = False) -> str:
-    """Trains ``config`` unless its final checkpoint exists.
+    """Trains ``config`` unless its final checkpoint exists and is up to
+    date (see :func:`stale_reason`).
 
     Returns:
         The final checkpoint path.
     """
     checkpoint = final_checkpoint(config)
     if osp.isfile(checkpoint) and not force:
-        log(f'train: reusing {checkpoint}')
-        return checkpoint
+        reason = stale_reason(config, checkpoint)
+        if reason is None:
+            log(f'train: reusing {checkpoint}')
+            return checkpoint
+        log(f'train: {checkpoint} is {reason}; training again')
     log(f'train: python tools/train.py {config}')
     run_tool(['tools/train.py', config],
              osp.join(work_dir(config), 'train.log'), log)

@@ -44,6 +44,23 @@ def test_domains_differ_and_labels_are_valid():
     assert mean_t > mean_s  # the target is noisier and textured
 
 
+def test_each_class_keeps_its_colour_in_the_target():
+    def class_colours(domain):
+        pixels = {c: [] for c in range(1, len(CLASSES))}
+        for i in range(40):
+            image, label = render(np.random.default_rng(i), 64, domain)
+            for c in pixels:
+                pixels[c].append(image[label == c].astype(np.float64))
+        return {c: np.median(np.concatenate(p), axis=0)
+                for c, p in pixels.items()}
+
+    source, target = class_colours('source'), class_colours('target')
+    for c in source:
+        nearest = min(source,
+                      key=lambda s: np.abs(source[s] - target[c]).sum())
+        assert nearest == c, (CLASSES[c], source, target)
+
+
 def test_dataset_class_loads_the_generated_folders(tiny_data):
     dataset = DATASETS.build(
         dict(type='SyntheticShapesDataset',

@@ -32,6 +32,7 @@ from mmseg_hosvd.protocol import (  # noqa: E402
     ensure_tested,
     ensure_trained,
     final_checkpoint,
+    stale_reason,
 )
 from mmseg_hosvd.reporting import format_test_report  # noqa: E402
 from mmseg_hosvd.time_left import ProgressLog, Stage, TimeLeft  # noqa: E402
@@ -66,13 +67,17 @@ def parse_args(argv=None):
 
 def plan(pretrained: str, calibrated: str, finetuned: str,
          force: bool) -> List[Stage]:
-    """The stages still to run: those whose final checkpoint is missing,
-    each followed by its test."""
+    """The stages still to run, each followed by its test: those whose final
+    checkpoint is missing or stale (see
+    :func:`~mmseg_hosvd.protocol.stale_reason`), and every stage after
+    one that runs (it starts from that stage's new checkpoint)."""
     stages = []
     for name, config, again in (('pretrain', pretrained, False),
                                 ('calibrate', calibrated, False),
                                 ('fine-tune', finetuned, force)):
-        if osp.isfile(final_checkpoint(config)) and not again:
+        checkpoint = final_checkpoint(config)
+        if (not stages and not again and osp.isfile(checkpoint)
+                and stale_reason(config, checkpoint) is None):
             continue
         stages.append(Stage(name, Config.fromfile(config).train_cfg.max_iters,
                             *STAGE_COSTS[name]))
@@ -93,9 +98,9 @@ def main(argv=None):
     pretrained = config_path(args.model, 'pretrain')
     calibrated = config_path(args.model, 'calib')
     finetuned = config_path(args.model, 'finetune', args.method, args.layers)
+    ensure_dataset(args.data_root, write)
     log = ProgressLog(
         TimeLeft(plan(pretrained, calibrated, finetuned, args.force)), write)
-    ensure_dataset(args.data_root, log)
     log.stage('pretrain')
     ensure_trained(pretrained, log)
     log.stage('calibrate')

@@ -2,15 +2,21 @@
 
 Images show discs, boxes, triangles and rings on a background. The *source*
 domain (for pretraining) has flat, saturated objects on smooth backgrounds;
-the *target* domain (for fine-tuning) changes colours, adds stripe and
-checker textures, textured backgrounds, stronger noise, blur and other object
-scales, so that a model pretrained on the source loses accuracy there and
-fine-tuning has something to recover. Labels are written in mmseg's folder
-format::
+the *target* domain (for fine-tuning) keeps each class's colour (as road and
+sky keep theirs between two driving datasets) but adds stripe and checker
+textures, textured backgrounds, stronger noise, blur and other object scales,
+so that a model pretrained on the source loses accuracy there and
+fine-tuning has something to recover. (Generator version 1 also changed
+every class colour in the target: a network trained on the source could
+then transfer only if its residual branches stayed nearly dead, see
+README.) Labels are written in mmseg's folder format, with a stamp of the
+generator version and arguments written last::
 
     <root>/<domain>/img_dir/{train,val}/00000.png
     <root>/<domain>/ann_dir/{train,val}/00000.png
+    <root>/generated.json
 """
+import json
 import os
 import os.path as osp
 from typing import Callable, Dict, Optional
@@ -36,13 +42,13 @@ DEFAULT_SIZES = {
     }
 }
 
-# Object colours (RGB) per class and domain: the target shifts every hue.
-_COLOURS = {
-    'source': np.array([[200, 50, 50], [50, 170, 70], [60, 90, 210],
-                        [230, 190, 40]], np.float32),
-    'target': np.array([[70, 200, 200], [200, 80, 190], [210, 150, 60],
-                        [90, 60, 150]], np.float32),
-}
+#: Changes whenever the same arguments would generate other images.
+GENERATOR_VERSION = 2
+#: The stamp file, relative to the dataset root.
+STAMP_NAME = 'generated.json'
+# Object colours (RGB) per class, in both domains.
+_COLOURS = np.array([[200, 50, 50], [50, 170, 70], [60, 90, 210],
+                     [230, 190, 40]], np.float32)
 _SCALES = {'source': (14, 30), 'target': (9, 38)}
 _NOISE = {'source': 6.0, 'target': 18.0}
 
@@ -125,7 +131,7 @@ def render(rng: np.random.Generator, size: int, domain: str):
     for _ in range(int(rng.integers(2, 6))):
         cls = int(rng.integers(1, len(CLASSES)))
         mask = _shape_mask(rng, size, cls, rng.uniform(low, high) * size / 128)
-        colour = _COLOURS[domain][cls - 1] + rng.normal(0, 12, 3)
+        colour = _COLOURS[cls - 1] + rng.normal(0, 12, 3)
         image[mask] = (colour * _texture(rng, size, domain))[mask]
         label[mask] = cls
     image += rng.normal(0, _NOISE[domain], image.shape)
@@ -141,7 +147,10 @@ def generate(root: str,
              progress: Optional[Callable[[int], None]] = None) -> int:
     """Writes the dataset under ``root`` in mmseg's folder format.
 
-    The same ``seed`` and sizes give byte-identical files.
+    The same ``seed`` and sizes give byte-identical files. The stamp
+    (:func:`generation_stamp`) is removed first and written last, so that
+    an interrupted generation is not taken for a finished one; images a
+    previous, larger generation left in a split are removed.
 
     Args:
         root: Output folder.
@@ -159,6 +168,9 @@ def generate(root: str,
     sizes = DEFAULT_SIZES if sizes is None else sizes
     if image_size < 16:
         raise ValueError(f'image_size must be >= 16, got {image_size}')
+    stamp_path = osp.join(root, STAMP_NAME)
+    if osp.exists(stamp_path):
+        os.remove(stamp_path)
     written = 0
     for d_index, domain in enumerate(DOMAINS):
         for s_index, split in enumerate(('train', 'val')):
@@ -180,4 +192,34 @@ def generate(root: str,
                 written += 1
                 if progress is not None:
                     progress(1)
+            _remove_from(count, img_dir, ann_dir)
+    with open(stamp_path, 'w') as f:
+        json.dump(generation_stamp(sizes, image_size, seed), f, indent=1)
     return written
+
+
+def generation_stamp(sizes: Dict[str, Dict[str, int]], image_size: int,
+                     seed: int) -> dict:
+    """What :func:`generate` writes to ``<root>/generated.json``: the
+    generator version and the arguments that decide the images."""
+    return dict(version=GENERATOR_VERSION, image_size=image_size, seed=seed,
+                sizes={d: dict(sizes.get(d, {})) for d in DOMAINS})
+
+
+def read_stamp(root: str) -> Optional[dict]:
+    """The stamp of the dataset generated under ``root``, or None when
+    there is none (not generated, interrupted, or by a generator before
+    version 2)."""
+    try:
+        with open(osp.join(root, STAMP_NAME)) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def _remove_from(first: int, *folders: str) -> None:
+    for folder in folders:
+        index = first
+        while osp.isfile(osp.join(folder, f'{index:05d}.png')):
+            os.remove(osp.join(folder, f'{index:05d}.png'))
+            index += 1

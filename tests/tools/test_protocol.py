@@ -48,5 +48,58 @@ def test_dataset_is_generated_once(tmp_path):
     protocol.ensure_dataset(root, messages.append, sizes, 16)
     protocol.ensure_dataset(root, messages.append, sizes, 16)
     assert messages[1] == 'dataset: wrote 4 images'
-    assert protocol.dataset_ready(root)
+    assert protocol.dataset_ready(root, sizes, 16)
+    assert not protocol.dataset_ready(root)  # not the default sizes
     assert messages[-1] == f'dataset: reusing {root}'
+
+
+def test_dataset_of_another_generator_or_size_is_generated_again(tmp_path):
+    root = str(tmp_path / 'shapes')
+    sizes = {'source': {'train': 2, 'val': 1},
+             'target': {'train': 1, 'val': 1}}
+    messages = []
+    protocol.ensure_dataset(root, messages.append, sizes, 16)
+    stamp = os.path.join(root, 'generated.json')
+    with open(stamp) as f:
+        written = json.load(f)
+    written['version'] = 1
+    with open(stamp, 'w') as f:
+        json.dump(written, f)
+    assert not protocol.dataset_ready(root, sizes, 16)
+    protocol.ensure_dataset(root, messages.append, sizes, 16)
+    assert 'version 1' in messages[2] and 'generating it again' in messages[2]
+    assert protocol.dataset_ready(root, sizes, 16)
+    # fewer images: the generation leaves none of the old ones behind
+    smaller = {'source': {'train': 1, 'val': 1},
+               'target': {'train': 1, 'val': 1}}
+    protocol.ensure_dataset(root, messages.append, smaller, 16)
+    train = os.path.join(root, 'source', 'img_dir', 'train')
+    assert os.listdir(train) == ['00000.png']
+    assert protocol.dataset_ready(root, smaller, 16)
+    # an interrupted generation has no stamp
+    os.remove(stamp)
+    assert not protocol.dataset_ready(root, smaller, 16)
+
+
+def test_checkpoint_older_than_its_data_or_start_is_trained_again(
+        tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    os.symlink(CONFIGS, 'configs')
+    pretrain = protocol.config_path('fcn', 'pretrain')
+    calib = protocol.config_path('fcn', 'calib')
+    for config, made in ((pretrain, 1e9), (calib, 2e9)):
+        checkpoint = protocol.final_checkpoint(config)
+        os.makedirs(os.path.dirname(checkpoint))
+        open(checkpoint, 'w').close()
+        os.utime(checkpoint, (made, made))
+    calib_checkpoint = protocol.final_checkpoint(calib)
+    assert protocol.stale_reason(calib, calib_checkpoint) is None
+    os.utime(protocol.final_checkpoint(pretrain), (3e9, 3e9))
+    assert 'it starts from' in protocol.stale_reason(calib, calib_checkpoint)
+    os.utime(calib_checkpoint, (4e9, 4e9))
+    os.makedirs('data/synthetic_shapes')
+    stamp = 'data/synthetic_shapes/generated.json'
+    open(stamp, 'w').close()
+    os.utime(stamp, (5e9, 5e9))
+    assert protocol.stale_reason(calib, calib_checkpoint) == (
+        f'older than the dataset {stamp}')

@@ -85,6 +85,19 @@ def test_demo_plans_only_the_stages_left(tmp_path, monkeypatch):
     stages = demo.plan(pretrain, calib, finetune, False)
     assert [s.name for s in stages] == ['fine-tune', 'test fine-tuned']
     assert stages[0].steps == 120
+    # a checkpoint older than the one it starts from is trained again, and
+    # so is every stage after it
+    os.utime(protocol.final_checkpoint(pretrain), (2e9, 2e9))
+    names = [s.name for s in demo.plan(pretrain, calib, finetune, False)]
+    assert names == ['calibrate', 'test calibrated', 'fine-tune',
+                     'test fine-tuned']
+    # a dataset generated again (stamped later) makes everything stale
+    os.makedirs('data/synthetic_shapes')
+    stamp = 'data/synthetic_shapes/generated.json'
+    open(stamp, 'w').close()
+    os.utime(stamp, (3e9, 3e9))
+    names = [s.name for s in demo.plan(pretrain, calib, finetune, False)]
+    assert names[0] == 'pretrain' and len(names) == 5
 
 
 def test_a_real_run_prints_the_time_left_once(tiny_data, tmp_path,
