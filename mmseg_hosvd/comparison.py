@@ -24,7 +24,7 @@ COLUMNS = [
     'analytical_peak_mb', 'analytical_mean_mb', 'measured_peak_mb',
     'measured_mean_mb', 'step_peak_mb', 'step_time_s', 'analytical_ratio',
     'measured_ratio', 'step_peak_ratio', 'time_ratio', 'min_rel_change',
-    'min_grad_share', 'work_dir'
+    'min_change_over_decay', 'min_grad_share', 'work_dir'
 ]
 _PREFIXES = {prefix: model for model, (_, prefix) in MODEL_CONFIGS.items()}
 
@@ -110,6 +110,7 @@ def load_run(work_dir: str) -> Tuple[Optional[dict], Optional[str]]:
                       or {}).get('peak_increment_mb'),
         step_time_s=record.get('step_time_s'),
         min_rel_change=change.get('min_relative_change'),
+        min_change_over_decay=change.get('min_change_over_decay'),
         min_grad_share=change.get('min_grad_share'),
         work_dir=work_dir)
     return row, None
@@ -186,8 +187,9 @@ def markdown_table(rows: List[dict]) -> str:
               'analytical peak / mean (MB) | measured peak / mean (MB) | '
               'whole-step peak (MB) | step (s) | analytical / vanilla | '
               'measured / vanilla | whole-step / vanilla | time / vanilla | '
-              'least weight change | least gradient share |')
-    lines = [header, '|---' * 17 + '|']
+              'least weight change | least change / weight decay alone | '
+              'least gradient share |')
+    lines = [header, '|---' * 18 + '|']
     for r in rows:
         lines.append(
             f"| {r['model']} | {r['method']} | {r['setting']} | "
@@ -202,6 +204,7 @@ def markdown_table(rows: List[dict]) -> str:
             f"| {_fmt(r['measured_ratio'], 3)} | "
             f"{_fmt(r['step_peak_ratio'], 3)} | {_fmt(r['time_ratio'], 2)} | "
             f"{_fmt(r.get('min_rel_change'), 4)} | "
+            f"{_fmt(r.get('min_change_over_decay'), 1)} | "
             f"{_fmt(r.get('min_grad_share'), 3)} |")
     return '\n'.join(lines)
 

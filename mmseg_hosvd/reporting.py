@@ -119,9 +119,14 @@ def format_test_report(record: dict) -> str:
     lines += _step_peak_lines(record.get('step_peak_memory'))
     change = record.get('weight_change')
     if change and change.get('min_relative_change') is not None:
+        over_decay = change.get('min_change_over_decay')
         lines.append('fine-tuned convolutions: least relative weight change '
-                     f"{change['min_relative_change']:.3g}, least gradient "
-                     f"share of the update {change['min_grad_share']:.3f}")
+                     f"{change['min_relative_change']:.3g}"
+                     + ('' if over_decay is None else
+                        f', least change over what weight decay alone '
+                        f'gives {over_decay:.1f}x')
+                     + ', least gradient share of the update '
+                     f"{change['min_grad_share']:.3f}")
     if record.get('step_time_s') is not None:
         lines.append(f"training step time (median): "
                      f"{record['step_time_s']:.3f} s")

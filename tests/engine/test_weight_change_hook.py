@@ -1,12 +1,14 @@
 """WeightChangeHook in real Runners: learned layers from decayed-only ones."""
 import os.path as osp
 
+import pytest
 import torch
 from mmengine.hooks import Hook
 from mmengine.runner import Runner
 from mmseg.registry import HOOKS
 
 from mmseg_hosvd.engine.hooks import WeightChangeHook
+from mmseg_hosvd.engine.hooks.weight_change_hook import DecayOnlyPath
 from mmseg_hosvd.engine.hooks.unwrap import unwrap_model
 from mmseg_hosvd.models import PRESETS
 from mmseg_hosvd.reporting import checkpoint_record, format_test_report
@@ -62,8 +64,11 @@ def test_every_fine_tuned_conv_moves_by_its_gradient(tiny_data, tmp_path):
                                     dict(mIoU=1.0, mAcc=2.0))
     assert test_record['weight_change'] == record
     share = record['min_grad_share']
-    assert (f'least gradient share of the update {share:.3f}'
-            in format_test_report(test_record))
+    over_decay = record['min_change_over_decay']
+    assert over_decay == min(v['change_over_decay'] for v in layers.values())
+    assert (f'least change over what weight decay alone gives '
+            f'{over_decay:.1f}x, least gradient share of the update '
+            f'{share:.3f}' in format_test_report(test_record))
 
 
 def test_a_layer_moved_by_weight_decay_alone_has_no_gradient_share(
@@ -80,3 +85,40 @@ def test_a_layer_moved_by_weight_decay_alone_has_no_gradient_share(
     assert hook.record()['min_grad_share'] == 0
     others = [v['grad_share'] for k, v in layers.items() if k != SILENCED]
     assert min(others) > 0.5
+    # it moved as weight decay alone moves a weight (SGD momentum); the
+    # tolerance is float32 rounding of W_end - W_start
+    assert silenced['change_over_decay'] == pytest.approx(1., rel=1e-3)
+    assert hook.record()['min_change_over_decay'] == pytest.approx(
+        1., rel=1e-3)
+
+
+@pytest.mark.parametrize('make', [
+    lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9, weight_decay=0.01),
+    lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9, dampening=0.3,
+                              weight_decay=0.01, nesterov=False),
+    lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.8, weight_decay=0.02,
+                              nesterov=True),
+    lambda p: torch.optim.SGD(p, lr=0.1, weight_decay=0.01),
+    lambda p: torch.optim.AdamW(p, lr=0.1, weight_decay=0.05),
+])
+def test_decay_only_path_follows_the_optimizer(make):
+    weight = torch.nn.Parameter(torch.randn(5, dtype=torch.float64))
+    start = weight.detach().clone()
+    optimizer = make([weight])
+    path = DecayOnlyPath()
+    for step in range(7):
+        for group in optimizer.param_groups:
+            group['lr'] = 0.1 / (step + 1)  # a schedule
+        weight.grad = torch.zeros_like(weight)
+        path.step(optimizer, optimizer.param_groups[0])
+        optimizer.step()
+    expected = float((weight.detach() - start).norm() / start.norm())
+    assert path.relative_change == pytest.approx(expected, rel=1e-9)
+
+
+def test_decay_only_path_declines_other_optimizers():
+    weight = torch.nn.Parameter(torch.randn(3))
+    optimizer = torch.optim.Adam([weight], weight_decay=0.1)
+    path = DecayOnlyPath()
+    path.step(optimizer, optimizer.param_groups[0])
+    assert path.relative_change is None

@@ -34,7 +34,8 @@ def write_run(root, name, method, layers, miou, analytical, measured, step,
         record['step_peak_memory'] = dict(peak_increment_mb=step_peak)
     if learned is not None:
         record['weight_change'] = dict(min_relative_change=learned[0],
-                                       min_grad_share=learned[1])
+                                       min_grad_share=learned[1],
+                                       min_change_over_decay=learned[2])
     with open(work / 'test_results.json', 'w') as f:
         json.dump(record, f)
     return str(work)
@@ -43,7 +44,7 @@ def write_run(root, name, method, layers, miou, analytical, measured, step,
 @pytest.fixture
 def runs(tmp_path):
     write_run(tmp_path, 'vanilla-l5', 'vanilla', 5, 70.0, 8.0, 20.0, 0.20,
-              learned=(0.0123, 0.97), step_peak=100.0)
+              learned=(0.0123, 0.97, 12.5), step_peak=100.0)
     # a peer's row: vanilla with accumulation (listed after the plain one)
     write_run(tmp_path, 'vanilla-mb1-l5', 'vanilla', 5, 70.1, 1.0, 2.5, 0.25,
               step_peak=30.0,
@@ -55,7 +56,7 @@ def runs(tmp_path):
     write_run(tmp_path, 'hosvd-eigh-l5', 'hosvd', 5, 68.0, 0.5, 12.0, 0.3,
               eps=0.8, solver='eigh')
     write_run(tmp_path, 'gf-l5', 'gradient_filter', 5, 60.0, 0.6, 15.0,
-              0.21, radii={'a': 4}, learned=(0.0004, 0.0))
+              0.21, radii={'a': 4}, learned=(0.0004, 0.0, 1.0))
     write_run(tmp_path, 'hosvd-l10', 'hosvd', 10, 69.0, 1.0, 14.0, 0.3,
               eps=0.8)
     (tmp_path / 'half_finished').mkdir()
@@ -97,8 +98,10 @@ def test_rows_ratios_and_skips(runs):
     # a run where some layer only decayed stands out; '-' when not recorded
     assert by_name['gf-l5']['min_grad_share'] == 0.0
     assert table.splitlines()[0].endswith(
-        '| least weight change | least gradient share |')
-    assert '| 0.0123 | 0.970 |' in table and '| 0.0004 | 0.000 |' in table
+        '| least weight change | least change / weight decay alone | '
+        'least gradient share |')
+    assert '| 0.0123 | 12.5 | 0.970 |' in table
+    assert '| 0.0004 | 1.0 | 0.000 |' in table
     assert by_name['hosvd-l10']['min_rel_change'] is None
 
 
