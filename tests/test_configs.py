@@ -40,8 +40,17 @@ def test_config_loads_with_what_the_protocol_needs(path):
     assert cfg.randomness.seed == 233
     assert cfg.default_hooks.malloc_trim.type == 'MallocTrimHook'
     optimizer, clip = cfg.optim_wrapper.optimizer, cfg.optim_wrapper.clip_grad
-    if 'mv2' in path and 'pretrain' in path:  # from scratch, see the config
+    cnn_pretraining = ('shapes-source' in path
+                       and backbone.type not in TRANSFORMERS)
+    if cnn_pretraining:  # from scratch, see schedules/pretrain_cnn_400it.py
         assert optimizer.lr == 0.05 and clip is None
+        # batches are the crops, not padded to the fine-tuning size
+        crop = next(t for t in cfg.train_dataloader.dataset.pipeline
+                    if t.type == 'RandomCrop').crop_size
+        assert tuple(cfg.model.data_preprocessor.size) == tuple(crop) == (
+            64, 64)
+        if backbone.type.startswith('ResNet'):  # live residual branches
+            assert backbone.zero_init_residual is False
     else:
         assert (optimizer.lr, optimizer.weight_decay) == (0.01, 5e-4)
         assert clip.max_norm == 1
