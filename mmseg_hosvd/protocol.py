@@ -191,9 +191,17 @@ def run_tool(args: List[str], log_file: str,
 
 
 def ensure_trained(config: str, log: Callable[[str], None],
-                   force: bool = False) -> str:
+                   force: bool = False, validate: bool = True) -> str:
     """Trains ``config`` unless its final checkpoint exists and is up to
     date (see :func:`stale_reason`).
+
+    Args:
+        config: The config to train.
+        log: Receives progress messages.
+        force: Train again even if the checkpoint is up to date.
+        validate: Run the config's validation during training; callers
+            that test the final checkpoint next pass False (the same
+            numbers, computed once).
 
     Returns:
         The final checkpoint path.
@@ -205,9 +213,12 @@ def ensure_trained(config: str, log: Callable[[str], None],
             log(f'train: reusing {checkpoint}')
             return checkpoint
         log(f'train: {checkpoint} is {reason}; training again')
-    log(f'train: python tools/train.py {config}')
-    run_tool(['tools/train.py', config],
-             osp.join(work_dir(config), 'train.log'), log)
+    args = ['tools/train.py', config]
+    if not validate:
+        max_iters = Config.fromfile(config).train_cfg.max_iters
+        args += ['--cfg-options', f'train_cfg.val_interval={max_iters + 1}']
+    log(f"train: python {' '.join(args)}")
+    run_tool(args, osp.join(work_dir(config), 'train.log'), log)
     if not osp.isfile(checkpoint):
         raise RuntimeError(f'{config} finished without writing {checkpoint}')
     return checkpoint

@@ -42,7 +42,7 @@ def test_config_loads_with_what_the_protocol_needs(path):
     optimizer, clip = cfg.optim_wrapper.optimizer, cfg.optim_wrapper.clip_grad
     cnn_pretraining = ('shapes-source' in path
                        and backbone.type not in TRANSFORMERS)
-    if cnn_pretraining:  # from scratch, see schedules/pretrain_cnn_400it.py
+    if cnn_pretraining:  # from scratch, see schedules/pretrain_cnn_250it.py
         assert optimizer.lr == 0.05 and clip is None
         # batches are the crops, not padded to the fine-tuning size
         crop = next(t for t in cfg.train_dataloader.dataset.pipeline

@@ -103,3 +103,26 @@ def test_checkpoint_older_than_its_data_or_start_is_trained_again(
     os.utime(stamp, (5e9, 5e9))
     assert protocol.stale_reason(calib, calib_checkpoint) == (
         f'older than the dataset {stamp}')
+
+
+def test_a_stage_tested_next_trains_without_validating(tmp_path,
+                                                      monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    os.symlink(CONFIGS, 'configs')
+    config = protocol.config_path('fcn', 'finetune', 'vanilla', 5)
+    calls = []
+
+    def run_tool(args, log_file, log):
+        calls.append(args)
+        checkpoint = protocol.final_checkpoint(config)
+        os.makedirs(os.path.dirname(checkpoint), exist_ok=True)
+        open(checkpoint, 'w').close()
+
+    monkeypatch.setattr(protocol, 'run_tool', run_tool)
+    protocol.ensure_trained(config, [].append, validate=False)
+    protocol.ensure_trained(config, [].append, force=True)
+    assert calls == [
+        ['tools/train.py', config, '--cfg-options',
+         'train_cfg.val_interval=121'],
+        ['tools/train.py', config],
+    ]
