@@ -214,9 +214,10 @@ def ensure_trained(config: str, log: Callable[[str], None],
             return checkpoint
         log(f'train: {checkpoint} is {reason}; training again')
     args = ['tools/train.py', config]
-    if not validate:
-        max_iters = Config.fromfile(config).train_cfg.max_iters
-        args += ['--cfg-options', f'train_cfg.val_interval={max_iters + 1}']
+    if not validate:  # MMEngine validates at the last iteration regardless
+        # of val_interval; without a validation loop it does not
+        args += ['--cfg-options', 'val_cfg=None', 'val_dataloader=None',
+                 'val_evaluator=None']
     log(f"train: python {' '.join(args)}")
     run_tool(args, osp.join(work_dir(config), 'train.log'), log)
     if not osp.isfile(checkpoint):

@@ -122,7 +122,7 @@ def test_a_stage_tested_next_trains_without_validating(tmp_path,
     protocol.ensure_trained(config, [].append, validate=False)
     protocol.ensure_trained(config, [].append, force=True)
     assert calls == [
-        ['tools/train.py', config, '--cfg-options',
-         'train_cfg.val_interval=121'],
+        ['tools/train.py', config, '--cfg-options', 'val_cfg=None',
+         'val_dataloader=None', 'val_evaluator=None'],
         ['tools/train.py', config],
     ]
