@@ -1,8 +1,9 @@
 """The embedded protocol: generate data, pretrain, calibrate, fine-tune, test.
 
 Each stage is one ``tools/train.py`` or ``tools/test.py`` process on a config
-of ``configs/``; a stage whose final checkpoint (or test record) exists is
-skipped, so an interrupted protocol resumes where it stopped.
+of ``configs/``; a stage whose final checkpoint (or test record) exists and
+is up to date (:func:`stale_reason`) is skipped, so an interrupted protocol
+resumes where it stopped.
 """
 import json
 import os
@@ -34,6 +35,13 @@ MODEL_CONFIGS = {
 PAPER_MODELS = ('deeplabv3', 'deeplabv3-m', 'pspnet', 'pspnet-m', 'fcn',
                 'upernet')
 SOURCE_SUFFIX = 'shapes-source-128x128'
+#: Where the protocol's configs read the generated dataset (relative to the
+#: working directory, as their ``data_root``).
+DATA_ROOT = 'data/synthetic_shapes'
+#: ``--cfg-options`` that train without validating. MMEngine validates at
+#: the last iteration whatever ``val_interval`` says; without a validation
+#: loop it does not.
+NO_VALIDATION = ['val_cfg=None', 'val_dataloader=None', 'val_evaluator=None']
 TARGET_SUFFIX = 'shapes-target-128x128'
 
 
@@ -98,7 +106,8 @@ def dataset_ready(root: str,
                   sizes: Optional[dict] = None,
                   image_size: int = 128) -> bool:
     """Whether ``root`` holds the dataset that this generator writes with
-    these arguments (its stamp says so: version, sizes, image size)."""
+    these arguments and seed 0 (its stamp says so: version, sizes, image
+    size, seed)."""
     sizes = DEFAULT_SIZES if sizes is None else sizes
     return read_stamp(root) == generation_stamp(sizes, image_size, 0)
 
@@ -142,17 +151,20 @@ def stale_reason(config: str, checkpoint: str) -> Optional[str]:
     As ``make`` does with its inputs: it is stale when older than the stamp
     of the generated dataset it trains on (``generated.json`` next to the
     domain folder of ``train_dataloader.dataset.data_root``) or than the
-    checkpoint it starts from (``load_from``).
+    checkpoint it starts from (``load_from``). Like ``make``, it goes by
+    file times: copies that do not keep them can trigger or miss a
+    retraining.
 
     Returns:
         The reason, or None when the checkpoint is up to date.
     """
     cfg = Config.fromfile(config)
     made = osp.getmtime(checkpoint)
-    data_root = cfg.train_dataloader.dataset.get('data_root') or ''
-    stamp = osp.join(osp.dirname(osp.normpath(data_root)), STAMP_NAME)
-    if osp.isfile(stamp) and osp.getmtime(stamp) > made:
-        return f'older than the dataset {stamp}'
+    data_root = cfg.train_dataloader.dataset.get('data_root')
+    if data_root:
+        stamp = osp.join(osp.dirname(osp.normpath(data_root)), STAMP_NAME)
+        if osp.isfile(stamp) and osp.getmtime(stamp) > made:
+            return f'older than the dataset {stamp}'
     load_from = cfg.get('load_from')
     if load_from and osp.isfile(load_from) and osp.getmtime(load_from) > made:
         return f'older than the checkpoint it starts from, {load_from}'
@@ -214,10 +226,8 @@ def ensure_trained(config: str, log: Callable[[str], None],
             return checkpoint
         log(f'train: {checkpoint} is {reason}; training again')
     args = ['tools/train.py', config]
-    if not validate:  # MMEngine validates at the last iteration regardless
-        # of val_interval; without a validation loop it does not
-        args += ['--cfg-options', 'val_cfg=None', 'val_dataloader=None',
-                 'val_evaluator=None']
+    if not validate:
+        args += ['--cfg-options'] + NO_VALIDATION
     log(f"train: python {' '.join(args)}")
     run_tool(args, osp.join(work_dir(config), 'train.log'), log)
     if not osp.isfile(checkpoint):

@@ -11,7 +11,7 @@ the step times measured so far.
 Usage::
 
     python tools/demo.py [--model deeplabv3] [--method hosvd-eps0.8]
-        [--layers 5] [--data-root data/synthetic_shapes] [--force]
+        [--layers 5] [--force]
 """
 import argparse
 import os.path as osp
@@ -26,6 +26,7 @@ from mmengine.config import Config  # noqa: E402
 
 from mmseg_hosvd.methods import protocol_tags  # noqa: E402
 from mmseg_hosvd.protocol import (  # noqa: E402
+    DATA_ROOT,
     MODEL_CONFIGS,
     config_path,
     ensure_dataset,
@@ -60,7 +61,6 @@ def parse_args(argv=None):
     parser.add_argument('--method', default='hosvd-eps0.8',
                         choices=list(protocol_tags()))
     parser.add_argument('--layers', type=int, default=5, choices=[5, 10])
-    parser.add_argument('--data-root', default='data/synthetic_shapes')
     parser.add_argument('--force', action='store_true',
                         help='fine-tune and test again even if done')
     return parser.parse_args(argv)
@@ -99,7 +99,7 @@ def main(argv=None):
     pretrained = config_path(args.model, 'pretrain')
     calibrated = config_path(args.model, 'calib')
     finetuned = config_path(args.model, 'finetune', args.method, args.layers)
-    ensure_dataset(args.data_root, write)
+    ensure_dataset(DATA_ROOT, write)
     log = ProgressLog(
         TimeLeft(plan(pretrained, calibrated, finetuned, args.force)), write)
     log.stage('pretrain')

@@ -29,6 +29,7 @@ from mmseg_hosvd.comparison import (  # noqa: E402
 from mmseg_hosvd.methods import protocol_tags  # noqa: E402
 from mmseg_hosvd.pareto_plot import plot_pareto  # noqa: E402
 from mmseg_hosvd.protocol import (  # noqa: E402
+    DATA_ROOT,
     MODEL_CONFIGS,
     PAPER_MODELS,
     config_path,
@@ -60,7 +61,6 @@ def parse_args(argv=None):
                         'hosvd-eps0.8-amp)')
     parser.add_argument('--layers', nargs='+', type=int, choices=[5, 10],
                         default=[5, 10])
-    parser.add_argument('--data-root', default='data/synthetic_shapes')
     parser.add_argument('--out', default='work_dirs/protocol',
                         help='where the comparison is written')
     args = parser.parse_args(argv)
@@ -78,7 +78,7 @@ def main(argv=None):
         print(f'[{(time.time() - start) / 60:5.1f} min] {message}',
               flush=True)
 
-    ensure_dataset(args.data_root, log)
+    ensure_dataset(DATA_ROOT, log)
     runs = [(m, t, n) for m in args.models for n in args.layers
             for t in args.methods]
     total = len(args.models) * 2 + len(runs)

@@ -14,22 +14,25 @@ from mmseg_hosvd.models import PRESETS
 from .. import norm_reinit_hook  # noqa: F401  (registers the test hook)
 from ..helpers import tiny_runner_config
 
-#: Left out, findings for the planners (issue #12): in the first two steps
-#: (gradient-norm clip 1, weight decay 5e-4) some head convolutions move
-#: more by weight decay than by their gradient: DeepLabV3's
-#: aspp_modules.0.conv (gradient share 0.37-0.48) and FCN's
-#: decode_head.convs.0.conv (0.42-0.43) at 5 and 10 layers, and
-#: DeepLabV3-MobileNetV2's four ASPP branches (0.13-0.43), whose total
-#: gradient norm of ~2.6 the clip scales by ~0.4. Not measured here:
-#: PSPNet and PSPNet-MobileNetV2 at 10 layers (time).
-CASES = [('pspnet', 5), ('pspnet-m', 5), ('upernet', 5), ('upernet', 10)]
+#: Left out, with what the real protocol runs show instead: DeepLabV3 and
+#: DeepLabV3-MobileNetV2 at 10 layers. From random weights their ASPP
+#: branches get gradient shares of 0.14-0.38 in these two steps (the
+#: 10-layer gradient norm is larger, so the clip of 1 cuts every layer's
+#: part). Fine-tuned from the protocol's pretrained and calibrated
+#: checkpoints (generator version 2), every fine-tuned convolution of both
+#: has a share of at least 0.74 over the run at 5 and 10 layers
+#: (WeightChangeHook records; compare.py's "least gradient share").
+LEFT_OUT = {('deeplabv3', 10), ('deeplabv3-m', 10)}
+#: Every other preset model at 5 and 10 layers.
+CASES = [(model, layers) for model in sorted(PRESETS) for layers in (5, 10)
+         if (model, layers) not in LEFT_OUT]
 
 
 @pytest.mark.parametrize('model_name,num_layers', CASES)
 def test_every_fine_tuned_conv_gets_a_gradient(model_name, num_layers,
                                                tiny_data, tmp_path):
     cfg = tiny_runner_config(model_name, str(tmp_path), tiny_data, [
-        dict(type='NormReinitTestHook'),
+        dict(type='NormReinitTestHook', classifier_std=0.1),
         dict(type='CompressConvHook', method='vanilla',
              num_layers=num_layers)
     ])

@@ -1,11 +1,16 @@
 """The protocol runner's planning and its skip-what-is-done logic."""
+import argparse
 import json
 import os
+import os.path as osp
 import time
+
+from mmengine.config import Config, DictAction
+from mmengine.runner import Runner
 
 from mmseg_hosvd import protocol
 
-from ..helpers import CONFIGS
+from ..helpers import CONFIGS, tiny_runner_config
 
 
 def test_quick_subset_is_two_models_one_eps():
@@ -122,7 +127,32 @@ def test_a_stage_tested_next_trains_without_validating(tmp_path,
     protocol.ensure_trained(config, [].append, validate=False)
     protocol.ensure_trained(config, [].append, force=True)
     assert calls == [
-        ['tools/train.py', config, '--cfg-options', 'val_cfg=None',
-         'val_dataloader=None', 'val_evaluator=None'],
+        ['tools/train.py', config, '--cfg-options'] + protocol.NO_VALIDATION,
         ['tools/train.py', config],
     ]
+
+
+def test_a_runner_given_those_options_trains_without_validating(
+        tiny_data, tmp_path):
+    def validated(options, work_dir):
+        cfg = tiny_runner_config('fcn', work_dir, tiny_data, max_iters=2)
+        parser = argparse.ArgumentParser()  # as tools/train.py parses them
+        parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+        cfg.merge_from_dict(parser.parse_args(options).cfg_options or {})
+        runner = Runner.from_cfg(cfg)
+        runner.train()
+        assert osp.isfile(osp.join(work_dir, 'iter_2.pth'))
+        return 'val/mIoU' in runner.message_hub.log_scalars
+
+    assert validated([], str(tmp_path / 'with'))
+    assert not validated(['--cfg-options'] + protocol.NO_VALIDATION,
+                         str(tmp_path / 'without'))
+
+
+def test_the_protocol_configs_read_the_generated_dataset_root():
+    for model in protocol.PAPER_MODELS:
+        for stage in ('pretrain', 'calib'):
+            cfg = Config.fromfile(protocol.config_path(model, stage,
+                                                       root=CONFIGS))
+            root = cfg.train_dataloader.dataset.data_root
+            assert osp.dirname(root) == protocol.DATA_ROOT, root

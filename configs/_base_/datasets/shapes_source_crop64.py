@@ -1,6 +1,6 @@
 # The source domain in 64 x 64 crops, for the CNNs' pretraining: a quarter of
-# the compute of 128 x 128 crops per step, so that `make demo` pretrains within
-# its 10-minute budget on the slower 2-core machines. Configs using it set
+# the compute of 128 x 128 crops per step, towards `make demo`'s 10-minute
+# budget on the slower 2-core machines. Configs using it set
 # model.data_preprocessor.size = (64, 64).
 _base_ = ['./shapes_source.py']
 crop_size = (64, 64)
