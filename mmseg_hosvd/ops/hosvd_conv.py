@@ -2,10 +2,15 @@
 
 The output and the input gradient are exact. The weight gradient is computed
 in the compressed space (DESIGN.md section 2): the output gradient is projected
-on the batch factor, the core is expanded along height and width only (with
-zero rows in the factors for the padding, per side), a weight gradient is taken
-against the still-compressed channels, and the channel factor maps it back to
-the input channels of each group.
+on the batch factor, the core is expanded along height and width only, a weight
+gradient is taken against the still-compressed channels, and the channel factor
+maps it back to the input channels of each group.
+
+Zero padding: the part that both sides of an axis share is left to the weight
+gradient's own padding, and only what one side has beyond the other becomes
+zero rows of U2 or U3. Padding the factors in full would expand the core to the
+padded size, which for dilated convolutions on small maps (DeepLabV3's ASPP:
+dilation 36 on 16 x 16) is 30x the input.
 """
 from typing import Optional, Sequence, Tuple
 
@@ -46,13 +51,16 @@ def hosvd_weight_grad(core: torch.Tensor, factors: Sequence[torch.Tensor],
         return core.new_zeros(weight_shape)
     u0, u1, u2, u3 = factors
     top, bottom, left, right = geo.padding
+    shared_rows, shared_cols = min(top, bottom), min(left, right)
     z1 = torch.tensordot(u0, grad_output.to(core.dtype), dims=([0], [0]))
-    u2p = F.pad(u2, (0, 0, top, bottom))
-    u3p = F.pad(u3, (0, 0, left, right))
+    u2p = F.pad(u2, (0, 0, top - shared_rows, bottom - shared_rows))
+    u3p = F.pad(u3, (0, 0, left - shared_cols, right - shared_cols))
     expanded = multi_mode_dot(core, [u2p, u3p], modes=[2, 3])
     z4 = torch.nn.grad.conv2d_weight(expanded,
                                      (out_channels, core.shape[1], kh, kw),
-                                     z1, geo.stride, 0, geo.dilation, 1)
+                                     z1, geo.stride,
+                                     (shared_rows, shared_cols),
+                                     geo.dilation, 1)
     groups = geo.groups
     z4 = z4.reshape(groups, out_channels // groups, core.shape[1], kh, kw)
     u1 = u1.reshape(groups, in_per_group, core.shape[1])

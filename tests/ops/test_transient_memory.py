@@ -5,7 +5,8 @@ import pytest
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from mmseg_hosvd.ops import hosvd, mode_dot, quantize
+from mmseg_hosvd.ops import (ConvGeometry, hosvd, hosvd_weight_grad, mode_dot,
+                             quantize)
 
 
 def transient_bytes(fn, tmp_path) -> int:
@@ -39,6 +40,28 @@ def test_hosvd_copies_no_unfolding_whole(solver, dtype, layout, tmp_path):
     # input cast whole to float32 2x; a channels-last input is read where
     # it lies, not made contiguous (1x)
     assert used < size * 0.4
+
+
+@pytest.mark.parametrize('padding', [(36, 36, 36, 36), (35, 37, 36, 36)])
+def test_hosvd_weight_grad_does_not_expand_to_the_padded_size(
+        padding, tmp_path):
+    # DeepLabV3's ASPP: dilation 36 on a 16 x 16 map, padded to 88 x 88
+    x = torch.randn(8, 64, 16, 16)
+    core, factors = hosvd(x, eps=1.0)
+    grad = torch.randn(8, 32, 16, 16)
+    geo = ConvGeometry.make(1, padding, 36)
+    exact = transient_bytes(
+        lambda: torch.nn.grad.conv2d_weight(x, (32, 64, 3, 3), grad, 1, 36,
+                                            36), tmp_path)
+    used = transient_bytes(
+        lambda: hosvd_weight_grad(core, factors, grad, (32, 64, 3, 3), geo),
+        tmp_path)
+    size = x.numel() * x.element_size()
+    # the exact kernel's own workspace, the core expanded to the input's
+    # height and width (1x the input at full rank, two rows more when the
+    # sides differ) and the output gradient projected on the batch factor
+    # (0.5x); the core expanded to the padded size would be 30x the input
+    assert used < exact + 2 * size
 
 
 def test_mode_products_copy_nothing_full_size(tmp_path):
