@@ -7,7 +7,10 @@ on a random batch. It reports the analytical memory of the fine-tuned
 convolutions and the measured bytes that autograd saves (every distinct
 storage, parameters and buffers excluded), and the measured ratio to vanilla
 of the same model and layer count measured in the same run. On CUDA it also
-reports ``torch.cuda.max_memory_allocated`` of forward + backward.
+reports ``torch.cuda.max_memory_allocated`` of forward + backward. With
+``--by-module`` it also lists the measured bytes by the class of the module
+that saved them (the innermost one running; ``<outside the model>`` for what
+runs outside every module): what a lean region still keeps, and where.
 
 By default the weights and the batch are random. With ``--from-protocol``
 each model starts from the protocol's calibrated checkpoint and the batch is
@@ -19,7 +22,7 @@ Usage::
     python benchmarks/activation_memory.py [--models ...] [--methods ...]
         [--layers 5] [--lean] [--lean-norm-eps 0.8]
         [--lean-classifier-eps 0.99] [--batch 8] [--size 128]
-        [--from-protocol] [--json PATH]
+        [--by-module] [--from-protocol] [--json PATH]
 """
 import argparse
 import os.path as osp
@@ -43,14 +46,17 @@ from mmseg_hosvd.models import set_norm_eval_  # noqa: E402
 from mmseg_hosvd.models.conv_memory_counter import (  # noqa: E402
     ConvMemoryCounter)
 from mmseg_hosvd.protocol import MODEL_CONFIGS, config_path  # noqa: E402
-from mmseg_hosvd.utils import SavedTensorMeter  # noqa: E402
+from mmseg_hosvd.utils import RunningModule, SavedTensorMeter  # noqa: E402
 
 MB = 2**20
+#: Module classes listed per row with --by-module, largest first.
+BY_MODULE_ROWS = 8
 
 
 def measure(model_name, method, layers, lean, eps, lean_eps, x, device,
             checkpoint=None):
-    """Analytical and measured MB (and CUDA peak) of one training forward."""
+    """Analytical and measured MB (and CUDA peak) of one training forward,
+    and the measured MB by module class (``by_module_mb``)."""
     torch.manual_seed(0)
     cfg = Config.fromfile(config_path(model_name, 'finetune', 'vanilla', 5))
     model = MODELS.build(cfg.model)
@@ -70,11 +76,14 @@ def measure(model_name, method, layers, lean, eps, lean_eps, x, device,
     if device.type == 'cuda':
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
-    with SavedTensorMeter.for_model(model) as meter:
+    with RunningModule(model) as running, SavedTensorMeter.for_model(
+            model, running.kind) as meter:
         logits = model._forward(x)
     logits.float().mean().backward()
     result = dict(analytical_mb=counter.bytes / MB,
-                  measured_mb=meter.bytes / MB)
+                  measured_mb=meter.bytes / MB,
+                  by_module_mb={kind: size / MB for kind, size in
+                                meter.by_owner.most_common()})
     if device.type == 'cuda':
         torch.cuda.synchronize()
         result['cuda_max_allocated_mb'] = torch.cuda.max_memory_allocated(
@@ -99,6 +108,8 @@ def main(argv=None):
                         help="eps of the lean classifier's input")
     parser.add_argument('--batch', type=int, default=8)
     parser.add_argument('--size', type=int, default=128)
+    parser.add_argument('--by-module', action='store_true',
+                        help='list the measured MB by module class')
     add_input_arguments(parser)
     args = parser.parse_args(argv)
     register_all_modules()
@@ -138,6 +149,10 @@ def main(argv=None):
                 if 'cuda_max_allocated_mb' in result:
                     line += f"  cuda {result['cuda_max_allocated_mb']:.1f}M"
                 print(line, flush=True)
+                if args.by_module:
+                    for kind, size in list(
+                            result['by_module_mb'].items())[:BY_MODULE_ROWS]:
+                        print(f'{"":>42} {kind:>30} {size:8.3f}M')
     if args.json:
         write_json(args.json, records)
 

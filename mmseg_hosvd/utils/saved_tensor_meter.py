@@ -1,5 +1,6 @@
 """Measures the bytes that autograd saves for backward."""
-from typing import Iterable, Set, Tuple
+from collections import Counter
+from typing import Callable, Iterable, Optional, Set, Tuple
 
 import torch
 from torch import nn
@@ -26,6 +27,9 @@ class SavedTensorMeter:
 
     Args:
         exclude: Tensors whose storages are not counted.
+        owner: Called when a storage is first counted; its bytes are also
+            added to ``by_owner[owner()]`` (e.g.
+            :meth:`~mmseg_hosvd.utils.RunningModule.kind`).
 
     Example:
         >>> meter = SavedTensorMeter(model.parameters())
@@ -34,22 +38,30 @@ class SavedTensorMeter:
         >>> meter.bytes
     """
 
-    def __init__(self, exclude: Iterable[torch.Tensor] = ()):
+    def __init__(self, exclude: Iterable[torch.Tensor] = (),
+                 owner: Optional[Callable[[], str]] = None):
         self.excluded: Set[tuple] = {storage_key(t) for t in exclude}
         self.seen: Set[tuple] = set()
         self.bytes = 0
+        self.by_owner: Counter = Counter()
+        self.owner = owner
         self._context = None
 
     @classmethod
-    def for_model(cls, model: nn.Module) -> 'SavedTensorMeter':
+    def for_model(cls, model: nn.Module,
+                  owner: Optional[Callable[[], str]] = None
+                  ) -> 'SavedTensorMeter':
         """A meter that excludes the model's parameters and buffers."""
-        return cls(list(model.parameters()) + list(model.buffers()))
+        return cls(list(model.parameters()) + list(model.buffers()), owner)
 
     def _pack(self, tensor: torch.Tensor) -> Tuple[torch.Tensor, int]:
         key = storage_key(tensor)
         if key not in self.excluded and key not in self.seen:
             self.seen.add(key)
-            self.bytes += tensor.untyped_storage().nbytes()
+            size = tensor.untyped_storage().nbytes()
+            self.bytes += size
+            if self.owner is not None:
+                self.by_owner[self.owner()] += size
         return tensor, tensor._version
 
     @staticmethod
@@ -70,6 +82,7 @@ class SavedTensorMeter:
         """Forgets what was counted."""
         self.seen.clear()
         self.bytes = 0
+        self.by_owner.clear()
 
     def __enter__(self) -> 'SavedTensorMeter':
         self.reset()

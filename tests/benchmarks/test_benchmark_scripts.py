@@ -3,6 +3,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from ..helpers import ROOT
 
 
@@ -16,8 +18,8 @@ def run_script(*args):
 def test_activation_memory_records(tmp_path):
     path = tmp_path / 'memory.json'
     out = run_script('benchmarks/activation_memory.py', '--models', 'fcn',
-                     '--lean', '--batch', '2', '--size', '64', '--json',
-                     str(path))
+                     '--lean', '--batch', '2', '--size', '64', '--by-module',
+                     '--json', str(path))
     records = json.loads(path.read_text())
     assert [(r['method'], r['lean']) for r in records] == [
         ('vanilla', False), ('hosvd', False), ('hosvd', True)]
@@ -28,6 +30,14 @@ def test_activation_memory_records(tmp_path):
     assert vanilla['measured_ratio_to_vanilla'] == 1.0
     assert lean['measured_mb'] < plain['measured_mb'] < vanilla['measured_mb']
     assert 'hosvd lean' in out
+    for record in records:
+        assert sum(record['by_module_mb'].values()) == pytest.approx(
+            record['measured_mb'])
+    # the lean region keeps ReLU bit masks, not ReLU outputs
+    assert 'ReLU' in vanilla['by_module_mb']
+    assert 'BitMaskReLU' in lean['by_module_mb'] and 'BitMaskReLU' in out
+    assert lean['by_module_mb']['BitMaskReLU'] < vanilla['by_module_mb'][
+        'ReLU'] / 8
 
 
 def test_train_speed_records(tmp_path):

@@ -3,7 +3,7 @@ import pytest
 import torch
 from torch import nn
 
-from mmseg_hosvd.utils import SavedTensorMeter
+from mmseg_hosvd.utils import OUTSIDE, RunningModule, SavedTensorMeter
 
 
 def test_counts_conv_input_and_relu_output_not_parameters():
@@ -80,3 +80,33 @@ def test_backward_gets_the_saved_tensor_itself_not_a_copy():
     assert meter.bytes == y.numel() * 4
     y.sum().backward()
     torch.testing.assert_close(x.grad, x.exp(), rtol=0, atol=0)
+
+
+class ProjectThenSquare(nn.Module):
+    """A child Linear, then a functional op of the module's own."""
+
+    def __init__(self):
+        super().__init__()
+        self.proj = nn.Linear(6, 6)
+
+    def forward(self, x):
+        return self.proj(x).pow(2)
+
+
+def test_bytes_go_to_the_innermost_running_module():
+    model = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), ProjectThenSquare())
+    x = torch.randn(5, 4, requires_grad=True)
+    with RunningModule(model) as running, SavedTensorMeter.for_model(
+            model, running.kind) as meter:
+        hidden = model(x)
+        out = hidden.exp()  # saved outside the model
+    row = 5 * 6 * 4
+    assert meter.by_owner == {
+        'Linear': x.numel() * 4,  # the first's input
+        'ReLU': row,  # its output, which proj saves again: counted once
+        'ProjectThenSquare': row,  # pow's input: proj's output
+        OUTSIDE: row,  # exp's output
+    }
+    assert sum(meter.by_owner.values()) == meter.bytes
+    out.sum().backward()
+    assert not model[0]._forward_pre_hooks and not model[0]._forward_hooks
