@@ -171,6 +171,25 @@ class ModeUnfolding:
             del part
         return out
 
+    def projected_gram(self, block: torch.Tensor) -> torch.Tensor:
+        """``B^T X X^T B``: the Gram matrix projected on a thin block.
+
+        One product with X per column block, ``Z = B^T X_j``, then the
+        small ``Z Z^T``: half the work of ``B^T (X X^T B)``.
+
+        Args:
+            block: B, shape (rows, k), in :attr:`dtype`.
+
+        Returns:
+            B^T X X^T B, shape (k, k), symmetric.
+        """
+        out = block.new_zeros(block.shape[1], block.shape[1])
+        for part in self.blocks():
+            projected = block.t() @ part
+            out.addmm_(projected, projected.t())
+            del part, projected
+        return out
+
     def energy(self) -> float:
         """``||X||_F^2``, accumulated in float64 block by block (inf or nan
         when the tensor holds them or overflows)."""

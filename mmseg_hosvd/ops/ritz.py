@@ -57,9 +57,8 @@ def _rayleigh_ritz(matrix: ModeUnfolding, block: torch.Tensor
     basis = block
     for _ in range(POWER_STEPS):
         basis = torch.linalg.qr(matrix.gram_times(basis)).Q
-    # Q^T X X^T Q from products with X: no (k, columns) projection is made
-    projected = basis.t() @ matrix.gram_times(basis)
-    values, rotation = torch.linalg.eigh((projected + projected.t()) / 2)
+    # Q^T X X^T Q from one product with X per column block
+    values, rotation = torch.linalg.eigh(matrix.projected_gram(basis))
     if not bool(torch.isfinite(rotation).all()):
         raise SolverUnsuitable('the Ritz vectors are not finite')
     return values.flip(0).clamp_min(0), basis @ rotation.flip(1)

@@ -72,6 +72,9 @@ def test_products_equal_the_copied_unfoldings(case, chunked):
         assert_close(operator.gram_times(block).double(),
                      reference @ (reference.t() @ block.double()),
                      **tolerance(tensor.dtype))
+        projected = block.double().t() @ reference
+        assert_close(operator.projected_gram(block).double(),
+                     projected @ projected.t(), **tolerance(tensor.dtype))
         assert operator.energy() == pytest.approx(
             float((reference**2).sum()), rel=1e-5)
 
