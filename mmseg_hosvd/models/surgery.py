@@ -6,10 +6,22 @@ from torch.nn.modules.batchnorm import _NormBase
 
 
 def set_submodule(model: nn.Module, name: str, module: nn.Module) -> None:
-    """Replaces the submodule at dotted ``name`` with ``module``."""
+    """Replaces the submodule at dotted ``name`` with ``module``, wherever
+    the model refers to it.
+
+    A module registered under two names runs wherever it is referenced:
+    mmseg's ``MixFFN`` holds its activation as ``activate`` and as
+    ``layers.2``, and ``named_modules`` lists only the first. Every
+    reference to the replaced module object is swapped.
+    """
+    old = model.get_submodule(name)
     parent_name, _, child = name.rpartition('.')
     parent = model.get_submodule(parent_name) if parent_name else model
     setattr(parent, child, module)
+    for owner in list(model.modules()):
+        for key, value in owner._modules.items():
+            if value is old:
+                owner._modules[key] = module
 
 
 def has_module(model: nn.Module, name: str) -> bool:
