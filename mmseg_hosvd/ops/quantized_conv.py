@@ -94,10 +94,12 @@ def dequantize(packed: torch.Tensor, low: torch.Tensor, step: torch.Tensor,
     per_byte = 8 // bits
     shifts = torch.arange(per_byte, device=packed.device,
                           dtype=torch.uint8) * bits
-    mask = (1 << bits) - 1
-    codes = (packed[..., None] >> shifts) & mask
-    groups = codes.reshape(*low.shape, -1).float()
-    values = groups * step[..., None] + low[..., None]
+    codes = packed[..., None] >> shifts
+    codes &= (1 << bits) - 1
+    values = codes.reshape(*low.shape, -1).float()
+    del codes
+    # in place: one full-size float tensor, not three
+    values.mul_(step[..., None]).add_(low[..., None])
     numel = 1
     for size in shape[1:]:
         numel *= size
