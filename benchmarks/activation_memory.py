@@ -21,7 +21,7 @@ Usage::
 
     python benchmarks/activation_memory.py [--models ...] [--methods ...]
         [--layers 5] [--lean] [--lean-norm-eps 0.8]
-        [--lean-classifier-eps 0.99] [--batch 8] [--size 128]
+        [--lean-classifier-eps 0.99] [--lean-bits 8] [--batch 8] [--size 128]
         [--by-module] [--from-protocol] [--json PATH]
 """
 import argparse
@@ -54,7 +54,7 @@ BY_MODULE_ROWS = 8
 
 
 def measure(model_name, method, layers, lean, eps, lean_eps, x, device,
-            checkpoint=None):
+            checkpoint=None, lean_bits=None):
     """Analytical and measured MB (and CUDA peak) of one training forward,
     and the measured MB by module class (``by_module_mb``)."""
     torch.manual_seed(0)
@@ -65,6 +65,7 @@ def measure(model_name, method, layers, lean, eps, lean_eps, x, device,
                         logger='silent')
     hook = CompressConvHook(method=method, num_layers=layers, lean=lean,
                             lean_eps=lean_eps,
+                            lean_bits=lean_bits if lean else None,
                             **accepted_options(method, dict(eps=eps), lean))
     plan = hook.apply(model)
     model.to(device).train()
@@ -106,6 +107,9 @@ def main(argv=None):
                         help='eps of the lean BN inputs')
     parser.add_argument('--lean-classifier-eps', type=float, default=0.99,
                         help="eps of the lean classifier's input")
+    parser.add_argument('--lean-bits', type=int, default=None,
+                        help='lean variants also keep their LayerNorm and '
+                        'GELU inputs as codes of this many bits')
     parser.add_argument('--batch', type=int, default=8)
     parser.add_argument('--size', type=int, default=128)
     parser.add_argument('--by-module', action='store_true',
@@ -131,17 +135,20 @@ def main(argv=None):
                 lean_eps = dict(norm=args.lean_norm_eps,
                                 classifier=args.lean_classifier_eps)
                 result = measure(model_name, method, layers, lean, args.eps,
-                                 lean_eps, x, device, checkpoint)
+                                 lean_eps, x, device, checkpoint,
+                                 args.lean_bits)
                 base = result['measured_mb'] if method == 'vanilla' and (
                     not lean) else base
                 record = dict(model=model_name, method=method, layers=layers,
                               lean=lean,
+                              lean_bits=args.lean_bits if lean else None,
                               weights='protocol' if checkpoint else 'random',
                               **result,
                               measured_ratio_to_vanilla=result['measured_mb']
                               / base)
                 records.append(record)
-                name = method + (' lean' if lean else '')
+                name = method + (' lean' if lean else '') + (
+                    str(args.lean_bits) if lean and args.lean_bits else '')
                 line = (f'{model_name:>12} {layers:>6} {name:>20} '
                         f"{result['analytical_mb']:10.3f}M "
                         f"{result['measured_mb']:8.3f}M "

@@ -37,6 +37,7 @@ Usage::
 
     python benchmarks/peak_memory.py [--models deeplabv3 pspnet]
         [--methods vanilla hosvd] [--layers 5] [--lean | --lean-only]
+        [--lean-bits 8]
         [--reductions none amp micro2] [--size 512] [--batch 8]
         [--steps 3] [--from-protocol] [--json PATH]
 """
@@ -157,7 +158,8 @@ def print_table(records: list) -> None:
           f"{'incr MB':>8} {'/van':>5} {'peak MB':>8} {'RSS+ MB':>8} "
           f"{'/van':>5} {'step s':>7} {'/van':>5}  peak phase")
     for r in records:
-        name = r['method'] + (' lean' if r['lean'] else '')
+        name = r['method'] + (' lean' if r['lean'] else '') + (
+            str(r['lean_bits']) if r.get('lean_bits') else '')
         if 'error' in r:
             print(f"{r['model']:>10} {r['layers']:>3} {name:>20} "
                   f"{'+'.join(r['reductions']) or 'none':>12} failed: "
@@ -188,6 +190,9 @@ def parse_args(argv=None):
     parser.add_argument('--lean-only', action='store_true',
                         help='measure only the lean variant of each '
                         'compressing method (vanilla stays plain)')
+    parser.add_argument('--lean-bits', type=int, default=None,
+                        help='lean variants also keep their LayerNorm and '
+                        'GELU inputs as codes of this many bits')
     parser.add_argument('--reductions', nargs='+', type=reductions_of,
                         default=[[]])
     parser.add_argument('--eps', type=float, default=0.8)
@@ -218,7 +223,9 @@ def main(argv=None):
             for reductions in args.reductions:
                 for method, lean in variants:
                     spec = dict(model=model, method=method, layers=layers,
-                                lean=lean, reductions=reductions,
+                                lean=lean,
+                                lean_bits=args.lean_bits if lean else None,
+                                reductions=reductions,
                                 size=args.size, batch=args.batch,
                                 micro_batch=micro_batch_of(reductions,
                                                            args.batch),

@@ -59,6 +59,7 @@ def build_setup(spec: dict) -> dict:
     hook = CompressConvHook(method=spec['method'], num_layers=spec['layers'],
                             lean=spec['lean'],
                             lean_eps=LEAN_EPS if spec['lean'] else None,
+                            lean_bits=spec.get('lean_bits'),
                             **options)
     plan = hook.apply(model)
     if 'prefix' in spec['reductions']:

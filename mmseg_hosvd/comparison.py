@@ -65,9 +65,14 @@ def _method(name: Optional[str]) -> Optional[FinetuneMethod]:
 
 
 def setting_label(finetune: dict) -> str:
-    """The setting of a run as its method labels it ('' if unknown)."""
+    """The setting of a run as its method labels it ('' if unknown), and
+    the bits of a lean region's coded LayerNorm/GELU inputs."""
     method = _method(finetune.get('method'))
-    return method.label(finetune) if method is not None else ''
+    label = method.label(finetune) if method is not None else ''
+    if finetune.get('lean_bits'):
+        label = ', '.join(filter(None, [label,
+                                        f"lean_bits={finetune['lean_bits']}"]))
+    return label
 
 
 def load_run(work_dir: str) -> Tuple[Optional[dict], Optional[str]]:

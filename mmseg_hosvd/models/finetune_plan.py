@@ -22,6 +22,8 @@ class FinetunePlan:
         shared_inputs: Groups of convolutions that share one decomposition.
         lean: Whether the fine-tuned region is lean.
         lean_eps: The lean region's thresholds, or None.
+        lean_bits: Bits of the lean region's LayerNorm and GELU inputs, or
+            None (exact).
         lean_modules: Names of the lean region's swapped modules.
         results: What the method adds to the plan (Gradient Filter radii,
             subspace ranks and their memory...), filled as it runs.
@@ -38,6 +40,7 @@ class FinetunePlan:
     shared_inputs: List[List[str]] = field(default_factory=list)
     lean: bool = False
     lean_eps: Optional[Dict[str, float]] = None
+    lean_bits: Optional[int] = None
     lean_modules: List[str] = field(default_factory=list)
     results: Dict[str, Any] = field(default_factory=dict)
 

@@ -3,6 +3,9 @@ from torch import nn
 
 from ..ops import DecompositionSettings
 from ..ops.lean_activations import bitmask_relu, frozen_batch_norm
+from ..ops.quantized_activations import quantized_gelu, quantized_layer_norm
+from ..ops.quantized_conv import check_bits, check_group_size
+from .rounding_noise import SeededRoundingNoise
 
 
 class BitMaskReLU(nn.Module):
@@ -92,3 +95,87 @@ class LeanFrozenBatchNorm2d(nn.BatchNorm2d):
     def extra_repr(self) -> str:
         return (f'{super().extra_repr()}, lean, '
                 f'compress_eps={self.compress_eps}, solver={self.solver!r}')
+
+
+class QuantizedLayerNorm(SeededRoundingNoise, nn.LayerNorm):
+    """LayerNorm that keeps its input as per-group codes for backward.
+
+    The output is exact; the input and affine gradients come from the
+    dequantized input (approximate; see
+    :mod:`mmseg_hosvd.ops.quantized_activations`). It shares the Parameters
+    of the LayerNorm it replaces, so state dicts are unchanged.
+
+    Args:
+        *args: As for ``nn.LayerNorm``.
+        bits: Bits per stored element, 2, 4 or 8.
+        group_size: Elements per quantization group.
+        seed: Seed of the private generator of the rounding noise.
+        **kwargs: As for ``nn.LayerNorm``.
+    """
+
+    def __init__(self, *args, bits: int = 8, group_size: int = 256,
+                 seed: int = 0, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.bits = check_bits(bits)
+        self.group_size = check_group_size(group_size)
+        self.seed = seed
+
+    @classmethod
+    def from_module(cls, norm: nn.LayerNorm, bits: int = 8,
+                    group_size: int = 256) -> 'QuantizedLayerNorm':
+        """Replacement of ``norm`` sharing its Parameters."""
+        if not isinstance(norm, nn.LayerNorm):
+            raise TypeError(f'expects nn.LayerNorm, got '
+                            f'{type(norm).__name__}')
+        new = cls(norm.normalized_shape, norm.eps, False, bits=bits,
+                  group_size=group_size)
+        new.elementwise_affine = norm.elementwise_affine
+        new.weight, new.bias = norm.weight, norm.bias
+        new.train(norm.training)
+        return new
+
+    def forward(self, x):
+        return quantized_layer_norm(x, self.normalized_shape, self.weight,
+                                    self.bias, self.eps, self.bits,
+                                    self.group_size,
+                                    self.rounding_generator(x.device))
+
+    def extra_repr(self) -> str:
+        return f'{super().extra_repr()}, bits={self.bits}'
+
+
+class QuantizedGELU(SeededRoundingNoise, nn.GELU):
+    """GELU that keeps its input as per-group codes for backward.
+
+    The output is exact, the input gradient is GELU's derivative at the
+    dequantized input (approximate).
+
+    Args:
+        approximate: 'none' or 'tanh', as ``nn.GELU``.
+        bits: Bits per stored element, 2, 4 or 8.
+        group_size: Elements per quantization group.
+        seed: Seed of the private generator of the rounding noise.
+    """
+
+    def __init__(self, approximate: str = 'none', bits: int = 8,
+                 group_size: int = 256, seed: int = 0):
+        super().__init__(approximate)
+        self.bits = check_bits(bits)
+        self.group_size = check_group_size(group_size)
+        self.seed = seed
+
+    @classmethod
+    def from_module(cls, gelu: nn.GELU, bits: int = 8,
+                    group_size: int = 256) -> 'QuantizedGELU':
+        """Replacement of an ``nn.GELU``."""
+        if not isinstance(gelu, nn.GELU):
+            raise TypeError(f'expects nn.GELU, got {type(gelu).__name__}')
+        return cls(gelu.approximate, bits, group_size)
+
+    def forward(self, x):
+        return quantized_gelu(x, self.approximate, self.bits,
+                              self.group_size,
+                              self.rounding_generator(x.device))
+
+    def extra_repr(self) -> str:
+        return f'{super().extra_repr()}, bits={self.bits}'

@@ -3,21 +3,27 @@
 From the first fine-tuned convolution to the logits, ReLU/ReLU6 keep a 1-bit
 mask, BatchNorm with frozen statistics keeps nothing full-size (a trained BN
 weight gets its gradient from a HOSVD form of the input) and the classifier
-stores a HOSVD form of its input.
+stores a HOSVD form of its input. With ``bits``, the region's LayerNorm and
+GELU (transformers) keep their inputs as per-group codes: they have no
+exact form that keeps less than their input, so this one is approximate
+and opt-in.
 """
-from typing import Dict, List, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Union
 
 from torch import nn
 
 from ..ops import check_eps
 from .compressed_conv import CompressedConv2d, Conv2dHOSVD
 from .layer_presets import CLASSIFIER
-from .lean_modules import BitMaskReLU, LeanFrozenBatchNorm2d
+from .lean_modules import (BitMaskReLU, LeanFrozenBatchNorm2d, QuantizedGELU,
+                           QuantizedLayerNorm)
 from .model_trace import ModelTrace, modules_after
 from .surgery import has_module, set_submodule
 
 #: Modules that the lean option replaces in the fine-tuned region.
 LEAN_KINDS = (nn.ReLU, nn.ReLU6, nn.BatchNorm2d)
+#: Modules it also replaces when given ``bits`` (approximate backward).
+QUANTIZED_KINDS = (nn.LayerNorm, nn.GELU)
 #: Parts of the lean region with their own HOSVD threshold.
 LEAN_PARTS = ('norm', 'classifier')
 
@@ -53,7 +59,8 @@ def lean_eps_of(lean_eps: Union[None, float, Dict[str, float]],
 
 
 def make_lean_(model: nn.Module, trace: ModelTrace, starts: Sequence[str],
-               lean_eps: Dict[str, float], solver: str) -> List[str]:
+               lean_eps: Dict[str, float], solver: str,
+               bits: Optional[int] = None) -> List[str]:
     """Swaps the region's ReLU/BN and the classifier in place.
 
     Args:
@@ -63,15 +70,23 @@ def make_lean_(model: nn.Module, trace: ModelTrace, starts: Sequence[str],
             region (the classifier when empty).
         lean_eps: Thresholds from :func:`lean_eps_of`.
         solver: HOSVD solver of the BN and classifier inputs.
+        bits: Bits per stored element of the region's LayerNorm and GELU
+            inputs (2, 4 or 8); None leaves them exact.
 
     Returns:
         Names of the swapped modules, the classifier last.
     """
-    names = modules_after(trace, list(starts) or [CLASSIFIER], LEAN_KINDS)
+    kinds = LEAN_KINDS + (QUANTIZED_KINDS if bits is not None else ())
+    names = modules_after(trace, list(starts) or [CLASSIFIER], kinds)
     for name in names:
         module = model.get_submodule(name)
         if isinstance(module, (nn.ReLU, nn.ReLU6)):
             set_submodule(model, name, BitMaskReLU.from_module(module))
+        elif isinstance(module, nn.LayerNorm):
+            set_submodule(model, name,
+                          QuantizedLayerNorm.from_module(module, bits))
+        elif isinstance(module, nn.GELU):
+            set_submodule(model, name, QuantizedGELU.from_module(module, bits))
         else:
             set_submodule(
                 model, name,

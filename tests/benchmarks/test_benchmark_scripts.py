@@ -111,3 +111,19 @@ def test_peak_memory_keeps_the_records_of_a_run_with_a_failure(tmp_path):
     assert ok['peak_increment_mb_ratio'] == 1.0
     assert failed['layers'] == 999 and '999' in failed['error']
     assert 'failed: ' in result.stdout
+
+
+def test_activation_memory_lean_bits_code_the_transformer_parts(tmp_path):
+    path = tmp_path / 'memory.json'
+    out = run_script('benchmarks/activation_memory.py', '--models',
+                     'segformer', '--layers', '10', '--lean', '--lean-bits',
+                     '8', '--batch', '2', '--size', '64', '--by-module',
+                     '--json', str(path))
+    vanilla, plain, lean = json.loads(path.read_text())
+    assert (plain['lean_bits'], lean['lean_bits']) == (None, 8)
+    assert 'hosvd lean8' in out
+    # the region's GELU and LayerNorm keep codes; the exact ones are gone
+    assert {'QuantizedGELU', 'QuantizedLayerNorm'} <= set(
+        lean['by_module_mb'])
+    assert plain['by_module_mb']['GELU'] > lean['by_module_mb'][
+        'QuantizedGELU']

@@ -15,7 +15,8 @@ from ..helpers import ROOT
 
 def write_run(root, name, method, layers, miou, analytical, measured, step,
               eps=None, radii=None, model_prefix='pspnet_r18-d8',
-              solver=None, learned=None, reductions=None, step_peak=None):
+              solver=None, learned=None, reductions=None, step_peak=None,
+              **lean):
     work = root / name
     work.mkdir()
     record = dict(
@@ -27,7 +28,7 @@ def write_run(root, name, method, layers, miou, analytical, measured, step,
             measured_mb=dict(peak=measured, mean=measured * 0.9),
             iterations=120),
         finetune=dict(method=method, num_layers=layers, eps=eps,
-                      radii=radii, solver=solver),
+                      radii=radii, solver=solver, **lean),
         step_time_s=step,
         reductions=reductions)
     if step_peak is not None:
@@ -59,6 +60,8 @@ def runs(tmp_path):
               0.21, radii={'a': 4}, learned=(0.0004, 0.0, 1.0))
     write_run(tmp_path, 'hosvd-l10', 'hosvd', 10, 69.0, 1.0, 14.0, 0.3,
               eps=0.8)
+    write_run(tmp_path, 'hosvd-lean8-l10', 'hosvd', 10, 68.5, 1.0, 3.0, 0.3,
+              eps=0.8, lean=True, lean_bits=8)
     (tmp_path / 'half_finished').mkdir()
     (tmp_path / 'no_metric').mkdir()
     with open(tmp_path / 'no_metric' / 'test_results.json', 'w') as f:
@@ -71,7 +74,8 @@ def test_rows_ratios_and_skips(runs):
     rows, skipped = collect([str(runs / '*')])
     by_name = {osp.basename(r['work_dir']): r for r in rows}
     assert set(by_name) == {'vanilla-l5', 'vanilla-mb1-l5', 'hosvd-l5',
-                            'hosvd-eigh-l5', 'gf-l5', 'hosvd-l10'}
+                            'hosvd-eigh-l5', 'gf-l5', 'hosvd-l10',
+                            'hosvd-lean8-l10'}
     # the peer's row is told apart, and compared with plain vanilla
     peer = by_name['vanilla-mb1-l5']
     assert peer['reductions'] == 'mb1' and by_name['vanilla-l5'][
@@ -86,6 +90,10 @@ def test_rows_ratios_and_skips(runs):
     assert by_name['gf-l5']['setting'] == 'r=4'
     assert by_name['hosvd-eigh-l5']['setting'] == 'eps=0.8, eigh'
     assert by_name['hosvd-l10']['analytical_ratio'] is None  # no vanilla-l10
+    # coded LayerNorm/GELU inputs (approximate) are told apart
+    coded = by_name['hosvd-lean8-l10']
+    assert (coded['method'], coded['setting']) == ('hosvd-lean',
+                                                   'eps=0.8, lean_bits=8')
     reasons = dict((osp.basename(p), r) for p, r in skipped)
     assert 'no test_results.json' in reasons['half_finished']
     assert "lacks ['mIoU', 'mAcc']" in reasons['no_metric']
@@ -117,7 +125,7 @@ def test_command_writes_csv_markdown_and_plot(runs, tmp_path_factory):
     assert '| pspnet | vanilla |' in result.stdout
     with open(out / 't.csv') as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == 6 and 'measured_ratio' in rows[0]
+    assert len(rows) == 7 and 'measured_ratio' in rows[0]
     assert {r['min_grad_share'] for r in rows} == {'0.97', '0.0', ''}
     image = matplotlib.image.imread(str(out / 'p.png'))
     assert image.shape[0] > 300 and image.shape[1] > 500

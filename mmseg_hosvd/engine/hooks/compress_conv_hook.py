@@ -17,6 +17,7 @@ from ...models.model_trace import shared_input_groups, trace_model
 from ...models.surgery import (convert_convs_, freeze_except_, has_module,
                                set_norm_eval_)
 from ...ops import SharedDecomposition, check_solver
+from ...ops.quantized_conv import check_bits
 from .unwrap import unwrap_model
 
 #: MessageHub runtime-info key holding the fine-tuned layer names.
@@ -63,6 +64,11 @@ class CompressConvHook(Hook):
             and 'classifier' (its input); a missing one takes ``eps``
             (0.8 when the method has none). Keep the classifier's high
             (0.99) and the BN inputs' low (0.8) for most of the saving.
+        lean_bits: Also keep the inputs of the lean region's LayerNorm and
+            GELU layers (transformers) as per-group codes of this many bits
+            (2, 4 or 8): about a quarter of their memory at 8 bits, with
+            approximate input gradients (they have no exact form that keeps
+            less than their input). None (the default) leaves them exact.
         trace_input_shape: Input shape of the traced forward.
         **options: The method's own options (eps, solver, radius,
             budget_mb, rank_batches...: see each method); ``eps`` and
@@ -81,6 +87,7 @@ class CompressConvHook(Hook):
                  share_inputs: bool = True,
                  lean: bool = False,
                  lean_eps: Union[None, float, Dict[str, float]] = None,
+                 lean_bits: Optional[int] = None,
                  trace_input_shape: Sequence[int] = (2, 3, 64, 64),
                  **options):
         self.method = get_method(method)
@@ -100,6 +107,11 @@ class CompressConvHook(Hook):
             options.get('solver', self.options.get('solver', 'auto')))
         self.lean_eps = lean_eps_of(
             lean_eps, options.get('eps', self.options.get('eps', 0.8)))
+        if lean_bits is not None:
+            if not self.lean:
+                raise ValueError(f'lean_bits={lean_bits!r} needs lean=True')
+            check_bits(lean_bits)
+        self.lean_bits = lean_bits
         self.trace_input_shape = tuple(trace_input_shape)
         self.plan: Optional[FinetunePlan] = None
         self.session = None
@@ -140,7 +152,8 @@ class CompressConvHook(Hook):
             options=dict(self.options),
             shared_inputs=shared,
             lean=self.lean,
-            lean_eps=dict(self.lean_eps) if self.lean else None)
+            lean_eps=dict(self.lean_eps) if self.lean else None,
+            lean_bits=self.lean_bits)
         if self.method.converts:
             new = self._convert(model, compress, selection.radius, shared)
             self.plan.settings = {n: m.extra_repr() for n, m in new.items()}
@@ -148,7 +161,8 @@ class CompressConvHook(Hook):
         if self.lean:
             self.plan.lean_modules = make_lean_(model, trace, compress,
                                                 self.lean_eps,
-                                                self.lean_solver)
+                                                self.lean_solver,
+                                                self.lean_bits)
             self.plan.results['lean_solver'] = self.lean_solver
             self.plan.results['lean_concat'] = concat_in_place_(model)
         self.session = self.method.session(self.plan)
