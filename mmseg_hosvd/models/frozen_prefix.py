@@ -39,9 +39,9 @@ def _allocate(first, batch: int):
         return first.new_empty((batch, ) + tuple(first.shape[1:]))
     if isinstance(first, (tuple, list)):
         return type(first)(_allocate(part, batch) for part in first)
-    raise TypeError(f'a frozen prefix module returned {type(first).__name__}'
-                    '; only tensors and tuples or lists of them can be '
-                    'micro-batched')
+    # not per image (Swin's patch embedding also returns the token grid's
+    # height and width): every micro-batch must give the same value
+    return first
 
 
 def _fill(out, chunk, start: int) -> None:
@@ -50,9 +50,15 @@ def _fill(out, chunk, start: int) -> None:
         return
     if torch.is_tensor(out):
         out[start:start + chunk.shape[0]].copy_(chunk)
-    else:
+    elif isinstance(out, (tuple, list)):
         for part, piece in zip(out, chunk):
             _fill(part, piece, start)
+    elif out != chunk:
+        raise RuntimeError(
+            f'a frozen prefix module returned {out!r} for its first '
+            f'micro-batch and {chunk!r} for the one at image {start}: an '
+            'output that is not a tensor must not depend on the images; '
+            'turn frozen-prefix micro-batching off for this model')
 
 
 class MicroBatchedForward:

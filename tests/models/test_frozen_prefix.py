@@ -7,6 +7,7 @@ from torch import nn
 
 from mmseg_hosvd.engine import CompressConvHook, FrozenPrefixHook
 from mmseg_hosvd.models import set_norm_eval_
+from mmseg_hosvd.models.frozen_prefix import MicroBatchedForward
 from mmseg_hosvd.models.unread_outputs import UnreadOutput
 
 from ..helpers import build_model, model_config, tiny_runner_config
@@ -34,6 +35,9 @@ def test_the_largest_frozen_modules_before_the_first_trainable(
     ('deeplabv3', 'vanilla', {}),
     ('fcn', 'hosvd', dict(eps=1.0)),  # below 1, ranks follow float noise
     ('pspnet-m', 'vanilla', {}),
+    # at 10 layers the prefix holds its patch embedding and first stages,
+    # which also return the token grid's size
+    ('swin-upernet', 'vanilla', dict(num_layers=10)),
 ])
 def test_micro_batches_give_the_same_outputs_and_gradients(
         model_name, method, options):
@@ -63,6 +67,25 @@ def test_micro_batches_give_the_same_outputs_and_gradients(
         assert grads[0][name].abs().sum() > 0, name
         torch.testing.assert_close(grads[0][name], grads[1][name],
                                    msg=name)
+
+
+class ReturnsItsCallCount(nn.Module):
+
+    def __init__(self):
+        super().__init__()
+        self.calls = 0
+
+    def forward(self, x):
+        self.calls += 1
+        return x * 2, self.calls
+
+
+def test_a_non_tensor_output_that_depends_on_the_images_is_refused():
+    module = ReturnsItsCallCount()
+    forward = MicroBatchedForward(module, module.forward, micro_batch=2)
+    with pytest.raises(RuntimeError, match='returned 1 for its first '
+                       'micro-batch and 2 for the one at image 2'):
+        forward(torch.randn(4, 3))
 
 
 def test_norms_in_training_mode_are_refused():
