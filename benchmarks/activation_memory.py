@@ -25,6 +25,7 @@ Usage::
         [--by-module] [--from-protocol] [--json PATH]
 """
 import argparse
+import contextlib
 import os.path as osp
 import sys
 
@@ -54,9 +55,10 @@ BY_MODULE_ROWS = 8
 
 
 def measure(model_name, method, layers, lean, eps, lean_eps, x, device,
-            checkpoint=None, lean_bits=None):
+            checkpoint=None, lean_bits=None, by_module=False):
     """Analytical and measured MB (and CUDA peak) of one training forward,
-    and the measured MB by module class (``by_module_mb``)."""
+    and with ``by_module`` the measured MB by module class
+    (``by_module_mb``)."""
     torch.manual_seed(0)
     cfg = Config.fromfile(config_path(model_name, 'finetune', 'vanilla', 5))
     model = MODELS.build(cfg.model)
@@ -77,14 +79,16 @@ def measure(model_name, method, layers, lean, eps, lean_eps, x, device,
     if device.type == 'cuda':
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
-    with RunningModule(model) as running, SavedTensorMeter.for_model(
-            model, running.kind) as meter:
+    running = RunningModule(model) if by_module else contextlib.nullcontext()
+    with running, SavedTensorMeter.for_model(
+            model, running.kind if by_module else None) as meter:
         logits = model._forward(x)
     logits.float().mean().backward()
     result = dict(analytical_mb=counter.bytes / MB,
-                  measured_mb=meter.bytes / MB,
-                  by_module_mb={kind: size / MB for kind, size in
-                                meter.by_owner.most_common()})
+                  measured_mb=meter.bytes / MB)
+    if by_module:
+        result['by_module_mb'] = {
+            kind: size / MB for kind, size in meter.by_owner.most_common()}
     if device.type == 'cuda':
         torch.cuda.synchronize()
         result['cuda_max_allocated_mb'] = torch.cuda.max_memory_allocated(
@@ -116,6 +120,8 @@ def main(argv=None):
                         help='list the measured MB by module class')
     add_input_arguments(parser)
     args = parser.parse_args(argv)
+    if args.lean_bits is not None and not args.lean:
+        parser.error(f'--lean-bits {args.lean_bits} needs --lean')
     register_all_modules()
     device = torch.device(args.device or (
         'cuda' if torch.cuda.is_available() else 'cpu'))
@@ -136,7 +142,7 @@ def main(argv=None):
                                 classifier=args.lean_classifier_eps)
                 result = measure(model_name, method, layers, lean, args.eps,
                                  lean_eps, x, device, checkpoint,
-                                 args.lean_bits)
+                                 args.lean_bits, args.by_module)
                 base = result['measured_mb'] if method == 'vanilla' and (
                     not lean) else base
                 record = dict(model=model_name, method=method, layers=layers,

@@ -207,6 +207,9 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.lean_bits is not None and not (args.lean or args.lean_only):
+        raise SystemExit(f'--lean-bits {args.lean_bits} needs --lean or '
+                         '--lean-only')
     if args.one:
         print(RECORD + json.dumps(measure_in_process(json.loads(args.one))))
         return

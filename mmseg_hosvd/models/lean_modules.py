@@ -1,7 +1,7 @@
 """Lean replacements for the activations of the fine-tuned region."""
 from torch import nn
 
-from ..ops import DecompositionSettings
+from ..ops import DecompositionSettings, check_seed
 from ..ops.lean_activations import bitmask_relu, frozen_batch_norm
 from ..ops.quantized_activations import quantized_gelu, quantized_layer_norm
 from ..ops.quantized_conv import check_bits, check_group_size
@@ -118,7 +118,7 @@ class QuantizedLayerNorm(SeededRoundingNoise, nn.LayerNorm):
         super().__init__(*args, **kwargs)
         self.bits = check_bits(bits)
         self.group_size = check_group_size(group_size)
-        self.seed = seed
+        self.seed = check_seed(seed)
 
     @classmethod
     def from_module(cls, norm: nn.LayerNorm, bits: int = 8,
@@ -162,7 +162,7 @@ class QuantizedGELU(SeededRoundingNoise, nn.GELU):
         super().__init__(approximate)
         self.bits = check_bits(bits)
         self.group_size = check_group_size(group_size)
-        self.seed = seed
+        self.seed = check_seed(seed)
 
     @classmethod
     def from_module(cls, gelu: nn.GELU, bits: int = 8,

@@ -61,7 +61,8 @@ def lean_eps_of(lean_eps: Union[None, float, Dict[str, float]],
 def make_lean_(model: nn.Module, trace: ModelTrace, starts: Sequence[str],
                lean_eps: Dict[str, float], solver: str,
                bits: Optional[int] = None) -> List[str]:
-    """Swaps the region's ReLU/BN and the classifier in place.
+    """Swaps the region's ReLU/BN (and, with ``bits``, LayerNorm/GELU) and
+    the classifier in place.
 
     Args:
         model: The segmentor, modified in place.
@@ -71,13 +72,20 @@ def make_lean_(model: nn.Module, trace: ModelTrace, starts: Sequence[str],
         lean_eps: Thresholds from :func:`lean_eps_of`.
         solver: HOSVD solver of the BN and classifier inputs.
         bits: Bits per stored element of the region's LayerNorm and GELU
-            inputs (2, 4 or 8); None leaves them exact.
+            inputs (2, 4 or 8); None leaves them exact. Only
+            ``nn.LayerNorm`` and ``nn.GELU`` themselves are swapped: a
+            subclass may have a forward of its own.
 
     Returns:
         Names of the swapped modules, the classifier last.
     """
     kinds = LEAN_KINDS + (QUANTIZED_KINDS if bits is not None else ())
-    names = modules_after(trace, list(starts) or [CLASSIFIER], kinds)
+    names = [
+        name for name in modules_after(trace, list(starts) or [CLASSIFIER],
+                                       kinds)
+        if not issubclass(trace.types[name], QUANTIZED_KINDS)
+        or trace.types[name] in QUANTIZED_KINDS
+    ]
     for name in names:
         module = model.get_submodule(name)
         if isinstance(module, (nn.ReLU, nn.ReLU6)):

@@ -6,19 +6,28 @@ from torch.nn.modules.batchnorm import _NormBase
 
 
 def set_submodule(model: nn.Module, name: str, module: nn.Module) -> None:
-    """Replaces the submodule at dotted ``name`` with ``module``, wherever
-    the model refers to it.
+    """Replaces the submodule at dotted ``name``, wherever the model refers
+    to it.
 
     A module registered under two names runs wherever it is referenced:
     mmseg's ``MixFFN`` holds its activation as ``activate`` and as
     ``layers.2``, and ``named_modules`` lists only the first. Every
-    reference to the replaced module object is swapped.
+    reference to the replaced module object is swapped, except inside
+    ``module`` itself (a wrapper keeps the module it wraps).
+
+    Args:
+        model: The model, modified in place.
+        name: Dotted name of the module to replace.
+        module: Its replacement.
     """
     old = model.get_submodule(name)
     parent_name, _, child = name.rpartition('.')
     parent = model.get_submodule(parent_name) if parent_name else model
     setattr(parent, child, module)
+    inside = {id(m) for m in module.modules()}
     for owner in list(model.modules()):
+        if id(owner) in inside:
+            continue
         for key, value in owner._modules.items():
             if value is old:
                 owner._modules[key] = module

@@ -98,7 +98,7 @@ def dequantize(packed: torch.Tensor, low: torch.Tensor, step: torch.Tensor,
     codes &= (1 << bits) - 1
     values = codes.reshape(*low.shape, -1).float()
     del codes
-    # in place: one full-size float tensor, not three
+    # in place: one full-size float32 tensor for the values, not three
     values.mul_(step[..., None]).add_(low[..., None])
     numel = 1
     for size in shape[1:]:

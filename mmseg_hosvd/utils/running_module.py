@@ -36,12 +36,14 @@ class RunningModule:
         self._stack.append(module)
 
     def _leave(self, module, args, output):
-        self._stack.pop()
+        # a pre-hook that raised before ours (and was caught) pushed nothing
+        if self._stack and self._stack[-1] is module:
+            self._stack.pop()
 
     def __enter__(self) -> 'RunningModule':
         for module in self.model.modules():
             self._handles.append(module.register_forward_pre_hook(
-                self._enter))
+                self._enter, prepend=True))
             self._handles.append(module.register_forward_hook(
                 self._leave, always_call=True))
         return self

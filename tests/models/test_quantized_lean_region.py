@@ -87,3 +87,28 @@ def test_a_cnn_region_has_nothing_to_code():
     assert plan['lean_modules'] == exact_plan['lean_modules']
     assert not any(isinstance(m, (nn.LayerNorm, nn.GELU))
                    for m in coded.modules())
+
+
+class OwnForwardLayerNorm(nn.LayerNorm):
+    """A LayerNorm subclass with a forward of its own."""
+
+    def forward(self, x):
+        return super().forward(x) * 1.0
+
+
+def test_a_layer_norm_subclass_and_a_second_application_are_left_alone():
+    model = build_model('swin-upernet')
+    name = 'backbone.stages.3.blocks.1.norm1'
+    old = model.get_submodule(name)
+    own = OwnForwardLayerNorm(old.normalized_shape)
+    model.backbone.stages[3].blocks[1].norm1 = own
+    plan = CompressConvHook(method='hosvd', num_layers=10, lean=True,
+                            lean_bits=8).apply(model)
+    assert model.get_submodule(name) is own
+    assert name not in plan['lean_modules']
+    coded = {n: m for n, m in model.named_modules()
+             if isinstance(m, QuantizedLayerNorm)}
+    again = CompressConvHook(method='hosvd', num_layers=10, lean=True,
+                             lean_bits=8).apply(model)
+    assert not set(coded) & set(again['lean_modules'])
+    assert all(model.get_submodule(n) is m for n, m in coded.items())

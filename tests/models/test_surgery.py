@@ -20,3 +20,20 @@ def test_other_modules_of_the_same_kind_stay():
     kept = model[1][0]
     set_submodule(model, '0', nn.SiLU())
     assert isinstance(model[0], nn.SiLU) and model[1][0] is kept
+
+
+class Wrapper(nn.Module):
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x):
+        return self.inner(x) + 1
+
+
+def test_a_wrapper_keeps_the_module_it_wraps():
+    model = nn.Sequential(nn.ReLU())
+    old = model[0]
+    set_submodule(model, '0', Wrapper(old))
+    assert isinstance(model[0], Wrapper) and model[0].inner is old

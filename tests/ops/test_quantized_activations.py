@@ -75,6 +75,25 @@ def test_layer_norm_equals_autograd_when_the_codes_are_exact(
         assert_close(grad, ref_grad)
 
 
+@pytest.mark.parametrize('params', ['weight', 'weight and bias'])
+def test_layer_norm_over_two_dimensions_without_an_input_gradient(params):
+    # a frozen input, a trained affine weight (and bias), codes exact
+    x = on_grid((2, 4, 8, 32))
+    weight = torch.randn(8, 32, dtype=torch.float64, requires_grad=True)
+    bias = (torch.randn(8, 32, dtype=torch.float64, requires_grad=True)
+            if params == 'weight and bias' else None)
+    grad = torch.randn(2, 4, 8, 32, dtype=torch.float64)
+    expected = torch.autograd.grad(
+        F.layer_norm(x, (8, 32), weight, bias), [weight] + (
+            [bias] if bias is not None else []), grad)
+    out = quantized_layer_norm(x, (8, 32), weight, bias)
+    assert_close(out, F.layer_norm(x, (8, 32), weight, bias))
+    got = torch.autograd.grad(out, [weight] + ([bias] if bias is not None
+                                               else []), grad)
+    for g, e in zip(got, expected):
+        assert_close(g, e)
+
+
 @pytest.mark.parametrize('bits, tolerance', [(8, 0.02), (4, 0.3)])
 def test_gradients_from_codes_of_a_real_valued_input_stay_close(
         bits, tolerance):

@@ -110,3 +110,36 @@ def test_bytes_go_to_the_innermost_running_module():
     assert sum(meter.by_owner.values()) == meter.bytes
     out.sum().backward()
     assert not model[0]._forward_pre_hooks and not model[0]._forward_hooks
+
+
+def test_a_failed_call_caught_by_the_model_leaves_the_stack_right():
+    class Refuses(nn.Module):
+
+        def forward(self, x):
+            return x
+
+    class TriesFirst(nn.Module):
+
+        def __init__(self):
+            super().__init__()
+            self.refuses = Refuses()
+            self.refuses.register_forward_pre_hook(self.refuse)
+
+        @staticmethod
+        def refuse(module, args):
+            raise ValueError('not this input')
+
+        def forward(self, x):
+            try:
+                self.refuses(x)
+            except ValueError:
+                pass
+            return x.exp()  # the model's own op, after the failed call
+
+    model = TriesFirst()
+    x = torch.randn(3, requires_grad=True)
+    with RunningModule(model) as running, SavedTensorMeter(
+            owner=running.kind) as meter:
+        model(x)
+        assert running.kind() == OUTSIDE
+    assert meter.by_owner == {'TriesFirst': 12}
