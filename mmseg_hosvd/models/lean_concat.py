@@ -1,17 +1,18 @@
 """Heads that write each branch straight into the concatenation.
 
-mmseg's ASPP, PSP and SegFormer heads collect their branch outputs in a
-list and then concatenate it, so at that moment every branch output exists
-twice (80 MB list plus 80 MB concatenation for DeepLabV3-R18-d8 at 512 x
-512, batch 8; 128 plus 128 MB for PSPNet, whose concatenation also copies
-the head's input; 32 plus 32 MB for SegFormer-B0 at 128 x 128). In the
+mmseg's ASPP, PSP, SegFormer and UPerNet heads collect their branch outputs
+in a list and then concatenate it, so at that moment every branch output
+exists twice (80 MB list plus 80 MB concatenation for DeepLabV3-R18-d8 at
+512 x 512, batch 8; 128 plus 128 MB for PSPNet, whose concatenation also
+copies the head's input; 32 plus 32 MB for SegFormer-B0 at 128 x 128;
+UPerNet's four FPN outputs at a quarter of the input's resolution). In the
 lean region nothing keeps a branch output for backward (its ReLU stores a
-bit mask; SegFormer's upsampling keeps nothing), so the head can write each
-branch into its slice of one preallocated concatenation and free it at once
+bit mask; upsampling keeps nothing), so the head can write each branch into
+its slice of one preallocated concatenation and free it at once
 (:func:`concat_into`).
 The computation is the one of mmseg 1.2's ``ASPPHead._forward_feature``,
-``PSPHead._forward_feature`` and ``SegformerHead.forward``, in the same
-order; values and gradients are the same.
+``PSPHead._forward_feature``, ``SegformerHead.forward`` and
+``UPerHead._forward_feature``; values and gradients are the same.
 """
 import functools
 from typing import Callable, Dict, List, NamedTuple
@@ -20,6 +21,7 @@ import torch
 from mmseg.models.decode_heads.aspp_head import ASPPHead
 from mmseg.models.decode_heads.psp_head import PSPHead
 from mmseg.models.decode_heads.segformer_head import SegformerHead
+from mmseg.models.decode_heads.uper_head import UPerHead
 from mmseg.models.utils import resize
 from torch import nn
 
@@ -184,6 +186,37 @@ def segformer_forward(head: SegformerHead, inputs) -> torch.Tensor:
     return head.cls_seg(head.fusion_conv(concat_into(parts, widths)))
 
 
+def uper_features(head: UPerHead, inputs) -> torch.Tensor:
+    """``UPerHead._forward_feature`` with the FPN outputs written in place.
+
+    Each level's FPN convolution runs, is upsampled and written before the
+    next one runs (mmseg runs all four first), and each lateral is let go
+    once its convolution has read it.
+    """
+    inputs = head._transform_inputs(inputs)
+    laterals = [conv(inputs[i]) for i, conv in enumerate(head.lateral_convs)]
+    laterals.append(head.psp_forward(inputs))
+    levels = len(laterals)
+    for i in range(levels - 1, 0, -1):
+        laterals[i - 1] = laterals[i - 1] + resize(
+            laterals[i], size=laterals[i - 1].shape[2:], mode='bilinear',
+            align_corners=head.align_corners)
+    size = laterals[0].shape[2:]
+
+    def level(i: int) -> torch.Tensor:
+        lateral, laterals[i] = laterals[i], None
+        out = head.fpn_convs[i](lateral) if i < levels - 1 else lateral
+        del lateral
+        if i == 0:
+            return out
+        return resize(out, size=size, mode='bilinear',
+                      align_corners=head.align_corners)
+
+    parts = [functools.partial(level, i) for i in range(levels)]
+    return head.fpn_bottleneck(
+        concat_into(parts, [head.channels] * levels))
+
+
 class LeanHead(NamedTuple):
     """The method of a head that gets the in-place concatenation.
 
@@ -201,12 +234,13 @@ LEAN_HEADS: Dict[type, LeanHead] = {
     ASPPHead: LeanHead('_forward_feature', aspp_features),
     PSPHead: LeanHead('_forward_feature', psp_features),
     SegformerHead: LeanHead('forward', segformer_forward),
+    UPerHead: LeanHead('_forward_feature', uper_features),
 }
 
 
 def concat_in_place_(model: nn.Module) -> List[str]:
-    """Gives every ASPP, PSP or SegFormer head of ``model`` the in-place
-    concatenation.
+    """Gives every ASPP, PSP, SegFormer or UPerNet head of ``model`` the
+    in-place concatenation.
 
     The head's method (:data:`LEAN_HEADS`) is replaced on the instance
     only; its class, parameters and state dict are untouched.

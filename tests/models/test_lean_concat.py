@@ -1,4 +1,4 @@
-"""ASPP, PSP and SegFormer heads write their branches into one
+"""ASPP, PSP, SegFormer and UPerNet heads write their branches into one
 concatenation."""
 import functools
 import json
@@ -16,12 +16,21 @@ from mmseg_hosvd.models.lean_concat import (LEAN_HEADS, concat_into,
 from ..helpers import build_model
 
 
+#: A protocol model for each lean head (UPerNet's at one resolution and at
+#: four).
+LEAN_HEAD_MODELS = ['deeplabv3', 'pspnet', 'segformer', 'upernet',
+                    'swin-upernet']
+
+
 def features_in(model, batch=2, size=16):
     """Backbone-shaped inputs of the decode head: ResNet-18-d8 widths at
     one size, or MiT-B0's at 1/4 to 1/32 of a 4 * size input."""
     gen = torch.Generator().manual_seed(0)
-    if model.backbone.__class__.__name__ == 'MixVisionTransformer':
+    backbone = model.backbone.__class__.__name__
+    if backbone == 'MixVisionTransformer':
         shapes = [(c, size >> i) for i, c in enumerate((32, 64, 160, 256))]
+    elif backbone == 'SwinTransformer':
+        shapes = [(c, size >> i) for i, c in enumerate((96, 192, 384, 768))]
     else:
         shapes = [(c, size) for c in (64, 128, 256, 512)]
     return [torch.randn(batch, c, side, side, generator=gen,
@@ -42,7 +51,7 @@ def head_of(model_name, lean, eps=1.0):
 
 
 @pytest.mark.parametrize('frozen_input', [False, True])
-@pytest.mark.parametrize('model_name', ['deeplabv3', 'pspnet', 'segformer'])
+@pytest.mark.parametrize('model_name', LEAN_HEAD_MODELS)
 def test_same_features_and_gradients_as_mmseg(model_name, frozen_input):
     model, _ = head_of(model_name, lean=False)
     model.double()
@@ -131,7 +140,7 @@ def test_backward_hands_out_slices_of_the_gradient(tmp_path):
 
 
 def test_the_lean_heads_are_swapped():
-    for model_name in ('deeplabv3', 'pspnet', 'segformer'):
+    for model_name in LEAN_HEAD_MODELS:
         model, plan = head_of(model_name, lean=True)
         assert plan['lean_concat'] == ['decode_head']
         lean = LEAN_HEADS[type(model.decode_head)]
