@@ -19,8 +19,8 @@ Usage::
 
     python benchmarks/train_speed.py [--models deeplabv3 pspnet]
         [--methods vanilla hosvd hosvd_authors] [--layers 5] [--iters 10]
-        [--eps 0.8] [--batch 8] [--size 128] [--solver auto]
-        [--from-protocol] [--json PATH]
+        [--eps 0.8] [--batch 8] [--batches 4] [--size 128] [--solver auto]
+        [--cold-start] [--from-protocol] [--json PATH]
 """
 import argparse
 import os.path as osp
@@ -56,7 +56,7 @@ AUTHORS = 'hosvd_authors'
 
 
 def build(model_name, method, layers, eps, x, solver='auto',
-          checkpoint=None):
+          checkpoint=None, warm_start=True):
     """The model of ``model_name`` set up for fine-tuning with ``method``.
 
     Returns:
@@ -70,7 +70,8 @@ def build(model_name, method, layers, eps, x, solver='auto',
     hook_method = 'vanilla' if method == AUTHORS else method
     hook = CompressConvHook(
         method=hook_method, num_layers=layers,
-        **accepted_options(hook_method, dict(eps=eps, solver=solver)))
+        **accepted_options(hook_method, dict(eps=eps, solver=solver,
+                                             warm_start=warm_start)))
     plan = hook.apply(model)
     if method == AUTHORS:
         convert_convs_(model, plan['compressed'],
@@ -126,8 +127,14 @@ def compression_ms(model, names, x, eps, ranks):
     return result
 
 
-def step_times(model, x, labels, iters, warmup=3):
-    """Per-step seconds of ``iters`` timed training steps on batch ``x``."""
+def step_times(model, x, labels, iters, warmup=3, batches=1):
+    """Per-step seconds of ``iters`` timed training steps.
+
+    ``x`` and ``labels`` hold ``batches`` batches, cycled through step by
+    step: a method that carries state from one step to the next (the Ritz
+    solver's warm start) then sees a new input every step, as in training.
+    """
+    x_parts, label_parts = x.chunk(batches), labels.chunk(batches)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.SGD(params, lr=0.01, momentum=0.9)
     size = x.shape[-1]
@@ -135,6 +142,7 @@ def step_times(model, x, labels, iters, warmup=3):
     set_norm_eval_(model)
     times = []
     for step in range(warmup + iters):
+        x, labels = x_parts[step % batches], label_parts[step % batches]
         start = time.perf_counter()
         logits = model._forward(x)
         logits = F.interpolate(logits, size=(size, size), mode='bilinear',
@@ -160,32 +168,46 @@ def main(argv=None):
     parser.add_argument('--eps', type=float, default=0.8)
     parser.add_argument('--batch', type=int, default=8)
     parser.add_argument('--size', type=int, default=128)
+    parser.add_argument('--batches', type=int, default=4,
+                        help='distinct batches the timed steps cycle '
+                        'through (state carried between steps, such as '
+                        'the warm start, then meets new inputs)')
     parser.add_argument('--solver', choices=list(SOLVERS),
                         default='auto',
                         help='HOSVD-eps solver of the hosvd methods')
+    parser.add_argument('--cold-start', action='store_true',
+                        help='the hosvd methods without the Ritz warm '
+                        'start (warm_start=False)')
     add_input_arguments(parser, device=False)
     args = parser.parse_args(argv)
+    if args.batches < 1:
+        parser.error(f'--batches must be >= 1, got {args.batches}')
     register_all_modules()
     methods = ['vanilla'] + [m for m in args.methods if m != 'vanilla']
     records = []
     print(f"{'model':>12} {'layers':>6} {'method':>16} {'step (s)':>9} "
           f"{'/ vanilla':>9} {'overhead':>9}")
     for model_name in args.models:
-        checkpoint, x, labels = model_inputs(model_name, args.from_protocol,
-                                             args.batch, args.size)
+        checkpoint, xs, labels = model_inputs(
+            model_name, args.from_protocol, args.batch * args.batches,
+            args.size)
+        x = xs[:args.batch]
         for layers in args.layers:
             base = None
             for method in methods:
                 torch.manual_seed(0)
                 model, plan = build(model_name, method, layers, args.eps, x,
-                                    args.solver, checkpoint)
+                                    args.solver, checkpoint,
+                                    not args.cold_start)
                 median = statistics.median(
-                    step_times(model, x, labels, args.iters))
+                    step_times(model, xs, labels, args.iters,
+                               batches=args.batches))
                 base = median if method == 'vanilla' else base
                 ratio = median / base
                 record = dict(model=model_name, method=method,
                               layers=layers, eps=args.eps,
                               solver=plan.options.get('solver'),
+                              warm_start=plan.options.get('warm_start'),
                               weights='protocol' if checkpoint else 'random',
                               step_time_s=median, ratio_to_vanilla=ratio,
                               overhead_s=median - base)

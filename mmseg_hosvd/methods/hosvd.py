@@ -2,19 +2,20 @@
 from ..models.compressed_conv import Conv2dHOSVD
 from ..models.compressed_linear import LinearHOSVD
 from .base import FinetuneMethod
-from .options import EPS, SOLVER
+from .options import EPS, SOLVER, WARM_START
 from .registry import FINETUNE_METHODS
 
 
 @FINETUNE_METHODS.register_module(name='hosvd')
 class HOSVD(FinetuneMethod):
-    """Per-mode ranks from ``eps`` every step (options ``eps``, ``solver``).
+    """Per-mode ranks from ``eps`` every step (options ``eps``, ``solver``,
+    ``warm_start``).
     """
 
     name = 'hosvd'
     module = Conv2dHOSVD
     linear_module = LinearHOSVD
-    options = dict(eps=EPS, solver=SOLVER)
+    options = dict(eps=EPS, solver=SOLVER, warm_start=WARM_START)
     shares_input = True
     marker = 'D'
     order = 3
@@ -26,5 +27,6 @@ class HOSVD(FinetuneMethod):
 
     def label(self, meta):
         solver = meta.get('solver')
-        return f"eps={meta.get('eps')}" + (f', {solver}' if solver
-                                           not in (None, 'auto') else '')
+        return (f"eps={meta.get('eps')}" +
+                (f', {solver}' if solver not in (None, 'auto') else '') +
+                (', cold start' if meta.get('warm_start') is False else ''))

@@ -2,7 +2,7 @@
 from collections.abc import Mapping
 from typing import Any, Callable, NamedTuple
 
-from ..ops import check_eps, check_radius, check_solver
+from ..ops import check_eps, check_radius, check_solver, check_warm_start
 
 
 class Option(NamedTuple):
@@ -47,6 +47,8 @@ def check_rank_batches(rank_batches):
 #: The options every decomposing method shares.
 EPS = Option(0.8, check_eps)
 SOLVER = Option('auto', check_solver)
+#: Whether the Ritz solver starts from the previous step's vectors.
+WARM_START = Option(True, check_warm_start)
 
 
 def plain_value(value):

@@ -18,11 +18,13 @@ from ..ops import (
     DecompositionSettings,
     SharedDecomposition,
     StoredActivation,
+    WarmStart,
     check_bits,
     check_group_size,
     check_eps,
     check_radius,
     check_seed,
+    check_warm_start,
     gradient_filter_conv2d,
     hosvd_conv2d,
     quantized_conv2d,
@@ -146,13 +148,19 @@ class Conv2dHOSVD(SharedInputConv2d):
             eigendecomposition (the paper's exact ranks, slower); 'ritz'
             forces the randomized solver where it applies.
         seed: Seed of the randomized solver's private generator.
+        warm_start: Whether the randomized solver starts each step from
+            the vectors it found the step before (default; a third of the
+            cost, a rank equal or a few vectors larger). False makes each
+            step's decomposition depend on its input and seed only.
         **kwargs: As for ``nn.Conv2d`` (and ``shared_input``).
     """
 
     def __init__(self, *args, solver: str = 'auto', seed: int = 0,
-                 **kwargs):
+                 warm_start: bool = True, **kwargs):
         super().__init__(*args, **kwargs)
         self.decomposition = DecompositionSettings(self.eps, solver, seed)
+        self.warm_start = WarmStart() if check_warm_start(
+            warm_start) else None
 
     @property
     def solver(self) -> str:
@@ -162,10 +170,12 @@ class Conv2dHOSVD(SharedInputConv2d):
     def compressed_forward(self, x, geo):
         return hosvd_conv2d(x, self.weight, self.bias, geo,
                             shared=self.shared_input,
-                            settings=self.decomposition)
+                            settings=self.decomposition,
+                            warm_start=self.warm_start)
 
     def extra_repr(self) -> str:
-        return f'{super().extra_repr()}, solver={self.solver!r}'
+        cold = ', warm_start=False' if self.warm_start is None else ''
+        return f'{super().extra_repr()}, solver={self.solver!r}{cold}'
 
 
 @MODELS.register_module()

@@ -18,10 +18,12 @@ from ..ops import (
     DecompositionSettings,
     SharedDecomposition,
     StoredActivation,
+    WarmStart,
     check_bits,
     check_eps,
     check_group_size,
     check_seed,
+    check_warm_start,
     hosvd_linear,
     quantized_linear,
     svd_linear,
@@ -128,13 +130,19 @@ class LinearHOSVD(SharedInputLinear):
         solver: How each mode finds its leading vectors, as for
             :class:`~.compressed_conv.Conv2dHOSVD`.
         seed: Seed of the randomized solver's private generator.
+        warm_start: Whether the randomized solver starts each step from
+            the vectors it found the step before (default; a third of the
+            cost, a rank equal or a few vectors larger). False makes each
+            step's decomposition depend on its input and seed only.
         **kwargs: As for ``nn.Linear`` (and ``shared_input``).
     """
 
     def __init__(self, *args, solver: str = 'auto', seed: int = 0,
-                 **kwargs):
+                 warm_start: bool = True, **kwargs):
         super().__init__(*args, **kwargs)
         self.decomposition = DecompositionSettings(self.eps, solver, seed)
+        self.warm_start = WarmStart() if check_warm_start(
+            warm_start) else None
 
     @property
     def solver(self) -> str:
@@ -144,10 +152,12 @@ class LinearHOSVD(SharedInputLinear):
     def compressed_forward(self, x):
         return hosvd_linear(x, self.weight, self.bias,
                             shared=self.shared_input,
-                            settings=self.decomposition)
+                            settings=self.decomposition,
+                            warm_start=self.warm_start)
 
     def extra_repr(self) -> str:
-        return f'{super().extra_repr()}, solver={self.solver!r}'
+        cold = ', warm_start=False' if self.warm_start is None else ''
+        return f'{super().extra_repr()}, solver={self.solver!r}{cold}'
 
 
 @MODELS.register_module()

@@ -40,6 +40,7 @@ from .stats import ANALYTICAL_BYTES_PER_ELEMENT, StoredActivation
 from .subspace import subspace_hosvd, subspace_step
 from .svd_conv import svd_conv2d
 from .svd_linear import svd_linear
+from .warm_start import WarmStart, check_warm_start
 from .tensor_ops import (
                             fold,
                             gram_times,
@@ -67,5 +68,5 @@ __all__ = [
     'ModeUnfolding', 'tucker_core', 'gram_eigenpairs', 'LINEAR_ORDERS',
     'check_linear_input', 'linear_weight_grad', 'hosvd_linear',
     'hosvd_linear_weight_grad', 'subspace_hosvd_linear', 'svd_linear',
-    'quantized_linear'
+    'quantized_linear', 'WarmStart', 'check_warm_start'
 ]

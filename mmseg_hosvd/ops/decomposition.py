@@ -31,6 +31,7 @@ from .solvers import (
     solver_for,
     uses_ritz,
 )
+from .warm_start import WarmStart
 from .spectrum import (
     compact,
     decomposition_dtype,
@@ -126,16 +127,38 @@ def leading_vectors(matrix: Union[torch.Tensor, ModeUnfolding],
     elif solver is not None and solver != settings.solver:
         raise ValueError(f'solver={solver!r} disagrees with settings.solver='
                          f'{settings.solver!r}; pass one or the other')
-    matrix = as_unfolding(matrix)
+    return _solve(as_unfolding(matrix), settings)[0]
+
+
+def _solve(matrix: ModeUnfolding, settings: DecompositionSettings,
+           start: Optional[torch.Tensor] = None
+           ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+    """Runs the settings' solver, then its fallbacks while they give up.
+
+    Returns:
+        ``(vectors, next_start)`` as the solver that succeeded returns them.
+    """
     name = solver_for(matrix.shape, settings.eps, settings.solver)
     while True:
         entry = SOLVER_TABLE[name]
         try:
-            return entry.function(matrix, settings)
+            return entry.function(matrix, settings, start)
         except SolverUnsuitable:
             if entry.fallback is None:
                 raise
             name = entry.fallback
+
+
+def _leading_vectors_of_mode(matrix: ModeUnfolding, mode: int,
+                             settings: DecompositionSettings,
+                             warm_start: Optional[WarmStart]) -> torch.Tensor:
+    """:func:`leading_vectors`, started from and kept in ``warm_start``."""
+    if warm_start is None:
+        return leading_vectors(matrix, settings)
+    factor, next_start = _solve(matrix, settings,
+                                warm_start.get(mode, matrix.shape[0]))
+    warm_start.keep(mode, next_start)
+    return factor
 
 
 def hosvd(tensor: torch.Tensor,
@@ -144,7 +167,8 @@ def hosvd(tensor: torch.Tensor,
           solver: str = 'auto',
           seed: int = 0,
           *,
-          settings: Optional[DecompositionSettings] = None
+          settings: Optional[DecompositionSettings] = None,
+          warm_start: Optional[WarmStart] = None
           ) -> Tuple[torch.Tensor, List[torch.Tensor]]:
     """Higher-order SVD (truncated Tucker decomposition).
 
@@ -195,7 +219,8 @@ def hosvd(tensor: torch.Tensor,
     for mode in range(work.ndim):
         matrix = ModeUnfolding(work, order.index(mode))
         if rank is None:
-            factor = leading_vectors(matrix, settings)
+            factor = _leading_vectors_of_mode(matrix, mode, settings,
+                                              warm_start)
         else:
             factor = gram_eigenpairs(matrix.gram())[1][:, :int(rank[mode])]
         factors.append(compact(factor))

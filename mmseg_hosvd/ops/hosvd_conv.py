@@ -25,6 +25,7 @@ from .compressed_conv_function import (
 from .conv_geometry import ConvGeometry
 from .decomposition import hosvd
 from .decomposition_settings import DecompositionSettings, resolve_settings
+from .warm_start import WarmStart
 from .shared_input import SharedDecomposition
 from .stats import StoredActivation
 from .subspace import subspace_hosvd
@@ -117,7 +118,8 @@ def hosvd_conv2d(x: torch.Tensor,
                  shared: Optional[SharedDecomposition] = None,
                  solver: str = 'auto',
                  *,
-                 settings: Optional[DecompositionSettings] = None
+                 settings: Optional[DecompositionSettings] = None,
+                 warm_start: Optional[WarmStart] = None
                  ) -> Tuple[torch.Tensor, Optional[StoredActivation]]:
     """Convolution that stores a HOSVD-eps form of its input for backward.
 
@@ -139,6 +141,9 @@ def hosvd_conv2d(x: torch.Tensor,
             :class:`~mmseg_hosvd.ops.DecompositionSettings`; ``eps`` and
             ``solver`` left at their defaults defer to it, other values
             must agree with it.
+        warm_start: The previous step's leading vectors of this input,
+            which the Ritz solver starts from; replaced by this step's
+            (see :class:`~mmseg_hosvd.ops.WarmStart`). None starts cold.
 
     Returns:
         ``(output, stored)``: the exact output and what was stored (None when
@@ -153,7 +158,8 @@ def hosvd_conv2d(x: torch.Tensor,
     settings = resolve_settings(settings, eps, solver)
 
     def decompose(tensor):
-        core, factors = hosvd(tensor, settings=settings)
+        core, factors = hosvd(tensor, settings=settings,
+                              warm_start=warm_start)
         return (core, *factors)
 
     out, stored, _ = decomposed_conv2d(x, weight, bias, geo, TUCKER_RULE,

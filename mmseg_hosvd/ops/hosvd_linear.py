@@ -15,6 +15,7 @@ import torch
 from .compressed_linear_function import LinearRule, decomposed_linear
 from .decomposition import hosvd
 from .decomposition_settings import DecompositionSettings, resolve_settings
+from .warm_start import WarmStart
 from .shared_input import SharedDecomposition
 from .stats import StoredActivation
 from .subspace import subspace_hosvd
@@ -71,7 +72,8 @@ def hosvd_linear(x: torch.Tensor,
                  shared: Optional[SharedDecomposition] = None,
                  solver: str = 'auto',
                  *,
-                 settings: Optional[DecompositionSettings] = None
+                 settings: Optional[DecompositionSettings] = None,
+                 warm_start: Optional[WarmStart] = None
                  ) -> Tuple[torch.Tensor, Optional[StoredActivation]]:
     """Linear layer that stores a HOSVD-eps form of its input for backward.
 
@@ -90,6 +92,9 @@ def hosvd_linear(x: torch.Tensor,
         settings: ``eps``, ``solver`` and the Ritz seed as one
             :class:`~mmseg_hosvd.ops.DecompositionSettings` (see
             :func:`~mmseg_hosvd.ops.hosvd_conv2d`).
+        warm_start: The previous step's leading vectors of this input,
+            which the Ritz solver starts from; replaced by this step's
+            (see :class:`~mmseg_hosvd.ops.WarmStart`). None starts cold.
 
     Returns:
         ``(output, stored)``: the exact output and what was stored (None when
@@ -104,7 +109,8 @@ def hosvd_linear(x: torch.Tensor,
     settings = resolve_settings(settings, eps, solver)
 
     def decompose(tensor):
-        core, factors = hosvd(tensor, settings=settings)
+        core, factors = hosvd(tensor, settings=settings,
+                              warm_start=warm_start)
         return (core, *factors)
 
     out, stored, _ = decomposed_linear(x, weight, bias, TUCKER_LINEAR_RULE,

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Callable, NamedTuple, Optional, Tuple
 import torch
 
 from .mode_unfolding import ModeUnfolding
-from .ritz import ritz_leading_vectors
+from .ritz import OVERSAMPLE, ritz_leading_block
 from .spectrum import gram_eigenpairs, rank_from_energy
 
 if TYPE_CHECKING:
@@ -49,51 +49,68 @@ class Solver(NamedTuple):
     """One entry of :data:`SOLVER_TABLE`.
 
     Attributes:
-        function: ``function(matrix, settings)`` returns the leading vectors
-            as orthonormal columns, or raises
-            :class:`~.checks.SolverUnsuitable`.
+        function: ``function(matrix, settings, start)`` returns the
+            leading vectors as orthonormal columns and the block to start
+            the next solve of a similar matrix from (or None), or raises
+            :class:`~.checks.SolverUnsuitable`; ``start`` (such a block
+            from the previous step, or None) may be used as a warm start.
         fallback: Name of the solver to run when this one raises
             :class:`~.checks.SolverUnsuitable`; None for a solver that never
             does.
     """
-    function: Callable[[ModeUnfolding, 'DecompositionSettings'],
-                       torch.Tensor]
+    function: Callable[
+        [ModeUnfolding, 'DecompositionSettings', Optional[torch.Tensor]],
+        Tuple[torch.Tensor, Optional[torch.Tensor]]]
     fallback: Optional[str]
 
 
-def eigh_solver(matrix: ModeUnfolding,
-                settings: 'DecompositionSettings') -> torch.Tensor:
+def eigh_solver(
+        matrix: ModeUnfolding,
+        settings: 'DecompositionSettings',
+        start: Optional[torch.Tensor] = None
+) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
     """Leading vectors at the exact rank, from the Gram eigendecomposition.
 
     Args:
         matrix: The unfolding X, shape (m, n).
         settings: The decomposition settings (``eps`` is used).
+        start: Not used: the full eigendecomposition needs no start.
 
     Returns:
-        The vectors as orthonormal columns, shape (m, k).
+        ``(vectors, None)``: the vectors as orthonormal columns, shape
+        (m, k); nothing to start a next solve from.
 
     Raises:
         ValueError: If ``matrix`` holds NaN or Inf.
     """
     energy, vectors = gram_eigenpairs(matrix.gram())
-    return vectors[:, :rank_from_energy(energy, settings.eps)]
+    return vectors[:, :rank_from_energy(energy, settings.eps)], None
 
 
-def ritz_solver(matrix: ModeUnfolding,
-                settings: 'DecompositionSettings') -> torch.Tensor:
+def ritz_solver(
+        matrix: ModeUnfolding,
+        settings: 'DecompositionSettings',
+        start: Optional[torch.Tensor] = None
+) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
     """Leading vectors from randomized subspace iteration plus Rayleigh-Ritz.
 
     Args:
         matrix: The unfolding X, shape (m, n).
         settings: The decomposition settings (``eps`` and ``seed``).
+        start: The block to start from (see
+            :func:`~.ritz.ritz_leading_block`), or None.
 
     Returns:
-        The vectors as orthonormal columns, shape (m, k).
+        ``(vectors, next_start)``: the vectors as orthonormal columns,
+        shape (m, k), and the leading k + :data:`~.ritz.OVERSAMPLE` Ritz
+        vectors of the final block.
 
     Raises:
-        SolverUnsuitable: See :func:`~.ritz.ritz_leading_vectors`.
+        SolverUnsuitable: See :func:`~.ritz.ritz_leading_block`.
     """
-    return ritz_leading_vectors(matrix, settings.eps, settings.seed)[1]
+    _, vectors, rank = ritz_leading_block(matrix, settings.eps,
+                                          settings.seed, start)
+    return vectors[:, :rank], vectors[:, :rank + OVERSAMPLE]
 
 
 #: The named solvers, read-only.

@@ -50,7 +50,20 @@ def test_train_speed_records(tmp_path):
     assert records[0]['ratio_to_vanilla'] == 1.0
     assert all(r['step_time_s'] > 0 for r in records)
     assert [r['solver'] for r in records] == [None, 'auto']
+    assert [r['warm_start'] for r in records] == [None, True]
     assert len(records[1]['ranks']) == 5
+
+
+def test_train_speed_cycles_batches_and_turns_the_warm_start_off(tmp_path):
+    path = tmp_path / 'speed.json'
+    run_script('benchmarks/train_speed.py', '--models', 'fcn', '--methods',
+               'hosvd', '--iters', '2', '--batch', '2', '--batches', '2',
+               '--size', '64', '--cold-start', '--json', str(path))
+    records = json.loads(path.read_text())
+    assert [r['warm_start'] for r in records] == [None, False]
+    with pytest.raises(AssertionError, match='--batches must be >= 1, '
+                       'got 0'):
+        run_script('benchmarks/train_speed.py', '--batches', '0')
 
 
 def test_peak_memory_records(tmp_path):

@@ -116,3 +116,38 @@ def test_solver_choice_reaches_the_decomposition():
         ranks[solver] = conv.last_stored.ranks
     assert ranks['auto'] == ranks['eigh']
     assert_close(grads['auto'], grads['eigh'], rtol=1e-4, atol=1e-3)
+
+
+def _low_rank_wide_input():
+    torch.manual_seed(0)
+    basis = torch.randn(4, 300, 1, 1)
+    return (torch.randn(4, 4, 6, 6).unsqueeze(2) *
+            basis.view(1, 4, 300, 1, 1)).sum(1)
+
+
+def test_warm_start_is_on_by_default_and_kept_only_in_training():
+    x = _low_rank_wide_input()
+    conv = Conv2dHOSVD(300, 8, 3, padding=1, eps=0.95)
+    assert len(conv.warm_start) == 0 and 'warm_start' not in repr(conv)
+    conv.eval()
+    conv(x)
+    assert len(conv.warm_start) == 0
+    conv.train()
+    conv(x).square().sum().backward()
+    assert len(conv.warm_start) == 1  # the 300 channels, a Ritz mode
+    assert list(conv.state_dict()) == ['weight', 'bias']
+
+
+def test_without_warm_start_each_step_depends_on_its_input_only():
+    x = _low_rank_wide_input()
+    conv = Conv2dHOSVD(300, 8, 3, padding=1, eps=0.95, warm_start=False)
+    assert conv.warm_start is None and 'warm_start=False' in repr(conv)
+    grads = []
+    for _ in range(2):
+        conv.weight.grad = None
+        conv(x).square().sum().backward()
+        grads.append(conv.weight.grad)
+    assert torch.equal(grads[0], grads[1])
+    with pytest.raises(ValueError, match="warm_start must be True or False, "
+                       "got 'no'"):
+        Conv2dHOSVD(3, 4, 3, warm_start='no')

@@ -126,3 +126,16 @@ def test_bad_settings_name_the_value():
         LinearHOSVD.from_linear(nn.Conv2d(3, 4, 1))
     with pytest.raises(ValueError, match=r'got shape \(2, 1, 1, 1, 3\)'):
         LinearHOSVD(3, 4)(torch.randn(2, 1, 1, 1, 3))
+
+
+def test_linear_warm_start_is_kept_and_can_be_turned_off():
+    torch.manual_seed(0)
+    x = torch.randn(4, 6, 3) @ torch.randn(3, 300)  # 300 channels, rank 3
+    warm = LinearHOSVD(300, 8, eps=0.9)
+    warm(x).square().sum().backward()
+    assert len(warm.warm_start) == 1  # the channel mode, a Ritz mode
+    cold = LinearHOSVD(300, 8, eps=0.9, warm_start=False)
+    assert cold.warm_start is None and 'warm_start=False' in repr(cold)
+    with pytest.raises(ValueError, match='warm_start must be True or False, '
+                       'got 0'):
+        LinearHOSVD(3, 4, warm_start=0)

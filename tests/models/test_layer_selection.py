@@ -193,6 +193,19 @@ def test_solver_reaches_every_compressed_convolution():
     assert solvers == {'eigh'} and plan['solver'] == 'eigh'
 
 
+def test_warm_start_reaches_every_compressed_convolution():
+    from mmseg_hosvd.methods import get_method
+    model = build_model('pspnet')
+    plan = CompressConvHook(num_layers=5, warm_start=False).apply(model)
+    assert plan['warm_start'] is False
+    assert all(model.get_submodule(n).warm_start is None
+               for n in plan['compressed'])
+    assert get_method('hosvd').label(plan.options) == 'eps=0.8, cold start'
+    with pytest.raises(ValueError, match='warm_start must be True or False, '
+                       'got 1'):
+        CompressConvHook(num_layers=5, warm_start=1)
+
+
 @pytest.mark.parametrize('method', ['hosvd', 'svd'])
 def test_solver_reaches_the_lean_region(method):
     from mmseg_hosvd.models.lean_modules import LeanFrozenBatchNorm2d

@@ -7,11 +7,11 @@ def ritz_calls(monkeypatch):
     """Records the shape of every matrix the Ritz solver of the table gets."""
     import mmseg_hosvd.ops.solvers as solvers
     calls = []
-    real = solvers.ritz_leading_vectors
+    real = solvers.ritz_leading_block
 
-    def counting(matrix, eps, seed=0):
+    def counting(matrix, eps, seed=0, start=None):
         calls.append(tuple(matrix.shape))
-        return real(matrix, eps, seed)
+        return real(matrix, eps, seed, start)
 
-    monkeypatch.setattr(solvers, 'ritz_leading_vectors', counting)
+    monkeypatch.setattr(solvers, 'ritz_leading_block', counting)
     return calls

@@ -1,0 +1,156 @@
+"""The Ritz solver's warm start: same guarantee, fewer products."""
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch.testing import assert_close
+
+from mmseg_hosvd.ops import (
+    DecompositionSettings,
+    SolverUnsuitable,
+    WarmStart,
+    check_warm_start,
+    hosvd,
+    tucker_to_tensor,
+    unfold,
+)
+from mmseg_hosvd.ops import ritz
+from mmseg_hosvd.ops.mode_unfolding import ModeUnfolding
+from mmseg_hosvd.ops.ritz import OVERSAMPLE, ritz_leading_block
+
+from .spectra import (
+    captured_fraction,
+    exact_rank,
+    low_rank_wide_activation,
+    matrix_with_spectrum,
+)
+
+
+def _next_start(matrix, eps, start=None):
+    values, vectors, rank = ritz_leading_block(matrix, eps, start=start)
+    return vectors[:, :rank], vectors[:, :rank + OVERSAMPLE]
+
+
+@settings(max_examples=30, deadline=None)
+@given(rows=st.integers(100, 300), decay=st.floats(0.8, 0.99),
+       eps=st.floats(0.5, 0.95), noise=st.floats(0.0, 1.0),
+       dtype=st.sampled_from([torch.float32, torch.float64]),
+       seed=st.integers(0, 2**16))
+def test_a_warm_start_keeps_the_eps_guarantee(rows, decay, eps, noise,
+                                              dtype, seed):
+    spectrum = [decay**i for i in range(rows)]
+    before = matrix_with_spectrum(spectrum, rows + 50, dtype, seed)
+    # the next step's activation: the same kind of matrix, moved by noise
+    # (at 1.0 the start is no better than random vectors)
+    after = before + noise * matrix_with_spectrum(spectrum, rows + 50, dtype,
+                                                  seed + 1)
+    try:
+        _, start = _next_start(before, eps)
+        vectors, _ = _next_start(after, eps, start)
+    except SolverUnsuitable:  # the caller falls back to the eigensolver
+        return
+    k = vectors.shape[1]
+    assert_close(vectors.t() @ vectors, torch.eye(k, dtype=dtype),
+                 atol=1e-4, rtol=0)
+    assert captured_fraction(vectors, after) >= eps - 1e-5
+    assert k >= exact_rank(after.double(), eps) - (dtype == torch.float32)
+
+
+class _CountingUnfolding(ModeUnfolding):
+    """Counts the products with X that the solver asks for."""
+
+    def __init__(self, matrix):
+        super().__init__(matrix, 0)
+        self.products = []
+
+    def gram_times(self, block):
+        self.products.append(('gram_times', block.shape[1]))
+        return super().gram_times(block)
+
+    def projected_gram(self, block):
+        self.products.append(('projected_gram', block.shape[1]))
+        return super().projected_gram(block)
+
+
+def test_a_warm_start_takes_one_power_step_on_its_own_block():
+    matrix = matrix_with_spectrum([0.9**i for i in range(400)], 500)
+    cold = _CountingUnfolding(matrix)
+    _, start = _next_start(cold, 0.9)
+    # cold: one block of 32 (rank 11 fits), POWER_STEPS products, then
+    # the projection
+    assert ritz.POWER_STEPS == 2
+    assert cold.products == [('gram_times', ritz.FIRST_BLOCK)] * 2 + [
+        ('projected_gram', ritz.FIRST_BLOCK)]
+    warm = _CountingUnfolding(matrix)
+    vectors, _ = _next_start(warm, 0.9, start)
+    width = start.shape[1]
+    assert warm.products == [('gram_times', width),
+                             ('projected_gram', width)]
+    assert vectors.shape[1] == exact_rank(matrix, 0.9)
+
+
+def test_a_start_of_another_size_or_empty_is_ignored():
+    matrix = matrix_with_spectrum([0.9**i for i in range(300)], 300)
+    cold = ritz_leading_block(matrix, 0.8)
+    for start in (torch.randn(200, 40, dtype=torch.float64),
+                  torch.zeros(300, 0, dtype=torch.float64)):
+        ignored = ritz_leading_block(matrix, 0.8, start=start)
+        assert torch.equal(cold[1], ignored[1]) and cold[2] == ignored[2]
+
+
+def test_a_start_wider_than_half_the_rows_gives_up():
+    matrix = matrix_with_spectrum([0.9**i for i in range(300)], 300)
+    with pytest.raises(SolverUnsuitable, match='151 of the 300 rows'):
+        ritz_leading_block(matrix, 0.8,
+                           start=torch.randn(300, 151, dtype=torch.float64))
+
+
+def test_warm_start_keeps_a_compact_copy_per_mode_and_forgets_on_none():
+    memory = WarmStart()
+    block = torch.randn(64, 40)
+    memory.keep(1, block[:, :10])
+    kept = memory.get(1, 64)
+    assert torch.equal(kept, block[:, :10])
+    assert kept.untyped_storage().nbytes() == kept.numel() * 4
+    assert memory.get(1, 63) is None and memory.get(0, 64) is None
+    memory.keep(1, None)
+    assert memory.get(1, 64) is None and len(memory) == 0
+    memory.keep(2, block)
+    memory.clear()
+    assert len(memory) == 0
+
+
+@pytest.mark.parametrize('bad', [1, 'yes', None])
+def test_warm_start_switch_is_checked(bad):
+    with pytest.raises(ValueError, match=f'warm_start must be True or False, '
+                       f'got {bad!r}'):
+        check_warm_start(bad)
+
+
+def test_hosvd_keeps_the_ritz_modes_and_starts_the_next_call_from_them(
+        ritz_calls):
+    x = low_rank_wide_activation()
+    memory = WarmStart()
+    settings_ = DecompositionSettings(0.9)
+    first = hosvd(x, settings=settings_, warm_start=memory)
+    assert len(memory) == 1 and memory.get(1, 320) is not None  # channels
+    assert torch.equal(first[1][1], hosvd(x, settings=settings_)[1][1])
+    moved = x + 0.05 * low_rank_wide_activation(seed=1)
+    core, factors = hosvd(moved, settings=settings_, warm_start=memory)
+    assert ritz_calls == [(320, 120)] * 3
+    for mode, factor in enumerate(factors):
+        assert captured_fraction(factor, unfold(moved, mode)) >= 0.9 - 1e-9
+    cold = hosvd(moved, settings=settings_)
+    assert core.shape[1] >= cold[0].shape[1]
+    # the HOSVD bound: each mode loses at most 1 - eps of the energy
+    error = (tucker_to_tensor((core, factors)) - moved).square().sum()
+    assert float(error / moved.square().sum()) <= 4 * (1 - 0.9)
+
+
+def test_hosvd_forgets_a_mode_that_the_eigensolver_took():
+    x = low_rank_wide_activation()
+    memory = WarmStart()
+    hosvd(x, eps=0.9, warm_start=memory)
+    assert len(memory) == 1
+    hosvd(x, settings=DecompositionSettings(0.9, 'eigh'), warm_start=memory)
+    assert len(memory) == 0
