@@ -1,17 +1,21 @@
 """Training step time of each model and method, as ratios to vanilla.
 
 One step is forward, backward and an SGD step of the fine-tuning set-up
-(CompressConvHook's freezing and conversion, frozen norm statistics) on a
-random batch. Each configuration is timed after warm-up; the median of the
-timed steps is reported with its ratio to vanilla of the same model and
-layer count, measured in the same run. ``hosvd_authors`` is HOSVD computed
+(CompressConvHook's freezing and conversion, frozen norm statistics). The
+methods of one model and layer count are built first, then timed round by
+round, one step of each in turn after warm-up rounds, so that a change in
+the machine's speed reaches them alike: the median step time is reported
+with the ratio to vanilla, the median of the per-round ratios. The steps
+cycle through ``--batches`` distinct batches, so state carried from one
+step to the next (the Ritz warm start) meets a new input every step, as in
+training. ``hosvd_authors`` is HOSVD computed
 the original authors' way (full SVD of every unfolding, no sharing), as a
 reference point.
 
 By default the weights and the batch are random. With ``--from-protocol``
 each model starts from the protocol's calibrated checkpoint (the starting
 point of its fine-tuning runs; run ``tools/run_protocol.py`` first) and the
-batch is the first ``--batch`` images of the generated target domain: the
+batches are the first images of the generated target domain: the
 ranks that HOSVD-eps finds then are those of real fine-tuning, much lower
 than on random activations.
 
@@ -20,6 +24,7 @@ Usage::
     python benchmarks/train_speed.py [--models deeplabv3 pspnet]
         [--methods vanilla hosvd hosvd_authors] [--layers 5] [--iters 10]
         [--eps 0.8] [--batch 8] [--batches 4] [--size 128] [--solver auto]
+        [--lean]
         [--cold-start] [--from-protocol] [--json PATH]
 """
 import argparse
@@ -39,6 +44,7 @@ from mmengine.runner import load_checkpoint  # noqa: E402
 from mmseg.registry import MODELS  # noqa: E402
 from mmseg.utils import register_all_modules  # noqa: E402
 from json_records import write_json  # noqa: E402
+from peak_memory_setup import LEAN_EPS  # noqa: E402
 from protocol_inputs import add_input_arguments, model_inputs  # noqa: E402
 from reference_hosvd import AuthorsHOSVDConv2d  # noqa: E402
 
@@ -56,8 +62,9 @@ AUTHORS = 'hosvd_authors'
 
 
 def build(model_name, method, layers, eps, x, solver='auto',
-          checkpoint=None, warm_start=True):
-    """The model of ``model_name`` set up for fine-tuning with ``method``.
+          checkpoint=None, warm_start=True, lean=False):
+    """The model of ``model_name`` set up for fine-tuning with ``method``
+    (with its lean region if ``lean``, at the protocol's lean thresholds).
 
     Returns:
         ``(model, plan)``; subspace ranks are fixed on the batch ``x``.
@@ -69,9 +76,10 @@ def build(model_name, method, layers, eps, x, solver='auto',
                         logger='silent')
     hook_method = 'vanilla' if method == AUTHORS else method
     hook = CompressConvHook(
-        method=hook_method, num_layers=layers,
+        method=hook_method, num_layers=layers, lean=lean,
+        lean_eps=LEAN_EPS if lean else None,
         **accepted_options(hook_method, dict(eps=eps, solver=solver,
-                                             warm_start=warm_start)))
+                                             warm_start=warm_start), lean))
     plan = hook.apply(model)
     if method == AUTHORS:
         convert_convs_(model, plan['compressed'],
@@ -127,32 +135,61 @@ def compression_ms(model, names, x, eps, ranks):
     return result
 
 
-def step_times(model, x, labels, iters, warmup=3, batches=1):
-    """Per-step seconds of ``iters`` timed training steps.
+class TrainingStep:
+    """One timed training step of a model set up by :func:`build`.
 
     ``x`` and ``labels`` hold ``batches`` batches, cycled through step by
     step: a method that carries state from one step to the next (the Ritz
     solver's warm start) then sees a new input every step, as in training.
     """
-    x_parts, label_parts = x.chunk(batches), labels.chunk(batches)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.SGD(params, lr=0.01, momentum=0.9)
-    size = x.shape[-1]
-    model.train()
-    set_norm_eval_(model)
-    times = []
-    for step in range(warmup + iters):
-        x, labels = x_parts[step % batches], label_parts[step % batches]
+
+    def __init__(self, model, x, labels, batches=1):
+        self.model = model
+        self.x_parts, self.label_parts = x.chunk(batches), labels.chunk(
+            batches)
+        params = [p for p in model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.SGD(params, lr=0.01, momentum=0.9)
+        self.count = 0
+
+    def __call__(self):
+        """Runs the next step; returns its seconds."""
+        index = self.count % len(self.x_parts)
+        x, labels = self.x_parts[index], self.label_parts[index]
+        self.count += 1
+        self.model.train()
+        set_norm_eval_(self.model)
         start = time.perf_counter()
-        logits = model._forward(x)
-        logits = F.interpolate(logits, size=(size, size), mode='bilinear',
+        logits = self.model._forward(x)
+        logits = F.interpolate(logits, size=x.shape[-2:], mode='bilinear',
                                align_corners=False)
         loss = F.cross_entropy(logits, labels, ignore_index=255)
-        optimizer.zero_grad()
+        self.optimizer.zero_grad()
         loss.backward()
-        optimizer.step()
-        if step >= warmup:
-            times.append(time.perf_counter() - start)
+        self.optimizer.step()
+        return time.perf_counter() - start
+
+
+def interleaved_times(steps, iters, warmup=3):
+    """Per-step seconds of every method, measured round by round.
+
+    Each round runs one step of every method in turn, so a change in the
+    machine's speed (other tenants, clock) reaches all methods alike; the
+    ratio of a method to the first one is then taken within each round.
+
+    Args:
+        steps: ``{method: TrainingStep}``, the baseline first.
+        iters: Timed rounds.
+        warmup: Untimed rounds before them.
+
+    Returns:
+        ``{method: [seconds per timed round]}``.
+    """
+    times = {method: [] for method in steps}
+    for round_ in range(warmup + iters):
+        for method, step in steps.items():
+            seconds = step()
+            if round_ >= warmup:
+                times[method].append(seconds)
     return times
 
 
@@ -175,6 +212,9 @@ def main(argv=None):
     parser.add_argument('--solver', choices=list(SOLVERS),
                         default='auto',
                         help='HOSVD-eps solver of the hosvd methods')
+    parser.add_argument('--lean', action='store_true',
+                        help='also time the lean variant of each '
+                        'compressing method')
     parser.add_argument('--cold-start', action='store_true',
                         help='the hosvd methods without the Ritz warm '
                         'start (warm_start=False)')
@@ -184,6 +224,9 @@ def main(argv=None):
         parser.error(f'--batches must be >= 1, got {args.batches}')
     register_all_modules()
     methods = ['vanilla'] + [m for m in args.methods if m != 'vanilla']
+    variants = [(m, False) for m in methods] + [
+        (m, True) for m in methods if args.lean and m not in ('vanilla',
+                                                              AUTHORS)]
     records = []
     print(f"{'model':>12} {'layers':>6} {'method':>16} {'step (s)':>9} "
           f"{'/ vanilla':>9} {'overhead':>9}")
@@ -193,25 +236,31 @@ def main(argv=None):
             args.size)
         x = xs[:args.batch]
         for layers in args.layers:
-            base = None
-            for method in methods:
+            built = {}
+            for method, lean in variants:
                 torch.manual_seed(0)
-                model, plan = build(model_name, method, layers, args.eps, x,
-                                    args.solver, checkpoint,
-                                    not args.cold_start)
-                median = statistics.median(
-                    step_times(model, xs, labels, args.iters,
-                               batches=args.batches))
-                base = median if method == 'vanilla' else base
-                ratio = median / base
-                record = dict(model=model_name, method=method,
+                built[method, lean] = build(model_name, method, layers,
+                                            args.eps, x, args.solver,
+                                            checkpoint, not args.cold_start,
+                                            lean)
+            times = interleaved_times(
+                {key: TrainingStep(model, xs, labels, args.batches)
+                 for key, (model, _) in built.items()}, args.iters)
+            vanilla = times['vanilla', False]
+            base = statistics.median(vanilla)
+            for (method, lean), (model, plan) in built.items():
+                median = statistics.median(times[method, lean])
+                ratio = statistics.median(
+                    t / b for t, b in zip(times[method, lean], vanilla))
+                record = dict(model=model_name, method=method, lean=lean,
                               layers=layers, eps=args.eps,
                               solver=plan.options.get('solver'),
                               warm_start=plan.options.get('warm_start'),
                               weights='protocol' if checkpoint else 'random',
                               step_time_s=median, ratio_to_vanilla=ratio,
                               overhead_s=median - base)
-                line = (f'{model_name:>12} {layers:>6} {method:>16} '
+                name = method + (' lean' if lean else '')
+                line = (f'{model_name:>12} {layers:>6} {name:>16} '
                         f'{median:9.3f} {ratio:8.2f}x {median - base:8.3f}s')
                 stored = {name: getattr(model.get_submodule(name),
                                         'last_stored', None)

@@ -50,6 +50,9 @@ def hosvd_weight_grad(core: torch.Tensor, factors: Sequence[torch.Tensor],
     out_channels, in_per_group, kh, kw = weight_shape
     if core.numel() == 0:
         return core.new_zeros(weight_shape)
+    if _is_pointwise(weight_shape, geo):
+        return _pointwise_weight_grad(core, factors, grad_output,
+                                      weight_shape)
     u0, u1, u2, u3 = factors
     top, bottom, left, right = geo.padding
     shared_rows, shared_cols = min(top, bottom), min(left, right)
@@ -67,6 +70,30 @@ def hosvd_weight_grad(core: torch.Tensor, factors: Sequence[torch.Tensor],
     u1 = u1.reshape(groups, in_per_group, core.shape[1])
     grad = torch.einsum('gokxy,gck->gocxy', z4, u1)
     return grad.reshape(weight_shape)
+
+
+def _is_pointwise(weight_shape: Sequence[int], geo: ConvGeometry) -> bool:
+    """A 1 x 1, stride-1, unpadded, ungrouped convolution."""
+    return (tuple(weight_shape[2:]) == (1, 1) and geo.stride == (1, 1)
+            and geo.padding == (0, 0, 0, 0) and geo.groups == 1)
+
+
+def _pointwise_weight_grad(core: torch.Tensor,
+                           factors: Sequence[torch.Tensor],
+                           grad_output: torch.Tensor,
+                           weight_shape: Sequence[int]) -> torch.Tensor:
+    """:func:`hosvd_weight_grad` of a pointwise convolution.
+
+    Its weight gradient is ``sum over (b, h, w) of g x^T``, so the output
+    gradient is projected on U0, U2 and U3 (to K0 x C' x K2 x K3), met
+    with the core (to C' x K1) and mapped back by U1: the core is never
+    expanded to the image size.
+    """
+    u0, u1, u2, u3 = factors
+    projected = multi_mode_dot(grad_output.to(core.dtype), [u0, u2, u3],
+                               modes=[0, 2, 3], transpose=True)
+    small = torch.einsum('aokl,ajkl->oj', projected, core)
+    return (small @ u1.t()).reshape(weight_shape)
 
 
 class TuckerRule(BackwardRule):

@@ -54,13 +54,17 @@ def test_train_speed_records(tmp_path):
     assert len(records[1]['ranks']) == 5
 
 
-def test_train_speed_cycles_batches_and_turns_the_warm_start_off(tmp_path):
+def test_train_speed_lean_variants_without_warm_start(tmp_path):
     path = tmp_path / 'speed.json'
-    run_script('benchmarks/train_speed.py', '--models', 'fcn', '--methods',
-               'hosvd', '--iters', '2', '--batch', '2', '--batches', '2',
-               '--size', '64', '--cold-start', '--json', str(path))
+    out = run_script('benchmarks/train_speed.py', '--models', 'fcn',
+                     '--methods', 'hosvd', '--iters', '2', '--batch', '2',
+                     '--batches', '2', '--size', '64', '--cold-start',
+                     '--lean', '--json', str(path))
     records = json.loads(path.read_text())
-    assert [r['warm_start'] for r in records] == [None, False]
+    assert [(r['method'], r['lean'], r['warm_start']) for r in records] == [
+        ('vanilla', False, None), ('hosvd', False, False),
+        ('hosvd', True, False)]
+    assert 'hosvd lean' in out
     with pytest.raises(AssertionError, match='--batches must be >= 1, '
                        'got 0'):
         run_script('benchmarks/train_speed.py', '--batches', '0')

@@ -1,15 +1,20 @@
 """Behaviour below full rank: ranks, stored sizes and gradient error."""
 import pytest
 import torch
+from torch.testing import assert_close
 
 from mmseg_hosvd.ops import (
     ConvGeometry,
+    conv2d_weight_grad,
     hosvd,
     hosvd_conv2d,
+    hosvd_weight_grad,
     svd_conv2d,
     truncated_svd,
     tucker_to_tensor,
 )
+
+from .conv_cases import CASES, case_id, make_conv
 
 
 def structured_activation(shape=(8, 16, 12, 12)):
@@ -96,3 +101,18 @@ def test_saved_tensors_are_the_compressed_form():
     assert sum(t.numel() for t in activations) == stored.numel
     assert all(t.untyped_storage().nbytes() == t.numel() * t.element_size()
                for t in activations)
+
+
+@pytest.mark.parametrize('case', CASES, ids=[case_id(c) for c in CASES])
+def test_hosvd_weight_grad_is_that_of_the_tucker_reconstruction(case):
+    """Below full rank the weight gradient is the exact one of the input
+    that the stored Tucker form reconstructs (pointwise cases included)."""
+    conv, x = make_conv(case)
+    geo = ConvGeometry.of(conv)
+    core, factors = hosvd(x.detach(), eps=0.7)
+    assert core.shape != x.shape
+    grad_output = torch.randn_like(conv(x))
+    expected = conv2d_weight_grad(tucker_to_tensor((core, factors)),
+                                  conv.weight.shape, grad_output, geo)
+    assert_close(hosvd_weight_grad(core, factors, grad_output,
+                                   conv.weight.shape, geo), expected)
