@@ -11,13 +11,18 @@ the ranks of each.
 Usage::
 
     python benchmarks/decomposition.py [--eps 0.8 0.9] [--repeats 3]
-        [--from-protocol] [--json benchmarks/results/decomposition.json]
+        [--from-protocol [--models deeplabv3 pspnet] [--batches 3]]
+        [--json benchmarks/results/decomposition.json]
 
 ``--from-protocol`` decomposes the inputs of the 5 fine-tuned layers of the
-protocol's calibrated DeepLabV3 and PSPNet on 3 target batches (run
-``tools/run_protocol.py`` first) instead of synthetic activations.
+protocol's calibrated models on consecutive target batches (run
+``tools/run_protocol.py`` first) instead of synthetic activations. It also
+times the default solver as training runs it, warm-started from the same
+layer's previous batch (``warm``; the first batch of each layer starts
+cold).
 """
 import argparse
+import copy
 import statistics
 import time
 
@@ -25,7 +30,7 @@ import torch
 from json_records import write_json
 from reference_hosvd import reference_hosvd
 
-from mmseg_hosvd.ops import hosvd
+from mmseg_hosvd.ops import WarmStart, hosvd
 
 SHAPES = [(8, 512, 16, 16), (8, 640, 32, 32), (8, 512, 64, 64)]
 
@@ -61,21 +66,30 @@ def main():
                         help='decompose the inputs of the 5 fine-tuned '
                         "layers of the protocol's calibrated DeepLabV3 and "
                         'PSPNet on 3 target batches instead')
+    parser.add_argument('--models', nargs='+',
+                        default=['deeplabv3', 'pspnet'],
+                        help='protocol models of --from-protocol')
+    parser.add_argument('--batches', type=int, default=3,
+                        help='consecutive target batches of --from-protocol')
     parser.add_argument('--json', default=None, help='write records here')
     args = parser.parse_args()
     records = []
     header = (f"{'activation':>46} {'eps':>4} {'svd s':>8} {'eigh s':>8} "
               f"{'auto s':>8} {'eigh x':>7} {'auto x':>7}  "
               f"ranks (svd / eigh / auto)")
+    if args.from_protocol:
+        header += ' / warm, warm s'
     print(header)
     if args.from_protocol:
         from protocol_inputs import finetuned_inputs
         activations = [(f'{model} {label}', x)
-                       for model in ('deeplabv3', 'pspnet')
-                       for label, x in finetuned_inputs(model, batches=3)]
+                       for model in args.models
+                       for label, x in finetuned_inputs(
+                           model, batches=args.batches)]
     else:
         activations = [(str(shape), realistic_activation(shape))
                        for shape in SHAPES]
+    previous = {}  # the warm start of each layer and eps, batch to batch
     for label, x in activations:
         shape = tuple(x.shape)
         for eps in args.eps:
@@ -94,11 +108,24 @@ def main():
                           auto_speedup=t_svd / t_auto,
                           reference_ranks=list(ref_ranks),
                           eigh_ranks=list(ranks), auto_ranks=list(auto_ranks))
+            line = (f'{label:>46} {eps:>4} {t_svd:8.3f} {t_eigh:8.3f} '
+                    f'{t_auto:8.3f} {t_svd / t_eigh:6.1f}x '
+                    f'{t_svd / t_auto:6.1f}x  {ref_ranks} / {ranks} / '
+                    f'{auto_ranks}')
+            if args.from_protocol:
+                layer = (label.rsplit(' #', 1)[0], eps)
+                start = previous.get(layer, WarmStart())
+                t_warm, (warm_core, _) = timed(
+                    lambda: hosvd(x, eps=eps,
+                                  warm_start=copy.deepcopy(start)),
+                    args.repeats)
+                previous[layer] = start
+                hosvd(x, eps=eps, warm_start=start)
+                record.update(warm_s=t_warm,
+                              warm_ranks=list(warm_core.shape))
+                line += f' / {tuple(warm_core.shape)}, {t_warm:.4f}'
             records.append(record)
-            print(f'{label:>46} {eps:>4} {t_svd:8.3f} {t_eigh:8.3f} '
-                  f'{t_auto:8.3f} {t_svd / t_eigh:6.1f}x '
-                  f'{t_svd / t_auto:6.1f}x  {ref_ranks} / {ranks} / '
-                  f'{auto_ranks}')
+            print(line)
     if args.json:
         write_json(args.json, records)
 
