@@ -23,7 +23,8 @@ class HOSVD(FinetuneMethod):
     extension_settings = (dict(eps=0.8, lean=True), )
 
     def tag(self, options):
-        return f"hosvd-eps{options['eps']:g}"
+        return f"hosvd-eps{options['eps']:g}" + ('' if options['warm_start']
+                                                 else '-cold')
 
     def label(self, meta):
         solver = meta.get('solver')

@@ -4,9 +4,9 @@ from typing import Any, Dict, List, Tuple
 from .base import FinetuneMethod
 from .registry import FINETUNE_METHODS
 
-#: Options the lean region reads too (its HOSVD forms' solver and default
-#: threshold), accepted with ``lean=True`` whatever the method.
-LEAN_OPTIONS = ('eps', 'solver')
+#: Options the lean region reads too (its HOSVD forms' solver, warm start
+#: and default threshold), accepted with ``lean=True`` whatever the method.
+LEAN_OPTIONS = ('eps', 'solver', 'warm_start')
 
 
 def method_names() -> List[str]:

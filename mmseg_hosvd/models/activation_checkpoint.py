@@ -4,15 +4,56 @@ PyTorch's non-reentrant checkpointing (``use_reentrant=False``) works when
 the region's input does not require grad, as behind a frozen prefix; the
 reentrant form that MMEngine's ``activation_checkpointing`` key uses fails
 there ("element 0 of tensors does not require grad").
+
+The recomputation must store tensors of the same shapes as the forward did.
+A HOSVD layer's warm start (:class:`~mmseg_hosvd.ops.WarmStart`) changes
+with every forward, so the region's warm starts are set back, for the
+recomputation, to what the forward started from, and then to what the
+forward left: the recomputation finds the forward's ranks, and the next
+step starts from the forward's vectors.
 """
-from typing import Callable, List
+import contextlib
+from typing import Callable, List, Tuple
 
 import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from ..ops import WarmStart
+
 #: Top-level parts of a segmentor that are checkpointed whole.
 HEADS = ('neck', 'decode_head', 'auxiliary_head')
+
+
+class _WarmStartReplay:
+    """The warm starts of one checkpointed call: what the forward started
+    from and what it left, replayed around the recomputation."""
+
+    def __init__(self, module: nn.Module):
+        self.starts = [
+            m.warm_start for m in module.modules()
+            if isinstance(getattr(m, 'warm_start', None), WarmStart)
+        ]
+        self.before = self.after = []
+
+    @contextlib.contextmanager
+    def forward(self):
+        self.before = [start.snapshot() for start in self.starts]
+        yield
+        self.after = [start.snapshot() for start in self.starts]
+
+    @contextlib.contextmanager
+    def recompute(self):
+        for start, kept in zip(self.starts, self.before):
+            start.restore(kept)
+        yield
+        for start, kept in zip(self.starts, self.after):
+            start.restore(kept)
+
+    def contexts(self) -> Tuple[contextlib.AbstractContextManager,
+                                contextlib.AbstractContextManager]:
+        """``context_fn`` of :func:`torch.utils.checkpoint.checkpoint`."""
+        return self.forward(), self.recompute()
 
 
 class CheckpointedForward:
@@ -30,8 +71,9 @@ class CheckpointedForward:
     def __call__(self, *args, **kwargs):
         if not (self.module.training and torch.is_grad_enabled()):
             return self.forward(*args, **kwargs)
+        replay = _WarmStartReplay(self.module)
         return checkpoint(self.forward, *args, use_reentrant=False,
-                          **kwargs)
+                          context_fn=replay.contexts, **kwargs)
 
 
 def _has_trainable(module: nn.Module) -> bool:

@@ -18,19 +18,18 @@ from ..ops import (
     DecompositionSettings,
     SharedDecomposition,
     StoredActivation,
-    WarmStart,
     check_bits,
     check_group_size,
     check_eps,
     check_radius,
     check_seed,
-    check_warm_start,
     gradient_filter_conv2d,
     hosvd_conv2d,
     quantized_conv2d,
     svd_conv2d,
 )
 from .rounding_noise import SeededRoundingNoise
+from .warm_started import WarmStarted
 
 
 class CompressedConv2d(nn.Conv2d):
@@ -134,7 +133,7 @@ class SharedInputConv2d(CompressedConv2d):
 
 
 @MODELS.register_module()
-class Conv2dHOSVD(SharedInputConv2d):
+class Conv2dHOSVD(WarmStarted, SharedInputConv2d):
     """Convolution that stores a HOSVD-eps (Tucker) form of its input.
 
     Args:
@@ -159,8 +158,7 @@ class Conv2dHOSVD(SharedInputConv2d):
                  warm_start: bool = True, **kwargs):
         super().__init__(*args, **kwargs)
         self.decomposition = DecompositionSettings(self.eps, solver, seed)
-        self.warm_start = WarmStart() if check_warm_start(
-            warm_start) else None
+        self.init_warm_start(warm_start)
 
     @property
     def solver(self) -> str:
@@ -174,8 +172,8 @@ class Conv2dHOSVD(SharedInputConv2d):
                             warm_start=self.warm_start)
 
     def extra_repr(self) -> str:
-        cold = ', warm_start=False' if self.warm_start is None else ''
-        return f'{super().extra_repr()}, solver={self.solver!r}{cold}'
+        return (f'{super().extra_repr()}, solver={self.solver!r}'
+                f'{self.warm_start_repr()}')
 
 
 @MODELS.register_module()

@@ -18,17 +18,16 @@ from ..ops import (
     DecompositionSettings,
     SharedDecomposition,
     StoredActivation,
-    WarmStart,
     check_bits,
     check_eps,
     check_group_size,
     check_seed,
-    check_warm_start,
     hosvd_linear,
     quantized_linear,
     svd_linear,
 )
 from .rounding_noise import SeededRoundingNoise
+from .warm_started import WarmStarted
 
 
 class CompressedLinear(nn.Linear):
@@ -117,7 +116,7 @@ class SharedInputLinear(CompressedLinear):
 
 
 @MODELS.register_module()
-class LinearHOSVD(SharedInputLinear):
+class LinearHOSVD(WarmStarted, SharedInputLinear):
     """Linear layer that stores a HOSVD-eps (Tucker) form of its input.
 
     The input's modes (batch, tokens or height and width, channels) are
@@ -141,8 +140,7 @@ class LinearHOSVD(SharedInputLinear):
                  warm_start: bool = True, **kwargs):
         super().__init__(*args, **kwargs)
         self.decomposition = DecompositionSettings(self.eps, solver, seed)
-        self.warm_start = WarmStart() if check_warm_start(
-            warm_start) else None
+        self.init_warm_start(warm_start)
 
     @property
     def solver(self) -> str:
@@ -156,8 +154,8 @@ class LinearHOSVD(SharedInputLinear):
                             warm_start=self.warm_start)
 
     def extra_repr(self) -> str:
-        cold = ', warm_start=False' if self.warm_start is None else ''
-        return f'{super().extra_repr()}, solver={self.solver!r}{cold}'
+        return (f'{super().extra_repr()}, solver={self.solver!r}'
+                f'{self.warm_start_repr()}')
 
 
 @MODELS.register_module()

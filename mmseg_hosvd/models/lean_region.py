@@ -60,7 +60,8 @@ def lean_eps_of(lean_eps: Union[None, float, Dict[str, float]],
 
 def make_lean_(model: nn.Module, trace: ModelTrace, starts: Sequence[str],
                lean_eps: Dict[str, float], solver: str,
-               bits: Optional[int] = None) -> List[str]:
+               bits: Optional[int] = None,
+               warm_start: bool = True) -> List[str]:
     """Swaps the region's ReLU/BN (and, with ``bits``, LayerNorm/GELU) and
     the classifier in place.
 
@@ -75,6 +76,8 @@ def make_lean_(model: nn.Module, trace: ModelTrace, starts: Sequence[str],
             inputs (2, 4 or 8); None leaves them exact. Only
             ``nn.LayerNorm`` and ``nn.GELU`` themselves are swapped: a
             subclass may have a forward of its own.
+        warm_start: Whether the classifier's solver starts each step from
+            the step before (see :class:`~.compressed_conv.Conv2dHOSVD`).
 
     Returns:
         Names of the swapped modules, the classifier last.
@@ -105,6 +108,7 @@ def make_lean_(model: nn.Module, trace: ModelTrace, starts: Sequence[str],
         set_submodule(
             model, CLASSIFIER,
             Conv2dHOSVD.from_conv(model.get_submodule(CLASSIFIER),
-                                  eps=lean_eps['classifier'], solver=solver))
+                                  eps=lean_eps['classifier'], solver=solver,
+                                  warm_start=warm_start))
         names.append(CLASSIFIER)
     return names

@@ -33,7 +33,8 @@ class LinearHOSVDSubspace(FixedRankFactors, LinearHOSVD):
                  eps: float = 0.8,
                  ranks: Optional[Sequence[int]] = None,
                  **kwargs):
-        super().__init__(*args, eps=eps, **kwargs)
+        # its own warm start is the previous factors, at fixed ranks
+        super().__init__(*args, eps=eps, warm_start=False, **kwargs)
         self.init_fixed_ranks(ranks)
 
     def compressed_forward(self, x):

@@ -189,6 +189,10 @@ def hosvd(tensor: torch.Tensor,
             :class:`DecompositionSettings`, instead of ``eps``; flat
             arguments left at their defaults defer to it, others must
             agree with it.
+        warm_start: The previous call's blocks for this layer (see
+            :class:`~.warm_start.WarmStart`): the Ritz solver starts from
+            them, and they are replaced by this call's. Only used with
+            ``eps``; None solves cold.
 
     Returns:
         ``(core, factors)``: core of shape (K0, ..., Kn) and factors of shape

@@ -74,6 +74,14 @@ class WarmStart:
         else:
             self._vectors[mode] = compact(vectors.detach())
 
+    def snapshot(self) -> Dict[int, torch.Tensor]:
+        """The kept blocks as they are now, for :meth:`restore`."""
+        return dict(self._vectors)
+
+    def restore(self, snapshot: Dict[int, torch.Tensor]) -> None:
+        """Keeps exactly the blocks of a :meth:`snapshot` again."""
+        self._vectors = dict(snapshot)
+
     def clear(self) -> None:
         """Forgets every kept vector: the next decomposition starts cold."""
         self._vectors.clear()

@@ -92,3 +92,37 @@ def test_a_runner_trains_with_it(tiny_data, tmp_path):
     hook = next(h for h in runner.hooks
                 if isinstance(h, ActivationCheckpointHook))
     assert hook.modules == ['backbone.layer4', 'decode_head']
+
+
+def test_warm_started_hosvd_recomputes_the_forwards_ranks():
+    """A HOSVD layer's warm start changes with every forward: the
+    recomputation in backward must start where the forward did (or it
+    finds other ranks and checkpointing fails), and the next step must
+    start from the forward's vectors."""
+    from mmseg_hosvd.models import Conv2dHOSVD
+    from mmseg_hosvd.models.activation_checkpoint import checkpoint_modules_
+
+    from ..ops.spectra import matrix_with_spectrum
+
+    def inputs(seed):  # 512 channels, a slowly decaying spectrum
+        matrix = matrix_with_spectrum([0.99**i for i in range(2 * 49)], 512,
+                                      torch.float32, seed).t()
+        return matrix.reshape(512, 2, 7, 7).transpose(0, 1).contiguous()
+
+    plain = nn.Sequential(Conv2dHOSVD(512, 8, 1, eps=0.8))
+    recomputed = nn.Sequential(Conv2dHOSVD(512, 8, 1, eps=0.8))
+    recomputed.load_state_dict(plain.state_dict())
+    checkpoint_modules_(recomputed, ['0'])
+    base = inputs(0)
+    for step in range(3):
+        x = base + 0.3 * inputs(step + 1)
+        grads = []
+        for model in (plain, recomputed):
+            model.zero_grad()
+            model(x).square().sum().backward()
+            grads.append(model[0].weight.grad)
+        torch.testing.assert_close(grads[1], grads[0])
+        assert len(recomputed[0].warm_start) == 1
+        for kept, other in zip(plain[0].warm_start.snapshot().values(),
+                               recomputed[0].warm_start.snapshot().values()):
+            torch.testing.assert_close(kept, other)

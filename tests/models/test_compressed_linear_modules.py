@@ -128,12 +128,22 @@ def test_bad_settings_name_the_value():
         LinearHOSVD(3, 4)(torch.randn(2, 1, 1, 1, 3))
 
 
-def test_linear_warm_start_is_kept_and_can_be_turned_off():
+def test_linear_warm_start_is_kept_and_can_be_turned_off(monkeypatch):
+    import mmseg_hosvd.ops.solvers as solvers
+    starts = []
+    real = solvers.ritz_leading_block
+    monkeypatch.setattr(
+        solvers, 'ritz_leading_block',
+        lambda matrix, eps, seed=0, start=None: starts.append(start) or real(
+            matrix, eps, seed, start))
     torch.manual_seed(0)
-    x = torch.randn(4, 6, 3) @ torch.randn(3, 300)  # 300 channels, rank 3
+    mix = torch.randn(3, 300)
     warm = LinearHOSVD(300, 8, eps=0.9)
-    warm(x).square().sum().backward()
+    for _ in range(2):  # 300 channels of rank 3
+        warm(torch.randn(4, 6, 3) @ mix).square().sum().backward()
     assert len(warm.warm_start) == 1  # the channel mode, a Ritz mode
+    assert starts[0] is None  # the first step starts cold, the second
+    assert starts[1] is not None and starts[1].shape[0] == 300  # warm
     cold = LinearHOSVD(300, 8, eps=0.9, warm_start=False)
     assert cold.warm_start is None and 'warm_start=False' in repr(cold)
     with pytest.raises(ValueError, match='warm_start must be True or False, '

@@ -201,9 +201,21 @@ def test_warm_start_reaches_every_compressed_convolution():
     assert all(model.get_submodule(n).warm_start is None
                for n in plan['compressed'])
     assert get_method('hosvd').label(plan.options) == 'eps=0.8, cold start'
+    assert get_method('hosvd').tag(plan.options) == 'hosvd-eps0.8-cold'
     with pytest.raises(ValueError, match='warm_start must be True or False, '
                        'got 1'):
         CompressConvHook(num_layers=5, warm_start=1)
+
+
+@pytest.mark.parametrize('method', ['hosvd', 'svd'])
+def test_warm_start_reaches_the_lean_classifier(method):
+    model = build_model('deeplabv3')
+    CompressConvHook(method=method, num_layers=5, lean=True,
+                     warm_start=False).apply(model)
+    assert model.get_submodule('decode_head.conv_seg').warm_start is None
+    model = build_model('deeplabv3')
+    CompressConvHook(method=method, num_layers=5, lean=True).apply(model)
+    assert model.get_submodule('decode_head.conv_seg').warm_start is not None
 
 
 @pytest.mark.parametrize('method', ['hosvd', 'svd'])

@@ -116,3 +116,18 @@ def test_hosvd_weight_grad_is_that_of_the_tucker_reconstruction(case):
                                   conv.weight.shape, grad_output, geo)
     assert_close(hosvd_weight_grad(core, factors, grad_output,
                                    conv.weight.shape, geo), expected)
+
+
+def test_pointwise_weight_grad_of_a_bfloat16_gradient():
+    """Under autocast the output gradient may be bfloat16 and the Tucker
+    form float32: the gradient is formed in the form's dtype."""
+    conv, x = make_conv((4, 6, 1, 1, 0, 1, 1, True, 7, 5), torch.float32)
+    geo = ConvGeometry.of(conv)
+    core, factors = hosvd(x.detach(), eps=0.9)
+    grad_output = torch.randn(3, 6, 7, 5).bfloat16()
+    grad = hosvd_weight_grad(core, factors, grad_output, conv.weight.shape,
+                             geo)
+    assert grad.dtype == torch.float32
+    expected = conv2d_weight_grad(tucker_to_tensor((core, factors)),
+                                  conv.weight.shape, grad_output.float(), geo)
+    assert_close(grad, expected, rtol=1e-5, atol=1e-5)

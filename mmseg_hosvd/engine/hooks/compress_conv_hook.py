@@ -16,7 +16,7 @@ from ...models.lean_region import lean_eps_of, make_lean_
 from ...models.model_trace import shared_input_groups, trace_model
 from ...models.surgery import (convert_convs_, freeze_except_, has_module,
                                set_norm_eval_)
-from ...ops import SharedDecomposition, check_solver
+from ...ops import SharedDecomposition, check_solver, check_warm_start
 from ...ops.quantized_conv import check_bits
 from .unwrap import unwrap_model
 
@@ -105,6 +105,8 @@ class CompressConvHook(Hook):
         self.options = split_options(self.method, options, self.lean)
         self.lean_solver = check_solver(
             options.get('solver', self.options.get('solver', 'auto')))
+        self.lean_warm_start = check_warm_start(
+            options.get('warm_start', self.options.get('warm_start', True)))
         self.lean_eps = lean_eps_of(
             lean_eps, options.get('eps', self.options.get('eps', 0.8)))
         if lean_bits is not None:
@@ -162,7 +164,8 @@ class CompressConvHook(Hook):
             self.plan.lean_modules = make_lean_(model, trace, compress,
                                                 self.lean_eps,
                                                 self.lean_solver,
-                                                self.lean_bits)
+                                                self.lean_bits,
+                                                self.lean_warm_start)
             self.plan.results['lean_solver'] = self.lean_solver
             self.plan.results['lean_concat'] = concat_in_place_(model)
         self.session = self.method.session(self.plan)
