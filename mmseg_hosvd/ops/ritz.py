@@ -19,11 +19,13 @@ fallback (see :mod:`.solvers`).
 Warm start: a training step decomposes an activation much like the one of
 the step before, so the previous step's leading Ritz vectors (its rank
 plus :data:`OVERSAMPLE`) are a good first block. Started from them, one
-subspace-iteration step is enough; the guarantee is unchanged, since the
-captured energy is still checked directly, and the rank comes out a little
-larger than the exact one (measured on SegFormer-B0's fusion input over 11
-consecutive target batches: +1 to +3 on exact ranks of 33-42, in a third of
-the time of a cold solve).
+subspace-iteration step is enough where the rank is small next to the
+mode (at most :data:`WARM_MAX_ROW_FRACTION` of its rows, the block
+included); the guarantee is unchanged, since the captured energy is still
+checked directly, and the rank comes out a little larger than the exact
+one (measured on SegFormer-B0's fusion input over 11 consecutive target
+batches: +1 to +3 on exact ranks of 33-42, in a third of the time of a
+cold solve).
 """
 import math
 from typing import Optional, Tuple, Union
@@ -41,6 +43,12 @@ POWER_STEPS = 2
 FIRST_BLOCK = 32
 #: Subspace-iteration steps of a block started from the previous vectors.
 WARM_POWER_STEPS = 1
+#: A start wider than this fraction of the mode's rows is not used: with a
+#: rank that large the spectrum is flat around it and one step leaves the
+#: rank well above the exact one (measured at eps 0.9 on DeepLabV3's
+#: 512- and 640-channel head inputs, ranks 102-145: up to +13, against +0
+#: to +1 cold); the cold solve's two steps run instead.
+WARM_MAX_ROW_FRACTION = 1 / 8
 
 
 def _gaussian_block(rows: int, cols: int, like: ModeUnfolding,
@@ -80,11 +88,11 @@ def _first_block(rows: int, start: Optional[torch.Tensor],
                  like: ModeUnfolding, generator: torch.Generator
                  ) -> Tuple[torch.Tensor, int]:
     """The first block and its number of subspace-iteration steps."""
-    if start is None or start.shape[0] != rows or start.shape[1] == 0:
+    if (start is None or start.shape[0] != rows or start.shape[1] == 0
+            or start.shape[1] > rows * WARM_MAX_ROW_FRACTION):
         _check_block_width(FIRST_BLOCK, rows)
         return _gaussian_block(rows, FIRST_BLOCK, like,
                                generator), POWER_STEPS
-    _check_block_width(start.shape[1], rows)
     return start.to(device=like.device,
                     dtype=like.dtype), WARM_POWER_STEPS
 
@@ -112,7 +120,8 @@ def ritz_leading_block(
         start: The first block (m, w), usually the leading Ritz vectors
             (rank plus :data:`OVERSAMPLE`) of the previous step's
             activation, refined by :data:`WARM_POWER_STEPS` steps. Ignored
-            when None, empty or of another row count.
+            when None, empty, of another row count, or wider than
+            :data:`WARM_MAX_ROW_FRACTION` of the rows.
 
     Returns:
         ``(values, vectors, rank)``: the Ritz values (captured energies) of

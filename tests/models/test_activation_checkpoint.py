@@ -104,8 +104,8 @@ def test_warm_started_hosvd_recomputes_the_forwards_ranks():
 
     from ..ops.spectra import matrix_with_spectrum
 
-    def inputs(seed):  # 512 channels, a slowly decaying spectrum
-        matrix = matrix_with_spectrum([0.99**i for i in range(2 * 49)], 512,
+    def inputs(seed):  # 512 channels; rank 16 at eps 0.8: warm-started
+        matrix = matrix_with_spectrum([0.95**i for i in range(2 * 49)], 512,
                                       torch.float32, seed).t()
         return matrix.reshape(512, 2, 7, 7).transpose(0, 1).contiguous()
 
@@ -122,7 +122,8 @@ def test_warm_started_hosvd_recomputes_the_forwards_ranks():
             model(x).square().sum().backward()
             grads.append(model[0].weight.grad)
         torch.testing.assert_close(grads[1], grads[0])
-        assert len(recomputed[0].warm_start) == 1
+        (kept, ) = recomputed[0].warm_start.snapshot().values()
+        assert kept.shape[1] <= 512 / 8  # narrow enough to be started from
         for kept, other in zip(plain[0].warm_start.snapshot().values(),
                                recomputed[0].warm_start.snapshot().values()):
             torch.testing.assert_close(kept, other)
