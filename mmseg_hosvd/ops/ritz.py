@@ -84,6 +84,24 @@ def _rayleigh_ritz(matrix: ModeUnfolding, block: torch.Tensor,
     return values.flip(0).clamp_min(0), basis @ rotation.flip(1)
 
 
+def next_start(vectors: torch.Tensor, rank: int) -> Optional[torch.Tensor]:
+    """The block a warm-started next solve starts from, or None.
+
+    Args:
+        vectors: The final Ritz block of a solve, leading vectors first.
+        rank: The rank that solve found.
+
+    Returns:
+        The leading ``rank`` + :data:`OVERSAMPLE` vectors, or None when
+        they are more than :data:`WARM_MAX_ROW_FRACTION` of the rows (the
+        next solve would not use them: keeping them costs memory only).
+    """
+    block = vectors[:, :rank + OVERSAMPLE]
+    if block.shape[1] > vectors.shape[0] * WARM_MAX_ROW_FRACTION:
+        return None
+    return block
+
+
 def _first_block(rows: int, start: Optional[torch.Tensor],
                  like: ModeUnfolding, generator: torch.Generator
                  ) -> Tuple[torch.Tensor, int]:

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Callable, NamedTuple, Optional, Tuple
 import torch
 
 from .mode_unfolding import ModeUnfolding
-from .ritz import OVERSAMPLE, ritz_leading_block
+from .ritz import next_start, ritz_leading_block
 from .spectrum import gram_eigenpairs, rank_from_energy
 
 if TYPE_CHECKING:
@@ -102,15 +102,14 @@ def ritz_solver(
 
     Returns:
         ``(vectors, next_start)``: the vectors as orthonormal columns,
-        shape (m, k), and the leading k + :data:`~.ritz.OVERSAMPLE` Ritz
-        vectors of the final block.
+        shape (m, k), and :func:`~.ritz.next_start` of the final block.
 
     Raises:
         SolverUnsuitable: See :func:`~.ritz.ritz_leading_block`.
     """
     _, vectors, rank = ritz_leading_block(matrix, settings.eps,
                                           settings.seed, start)
-    return vectors[:, :rank], vectors[:, :rank + OVERSAMPLE]
+    return vectors[:, :rank], next_start(vectors, rank)
 
 
 #: The named solvers, read-only.

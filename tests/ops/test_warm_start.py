@@ -104,6 +104,20 @@ def test_a_start_of_another_size_empty_or_too_wide_is_ignored():
     assert counting.products == [('gram_times', 40), ('projected_gram', 40)]
 
 
+def test_a_block_too_wide_to_start_from_is_not_kept():
+    """Rank + 16 above an eighth of the rows: the next solve would not
+    start from it, so keeping it would only cost memory."""
+    from mmseg_hosvd.ops.solvers import ritz_solver
+    vectors = torch.linalg.qr(torch.randn(320, 60, dtype=torch.float64)).Q
+    assert ritz.next_start(vectors, 24).shape == (320, 40)  # 320 / 8
+    assert ritz.next_start(vectors, 25) is None
+    matrix = matrix_with_spectrum([1.0] * 40 + [0.01] * 280, 400)
+    found, kept = ritz_solver(ModeUnfolding(matrix, 0),
+                              DecompositionSettings(0.9))
+    assert found.shape[1] >= exact_rank(matrix, 0.9) >= 36
+    assert kept is None
+
+
 def test_warm_start_keeps_a_compact_copy_per_mode_and_forgets_on_none():
     memory = WarmStart()
     block = torch.randn(64, 40)
