@@ -136,6 +136,8 @@ def test_warm_start_is_on_by_default_and_kept_only_in_training():
     conv(x).square().sum().backward()
     assert len(conv.warm_start) == 1  # the 300 channels, a Ritz mode
     assert list(conv.state_dict()) == ['weight', 'bias']
+    conv.double()  # the kept blocks do not follow: they are dropped
+    assert len(conv.warm_start) == 0
 
 
 def test_without_warm_start_each_step_depends_on_its_input_only():
