@@ -23,9 +23,10 @@ subspace-iteration step is enough where the rank is small next to the
 mode (at most :data:`WARM_MAX_ROW_FRACTION` of its rows, the block
 included); the guarantee is unchanged, since the captured energy is still
 checked directly, and the rank comes out a little larger than the exact
-one (measured on SegFormer-B0's fusion input over 11 consecutive target
-batches: +1 to +3 on exact ranks of 33-42, in a third of the time of a
-cold solve).
+one (``benchmarks/decomposition.py --from-protocol``, target batches 2-4:
+SegFormer-B0's fusion input +1 on exact ranks of 32-36, its whole HOSVD
+in 0.40-0.54 of the cold time; PSPNet's bottleneck input +3 to +4 on
+51-58, cold +2, in about half the time).
 """
 import math
 from typing import Optional, Tuple, Union
