@@ -22,7 +22,8 @@ from .hosvd_conv import (
 )
 from .hosvd_linear import (hosvd_linear, hosvd_linear_weight_grad,
                            subspace_hosvd_linear)
-from .mode_unfolding import ModeUnfolding, tucker_core
+from .mode_unfolding import ModeUnfolding
+from .tucker import tucker_core
 from .ritz import ritz_leading_vectors
 from .quantized_conv import (check_bits, check_group_size, dequantize,
                              quantize, quantized_conv2d)

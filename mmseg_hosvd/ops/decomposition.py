@@ -27,6 +27,7 @@ from .solvers import (
     RITZ_ROWS_PER_ASPECT,
     SOLVER_TABLE,
     SOLVERS,
+    Solution,
     check_solver,
     solver_for,
     uses_ritz,
@@ -127,16 +128,15 @@ def leading_vectors(matrix: Union[torch.Tensor, ModeUnfolding],
     elif solver is not None and solver != settings.solver:
         raise ValueError(f'solver={solver!r} disagrees with settings.solver='
                          f'{settings.solver!r}; pass one or the other')
-    return _solve(as_unfolding(matrix), settings)[0]
+    return _solve(as_unfolding(matrix), settings).vectors
 
 
 def _solve(matrix: ModeUnfolding, settings: DecompositionSettings,
-           start: Optional[torch.Tensor] = None
-           ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+           start: Optional[torch.Tensor] = None) -> Solution:
     """Runs the settings' solver, then its fallbacks while they give up.
 
     Returns:
-        ``(vectors, next_start)`` as the solver that succeeded returns them.
+        The :class:`~.solvers.Solution` of the solver that succeeded.
     """
     name = solver_for(matrix.shape, settings.eps, settings.solver)
     while True:
@@ -149,16 +149,15 @@ def _solve(matrix: ModeUnfolding, settings: DecompositionSettings,
             name = entry.fallback
 
 
-def _leading_vectors_of_mode(matrix: ModeUnfolding, mode: int,
-                             settings: DecompositionSettings,
-                             warm_start: Optional[WarmStart]) -> torch.Tensor:
-    """:func:`leading_vectors`, started from and kept in ``warm_start``."""
+def _solve_mode(matrix: ModeUnfolding, mode: int,
+                settings: DecompositionSettings,
+                warm_start: Optional[WarmStart]) -> Solution:
+    """:func:`_solve`, started from and kept in ``warm_start``."""
     if warm_start is None:
-        return leading_vectors(matrix, settings)
-    factor, next_start = _solve(matrix, settings,
-                                warm_start.get(mode, matrix.shape[0]))
-    warm_start.keep(mode, next_start)
-    return factor
+        return _solve(matrix, settings)
+    solution = _solve(matrix, settings, warm_start.get(mode, matrix.shape[0]))
+    warm_start.keep(mode, solution.next_start)
+    return solution
 
 
 def hosvd(tensor: torch.Tensor,
@@ -219,13 +218,20 @@ def hosvd(tensor: torch.Tensor,
         raise ValueError(f'rank needs one entry per mode ({tensor.ndim}), '
                          f'got {rank!r}')
     work, order = dense_layout(tensor.detach())
-    factors = []
+    factors, projections = [], []
     for mode in range(work.ndim):
         matrix = ModeUnfolding(work, order.index(mode))
         if rank is None:
-            factor = _leading_vectors_of_mode(matrix, mode, settings,
-                                              warm_start)
+            solution = _solve_mode(matrix, mode, settings, warm_start)
+            factor = solution.vectors
+            if solution.projection is not None:
+                # (how much it shrinks the mode, the mode, the product)
+                projections.append((factor.shape[1] / matrix.shape[0], mode,
+                                    solution.projection))
         else:
             factor = gram_eigenpairs(matrix.gram())[1][:, :int(rank[mode])]
         factors.append(compact(factor))
-    return compact(tucker_core_in_order(work, order, factors)), factors
+    projected = min(projections, key=lambda entry: entry[0], default=None)
+    return compact(
+        tucker_core_in_order(work, order, factors,
+                             projected and projected[1:])), factors

@@ -6,11 +6,11 @@ and mode products do not depend on the order of an unfolding's columns, so
 a decomposition can unfold that contiguous tensor and permute only the
 small core back (:func:`tucker_core_in_order`).
 """
-from typing import Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import torch
 
-from .mode_unfolding import tucker_core
+from .tucker import tucker_core
 
 
 def dense_layout(tensor: torch.Tensor
@@ -43,17 +43,26 @@ def dense_layout(tensor: torch.Tensor
     return tensor.contiguous(), identity
 
 
-def tucker_core_in_order(dense: torch.Tensor, order: Sequence[int],
-                         factors: Sequence[torch.Tensor]) -> torch.Tensor:
+def tucker_core_in_order(
+        dense: torch.Tensor,
+        order: Sequence[int],
+        factors: Sequence[torch.Tensor],
+        projected: Optional[Tuple[int, torch.Tensor]] = None
+) -> torch.Tensor:
     """:func:`tucker_core` of the tensor that ``dense`` is a permutation of.
 
     Args:
         dense: ``tensor.permute(order)``, from :func:`dense_layout`.
         order: That permutation.
         factors: The factors in the tensor's mode order.
+        projected: ``(mode, product)``, ``mode`` in the tensor's order and
+            ``product`` the factor's projection of the unfolding of
+            ``dense`` at that mode (see :func:`tucker_core`), or None.
 
     Returns:
         The core in the tensor's mode order (a permuted view).
     """
-    core = tucker_core(dense, [factors[mode] for mode in order])
+    if projected is not None:
+        projected = (order.index(projected[0]), projected[1])
+    core = tucker_core(dense, [factors[mode] for mode in order], projected)
     return core.permute([order.index(mode) for mode in range(len(order))])

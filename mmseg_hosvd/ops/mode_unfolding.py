@@ -12,16 +12,16 @@ temporaries stay a small fraction of its input. Blocks are cast to the
 decomposition dtype one at a time, so a bfloat16 activation (under mixed
 precision) is never copied whole into float32 either.
 
-Column order differs from :func:`~.tensor_ops.unfold`'s where blocks are
-gathered, which ``X X^T`` and the energy do not see.
+Blocks come in the column order of :func:`~.tensor_ops.unfold` (the
+``before`` index, then the ``after`` one), gathered or not.
 """
 import math
-from typing import Iterator, Optional, Sequence, Tuple, Union
+from typing import Iterator, Optional, Tuple, Union
 
 import torch
 
 from .spectrum import decomposition_dtype
-from .tensor_ops import gram_times, multi_mode_dot
+from .tensor_ops import gram_times
 
 #: Most bytes of small blocks gathered into one copied matrix...
 CHUNK_BYTES = 4 * 2**20
@@ -171,7 +171,9 @@ class ModeUnfolding:
             del part
         return out
 
-    def projected_gram(self, block: torch.Tensor) -> torch.Tensor:
+    def projected_gram(self, block: torch.Tensor,
+                       projection: Optional[torch.Tensor] = None
+                       ) -> torch.Tensor:
         """``B^T X X^T B``: the Gram matrix projected on a thin block.
 
         One product with X per column block, ``Z = B^T X_j``, then the
@@ -179,14 +181,23 @@ class ModeUnfolding:
 
         Args:
             block: B, shape (rows, k), in :attr:`dtype`.
+            projection: Where to keep ``Z = B^T X`` too, or None: a tensor
+                of shape (k, columns) in :attr:`dtype`, its columns in the
+                unfolding's order (the ``before`` index, then the ``after``
+                one, as :func:`~.tensor_ops.unfold`'s).
 
         Returns:
             B^T X X^T B, shape (k, k), symmetric.
         """
         out = block.new_zeros(block.shape[1], block.shape[1])
+        column = 0
         for part in self.blocks():
             projected = block.t() @ part
             out.addmm_(projected, projected.t())
+            if projection is not None:
+                width = projected.shape[1]
+                projection[:, column:column + width] = projected
+                column += width
             del part, projected
         return out
 
@@ -213,42 +224,3 @@ def as_unfolding(matrix: Union[torch.Tensor, ModeUnfolding]) -> ModeUnfolding:
     if not matrix.is_contiguous() and matrix.t().is_contiguous():
         return ModeUnfolding(matrix.t(), 1)
     return ModeUnfolding(matrix, 0)
-
-
-def tucker_core(tensor: torch.Tensor,
-                factors: Sequence[torch.Tensor]) -> torch.Tensor:
-    """The Tucker core ``tensor x_1 U_1^T ... x_n U_n^T``.
-
-    The mode that shrinks the tensor most is applied first, in slices along
-    the modes before it, each cast to the factors' dtype on its own: no
-    full-size copy of ``tensor`` is made, in any dtype. The remaining modes
-    act on the already smaller product.
-
-    Args:
-        tensor: Tensor of order n.
-        factors: n factor matrices of shapes ``(I_j, K_j)``, in one dtype.
-
-    Returns:
-        The core, shape ``(K_1, ..., K_n)``, in the factors' dtype.
-    """
-    if len(factors) != tensor.ndim:
-        raise ValueError(f'need one factor per mode ({tensor.ndim}), got '
-                         f'{len(factors)}')
-    first = min(range(tensor.ndim),
-                key=lambda m: factors[m].shape[1] / max(tensor.shape[m], 1))
-    unfolding = ModeUnfolding(tensor, first, factors[first].dtype)
-    basis = factors[first].t()
-    product = torch.empty(unfolding.before, basis.shape[0], unfolding.after,
-                          dtype=basis.dtype, device=basis.device)
-    for target, part in unfolding.slabs(product):
-        if target.is_contiguous():
-            torch.matmul(basis, part, out=target)
-        else:
-            target.copy_(basis @ part)
-        del part
-    shape = list(tensor.shape)
-    shape[first] = basis.shape[0]
-    rest = [m for m in range(tensor.ndim) if m != first]
-    return multi_mode_dot(product.reshape(shape),
-                          [factors[m] for m in rest], modes=rest,
-                          transpose=True)

@@ -29,7 +29,7 @@ in 0.40-0.54 of the cold time; PSPNet's bottleneck input +3 to +4 on
 51-58, cold +2, in about half the time).
 """
 import math
-from typing import Optional, Tuple, Union
+from typing import NamedTuple, Optional, Tuple, Union
 
 import torch
 
@@ -50,6 +50,13 @@ WARM_POWER_STEPS = 1
 #: 512- and 640-channel head inputs, ranks 102-145: up to +13, against +0
 #: to +1 cold); the cold solve's two steps run instead.
 WARM_MAX_ROW_FRACTION = 1 / 8
+#: A final block at most this fraction of the rows keeps its projection
+#: ``Q^T X`` (then at most this fraction of the input, held while the
+#: other modes are solved), so the Tucker core does not multiply the mode
+#: again (:func:`~.tucker.tucker_core`): SegFormer-B0's fusion input,
+#: block 52 of 1024 rows, saves a product of its rank with the 8 M
+#: elements of the input.
+PROJECTION_MAX_ROW_FRACTION = 1 / 8
 
 
 def _gaussian_block(rows: int, cols: int, like: ModeUnfolding,
@@ -66,23 +73,52 @@ def _check_block_width(width: int, rows: int) -> None:
             'half: the full eigendecomposition is cheaper')
 
 
-def _rayleigh_ritz(matrix: ModeUnfolding, block: torch.Tensor,
-                   power_steps: int = POWER_STEPS
-                   ) -> Tuple[torch.Tensor, torch.Tensor]:
+class RitzBlock(NamedTuple):
+    """The result of :func:`ritz_leading_block`.
+
+    Attributes:
+        values: The Ritz values (captured energies) of the final block, in
+            descending order.
+        vectors: Its Ritz vectors as orthonormal columns (m, w).
+        rank: The fewest leading ones, with ``values[:rank].sum() >= eps *
+            ||X||_F^2``.
+        projection: ``vectors[:, :rank]^T X``, shape (rank, n), the
+            columns in the order of
+            :meth:`~.mode_unfolding.ModeUnfolding.projected_gram`; None
+            when the block was wider than
+            :data:`PROJECTION_MAX_ROW_FRACTION` of the rows.
+    """
+    values: torch.Tensor
+    vectors: torch.Tensor
+    rank: int
+    projection: Optional[torch.Tensor]
+
+
+def _rayleigh_ritz(
+        matrix: ModeUnfolding, block: torch.Tensor, power_steps: int
+) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
     """Ritz pairs of ``X X^T`` on the span of ``block``.
 
     Returns:
-        ``(values, vectors)`` in descending order; ``vectors`` has
-        orthonormal columns spanning the refined block.
+        ``(values, basis, rotation, projection)``: the Ritz values in
+        descending order, the refined block's orthonormal basis, the
+        rotation of it that gives the Ritz vectors, and ``basis^T X`` (None
+        for a block wider than :data:`PROJECTION_MAX_ROW_FRACTION` of the
+        rows).
     """
     basis = block
     for _ in range(power_steps):
         basis = torch.linalg.qr(matrix.gram_times(basis)).Q
+    rows, columns = matrix.shape
+    projection = None
+    if basis.shape[1] <= rows * PROJECTION_MAX_ROW_FRACTION:
+        projection = basis.new_empty(basis.shape[1], columns)
     # Q^T X X^T Q from one product with X per column block
-    values, rotation = torch.linalg.eigh(matrix.projected_gram(basis))
+    values, rotation = torch.linalg.eigh(
+        matrix.projected_gram(basis, projection))
     if not bool(torch.isfinite(rotation).all()):
         raise SolverUnsuitable('the Ritz vectors are not finite')
-    return values.flip(0).clamp_min(0), basis @ rotation.flip(1)
+    return values.flip(0).clamp_min(0), basis, rotation.flip(1), projection
 
 
 def next_start(vectors: torch.Tensor, rank: int) -> Optional[torch.Tensor]:
@@ -143,10 +179,9 @@ def ritz_leading_block(
             :data:`WARM_MAX_ROW_FRACTION` of the rows.
 
     Returns:
-        ``(values, vectors, rank)``: the Ritz values (captured energies) of
-        the final block in descending order, its vectors as orthonormal
-        columns (m, w), and the fewest leading ones, ``rank``, with
-        ``values[:rank].sum() >= eps * ||X||_F^2``.
+        A :class:`RitzBlock`: the final block's Ritz values and vectors,
+        the rank that reaches ``eps``, and the projection of X on the
+        leading ``rank`` vectors (where the block was narrow enough).
 
     Raises:
         ValueError: If eps is not in (0, 1].
@@ -165,20 +200,27 @@ def ritz_leading_block(
         raise SolverUnsuitable('the matrix holds NaN or Inf, or its energy '
                                'overflows')
     if total == 0.0:
-        return (torch.zeros(0, dtype=matrix.dtype, device=matrix.device),
-                torch.zeros(rows, 0, dtype=matrix.dtype,
-                            device=matrix.device), 0)
+        return RitzBlock(
+            torch.zeros(0, dtype=matrix.dtype, device=matrix.device),
+            torch.zeros(rows, 0, dtype=matrix.dtype, device=matrix.device),
+            0, None)
     target = eps * total
     generator = torch.Generator(device=matrix.device).manual_seed(seed)
     block, power_steps = _first_block(rows, start, matrix, generator)
     width = block.shape[1]
     while True:
-        values, vectors = _rayleigh_ritz(matrix, block, power_steps)
+        values, basis, rotation, projection = _rayleigh_ritz(
+            matrix, block, power_steps)
         if not bool(torch.isfinite(values).all()):
             raise SolverUnsuitable('the Ritz values are not finite')
+        vectors = basis @ rotation
         captured = torch.cumsum(values.double(), 0)
         if float(captured[-1]) >= target:
-            return values, vectors, int((captured < target).sum()) + 1
+            rank = int((captured < target).sum()) + 1
+            if projection is not None:
+                projection = rotation[:, :rank].t() @ projection
+            return RitzBlock(values, vectors, rank, projection)
+        del projection
         # estimate: each missing component holds about the smallest Ritz
         # value (an underestimate only makes the fallback come earlier)
         smallest = max(float(values[-1]), total * 1e-12)
@@ -217,5 +259,5 @@ def ritz_leading_vectors(
         ValueError: If eps is not in (0, 1].
         SolverUnsuitable: As :func:`ritz_leading_block`.
     """
-    values, vectors, rank = ritz_leading_block(matrix, eps, seed, start)
+    values, vectors, rank, _ = ritz_leading_block(matrix, eps, seed, start)
     return values[:rank], vectors[:, :rank]

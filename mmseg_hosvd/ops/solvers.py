@@ -45,30 +45,46 @@ RITZ_MIN_SIZE = 256
 RITZ_ROWS_PER_ASPECT = 64
 
 
+class Solution(NamedTuple):
+    """What a solver returns.
+
+    Attributes:
+        vectors: The leading vectors U as orthonormal columns, (m, k).
+        next_start: The block to start the next solve of a similar matrix
+            from, or None.
+        projection: ``U^T X``, shape (k, n), the columns in the order of
+            :meth:`~.mode_unfolding.ModeUnfolding.projected_gram`, when the
+            solver formed it anyway (the Tucker core then reuses it), or
+            None.
+    """
+    vectors: torch.Tensor
+    next_start: Optional[torch.Tensor] = None
+    projection: Optional[torch.Tensor] = None
+
+
 class Solver(NamedTuple):
     """One entry of :data:`SOLVER_TABLE`.
 
     Attributes:
-        function: ``function(matrix, settings, start)`` returns the
-            leading vectors as orthonormal columns and the block to start
-            the next solve of a similar matrix from (or None), or raises
-            :class:`~.checks.SolverUnsuitable`; ``start`` (such a block
-            from the previous step, or None) may be used as a warm start.
+        function: ``function(matrix, settings, start)`` returns a
+            :class:`Solution`, or raises
+            :class:`~.checks.SolverUnsuitable`; ``start`` (a
+            ``next_start`` from the previous step, or None) may be used as
+            a warm start.
         fallback: Name of the solver to run when this one raises
             :class:`~.checks.SolverUnsuitable`; None for a solver that never
             does.
     """
     function: Callable[
         [ModeUnfolding, 'DecompositionSettings', Optional[torch.Tensor]],
-        Tuple[torch.Tensor, Optional[torch.Tensor]]]
+        Solution]
     fallback: Optional[str]
 
 
 def eigh_solver(
         matrix: ModeUnfolding,
         settings: 'DecompositionSettings',
-        start: Optional[torch.Tensor] = None
-) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        start: Optional[torch.Tensor] = None) -> Solution:
     """Leading vectors at the exact rank, from the Gram eigendecomposition.
 
     Args:
@@ -77,21 +93,20 @@ def eigh_solver(
         start: Not used: the full eigendecomposition needs no start.
 
     Returns:
-        ``(vectors, None)``: the vectors as orthonormal columns, shape
-        (m, k); nothing to start a next solve from.
+        The vectors as orthonormal columns, shape (m, k); no start for a
+        next solve, no projection.
 
     Raises:
         ValueError: If ``matrix`` holds NaN or Inf.
     """
     energy, vectors = gram_eigenpairs(matrix.gram())
-    return vectors[:, :rank_from_energy(energy, settings.eps)], None
+    return Solution(vectors[:, :rank_from_energy(energy, settings.eps)])
 
 
 def ritz_solver(
         matrix: ModeUnfolding,
         settings: 'DecompositionSettings',
-        start: Optional[torch.Tensor] = None
-) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        start: Optional[torch.Tensor] = None) -> Solution:
     """Leading vectors from randomized subspace iteration plus Rayleigh-Ritz.
 
     Args:
@@ -101,15 +116,16 @@ def ritz_solver(
             :func:`~.ritz.ritz_leading_block`), or None.
 
     Returns:
-        ``(vectors, next_start)``: the vectors as orthonormal columns,
-        shape (m, k), and :func:`~.ritz.next_start` of the final block.
+        The vectors as orthonormal columns, shape (m, k),
+        :func:`~.ritz.next_start` of the final block, and the block's
+        projection of X (see :class:`~.ritz.RitzBlock`).
 
     Raises:
         SolverUnsuitable: See :func:`~.ritz.ritz_leading_block`.
     """
-    _, vectors, rank = ritz_leading_block(matrix, settings.eps,
-                                          settings.seed, start)
-    return vectors[:, :rank], next_start(vectors, rank)
+    _, vectors, rank, projection = ritz_leading_block(
+        matrix, settings.eps, settings.seed, start)
+    return Solution(vectors[:, :rank], next_start(vectors, rank), projection)
 
 
 #: The named solvers, read-only.

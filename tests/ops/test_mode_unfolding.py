@@ -75,6 +75,10 @@ def test_products_equal_the_copied_unfoldings(case, chunked):
         projected = block.double().t() @ reference
         assert_close(operator.projected_gram(block).double(),
                      projected @ projected.t(), **tolerance(tensor.dtype))
+        kept = torch.full((3, reference.shape[1]), float('nan'),
+                          dtype=expected_dtype)
+        operator.projected_gram(block, kept)
+        assert_close(kept.double(), projected, **tolerance(tensor.dtype))
         assert operator.energy() == pytest.approx(
             float((reference**2).sum()), rel=1e-5)
 
@@ -94,9 +98,29 @@ def test_tucker_core_equals_the_einsum(case, chunked, data):
             patch.setattr(unfolding_module, 'CHUNK_BYTES', 48)
             patch.setattr(unfolding_module, 'MIN_CHUNK_BYTES', 16)
         core = tucker_core(tensor, factors)
-    assert core.dtype == dtype
+        mode = data.draw(st.integers(0, tensor.ndim - 1))
+        product = (factors[mode].double().t() @ reference_unfolding(
+            tensor, mode)).to(dtype)
+        given = tucker_core(tensor, factors, projected=(mode, product))
+    assert core.dtype == given.dtype == dtype
     assert_close(core.double(), reference_core(tensor, factors),
                  **tolerance(tensor.dtype))
+    assert_close(given.double(), reference_core(tensor, factors),
+                 **tolerance(tensor.dtype))
+
+
+def test_a_given_projection_is_not_computed_again(monkeypatch):
+    from mmseg_hosvd.ops import tucker as core_module
+
+    def refused(*args):
+        raise AssertionError('the tensor was multiplied again')
+
+    tensor = torch.randn(3, 4, 5, dtype=torch.float64)
+    factors = [torch.randn(size, 2, dtype=torch.float64) for size in (3, 4, 5)]
+    product = factors[1].t() @ reference_unfolding(tensor, 1)
+    monkeypatch.setattr(core_module, '_first_product', refused)
+    assert_close(tucker_core(tensor, factors, projected=(1, product)),
+                 reference_core(tensor, factors))
 
 
 def test_large_blocks_are_used_as_views(tiny_chunks):
@@ -112,3 +136,8 @@ def test_bad_mode_and_factor_count_are_named():
         ModeUnfolding(torch.zeros(2, 3, 4), 3)
     with pytest.raises(ValueError, match=r'one factor per mode \(3\), got 2'):
         tucker_core(torch.zeros(2, 3, 4), [torch.eye(2), torch.eye(3)])
+    with pytest.raises(ValueError,
+                       match=r'projection of mode 1 must have shape '
+                       r'\(3, 8\), got \(3, 7\)'):
+        tucker_core(torch.zeros(2, 3, 4), [torch.eye(s) for s in (2, 3, 4)],
+                    projected=(1, torch.zeros(3, 7)))

@@ -10,10 +10,13 @@ from mmseg_hosvd.ops import (
     hosvd,
     leading_vectors,
     ritz_leading_vectors,
+    tucker_core,
     tucker_to_tensor,
     unfold,
 )
+from mmseg_hosvd.ops import tucker as tucker_module
 from mmseg_hosvd.ops.decomposition import RITZ_MIN_SIZE, uses_ritz
+from mmseg_hosvd.ops.ritz import ritz_leading_block
 
 from .spectra import (
     captured_fraction,
@@ -82,6 +85,35 @@ def test_ritz_grows_its_block_until_eps_is_reached():
     energy, vectors = ritz_leading_vectors(matrix, 0.949)
     assert vectors.shape[1] == exact_rank(matrix, 0.949) == 190
     assert captured_fraction(vectors, matrix) >= 0.949
+
+
+def test_a_narrow_ritz_block_keeps_the_projection_of_its_vectors():
+    matrix = matrix_with_spectrum([0.9**i for i in range(512)], 600)
+    found = ritz_leading_block(matrix, 0.8)
+    assert found.vectors.shape[1] * 8 <= 512  # the first block of 32
+    assert_close(found.projection,
+                 found.vectors[:, :found.rank].t() @ matrix)
+    # 32 columns are more than an eighth of 200 rows: nothing is kept
+    wide = matrix_with_spectrum([0.9**i for i in range(200)], 300)
+    assert ritz_leading_block(wide, 0.8).projection is None
+
+
+@pytest.mark.parametrize('channels_last', [False, True])
+def test_the_hosvd_core_reuses_the_ritz_projection(channels_last,
+                                                   monkeypatch):
+    x = low_rank_wide_activation()
+    if channels_last:  # the layout transformer heads give the fusion conv
+        x = x.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2)
+    assert uses_ritz((x.shape[1], x.numel() // x.shape[1]), 0.9, 'auto')
+    core, factors = hosvd(x, eps=0.9)
+    from_the_tensor = tucker_core(x, factors)
+
+    def refused(*args):
+        raise AssertionError('the core multiplied the tensor again')
+
+    monkeypatch.setattr(tucker_module, '_first_product', refused)
+    assert_close(core, from_the_tensor)
+    assert_close(hosvd(x, eps=0.9)[0], from_the_tensor)
 
 
 @pytest.mark.parametrize('eps', [0.8, 0.9, 0.99])
