@@ -15,7 +15,8 @@ from typing import List, Optional, Sequence, Tuple, Union
 import torch
 
 from .checks import SolverUnsuitable, check_eps
-from .dense_layout import dense_layout, tucker_core_in_order
+from .dense_layout import dense_layout
+from .tucker import tucker_core_in_order
 from .mode_unfolding import ModeUnfolding, as_unfolding
 from .decomposition_settings import (
     DecompositionSettings,

@@ -1,16 +1,15 @@
-"""Tensors stored in another dimension order, decomposed where they lie.
+"""Tensors stored in another dimension order, used where they lie.
 
 A channels-last activation (what convolutions on transformer tokens
 produce) is a permutation of a contiguous tensor. Gram matrices, energies
 and mode products do not depend on the order of an unfolding's columns, so
 a decomposition can unfold that contiguous tensor and permute only the
-small core back (:func:`tucker_core_in_order`).
+small core back (:func:`~.tucker.tucker_core_in_order`), and a mode
+product can multiply it without a copy (:func:`~.tensor_ops.mode_dot`).
 """
-from typing import Optional, Sequence, Tuple
+from typing import Tuple
 
 import torch
-
-from .tucker import tucker_core
 
 
 def dense_layout(tensor: torch.Tensor
@@ -41,28 +40,3 @@ def dense_layout(tensor: torch.Tensor
     if dense.is_contiguous():
         return dense, order
     return tensor.contiguous(), identity
-
-
-def tucker_core_in_order(
-        dense: torch.Tensor,
-        order: Sequence[int],
-        factors: Sequence[torch.Tensor],
-        projected: Optional[Tuple[int, torch.Tensor]] = None
-) -> torch.Tensor:
-    """:func:`tucker_core` of the tensor that ``dense`` is a permutation of.
-
-    Args:
-        dense: ``tensor.permute(order)``, from :func:`dense_layout`.
-        order: That permutation.
-        factors: The factors in the tensor's mode order.
-        projected: ``(mode, product)``, ``mode`` in the tensor's order and
-            ``product`` the factor's projection of the unfolding of
-            ``dense`` at that mode (see :func:`tucker_core`), or None.
-
-    Returns:
-        The core in the tensor's mode order (a permuted view).
-    """
-    if projected is not None:
-        projected = (order.index(projected[0]), projected[1])
-    core = tucker_core(dense, [factors[mode] for mode in order], projected)
-    return core.permute([order.index(mode) for mode in range(len(order))])

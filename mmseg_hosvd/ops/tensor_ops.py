@@ -11,13 +11,42 @@ from typing import Optional, Sequence
 
 import torch
 
+from .dense_layout import dense_layout
+
+
+def _column_major(matrix: torch.Tensor) -> bool:
+    """Whether ``matrix`` is the transpose of a row-major matrix (the
+    channel unfolding of a channels-last activation)."""
+    return matrix.t().is_contiguous() and not matrix.is_contiguous()
+
+
+def thin_projection(block: torch.Tensor,
+                    matrix: torch.Tensor) -> torch.Tensor:
+    """``block.T @ matrix`` for a thin block, in the faster order.
+
+    A column-major ``matrix`` is multiplied from its row-major transpose,
+    ``(matrix.T @ block).T`` (8 against 10 ms for a block of 52 and a
+    1024 x 8192 matrix on 2 CPU cores); any other ``matrix`` directly.
+
+    Args:
+        block: B, shape (m, k).
+        matrix: X, shape (m, n).
+
+    Returns:
+        B^T X, shape (k, n) (a transposed view for a column-major X).
+    """
+    if _column_major(matrix):
+        return (matrix.t() @ block).t()
+    return block.t() @ matrix
+
 
 def gram_times(matrix: torch.Tensor, block: torch.Tensor) -> torch.Tensor:
     """``matrix @ matrix.T @ block`` without forming the Gram matrix.
 
-    Evaluated as ``((block.T @ matrix) @ matrix.T).T``: with a thin block and
-    a strided unfolding, ``matrix.T @ block`` takes a much slower BLAS path
-    on CPU.
+    Evaluated as ``(Z @ matrix.T).T`` with ``Z =`` :func:`thin_projection`
+    of ``matrix``: with a thin block and a strided unfolding,
+    ``matrix.T @ block`` takes a much slower BLAS path on CPU, while a
+    column-major unfolding is fastest read through its row-major transpose.
 
     Args:
         matrix: X, shape (m, n).
@@ -26,7 +55,7 @@ def gram_times(matrix: torch.Tensor, block: torch.Tensor) -> torch.Tensor:
     Returns:
         X X^T B, shape (m, k).
     """
-    return ((block.t() @ matrix) @ matrix.t()).t()
+    return (thin_projection(block, matrix) @ matrix.t()).t()
 
 
 def _mode_index(mode, ndim: int) -> int:
@@ -116,6 +145,14 @@ def mode_dot(tensor: torch.Tensor, matrix_or_vector: torch.Tensor,
             f'has size {size}, the operand of shape '
             f'{tuple(matrix_or_vector.shape)} (transpose={transpose}) '
             f'multiplies size {operand.shape[-1]}')
+    if operand.ndim == 2 and not tensor.is_contiguous():
+        dense, order = dense_layout(tensor)
+        if order != tuple(range(tensor.ndim)):
+            # a channels-last gradient: multiplied where it lies, where
+            # reshaping it would copy it whole
+            product = mode_dot(dense, operand, order.index(mode))
+            return product.permute([order.index(m) for m in range(len(order))])
+        tensor = dense
     if after == 1:
         product = tensor.reshape(before, size) @ (
             operand.t() if operand.ndim == 2 else operand)

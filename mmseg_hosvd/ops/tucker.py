@@ -90,3 +90,29 @@ def tucker_core(tensor: torch.Tensor,
     return multi_mode_dot(product.reshape(shape),
                           [factors[m] for m in rest], modes=rest,
                           transpose=True)
+
+
+def tucker_core_in_order(
+        dense: torch.Tensor,
+        order: Sequence[int],
+        factors: Sequence[torch.Tensor],
+        projected: Optional[Tuple[int, torch.Tensor]] = None
+) -> torch.Tensor:
+    """:func:`tucker_core` of the tensor that ``dense`` is a permutation of.
+
+    Args:
+        dense: ``tensor.permute(order)``, from
+            :func:`~.dense_layout.dense_layout`.
+        order: That permutation.
+        factors: The factors in the tensor's mode order.
+        projected: ``(mode, product)``, ``mode`` in the tensor's order and
+            ``product`` the factor's projection of the unfolding of
+            ``dense`` at that mode (see :func:`tucker_core`), or None.
+
+    Returns:
+        The core in the tensor's mode order (a permuted view).
+    """
+    if projected is not None:
+        projected = (order.index(projected[0]), projected[1])
+    core = tucker_core(dense, [factors[mode] for mode in order], projected)
+    return core.permute([order.index(mode) for mode in range(len(order))])

@@ -49,6 +49,7 @@ def tiny_chunks(monkeypatch):
     (views, gathered blocks, column slices, cast slices) on small tensors."""
     monkeypatch.setattr(unfolding_module, 'CHUNK_BYTES', 48)
     monkeypatch.setattr(unfolding_module, 'MIN_CHUNK_BYTES', 16)
+    monkeypatch.setattr(unfolding_module, 'GRAM_COLUMNS', 4)
 
 
 @settings(max_examples=150, deadline=None)
@@ -59,6 +60,8 @@ def test_products_equal_the_copied_unfoldings(case, chunked):
         if chunked:
             patch.setattr(unfolding_module, 'CHUNK_BYTES', 48)
             patch.setattr(unfolding_module, 'MIN_CHUNK_BYTES', 16)
+            # column slices and batched products of one or a few blocks
+            patch.setattr(unfolding_module, 'GRAM_COLUMNS', 4)
         operator = ModeUnfolding(tensor, mode)
         reference = reference_unfolding(tensor, mode)
         assert operator.shape == tuple(reference.shape)
@@ -121,6 +124,20 @@ def test_a_given_projection_is_not_computed_again(monkeypatch):
     monkeypatch.setattr(core_module, '_first_product', refused)
     assert_close(tucker_core(tensor, factors, projected=(1, product)),
                  reference_core(tensor, factors))
+
+
+@pytest.mark.parametrize('shape, columns', [
+    ((6, 2, 3), 4),  # batched products of one block each
+    ((7, 2, 3), 8),  # of two blocks, the last alone
+    ((5, 3, 7), 4),  # column slices of each block
+    ((1, 8, 70000), None),  # of one long block, at the real width
+])
+def test_a_gram_of_views_sums_every_block(shape, columns, monkeypatch):
+    if columns is not None:
+        monkeypatch.setattr(unfolding_module, 'GRAM_COLUMNS', columns)
+    tensor = torch.randn(shape, dtype=torch.float64)
+    reference = reference_unfolding(tensor, 1)
+    assert_close(ModeUnfolding(tensor, 1).gram(), reference @ reference.t())
 
 
 def test_large_blocks_are_used_as_views(tiny_chunks):

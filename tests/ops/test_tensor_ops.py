@@ -53,11 +53,28 @@ def test_tucker_to_tensor_with_identity_factors_is_core():
 def test_gram_times_on_strided_unfoldings():
     tensor = torch.randn(3, 7, 5, 4, dtype=torch.float64)
     for mode in range(4):
-        matrix = unfold(tensor, mode)
-        for k in (1, 2, 7):
-            block = torch.randn(matrix.shape[0], k, dtype=torch.float64)
-            assert_close(gram_times(matrix, block),
-                         matrix @ matrix.t() @ block)
+        unfolding = unfold(tensor, mode)
+        # row-major, and column-major (a channels-last channel unfolding)
+        for matrix in (unfolding, unfolding.t().contiguous().t()):
+            for k in (1, 2, 7):
+                block = torch.randn(matrix.shape[0], k, dtype=torch.float64)
+                assert_close(gram_times(matrix, block),
+                             unfolding @ unfolding.t() @ block)
+
+
+@pytest.mark.parametrize('mode', range(4))
+def test_mode_dot_of_a_channels_last_tensor(mode):
+    tensor = randn(2, 3, 4, 5)
+    last = tensor.contiguous(memory_format=torch.channels_last)
+    matrix = randn(6, tensor.shape[mode])
+    assert_close(mode_dot(last, matrix, mode), mode_dot(tensor, matrix, mode))
+    assert_close(mode_dot(last, matrix.t(), mode, transpose=True),
+                 mode_dot(tensor, matrix, mode))
+    # neither contiguous nor a permutation of a contiguous tensor
+    strided = tensor[:, :, ::2]
+    assert_close(mode_dot(strided, randn(6, strided.shape[mode]), mode).shape,
+                 mode_dot(strided.contiguous(), randn(6, strided.shape[mode]),
+                          mode).shape)
 
 
 def randn(*shape):
