@@ -133,7 +133,8 @@ def leading_vectors(matrix: Union[torch.Tensor, ModeUnfolding],
 
 
 def _solve(matrix: ModeUnfolding, settings: DecompositionSettings,
-           start: Optional[torch.Tensor] = None) -> Solution:
+           start: Optional[torch.Tensor] = None,
+           keep_projection: bool = False) -> Solution:
     """Runs the settings' solver, then its fallbacks while they give up.
 
     Returns:
@@ -143,7 +144,7 @@ def _solve(matrix: ModeUnfolding, settings: DecompositionSettings,
     while True:
         entry = SOLVER_TABLE[name]
         try:
-            return entry.function(matrix, settings, start)
+            return entry.function(matrix, settings, start, keep_projection)
         except SolverUnsuitable:
             if entry.fallback is None:
                 raise
@@ -153,10 +154,12 @@ def _solve(matrix: ModeUnfolding, settings: DecompositionSettings,
 def _solve_mode(matrix: ModeUnfolding, mode: int,
                 settings: DecompositionSettings,
                 warm_start: Optional[WarmStart]) -> Solution:
-    """:func:`_solve`, started from and kept in ``warm_start``."""
+    """:func:`_solve` for a Tucker factor (its projection kept), started
+    from and kept in ``warm_start``."""
     if warm_start is None:
-        return _solve(matrix, settings)
-    solution = _solve(matrix, settings, warm_start.get(mode, matrix.shape[0]))
+        return _solve(matrix, settings, keep_projection=True)
+    solution = _solve(matrix, settings, warm_start.get(mode, matrix.shape[0]),
+                      keep_projection=True)
     warm_start.keep(mode, solution.next_start)
     return solution
 
@@ -219,20 +222,20 @@ def hosvd(tensor: torch.Tensor,
         raise ValueError(f'rank needs one entry per mode ({tensor.ndim}), '
                          f'got {rank!r}')
     work, order = dense_layout(tensor.detach())
-    factors, projections = [], []
+    factors, projected, shrink = [], None, 1.0
     for mode in range(work.ndim):
         matrix = ModeUnfolding(work, order.index(mode))
         if rank is None:
             solution = _solve_mode(matrix, mode, settings, warm_start)
             factor = solution.vectors
-            if solution.projection is not None:
-                # (how much it shrinks the mode, the mode, the product)
-                projections.append((factor.shape[1] / matrix.shape[0], mode,
-                                    solution.projection))
+            # the projection that shrinks the tensor most is kept
+            if (solution.projection is not None
+                    and factor.shape[1] / matrix.shape[0] < shrink):
+                shrink = factor.shape[1] / matrix.shape[0]
+                projected = (mode, solution.projection)
+            del solution
         else:
             factor = gram_eigenpairs(matrix.gram())[1][:, :int(rank[mode])]
         factors.append(compact(factor))
-    projected = min(projections, key=lambda entry: entry[0], default=None)
-    return compact(
-        tucker_core_in_order(work, order, factors,
-                             projected and projected[1:])), factors
+    return compact(tucker_core_in_order(work, order, factors,
+                                        projected)), factors

@@ -7,7 +7,7 @@ a decomposition can unfold that contiguous tensor and permute only the
 small core back (:func:`~.tucker.tucker_core_in_order`), and a mode
 product can multiply it without a copy (:func:`~.tensor_ops.mode_dot`).
 """
-from typing import Tuple
+from typing import Optional, Tuple
 
 import torch
 
@@ -32,11 +32,28 @@ def dense_layout(tensor: torch.Tensor
         permutation makes contiguous is copied once, with the identity
         order.
     """
+    order = contiguous_order(tensor)
+    if order is None:
+        return tensor.contiguous(), tuple(range(tensor.ndim))
+    return tensor.permute(order), order
+
+
+def contiguous_order(tensor: torch.Tensor) -> Optional[Tuple[int, ...]]:
+    """The order of dimensions in which ``tensor`` is contiguous.
+
+    Args:
+        tensor: Tensor of any order.
+
+    Returns:
+        The identity for a contiguous tensor, the permutation ``order``
+        for which ``tensor.permute(order)`` is contiguous (a channels-last
+        tensor: (0, 2, 3, 1)), or None when there is none (a slice with a
+        step, an expanded tensor).
+    """
     identity = tuple(range(tensor.ndim))
     if tensor.is_contiguous():
-        return tensor, identity
+        return identity
     order = tuple(sorted(identity, key=lambda dim: -tensor.stride(dim)))
-    dense = tensor.permute(order)
-    if dense.is_contiguous():
-        return dense, order
-    return tensor.contiguous(), identity
+    if tensor.permute(order).is_contiguous():
+        return order
+    return None

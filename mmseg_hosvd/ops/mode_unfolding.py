@@ -154,11 +154,13 @@ class ModeUnfolding:
         """``X X^T``, shape (rows, rows).
 
         A mode with fewer rows than each block has columns (the batch,
-        height and width modes of an activation) is summed over views of
-        the tensor, never gathered: batched products of blocks, or
-        :data:`GRAM_COLUMNS`-column slices of a long one (the
-        batch mode of SegFormer-B0's fusion input, 8 x 1 M, takes half
-        the time in slices). Other modes sum over :meth:`blocks`.
+        height and width modes of an activation), in a tensor that needs
+        no cast, is summed over views of the tensor, never gathered:
+        batched products of blocks, or :data:`GRAM_COLUMNS`-column slices
+        of a long one (the batch mode of SegFormer-B0's fusion input, 8 x
+        1 M, takes half the time in slices). Other modes, and a tensor to
+        be cast (bfloat16 under mixed precision), sum over
+        :meth:`blocks`.
         """
         gram = torch.zeros(self.rows, self.rows, dtype=self.dtype,
                            device=self.device)
@@ -214,7 +216,15 @@ class ModeUnfolding:
 
         Returns:
             B^T X X^T B, shape (k, k), symmetric.
+
+        Raises:
+            ValueError: For a ``projection`` of another shape.
         """
+        if projection is not None and projection.shape != (block.shape[1],
+                                                            self.shape[1]):
+            raise ValueError(f'the projection must have shape '
+                             f'{(block.shape[1], self.shape[1])}, got '
+                             f'{tuple(projection.shape)}')
         out = block.new_zeros(block.shape[1], block.shape[1])
         column = 0
         for part in self.blocks():

@@ -50,12 +50,13 @@ WARM_POWER_STEPS = 1
 #: 512- and 640-channel head inputs, ranks 102-145: up to +13, against +0
 #: to +1 cold); the cold solve's two steps run instead.
 WARM_MAX_ROW_FRACTION = 1 / 8
-#: A final block at most this fraction of the rows keeps its projection
-#: ``Q^T X`` (then at most this fraction of the input, held while the
-#: other modes are solved), so the Tucker core does not multiply the mode
+#: Where asked to, a final block at most this fraction of the rows keeps
+#: its projection ``Q^T X``, so the Tucker core does not multiply the mode
 #: again (:func:`~.tucker.tucker_core`): SegFormer-B0's fusion input,
 #: block 52 of 1024 rows, saves a product of its rank with the 8 M
-#: elements of the input.
+#: elements of the input. It costs at most this fraction of the input's
+#: elements (in float32) while the block is rotated to the kept vectors,
+#: then their rank's share until the core is formed.
 PROJECTION_MAX_ROW_FRACTION = 1 / 8
 
 
@@ -85,8 +86,9 @@ class RitzBlock(NamedTuple):
         projection: ``vectors[:, :rank]^T X``, shape (rank, n), the
             columns in the order of
             :meth:`~.mode_unfolding.ModeUnfolding.projected_gram`; None
-            when the block was wider than
-            :data:`PROJECTION_MAX_ROW_FRACTION` of the rows.
+            when not asked for, for a block wider than
+            :data:`PROJECTION_MAX_ROW_FRACTION` of the rows, and for an
+            all-zero X.
     """
     values: torch.Tensor
     vectors: torch.Tensor
@@ -95,7 +97,8 @@ class RitzBlock(NamedTuple):
 
 
 def _rayleigh_ritz(
-        matrix: ModeUnfolding, block: torch.Tensor, power_steps: int
+        matrix: ModeUnfolding, block: torch.Tensor, power_steps: int,
+        keep_projection: bool
 ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
     """Ritz pairs of ``X X^T`` on the span of ``block``.
 
@@ -103,15 +106,16 @@ def _rayleigh_ritz(
         ``(values, basis, rotation, projection)``: the Ritz values in
         descending order, the refined block's orthonormal basis, the
         rotation of it that gives the Ritz vectors, and ``basis^T X`` (None
-        for a block wider than :data:`PROJECTION_MAX_ROW_FRACTION` of the
-        rows).
+        unless ``keep_projection``, or for a block wider than
+        :data:`PROJECTION_MAX_ROW_FRACTION` of the rows).
     """
     basis = block
     for _ in range(power_steps):
         basis = torch.linalg.qr(matrix.gram_times(basis)).Q
     rows, columns = matrix.shape
     projection = None
-    if basis.shape[1] <= rows * PROJECTION_MAX_ROW_FRACTION:
+    if (keep_projection
+            and basis.shape[1] <= rows * PROJECTION_MAX_ROW_FRACTION):
         projection = basis.new_empty(basis.shape[1], columns)
     # Q^T X X^T Q from one product with X per column block
     values, rotation = torch.linalg.eigh(
@@ -156,8 +160,8 @@ def ritz_leading_block(
         matrix: Union[torch.Tensor, ModeUnfolding],
         eps: float,
         seed: int = 0,
-        start: Optional[torch.Tensor] = None
-) -> Tuple[torch.Tensor, torch.Tensor, int]:
+        start: Optional[torch.Tensor] = None,
+        keep_projection: bool = False) -> RitzBlock:
     """The Ritz block whose leading vectors reach ``eps`` of the energy.
 
     :func:`ritz_leading_vectors` keeps the leading ``rank`` pairs; the
@@ -177,11 +181,15 @@ def ritz_leading_block(
             activation, refined by :data:`WARM_POWER_STEPS` steps. Ignored
             when None, empty, of another row count, or wider than
             :data:`WARM_MAX_ROW_FRACTION` of the rows.
+        keep_projection: Whether to return the projection of X on the
+            leading vectors, which the last Rayleigh-Ritz step forms
+            anyway, where the block is narrow enough.
 
     Returns:
         A :class:`RitzBlock`: the final block's Ritz values and vectors,
         the rank that reaches ``eps``, and the projection of X on the
-        leading ``rank`` vectors (where the block was narrow enough).
+        leading ``rank`` vectors (where asked for and the block was
+        narrow enough).
 
     Raises:
         ValueError: If eps is not in (0, 1].
@@ -210,7 +218,7 @@ def ritz_leading_block(
     width = block.shape[1]
     while True:
         values, basis, rotation, projection = _rayleigh_ritz(
-            matrix, block, power_steps)
+            matrix, block, power_steps, keep_projection)
         if not bool(torch.isfinite(values).all()):
             raise SolverUnsuitable('the Ritz values are not finite')
         vectors = basis @ rotation

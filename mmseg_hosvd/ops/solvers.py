@@ -66,31 +66,34 @@ class Solver(NamedTuple):
     """One entry of :data:`SOLVER_TABLE`.
 
     Attributes:
-        function: ``function(matrix, settings, start)`` returns a
-            :class:`Solution`, or raises
+        function: ``function(matrix, settings, start, keep_projection)``
+            returns a :class:`Solution`, or raises
             :class:`~.checks.SolverUnsuitable`; ``start`` (a
             ``next_start`` from the previous step, or None) may be used as
-            a warm start.
+            a warm start, and a projection formed anyway is returned only
+            when ``keep_projection`` asks for it.
         fallback: Name of the solver to run when this one raises
             :class:`~.checks.SolverUnsuitable`; None for a solver that never
             does.
     """
-    function: Callable[
-        [ModeUnfolding, 'DecompositionSettings', Optional[torch.Tensor]],
-        Solution]
+    function: Callable[[
+        ModeUnfolding, 'DecompositionSettings', Optional[torch.Tensor], bool
+    ], Solution]
     fallback: Optional[str]
 
 
 def eigh_solver(
         matrix: ModeUnfolding,
         settings: 'DecompositionSettings',
-        start: Optional[torch.Tensor] = None) -> Solution:
+        start: Optional[torch.Tensor] = None,
+        keep_projection: bool = False) -> Solution:
     """Leading vectors at the exact rank, from the Gram eigendecomposition.
 
     Args:
         matrix: The unfolding X, shape (m, n).
         settings: The decomposition settings (``eps`` is used).
         start: Not used: the full eigendecomposition needs no start.
+        keep_projection: Not used: it forms no projection.
 
     Returns:
         The vectors as orthonormal columns, shape (m, k); no start for a
@@ -106,7 +109,8 @@ def eigh_solver(
 def ritz_solver(
         matrix: ModeUnfolding,
         settings: 'DecompositionSettings',
-        start: Optional[torch.Tensor] = None) -> Solution:
+        start: Optional[torch.Tensor] = None,
+        keep_projection: bool = False) -> Solution:
     """Leading vectors from randomized subspace iteration plus Rayleigh-Ritz.
 
     Args:
@@ -114,17 +118,20 @@ def ritz_solver(
         settings: The decomposition settings (``eps`` and ``seed``).
         start: The block to start from (see
             :func:`~.ritz.ritz_leading_block`), or None.
+        keep_projection: Whether to keep the final block's projection of
+            X, where it is narrow enough (see :class:`~.ritz.RitzBlock`).
 
     Returns:
         The vectors as orthonormal columns, shape (m, k),
-        :func:`~.ritz.next_start` of the final block, and the block's
-        projection of X (see :class:`~.ritz.RitzBlock`).
+        :func:`~.ritz.next_start` of the final block, and the projection
+        of X on the vectors, or None.
 
     Raises:
         SolverUnsuitable: See :func:`~.ritz.ritz_leading_block`.
     """
     _, vectors, rank, projection = ritz_leading_block(
-        matrix, settings.eps, settings.seed, start)
+        matrix, settings.eps, settings.seed, start,
+        keep_projection=keep_projection)
     return Solution(vectors[:, :rank], next_start(vectors, rank), projection)
 
 

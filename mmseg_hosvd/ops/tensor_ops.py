@@ -11,7 +11,7 @@ from typing import Optional, Sequence
 
 import torch
 
-from .dense_layout import dense_layout
+from .dense_layout import contiguous_order
 
 
 def _column_major(matrix: torch.Tensor) -> bool:
@@ -123,7 +123,9 @@ def mode_dot(tensor: torch.Tensor, matrix_or_vector: torch.Tensor,
 
     Returns:
         ``tensor`` with mode ``mode`` of size ``J`` for a matrix; without
-        mode ``mode`` for a vector.
+        mode ``mode`` for a vector. The product of a permuted tensor (such
+        as a channels-last one) by a matrix is a permuted view in the same
+        memory order.
 
     Raises:
         ValueError: For an operand that is neither a matrix nor a vector,
@@ -145,14 +147,12 @@ def mode_dot(tensor: torch.Tensor, matrix_or_vector: torch.Tensor,
             f'has size {size}, the operand of shape '
             f'{tuple(matrix_or_vector.shape)} (transpose={transpose}) '
             f'multiplies size {operand.shape[-1]}')
-    if operand.ndim == 2 and not tensor.is_contiguous():
-        dense, order = dense_layout(tensor)
-        if order != tuple(range(tensor.ndim)):
-            # a channels-last gradient: multiplied where it lies, where
-            # reshaping it would copy it whole
-            product = mode_dot(dense, operand, order.index(mode))
-            return product.permute([order.index(m) for m in range(len(order))])
-        tensor = dense
+    order = None if tensor.is_contiguous() else contiguous_order(tensor)
+    if operand.ndim == 2 and order is not None:
+        # a permuted tensor (a channels-last activation or gradient) is
+        # multiplied where it lies, where reshaping it would copy it whole
+        product = mode_dot(tensor.permute(order), operand, order.index(mode))
+        return product.permute([order.index(m) for m in range(len(order))])
     if after == 1:
         product = tensor.reshape(before, size) @ (
             operand.t() if operand.ndim == 2 else operand)

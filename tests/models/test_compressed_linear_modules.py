@@ -134,8 +134,8 @@ def test_linear_warm_start_is_kept_and_can_be_turned_off(monkeypatch):
     real = solvers.ritz_leading_block
     monkeypatch.setattr(
         solvers, 'ritz_leading_block',
-        lambda matrix, eps, seed=0, start=None: starts.append(start) or real(
-            matrix, eps, seed, start))
+        lambda matrix, eps, seed=0, start=None, **options: starts.append(
+            start) or real(matrix, eps, seed, start, **options))
     torch.manual_seed(0)
     mix = torch.randn(3, 300)
     warm = LinearHOSVD(300, 8, eps=0.9)

@@ -9,9 +9,9 @@ def ritz_calls(monkeypatch):
     calls = []
     real = solvers.ritz_leading_block
 
-    def counting(matrix, eps, seed=0, start=None):
+    def counting(matrix, eps, seed=0, start=None, **options):
         calls.append(tuple(matrix.shape))
-        return real(matrix, eps, seed, start)
+        return real(matrix, eps, seed, start, **options)
 
     monkeypatch.setattr(solvers, 'ritz_leading_block', counting)
     return calls

@@ -89,13 +89,15 @@ def test_ritz_grows_its_block_until_eps_is_reached():
 
 def test_a_narrow_ritz_block_keeps_the_projection_of_its_vectors():
     matrix = matrix_with_spectrum([0.9**i for i in range(512)], 600)
-    found = ritz_leading_block(matrix, 0.8)
+    found = ritz_leading_block(matrix, 0.8, keep_projection=True)
     assert found.vectors.shape[1] * 8 <= 512  # the first block of 32
     assert_close(found.projection,
                  found.vectors[:, :found.rank].t() @ matrix)
+    assert ritz_leading_block(matrix, 0.8).projection is None  # not asked
     # 32 columns are more than an eighth of 200 rows: nothing is kept
     wide = matrix_with_spectrum([0.9**i for i in range(200)], 300)
-    assert ritz_leading_block(wide, 0.8).projection is None
+    assert ritz_leading_block(wide, 0.8,
+                              keep_projection=True).projection is None
 
 
 @pytest.mark.parametrize('channels_last', [False, True])
@@ -114,6 +116,32 @@ def test_the_hosvd_core_reuses_the_ritz_projection(channels_last,
     monkeypatch.setattr(tucker_module, '_first_product', refused)
     assert_close(core, from_the_tensor)
     assert_close(hosvd(x, eps=0.9)[0], from_the_tensor)
+
+
+def test_of_several_projections_the_core_starts_from_the_smallest(
+        monkeypatch):
+    """Two large low-rank modes, both solved by Ritz: the core reuses the
+    projection that shrinks its mode most, and is the core of the
+    factors."""
+    import mmseg_hosvd.ops.decomposition as decomposition
+    gen = torch.Generator().manual_seed(0)
+    parts = [torch.randn(size, rank, generator=gen, dtype=torch.float64)
+             for size, rank in ((300, 3), (400, 6), (3, 3))]
+    x = torch.einsum('abc,ia,jb,kc->ijk',
+                     torch.randn(3, 6, 3, generator=gen,
+                                 dtype=torch.float64), *parts)
+    used = []
+    real = decomposition.tucker_core_in_order
+
+    def spy(dense, order, factors, projected=None):
+        used.append(projected[0])
+        return real(dense, order, factors, projected)
+
+    monkeypatch.setattr(decomposition, 'tucker_core_in_order', spy)
+    core, factors = hosvd(x, eps=0.99, solver='ritz')
+    ranks = [f.shape[1] for f in factors]
+    assert ranks[:2] == [3, 6] and used == [0]  # 3 / 300 < 6 / 400
+    assert_close(core, tucker_core(x, factors))
 
 
 @pytest.mark.parametrize('eps', [0.8, 0.9, 0.99])

@@ -98,7 +98,7 @@ def test_leading_vectors_runs_the_declared_fallbacks_in_order(monkeypatch):
 
     def giving_up(name):
 
-        def solve(matrix, settings, start=None):
+        def solve(matrix, settings, start=None, keep_projection=False):
             tried.append(name)
             raise SolverUnsuitable(f'{name} gives up')
 

@@ -179,9 +179,9 @@ def test_shared_input_layers_keep_one_warm_start(ritz_calls, monkeypatch):
     starts = []
     counting = solvers.ritz_leading_block
 
-    def spy(matrix, eps, seed=0, start=None):
+    def spy(matrix, eps, seed=0, start=None, **options):
         starts.append(start)
-        return counting(matrix, eps, seed, start)
+        return counting(matrix, eps, seed, start, **options)
 
     monkeypatch.setattr(solvers, 'ritz_leading_block', spy)
     shared = SharedDecomposition()
