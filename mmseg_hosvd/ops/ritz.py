@@ -25,8 +25,8 @@ included); the guarantee is unchanged, since the captured energy is still
 checked directly, and the rank comes out a little larger than the exact
 one (``benchmarks/decomposition.py --from-protocol``, target batches 2-4:
 SegFormer-B0's fusion input +1 on exact ranks of 32-36, its whole HOSVD
-in 0.40-0.54 of the cold time; PSPNet's bottleneck input +3 to +4 on
-51-58, cold +2, in about half the time).
+in 0.43 of the cold time; PSPNet's bottleneck input +3 to +4 on 51-58,
+cold +2, in about half the time).
 """
 import math
 from typing import NamedTuple, Optional, Tuple, Union
