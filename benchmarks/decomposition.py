@@ -11,6 +11,7 @@ the ranks of each.
 Usage::
 
     python benchmarks/decomposition.py [--eps 0.8 0.9] [--repeats 3]
+        [--shapes 8x512x16x16 ...]
         [--from-protocol [--models deeplabv3 pspnet] [--batches 3]]
         [--json benchmarks/results/decomposition.json]
 
@@ -48,6 +49,18 @@ def realistic_activation(shape, seed=0):
     return (x + 0.1 * torch.randn(shape, generator=gen)).relu()
 
 
+def activation_shape(text):
+    """``BxCxHxW`` (H and W multiples of 4) as a shape tuple."""
+    try:
+        shape = tuple(int(part) for part in text.split('x'))
+    except ValueError:
+        shape = ()
+    if len(shape) != 4 or min(shape) < 1 or shape[2] % 4 or shape[3] % 4:
+        raise argparse.ArgumentTypeError(
+            f'expected BxCxHxW with H and W multiples of 4, got {text!r}')
+    return shape
+
+
 def timed(fn, repeats):
     times = []
     result = None
@@ -58,10 +71,13 @@ def timed(fn, repeats):
     return statistics.median(times), result
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--eps', type=float, nargs='+', default=[0.8, 0.9])
     parser.add_argument('--repeats', type=int, default=3)
+    parser.add_argument('--shapes', type=activation_shape, nargs='+',
+                        default=SHAPES,
+                        help='synthetic activations, BxCxHxW')
     parser.add_argument('--from-protocol', action='store_true',
                         help='decompose the inputs of the 5 fine-tuned '
                         "layers of the protocol's calibrated DeepLabV3 and "
@@ -72,7 +88,7 @@ def main():
     parser.add_argument('--batches', type=int, default=3,
                         help='consecutive target batches of --from-protocol')
     parser.add_argument('--json', default=None, help='write records here')
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     records = []
     header = (f"{'activation':>46} {'eps':>4} {'svd s':>8} {'eigh s':>8} "
               f"{'auto s':>8} {'eigh x':>7} {'auto x':>7}  "
@@ -88,7 +104,7 @@ def main():
                            model, batches=args.batches)]
     else:
         activations = [(str(shape), realistic_activation(shape))
-                       for shape in SHAPES]
+                       for shape in args.shapes]
     previous = {}  # the warm start of each layer and eps, batch to batch
     for label, x in activations:
         shape = tuple(x.shape)

@@ -40,6 +40,32 @@ def test_activation_memory_records(tmp_path):
         'ReLU'] / 8
 
 
+def test_decomposition_records(tmp_path):
+    """The full SVDs and the Gram eigendecomposition find the same exact
+    ranks; the default solver (Ritz on the 300-channel mode) the same or
+    a little more, never less."""
+    path = tmp_path / 'decomposition.json'
+    out = run_script('benchmarks/decomposition.py', '--shapes', '4x300x8x8',
+                     '--eps', '0.8', '--repeats', '1', '--json', str(path))
+    record, = json.loads(path.read_text())
+    assert record['shape'] == [4, 300, 8, 8] and record['eps'] == 0.8
+    assert record['reference_ranks'] == record['eigh_ranks']
+    exact, auto = record['eigh_ranks'], record['auto_ranks']
+    assert auto[0] == exact[0] and auto[2:] == exact[2:]
+    assert exact[1] <= auto[1] <= exact[1] + 2
+    assert all(record[key] > 0 for key in ('svd_s', 'eigh_s', 'auto_s'))
+    assert '(4, 300, 8, 8)' in out
+
+
+def test_decomposition_names_a_bad_shape():
+    result = subprocess.run(
+        [sys.executable, 'benchmarks/decomposition.py', '--shapes', '4x300x6'],
+        cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 2
+    assert "BxCxHxW with H and W multiples of 4, got '4x300x6'" in (
+        result.stderr)
+
+
 def test_train_speed_records(tmp_path):
     path = tmp_path / 'speed.json'
     run_script('benchmarks/train_speed.py', '--models', 'fcn', '--methods',
