@@ -42,6 +42,26 @@ def test_hosvd_copies_no_unfolding_whole(solver, dtype, layout, tmp_path):
     assert used < size * 0.4
 
 
+@pytest.mark.parametrize('layout', [torch.contiguous_format,
+                                    torch.channels_last])
+def test_a_ritz_mode_keeps_its_projection_small(layout, tmp_path,
+                                                ritz_calls):
+    """The Ritz solver's projection, kept for the core, is at most an
+    eighth of the input while the other modes are solved."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.einsum('bkhw,ck->bchw', torch.randn(4, 3, 32, 32, generator=gen),
+                     torch.randn(512, 3, generator=gen)).contiguous(
+                         memory_format=layout)
+    size = x.numel() * x.element_size()
+    used = transient_bytes(lambda: hosvd(x, eps=0.9), tmp_path)
+    assert ritz_calls == [(512, 4096)]  # the channel mode
+    # the chunks and the small Gram matrices (0.09-0.13 of the input
+    # without the projection), the projection (32 of 512 rows here) and
+    # its rotation: 0.14 when measured; a projection of a quarter of the
+    # rows or a copied unfolding would not fit
+    assert used < size * 0.25
+
+
 @pytest.mark.parametrize('padding', [(36, 36, 36, 36), (35, 37, 36, 36)])
 def test_hosvd_weight_grad_does_not_expand_to_the_padded_size(
         padding, tmp_path):
