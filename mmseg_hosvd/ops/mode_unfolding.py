@@ -157,16 +157,26 @@ class ModeUnfolding:
         height and width modes of an activation), in a tensor that needs
         no cast, is summed over views of the tensor, never gathered:
         batched products of blocks, or :data:`GRAM_COLUMNS`-column slices
-        of a long one (the batch mode of SegFormer-B0's fusion input, 8 x
-        1 M, takes half the time in slices). Other modes, and a tensor to
-        be cast (bfloat16 under mixed precision), sum over
-        :meth:`blocks`.
+        of a long one (``benchmarks/unfolding_products.py``: 0.63-0.87x of
+        :meth:`gram_of_blocks`'s time on SegFormer-B0's fusion input,
+        0.52-0.56x on the batch mode of a 128-channel 128 x 128 input,
+        1.04-1.09x, a few hundredths of a millisecond, on the batch mode
+        of the CNNs' 16 x 16 head inputs). Other modes, and a tensor to be
+        cast (bfloat16 under mixed precision), sum over :meth:`blocks`.
         """
+        if self.grid.dtype != self.dtype or self.rows >= self.after:
+            return self.gram_of_blocks()
         gram = torch.zeros(self.rows, self.rows, dtype=self.dtype,
                            device=self.device)
-        if self.grid.dtype == self.dtype and self.rows < self.after:
-            self._add_gram_of_views(gram)
-            return gram
+        self._add_gram_of_views(gram)
+        return gram
+
+    def gram_of_blocks(self) -> torch.Tensor:
+        """``X X^T`` summed over :meth:`blocks` (gathered where small):
+        :meth:`gram`'s way for large modes and cast tensors, and the
+        baseline ``benchmarks/unfolding_products.py`` times it against."""
+        gram = torch.zeros(self.rows, self.rows, dtype=self.dtype,
+                           device=self.device)
         for block in self.blocks():
             gram.addmm_(block, block.t())
             del block

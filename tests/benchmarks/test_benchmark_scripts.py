@@ -66,6 +66,28 @@ def test_decomposition_names_a_bad_shape():
         result.stderr)
 
 
+def test_unfolding_products_records(tmp_path):
+    """The view-summed Gram modes and, for a channels-last input, the thin
+    product of its channel mode, each with its plain way's time."""
+    path = tmp_path / 'products.json'
+    out = run_script('benchmarks/unfolding_products.py', '--shapes',
+                     '2x300x8x8:cl', '2x16x4x4', '--repeats', '2', '--json',
+                     str(path))
+    records = json.loads(path.read_text())
+    assert [(r['activation'], r['product'], r['mode']) for r in records] == [
+        ('2x300x8x8:cl', 'gram', 0), ('2x300x8x8:cl', 'gram', 2),
+        ('2x300x8x8:cl', 'gram', 3), ('2x300x8x8:cl', 'thin', 1),
+        ('2x16x4x4', 'gram', 0)]
+    assert all(r['new_ms'] > 0 and r['old_ms'] > 0 and r['ratio'] > 0
+               for r in records)
+    assert 'thin' in out
+    bad = subprocess.run(
+        [sys.executable, 'benchmarks/unfolding_products.py', '--shapes',
+         '2x16x4:cl'], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert bad.returncode == 2
+    assert "BxCxHxW or BxCxHxW:cl, got '2x16x4:cl'" in bad.stderr
+
+
 def test_train_speed_records(tmp_path):
     path = tmp_path / 'speed.json'
     run_script('benchmarks/train_speed.py', '--models', 'fcn', '--methods',
