@@ -21,7 +21,8 @@ Usage::
 
     python benchmarks/activation_memory.py [--models ...] [--methods ...]
         [--layers 5] [--lean] [--lean-norm-eps 0.8]
-        [--lean-classifier-eps 0.99] [--lean-bits 8] [--batch 8] [--size 128]
+        [--lean-classifier-eps 0.99|whole] [--lean-bits 8] [--batch 8]
+        [--size 128]
         [--by-module] [--from-protocol] [--json PATH]
 """
 import argparse
@@ -39,7 +40,8 @@ from mmengine.runner import load_checkpoint  # noqa: E402
 from mmseg.registry import MODELS  # noqa: E402
 from mmseg.utils import register_all_modules  # noqa: E402
 from json_records import write_json  # noqa: E402
-from protocol_inputs import add_input_arguments, model_inputs  # noqa: E402
+from protocol_inputs import (add_input_arguments, lean_thresholds,  # noqa
+                             model_inputs)
 
 from mmseg_hosvd.engine import CompressConvHook  # noqa: E402
 from mmseg_hosvd.methods import accepted_options, method_names  # noqa: E402
@@ -97,6 +99,17 @@ def measure(model_name, method, layers, lean, eps, lean_eps, x, device,
     return result
 
 
+def classifier_eps(text):
+    """``--lean-classifier-eps``: a threshold, or 'whole'."""
+    if text == 'whole':
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a number or 'whole', got {text!r}") from None
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--models', nargs='+', choices=sorted(MODEL_CONFIGS),
@@ -107,10 +120,14 @@ def main(argv=None):
     parser.add_argument('--lean', action='store_true',
                         help='also measure the lean variant of each method')
     parser.add_argument('--eps', type=float, default=0.8)
-    parser.add_argument('--lean-norm-eps', type=float, default=0.8,
-                        help='eps of the lean BN inputs')
-    parser.add_argument('--lean-classifier-eps', type=float, default=0.99,
-                        help="eps of the lean classifier's input")
+    parser.add_argument('--lean-norm-eps', type=float, default=None,
+                        help="eps of the lean BN inputs (default: the "
+                        "model's lean config)")
+    parser.add_argument('--lean-classifier-eps', type=classifier_eps,
+                        default=None,
+                        help="eps of the lean classifier's input, or "
+                        "'whole' to store it whole (default: the model's "
+                        'lean config)')
     parser.add_argument('--lean-bits', type=int, default=None,
                         help='lean variants also keep their LayerNorm and '
                         'GELU inputs as codes of this many bits')
@@ -138,8 +155,13 @@ def main(argv=None):
         for layers in args.layers:
             base = None
             for method, lean in variants:
-                lean_eps = dict(norm=args.lean_norm_eps,
-                                classifier=args.lean_classifier_eps)
+                lean_eps = lean_thresholds(model_name)
+                if args.lean_norm_eps is not None:
+                    lean_eps['norm'] = args.lean_norm_eps
+                if args.lean_classifier_eps is not None:
+                    lean_eps['classifier'] = (
+                        None if args.lean_classifier_eps == 'whole' else
+                        args.lean_classifier_eps)
                 result = measure(model_name, method, layers, lean, args.eps,
                                  lean_eps, x, device, checkpoint,
                                  args.lean_bits, args.by_module)
@@ -148,6 +170,7 @@ def main(argv=None):
                 record = dict(model=model_name, method=method, layers=layers,
                               lean=lean,
                               lean_bits=args.lean_bits if lean else None,
+                              lean_eps=lean_eps if lean else None,
                               weights='protocol' if checkpoint else 'random',
                               **result,
                               measured_ratio_to_vanilla=result['measured_mb']

@@ -9,7 +9,7 @@ from mmengine.optim import build_optim_wrapper
 from mmengine.runner import load_checkpoint
 from mmseg.registry import MODELS
 from mmseg.utils import register_all_modules
-from protocol_inputs import protocol_checkpoint, raw_batch
+from protocol_inputs import lean_thresholds, protocol_checkpoint, raw_batch
 
 from mmseg_hosvd.engine import (ActivationCheckpointHook, CompressConvHook,
                                 FrozenPrefixHook)
@@ -17,9 +17,6 @@ from mmseg_hosvd.methods import accepted_options
 from mmseg_hosvd.models import set_norm_eval_
 from mmseg_hosvd.models.chunked_loss import chunk_losses_
 from mmseg_hosvd.protocol import config_path
-
-#: The lean region's thresholds, as in the protocol's lean configs.
-LEAN_EPS = dict(norm=0.8, classifier=0.99)
 
 
 def optim_wrapper_config(cfg: Config, reductions: list, device: str,
@@ -58,7 +55,8 @@ def build_setup(spec: dict) -> dict:
                                spec['lean'])
     hook = CompressConvHook(method=spec['method'], num_layers=spec['layers'],
                             lean=spec['lean'],
-                            lean_eps=LEAN_EPS if spec['lean'] else None,
+                            lean_eps=(lean_thresholds(spec['model'])
+                                      if spec['lean'] else None),
                             lean_bits=spec.get('lean_bits'),
                             **options)
     plan = hook.apply(model)

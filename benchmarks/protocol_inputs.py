@@ -30,6 +30,14 @@ def add_input_arguments(parser, device: bool = True) -> None:
     parser.add_argument('--json', help='write the records here')
 
 
+def lean_thresholds(model_name):
+    """The lean region's ``lean_eps`` of the model's ``*-lean-l5`` config,
+    so that the benchmarks measure the lean region the protocol trains."""
+    cfg = Config.fromfile(
+        config_path(model_name, 'finetune', 'hosvd-eps0.8-lean', 5))
+    return dict(cfg.custom_hooks[0]['lean_eps'])
+
+
 def protocol_checkpoint(model_name):
     """The calibrated checkpoint the protocol's fine-tuning starts from.
 

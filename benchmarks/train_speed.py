@@ -44,8 +44,8 @@ from mmengine.runner import load_checkpoint  # noqa: E402
 from mmseg.registry import MODELS  # noqa: E402
 from mmseg.utils import register_all_modules  # noqa: E402
 from json_records import write_json  # noqa: E402
-from peak_memory_setup import LEAN_EPS  # noqa: E402
-from protocol_inputs import add_input_arguments, model_inputs  # noqa: E402
+from protocol_inputs import (add_input_arguments, lean_thresholds,  # noqa
+                             model_inputs)
 from reference_hosvd import AuthorsHOSVDConv2d  # noqa: E402
 
 from mmseg_hosvd.engine import CompressConvHook  # noqa: E402
@@ -64,7 +64,8 @@ AUTHORS = 'hosvd_authors'
 def build(model_name, method, layers, eps, x, solver='auto',
           checkpoint=None, warm_start=True, lean=False):
     """The model of ``model_name`` set up for fine-tuning with ``method``
-    (with its lean region if ``lean``, at the protocol's lean thresholds).
+    (with its lean region if ``lean``, at the thresholds of its lean
+    config).
 
     Returns:
         ``(model, plan)``; subspace ranks are fixed on the batch ``x``.
@@ -77,7 +78,7 @@ def build(model_name, method, layers, eps, x, solver='auto',
     hook_method = 'vanilla' if method == AUTHORS else method
     hook = CompressConvHook(
         method=hook_method, num_layers=layers, lean=lean,
-        lean_eps=LEAN_EPS if lean else None,
+        lean_eps=lean_thresholds(model_name) if lean else None,
         **accepted_options(hook_method, dict(eps=eps, solver=solver,
                                              warm_start=warm_start), lean))
     plan = hook.apply(model)

@@ -65,14 +65,18 @@ def _method(name: Optional[str]) -> Optional[FinetuneMethod]:
 
 
 def setting_label(finetune: dict) -> str:
-    """The setting of a run as its method labels it ('' if unknown), and
-    the bits of a lean region's coded LayerNorm/GELU inputs."""
+    """The setting of a run as its method labels it ('' if unknown), the
+    bits of a lean region's coded LayerNorm/GELU inputs, and whether its
+    classifier stores its whole input."""
     method = _method(finetune.get('method'))
-    label = method.label(finetune) if method is not None else ''
+    parts = [method.label(finetune) if method is not None else '']
     if finetune.get('lean_bits'):
-        label = ', '.join(filter(None, [label,
-                                        f"lean_bits={finetune['lean_bits']}"]))
-    return label
+        parts.append(f"lean_bits={finetune['lean_bits']}")
+    lean_eps = finetune.get('lean_eps') or {}
+    if finetune.get('lean') and 'classifier' in lean_eps \
+            and lean_eps['classifier'] is None:
+        parts.append('classifier whole')
+    return ', '.join(filter(None, parts))
 
 
 def load_run(work_dir: str) -> Tuple[Optional[dict], Optional[str]]:

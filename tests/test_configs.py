@@ -171,3 +171,22 @@ def test_subspace_configs_state_their_budget_as_a_fixed_number(path):
         text = f.read()
     budget = Config.fromfile(path).custom_hooks[0]['budget_mb']
     assert f'within a fixed budget of {budget:g} MB' in text
+
+
+#: Models whose lean configs keep the classifier's input whole: there a
+#: HOSVD form at eps 0.99 kept 55% of it (README, "The transformer models").
+WHOLE_CLASSIFIER = ('segformer', )
+
+
+@pytest.mark.parametrize('model', MODEL_NAMES)
+def test_lean_configs_of_a_model_share_their_thresholds(model):
+    folder, prefix = MODEL_CONFIGS[model]
+    paths = glob.glob(osp.join(CONFIGS, folder, f'{prefix}_*-lean*.py'))
+    assert len(paths) >= 4
+    found = {
+        osp.basename(p): Config.fromfile(p).custom_hooks[0]['lean_eps']
+        for p in paths
+    }
+    classifier = None if model in WHOLE_CLASSIFIER else 0.99
+    assert all(v == dict(norm=0.8, classifier=classifier)
+               for v in found.values()), found

@@ -3,7 +3,7 @@
 # backbone); exact.
 _base_ = './segformer_mit-b0_hosvd-eps0.8-lean-l10_shapes-target-128x128.py'
 custom_hooks = [
-    dict(type='CompressConvHook', method='hosvd', eps=0.8, num_layers=10, lean=True, lean_eps={'norm': 0.8, 'classifier': 0.99}),
+    dict(type='CompressConvHook', method='hosvd', eps=0.8, num_layers=10, lean=True, lean_eps={'norm': 0.8, 'classifier': None}),
     dict(type='ActivationMemoryHook'),
     dict(type='ActivationCheckpointHook')
 ]

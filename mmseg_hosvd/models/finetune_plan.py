@@ -21,7 +21,8 @@ class FinetunePlan:
         settings: ``extra_repr`` of each swapped convolution.
         shared_inputs: Groups of convolutions that share one decomposition.
         lean: Whether the fine-tuned region is lean.
-        lean_eps: The lean region's thresholds, or None.
+        lean_eps: The lean region's thresholds (the classifier's None
+            where it stores its whole input), or None.
         lean_bits: Bits of the lean region's LayerNorm and GELU inputs, or
             None (exact).
         lean_modules: Names of the lean region's swapped modules.
@@ -39,7 +40,7 @@ class FinetunePlan:
     settings: Dict[str, str] = field(default_factory=dict)
     shared_inputs: List[List[str]] = field(default_factory=list)
     lean: bool = False
-    lean_eps: Optional[Dict[str, float]] = None
+    lean_eps: Optional[Dict[str, Optional[float]]] = None
     lean_bits: Optional[int] = None
     lean_modules: List[str] = field(default_factory=list)
     results: Dict[str, Any] = field(default_factory=dict)

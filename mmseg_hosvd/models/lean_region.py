@@ -3,7 +3,9 @@
 From the first fine-tuned convolution to the logits, ReLU/ReLU6 keep a 1-bit
 mask, BatchNorm with frozen statistics keeps nothing full-size (a trained BN
 weight gets its gradient from a HOSVD form of the input) and the classifier
-stores a HOSVD form of its input. With ``bits``, the region's LayerNorm and
+stores a HOSVD form of its input, or its whole input where
+``lean_eps['classifier']`` is None (DESIGN.md: "trained, not compressed").
+With ``bits``, the region's LayerNorm and
 GELU (transformers) keep their inputs as per-group codes: they have no
 exact form that keeps less than their input, so this one is approximate
 and opt-in.
@@ -26,19 +28,25 @@ LEAN_KINDS = (nn.ReLU, nn.ReLU6, nn.BatchNorm2d)
 QUANTIZED_KINDS = (nn.LayerNorm, nn.GELU)
 #: Parts of the lean region with their own HOSVD threshold.
 LEAN_PARTS = ('norm', 'classifier')
+#: Parts whose threshold may be None: their input is stored whole.
+WHOLE_PARTS = ('classifier', )
 
 
-def lean_eps_of(lean_eps: Union[None, float, Dict[str, float]],
-                eps: float) -> Dict[str, float]:
+def lean_eps_of(lean_eps: Union[None, float, Dict[str, Optional[float]]],
+                eps: float) -> Dict[str, Optional[float]]:
     """The lean region's thresholds: ``{'norm': ..., 'classifier': ...}``.
 
     Args:
         lean_eps: None (``eps`` for both), one number for both, or a dict
-            with some of the keys of :data:`LEAN_PARTS`.
+            with some of the keys of :data:`LEAN_PARTS`. ``classifier=None``
+            keeps the classifier a plain convolution that stores its whole
+            input (exact weight gradient): worth it where a HOSVD form of
+            that input would keep most of it anyway.
         eps: The default threshold (the fine-tuned convolutions' eps).
 
     Raises:
-        ValueError: For an unknown key or a threshold outside (0, 1].
+        ValueError: For an unknown key, a threshold outside (0, 1], or
+            None for a part that cannot be kept whole.
     """
     if lean_eps is None:
         return {part: eps for part in LEAN_PARTS}
@@ -51,15 +59,21 @@ def lean_eps_of(lean_eps: Union[None, float, Dict[str, float]],
                          f'{list(LEAN_PARTS)}')
     checked = {}
     for part in LEAN_PARTS:
+        value = lean_eps.get(part, eps)
+        if value is None and part in WHOLE_PARTS:
+            checked[part] = None
+            continue
         try:
-            checked[part] = check_eps(lean_eps.get(part, eps))
+            checked[part] = check_eps(value)
         except ValueError as error:
-            raise ValueError(f"lean_eps['{part}']: {error}") from None
+            whole = (f' (only {list(WHOLE_PARTS)} may be None: stored whole)'
+                     if value is None else '')
+            raise ValueError(f"lean_eps['{part}']: {error}{whole}") from None
     return checked
 
 
 def make_lean_(model: nn.Module, trace: ModelTrace, starts: Sequence[str],
-               lean_eps: Dict[str, float], solver: str,
+               lean_eps: Dict[str, Optional[float]], solver: str,
                bits: Optional[int] = None,
                warm_start: bool = True) -> List[str]:
     """Swaps the region's ReLU/BN (and, with ``bits``, LayerNorm/GELU) and
@@ -80,7 +94,8 @@ def make_lean_(model: nn.Module, trace: ModelTrace, starts: Sequence[str],
             the step before (see :class:`~.compressed_conv.Conv2dHOSVD`).
 
     Returns:
-        Names of the swapped modules, the classifier last.
+        Names of the swapped modules, the classifier last (absent where
+        ``lean_eps['classifier']`` is None).
     """
     kinds = LEAN_KINDS + (QUANTIZED_KINDS if bits is not None else ())
     names = [
@@ -103,7 +118,8 @@ def make_lean_(model: nn.Module, trace: ModelTrace, starts: Sequence[str],
                 model, name,
                 LeanFrozenBatchNorm2d.from_module(module, lean_eps['norm'],
                                                   solver))
-    if has_module(model, CLASSIFIER) and not isinstance(
+    if lean_eps['classifier'] is not None and has_module(
+            model, CLASSIFIER) and not isinstance(
             model.get_submodule(CLASSIFIER), CompressedConv2d):
         set_submodule(
             model, CLASSIFIER,

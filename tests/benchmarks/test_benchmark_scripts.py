@@ -192,3 +192,33 @@ def test_activation_memory_lean_bits_code_the_transformer_parts(tmp_path):
         lean['by_module_mb'])
     assert plain['by_module_mb']['GELU'] > lean['by_module_mb'][
         'QuantizedGELU']
+
+
+def test_activation_memory_lean_classifier_follows_the_lean_config(tmp_path):
+    """SegFormer-B0's lean config keeps the classifier's input whole;
+    ``--lean-classifier-eps`` overrides it."""
+    records = {}
+    for name, flags in (('config', []),
+                        ('hosvd', ['--lean-classifier-eps', '0.99'])):
+        path = tmp_path / f'{name}.json'
+        run_script('benchmarks/activation_memory.py', '--models',
+                   'segformer', '--layers', '5', '--lean', '--batch', '2',
+                   '--size', '64', '--by-module', '--json', str(path),
+                   *flags)
+        records[name] = json.loads(path.read_text())[-1]
+    whole, compressed = records['config'], records['hosvd']
+    assert whole['lean_eps'] == dict(norm=0.8, classifier=None)
+    assert compressed['lean_eps'] == dict(norm=0.8, classifier=0.99)
+    # the plain classifier stores its whole (2, 256, 16, 16) float input
+    assert whole['by_module_mb']['Conv2d'] == pytest.approx(
+        2 * 256 * 16 * 16 * 4 / 2**20)
+    assert 'Conv2d' not in compressed['by_module_mb']
+
+
+def test_activation_memory_rejects_a_bad_classifier_eps():
+    result = subprocess.run(
+        [sys.executable, 'benchmarks/activation_memory.py',
+         '--lean-classifier-eps', 'half'], cwd=ROOT, capture_output=True,
+        text=True, timeout=600)
+    assert result.returncode == 2
+    assert "expected a number or 'whole', got 'half'" in result.stderr

@@ -175,6 +175,9 @@ def test_unknown_trainable_module():
      r"lean_eps has unknown keys \['bn'\]; use \['norm', 'classifier'\]"),
     (dict(num_layers=5, lean=True, lean_eps=dict(norm=1.5)),
      r"lean_eps\['norm'\]: eps must be in \(0, 1\], got 1.5"),
+    (dict(num_layers=5, lean=True, lean_eps=dict(norm=None)),
+     r"lean_eps\['norm'\]: eps must be a number in \(0, 1\], got None "
+     r"\(only \['classifier'\] may be None: stored whole\)"),
     (dict(num_layers=5, solver='lapack'),
      r"solver must be one of \('auto', 'eigh', 'ritz'\), got 'lapack'"),
     (dict(method='svd', num_layers=5, solver='eigh'),
@@ -291,6 +294,35 @@ def test_lean_eps_per_part(lean_eps, norm, classifier):
     bns = [m for m in bns if isinstance(m, LeanFrozenBatchNorm2d)]
     assert bns and {m.compress_eps for m in bns} == {norm}
     assert model.get_submodule('decode_head.conv_seg').eps == classifier
+
+
+def test_lean_classifier_can_keep_its_whole_input():
+    """``classifier=None``: a plain convolution, with vanilla's gradient."""
+    model = build_model('pspnet')
+    plain = build_model('pspnet')
+    plain.load_state_dict(model.state_dict())
+    plan = CompressConvHook(num_layers=5, eps=0.8, lean=True,
+                            lean_eps=dict(norm=0.8,
+                                          classifier=None)).apply(model)
+    CompressConvHook(method='vanilla', num_layers=5).apply(plain)
+    assert plan['lean_eps'] == dict(norm=0.8, classifier=None)
+    assert 'decode_head.conv_seg' not in plan['lean_modules']
+    assert plan['lean_modules']  # the rest of the region is still lean
+    classifiers = [m.get_submodule('decode_head.conv_seg')
+                   for m in (model, plain)]
+    assert type(classifiers[0]) is nn.Conv2d
+    assert classifiers[0].weight.requires_grad
+    x = torch.randn(2, 3, 64, 64)
+    for m in (model, plain):
+        m.train()
+        set_norm_eval_(m)
+        logits = m._forward(x)
+        (logits * torch.linspace(-1, 1, logits.numel()).view_as(logits)
+         ).sum().backward()
+    torch.testing.assert_close(classifiers[0].weight.grad,
+                               classifiers[1].weight.grad)
+    torch.testing.assert_close(classifiers[0].bias.grad,
+                               classifiers[1].bias.grad)
 
 
 def test_sharing_can_be_turned_off():

@@ -8,7 +8,7 @@ import sys
 import matplotlib.image
 import pytest
 
-from mmseg_hosvd.comparison import collect, markdown_table
+from mmseg_hosvd.comparison import collect, markdown_table, setting_label
 
 from ..helpers import ROOT
 
@@ -137,3 +137,15 @@ def test_nothing_to_compare_fails_clearly(tmp_path):
         cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 1
     assert 'no finished runs found' in result.stderr
+
+
+@pytest.mark.parametrize('finetune,label', [
+    (dict(method='hosvd', eps=0.8, lean=True,
+          lean_eps=dict(norm=0.8, classifier=None)),
+     'eps=0.8, classifier whole'),
+    (dict(method='hosvd', eps=0.8, lean=True,
+          lean_eps=dict(norm=0.8, classifier=0.99)), 'eps=0.8'),
+    (dict(method='hosvd', eps=0.8, lean=False, lean_eps=None), 'eps=0.8'),
+])
+def test_a_lean_classifier_kept_whole_is_told_apart(finetune, label):
+    assert setting_label(finetune) == label

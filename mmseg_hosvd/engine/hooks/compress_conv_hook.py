@@ -64,6 +64,9 @@ class CompressConvHook(Hook):
             and 'classifier' (its input); a missing one takes ``eps``
             (0.8 when the method has none). Keep the classifier's high
             (0.99) and the BN inputs' low (0.8) for most of the saving.
+            ``classifier=None`` leaves the classifier a plain convolution
+            that stores its whole input, where a HOSVD form at 0.99 would
+            keep most of it for the time of a decomposition per step.
         lean_bits: Also keep the inputs of the lean region's LayerNorm and
             GELU layers (transformers) as per-group codes of this many bits
             (2, 4 or 8): about a quarter of their memory at 8 bits, with
@@ -86,7 +89,8 @@ class CompressConvHook(Hook):
                  norm_eval: bool = True,
                  share_inputs: bool = True,
                  lean: bool = False,
-                 lean_eps: Union[None, float, Dict[str, float]] = None,
+                 lean_eps: Union[None, float, Dict[str,
+                                                   Optional[float]]] = None,
                  lean_bits: Optional[int] = None,
                  trace_input_shape: Sequence[int] = (2, 3, 64, 64),
                  **options):
