@@ -85,15 +85,26 @@ def share_copy_(tensor: torch.Tensor, copy: torch.Tensor) -> bool:
     return True
 
 
+def _layout_of(piece: torch.Tensor) -> torch.memory_format:
+    """Channels-last for a channels-last 4-D part, as ``torch.cat`` keeps
+    it (SegFormer's upsampled stage features are): the convolution after
+    the concatenation and its HOSVD read that layout fastest."""
+    if piece.dim() == 4 and not piece.is_contiguous() and \
+            piece.is_contiguous(memory_format=torch.channels_last):
+        return torch.channels_last
+    return torch.contiguous_format
+
+
 def concat_into(parts: List[Callable[[], torch.Tensor]],
                 widths: List[int],
                 share_frozen: bool = False) -> torch.Tensor:
     """``torch.cat([part() for part in parts], 1)``, one part alive at once.
 
-    Each part is copied into its slice of one preallocated tensor and
-    freed; backward gives each part its slice of the gradient, as
-    ``torch.cat`` does (an in-place slice assignment would instead clone
-    the whole gradient once per part).
+    Each part is copied into its slice of one preallocated tensor (in the
+    first part's layout, channels-last or contiguous) and freed; backward
+    gives each part its slice of the gradient, as ``torch.cat`` does (an
+    in-place slice assignment would instead clone the whole gradient once
+    per part).
 
     Args:
         parts: Functions returning tensors of one shape but for dim 1,
@@ -117,8 +128,10 @@ def concat_into(parts: List[Callable[[], torch.Tensor]],
             raise ValueError(f'a part has {piece.shape[1]} channels where '
                              f'{width} were expected')
         if not holder:
-            holder.append(piece.new_empty((piece.shape[0], sum(widths)) +
-                                          tuple(piece.shape[2:])))
+            holder.append(torch.empty(
+                (piece.shape[0], sum(widths)) + tuple(piece.shape[2:]),
+                dtype=piece.dtype, device=piece.device,
+                memory_format=_layout_of(piece)))
         tokens.append(_WriteSlot.apply(piece, holder, start))
         if share_frozen:
             share_copy_(piece, holder[0][:, start:start + width])

@@ -186,3 +186,24 @@ def test_only_a_frozen_tensor_owning_its_memory_is_repointed():
     assert not share_copy_(copy.clone()[:1], copy[:1])  # a view
     assert not share_copy_(copy.clone().double(), copy)
     assert not share_copy_(copy.clone(), copy[:, :2])
+
+
+@pytest.mark.parametrize('channels_last', [False, True])
+def test_the_concatenation_keeps_the_parts_layout(channels_last):
+    """As ``torch.cat`` does: SegFormer's channels-last stage features give
+    a channels-last concatenation, which its fusion convolution and HOSVD
+    read fastest."""
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    leaves = [torch.randn(2, 3, 5, 4).to(memory_format=layout)
+              .requires_grad_() for _ in range(3)]
+    out = concat_into([lambda leaf=leaf: leaf * 2 for leaf in leaves],
+                      [3] * 3)
+    expected = torch.cat([leaf * 2 for leaf in leaves], 1)
+    assert out.stride() == expected.stride()
+    assert out.is_contiguous(memory_format=layout)
+    torch.testing.assert_close(out, expected)
+    grad = torch.randn_like(out)
+    out.backward(grad)
+    for index, leaf in enumerate(leaves):
+        torch.testing.assert_close(leaf.grad,
+                                   2 * grad[:, 3 * index:3 * (index + 1)])
