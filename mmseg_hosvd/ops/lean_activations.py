@@ -13,6 +13,7 @@ import torch
 
 from .checks import autocast_off
 from .decomposition import hosvd
+from .dense_layout import contiguous_order
 from .decomposition_settings import DecompositionSettings, resolve_settings
 from .tensor_ops import tucker_to_tensor
 
@@ -41,6 +42,30 @@ def unpack_bits(packed: torch.Tensor, shape) -> torch.Tensor:
     return bits.reshape(-1)[:numel].view(shape).bool()
 
 
+def pack_mask(mask: torch.Tensor) -> Tuple[torch.Tensor, tuple, tuple]:
+    """Packs a boolean tensor in the order its elements lie in memory.
+
+    A channels-last mask is packed without a transposing copy, and
+    :func:`unpack_mask` gives it back channels-last, so that the gradient
+    it multiplies (channels-last too) is read in one order.
+
+    Returns:
+        ``(packed, shape in memory order, order)`` for :func:`unpack_mask`.
+    """
+    order = contiguous_order(mask)
+    if order is None:
+        order, mask = tuple(range(mask.ndim)), mask.contiguous()
+    stored = mask.permute(order)
+    return pack_bits(stored), tuple(stored.shape), order
+
+
+def unpack_mask(packed: torch.Tensor, shape: tuple,
+                order: tuple) -> torch.Tensor:
+    """Inverse of :func:`pack_mask`, in the packed mask's layout."""
+    inverse = sorted(range(len(order)), key=order.__getitem__)
+    return unpack_bits(packed, shape).permute(inverse)
+
+
 class _BitMaskReLUFunction(torch.autograd.Function):
 
     @staticmethod
@@ -51,14 +76,14 @@ class _BitMaskReLUFunction(torch.autograd.Function):
         else:
             out = x.clamp(0, upper)
             passes = (x > 0) & (x < upper)
-        ctx.shape = x.shape
-        ctx.save_for_backward(pack_bits(passes))
+        packed, ctx.shape, ctx.order = pack_mask(passes)
+        ctx.save_for_backward(packed)
         return out
 
     @staticmethod
     def backward(ctx, grad_output):
         (packed, ) = ctx.saved_tensors
-        mask = unpack_bits(packed, ctx.shape)
+        mask = unpack_mask(packed, ctx.shape, ctx.order)
         return grad_output * mask, None
 
 

@@ -7,7 +7,8 @@ from torch import nn
 from torch.testing import assert_close
 
 from mmseg_hosvd.models.lean_modules import BitMaskReLU, LeanFrozenBatchNorm2d
-from mmseg_hosvd.ops.lean_activations import pack_bits, unpack_bits
+from mmseg_hosvd.ops.lean_activations import (pack_bits, pack_mask,
+                                               unpack_bits, unpack_mask)
 from mmseg_hosvd.utils import SavedTensorMeter
 
 
@@ -19,6 +20,44 @@ def test_pack_unpack_round_trip(shape):
     assert packed.dtype == torch.uint8
     assert packed.numel() == -(-mask.numel() // 8)
     assert torch.equal(unpack_bits(packed, mask.shape), mask)
+
+
+def layouts(shape):
+    """The same values as a contiguous, a channels-last, a permuted and a
+    strided (non-dense) tensor."""
+    x = torch.randn(shape[0], shape[1], shape[2], 2 * shape[3])
+    return [x, x.contiguous(memory_format=torch.channels_last),
+            x.permute(3, 1, 0, 2).contiguous().permute(2, 1, 3, 0),
+            x[..., ::2]]
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.integers(1, 6), min_size=4, max_size=4))
+def test_a_mask_is_packed_in_memory_order(shape):
+    """A dense mask round-trips with its strides and is packed without a
+    transposing copy; a non-dense one round-trips contiguous."""
+    for index, x in enumerate(layouts(shape)):
+        mask = x > 0
+        packed, stored, order = pack_mask(mask)
+        assert packed.numel() == -(-mask.numel() // 8)
+        got = unpack_mask(packed, stored, order)
+        assert torch.equal(got, mask)
+        like = mask if index < 3 else mask.contiguous()
+        # strides of size-1 dimensions do not matter
+        assert [got.stride(d) for d in range(4) if mask.shape[d] > 1] == [
+            like.stride(d) for d in range(4) if mask.shape[d] > 1]
+
+
+@pytest.mark.parametrize('layout', range(4))
+def test_bitmask_relu_gradient_keeps_the_layout(layout):
+    """The input gradient of a channels-last (or permuted) input comes back
+    in its layout, as ``torch.relu``'s does, and is exact in each."""
+    x = layouts((2, 5, 6, 3))[layout].requires_grad_()
+    grad = torch.randn_like(x)
+    (expected, ) = torch.autograd.grad(torch.relu(x), [x], grad)
+    (got, ) = torch.autograd.grad(BitMaskReLU()(x), [x], grad)
+    assert_close(got, expected)
+    assert got.stride() == expected.stride()
 
 
 @pytest.mark.parametrize('reference', [nn.ReLU(), nn.ReLU(inplace=True),
