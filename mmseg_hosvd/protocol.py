@@ -14,6 +14,7 @@ from typing import Callable, List, Optional
 
 from mmengine.config import Config
 
+from .config_drift import changed_keys, trained_config
 from .datasets import DEFAULT_SIZES, generate
 from .datasets.synthetic_shapes import STAMP_NAME, generation_stamp, read_stamp
 from .methods import protocol_tags
@@ -152,8 +153,11 @@ def stale_reason(config: str, checkpoint: str) -> Optional[str]:
     of the generated dataset it trains on (``generated.json`` next to the
     domain folder of ``train_dataloader.dataset.data_root``) or than the
     checkpoint it starts from (``load_from``). Like ``make``, it goes by
-    file times: copies that do not keep them can trigger or miss a
-    retraining.
+    file times there: copies that do not keep them can trigger or miss a
+    retraining. It is also stale when the config it was trained with
+    (recorded in the checkpoint) differs from ``config`` in what defines
+    training (:data:`~mmseg_hosvd.config_drift.TRAINING_KEYS`), or when
+    the checkpoint cannot be read.
 
     Returns:
         The reason, or None when the checkpoint is up to date.
@@ -168,6 +172,14 @@ def stale_reason(config: str, checkpoint: str) -> Optional[str]:
     load_from = cfg.get('load_from')
     if load_from and osp.isfile(load_from) and osp.getmtime(load_from) > made:
         return f'older than the checkpoint it starts from, {load_from}'
+    try:
+        trained = trained_config(checkpoint)
+    except (EOFError, RuntimeError) as error:  # empty or truncated
+        return f'unreadable ({type(error).__name__}: {error})'
+    changed = [] if trained is None else changed_keys(config, trained)
+    if changed:
+        return (f'trained with another {", ".join(changed)} than {config} '
+                'has now')
     return None
 
 

@@ -106,3 +106,12 @@ class RunsCommand:
 
 #: How the weights-only unpickler names ``os.system``.
 SYSTEM_GLOBAL = f'{os.system.__module__}.system'
+
+
+def write_checkpoint(config: str, path: str) -> None:
+    """A checkpoint file as MMEngine writes one for ``config``: its meta
+    records the config it was trained with (no weights)."""
+    import torch
+    os.makedirs(osp.dirname(path), exist_ok=True)
+    torch.save(dict(meta=dict(cfg=Config.fromfile(config).pretty_text),
+                    state_dict={}), path)

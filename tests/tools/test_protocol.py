@@ -5,12 +5,13 @@ import os
 import os.path as osp
 import time
 
+import torch
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
 from mmseg_hosvd import protocol
 
-from ..helpers import CONFIGS, tiny_runner_config
+from ..helpers import CONFIGS, tiny_runner_config, write_checkpoint
 
 
 def test_quick_subset_is_two_models_one_eps():
@@ -29,8 +30,7 @@ def test_finished_training_and_test_are_reused(tmp_path, monkeypatch):
     os.symlink(CONFIGS, 'configs')
     config = protocol.config_path('fcn', 'finetune', 'hosvd-eps0.8', 5)
     checkpoint = protocol.final_checkpoint(config)
-    os.makedirs(os.path.dirname(checkpoint))
-    open(checkpoint, 'w').close()
+    write_checkpoint(config, checkpoint)
     messages = []
     assert protocol.ensure_trained(config, messages.append) == checkpoint
     record = dict(checkpoint=checkpoint, metrics=dict(mIoU=1.0))
@@ -94,8 +94,7 @@ def test_checkpoint_older_than_its_data_or_start_is_trained_again(
     calib = protocol.config_path('fcn', 'calib')
     for config, made in ((pretrain, 1e9), (calib, 2e9)):
         checkpoint = protocol.final_checkpoint(config)
-        os.makedirs(os.path.dirname(checkpoint))
-        open(checkpoint, 'w').close()
+        write_checkpoint(config, checkpoint)
         os.utime(checkpoint, (made, made))
     calib_checkpoint = protocol.final_checkpoint(calib)
     assert protocol.stale_reason(calib, calib_checkpoint) is None
@@ -108,6 +107,50 @@ def test_checkpoint_older_than_its_data_or_start_is_trained_again(
     os.utime(stamp, (5e9, 5e9))
     assert protocol.stale_reason(calib, calib_checkpoint) == (
         f'older than the dataset {stamp}')
+
+
+def test_a_checkpoint_of_an_edited_config_is_trained_again(
+        tiny_data, tmp_path, monkeypatch):
+    """A real 2-iteration run is up to date with its config file; editing
+    what defines training (not the validation interval) makes it stale."""
+    monkeypatch.chdir(tmp_path)
+    cfg = tiny_runner_config('fcn', str(tmp_path / 'run'), tiny_data)
+    config = str(tmp_path / 'fcn_tiny.py')
+    cfg.dump(config)
+    Runner.from_cfg(Config.fromfile(config)).train()
+    checkpoint = str(tmp_path / 'run' / 'iter_2.pth')
+    assert protocol.stale_reason(config, checkpoint) is None
+    edited = Config.fromfile(config)
+    edited.train_cfg.val_interval = 1
+    edited.dump(config)
+    assert protocol.stale_reason(config, checkpoint) is None
+    edited.custom_hooks[0]['eps'] = 0.9
+    edited.optim_wrapper.optimizer.lr = 0.5
+    edited.dump(config)
+    assert protocol.stale_reason(config, checkpoint) == (
+        f'trained with another custom_hooks, optim_wrapper than {config} '
+        'has now')
+
+
+def test_an_unreadable_checkpoint_is_trained_again(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    os.symlink(CONFIGS, 'configs')
+    config = protocol.config_path('fcn', 'calib')
+    checkpoint = protocol.final_checkpoint(config)
+    write_checkpoint(config, checkpoint)
+    assert protocol.stale_reason(config, checkpoint) is None
+    with open(checkpoint, 'rb') as f:
+        head = f.read(200)
+    with open(checkpoint, 'wb') as f:  # a save cut short
+        f.write(head)
+    assert protocol.stale_reason(config, checkpoint).startswith(
+        'unreadable (RuntimeError: ')
+    open(checkpoint, 'w').close()
+    assert protocol.stale_reason(config, checkpoint).startswith(
+        'unreadable (EOFError')
+    # a checkpoint that records no config goes by file times alone
+    torch.save(dict(state_dict={}), checkpoint)
+    assert protocol.stale_reason(config, checkpoint) is None
 
 
 def test_a_stage_tested_next_trains_without_validating(tmp_path,

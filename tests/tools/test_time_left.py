@@ -1,6 +1,5 @@
 """The demo's estimate of the time left, from real training log lines."""
 import os
-import os.path as osp
 
 import pytest
 
@@ -12,7 +11,7 @@ from mmseg_hosvd.time_left import (
     parse_train_line,
 )
 
-from ..helpers import CONFIGS, ROOT, tiny_runner_config
+from ..helpers import CONFIGS, ROOT, tiny_runner_config, write_checkpoint
 
 # as tools/train.py logs it, and as the protocol's run_tool echoes it
 LINE = ('2025/01/02 10:00:00 - mmengine - INFO - Iter(train) [ 20/400]  '
@@ -79,9 +78,7 @@ def test_demo_plans_only_the_stages_left(tmp_path, monkeypatch):
     assert names == ['pretrain', 'calibrate', 'test calibrated',
                      'fine-tune', 'test fine-tuned']
     for config in (pretrain, calib):
-        checkpoint = protocol.final_checkpoint(config)
-        os.makedirs(osp.dirname(checkpoint))
-        open(checkpoint, 'w').close()
+        write_checkpoint(config, protocol.final_checkpoint(config))
     stages = demo.plan(pretrain, calib, finetune, False)
     assert [s.name for s in stages] == ['fine-tune', 'test fine-tuned']
     assert stages[0].steps == 120
