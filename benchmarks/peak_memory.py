@@ -117,7 +117,8 @@ def measure_in_process(spec: dict) -> dict:
                 rss_before_mb=rss_before,
                 rss_peak_increment_mb=max(rss_peak - rss_before, 0.0),
                 step_time_s=statistics.median(times[1:]),
-                ranks=setup['ranks'])
+                ranks=setup['ranks'],
+                lean_eps=setup['plan']['lean_eps'])
 
 
 def measure(spec: dict) -> dict:

@@ -257,6 +257,7 @@ def main(argv=None):
                               layers=layers, eps=args.eps,
                               solver=plan.options.get('solver'),
                               warm_start=plan.options.get('warm_start'),
+                              lean_eps=plan['lean_eps'],
                               weights='protocol' if checkpoint else 'random',
                               step_time_s=median, ratio_to_vanilla=ratio,
                               overhead_s=median - base)

@@ -38,8 +38,9 @@ def trained_config(checkpoint: str) -> Optional[Config]:
     Raises:
         EOFError, RuntimeError: For an empty or truncated file, as
             :func:`torch.load` raises them.
-        UntrustedCheckpointError: For a checkpoint that needs globals
-            beyond the allowlist (see :mod:`~mmseg_hosvd.checkpoint_loading`).
+        UntrustedCheckpointError: For a file that does not load with the
+            allowlist (see :mod:`~mmseg_hosvd.checkpoint_loading`): one
+            that is not a checkpoint at all, or needs other globals.
     """
     meta = load_local_checkpoint(checkpoint, map_location='cpu').get(
         'meta') or {}

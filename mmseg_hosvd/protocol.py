@@ -8,6 +8,7 @@ resumes where it stopped.
 import json
 import os
 import os.path as osp
+import pickle
 import subprocess
 import sys
 from typing import Callable, List, Optional
@@ -174,7 +175,9 @@ def stale_reason(config: str, checkpoint: str) -> Optional[str]:
         return f'older than the checkpoint it starts from, {load_from}'
     try:
         trained = trained_config(checkpoint)
-    except (EOFError, RuntimeError) as error:  # empty or truncated
+    except (EOFError, RuntimeError, pickle.UnpicklingError) as error:
+        # empty, truncated, or not a checkpoint the allowlist loads: never
+        # unpickled fully, trained again
         return f'unreadable ({type(error).__name__}: {error})'
     changed = [] if trained is None else changed_keys(config, trained)
     if changed:

@@ -86,9 +86,11 @@ def share_copy_(tensor: torch.Tensor, copy: torch.Tensor) -> bool:
 
 
 def _layout_of(piece: torch.Tensor) -> torch.memory_format:
-    """Channels-last for a channels-last 4-D part, as ``torch.cat`` keeps
-    it (SegFormer's upsampled stage features are): the convolution after
-    the concatenation and its HOSVD read that layout fastest."""
+    """Channels-last for a channels-last 4-D part (SegFormer's upsampled
+    stage features are): the convolution after the concatenation and its
+    HOSVD read that layout fastest. ``torch.cat`` keeps channels-last only
+    when every part is; here the first part decides (the values are the
+    same either way)."""
     if piece.dim() == 4 and not piece.is_contiguous() and \
             piece.is_contiguous(memory_format=torch.channels_last):
         return torch.channels_last
@@ -101,7 +103,8 @@ def concat_into(parts: List[Callable[[], torch.Tensor]],
     """``torch.cat([part() for part in parts], 1)``, one part alive at once.
 
     Each part is copied into its slice of one preallocated tensor (in the
-    first part's layout, channels-last or contiguous) and freed; backward
+    first part's layout, channels-last or contiguous: :func:`_layout_of`)
+    and freed; backward
     gives each part its slice of the gradient, as ``torch.cat`` does (an
     in-place slice assignment would instead clone the whole gradient once
     per part).

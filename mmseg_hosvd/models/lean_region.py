@@ -41,7 +41,8 @@ def lean_eps_of(lean_eps: Union[None, float, Dict[str, Optional[float]]],
             with some of the keys of :data:`LEAN_PARTS`. ``classifier=None``
             keeps the classifier a plain convolution that stores its whole
             input (exact weight gradient): worth it where a HOSVD form of
-            that input would keep most of it anyway.
+            that input would keep most of it anyway. ``lean_eps=None``
+            does not: it compresses both parts at ``eps``.
         eps: The default threshold (the fine-tuned convolutions' eps).
 
     Raises:
@@ -77,7 +78,7 @@ def make_lean_(model: nn.Module, trace: ModelTrace, starts: Sequence[str],
                bits: Optional[int] = None,
                warm_start: bool = True) -> List[str]:
     """Swaps the region's ReLU/BN (and, with ``bits``, LayerNorm/GELU) and
-    the classifier in place.
+    the classifier (unless ``lean_eps['classifier']`` is None) in place.
 
     Args:
         model: The segmentor, modified in place.

@@ -13,8 +13,8 @@ import torch
 
 from .checks import autocast_off
 from .decomposition import hosvd
-from .dense_layout import contiguous_order
 from .decomposition_settings import DecompositionSettings, resolve_settings
+from .dense_layout import contiguous_order
 from .tensor_ops import tucker_to_tensor
 
 _BIT_WEIGHTS = [1, 2, 4, 8, 16, 32, 64, 128]

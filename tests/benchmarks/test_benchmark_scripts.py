@@ -112,6 +112,9 @@ def test_train_speed_lean_variants_without_warm_start(tmp_path):
     assert [(r['method'], r['lean'], r['warm_start']) for r in records] == [
         ('vanilla', False, None), ('hosvd', False, False),
         ('hosvd', True, False)]
+    # the lean region measured is the one of FCN's lean config
+    assert [r['lean_eps'] for r in records] == [
+        None, None, dict(norm=0.8, classifier=0.99)]
     assert 'hosvd lean' in out
     with pytest.raises(AssertionError, match='--batches must be >= 1, '
                        'got 0'):
@@ -156,6 +159,8 @@ def test_peak_memory_lean_only(tmp_path):
     records = json.loads(path.read_text())
     assert [(r['method'], r['lean']) for r in records] == [
         ('vanilla', False), ('hosvd', True)]
+    assert [r['lean_eps'] for r in records] == [
+        None, dict(norm=0.8, classifier=0.99)]
     assert records[1]['peak_increment_mb'] < records[0]['peak_increment_mb']
 
 

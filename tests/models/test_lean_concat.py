@@ -207,3 +207,26 @@ def test_the_concatenation_keeps_the_parts_layout(channels_last):
     for index, leaf in enumerate(leaves):
         torch.testing.assert_close(leaf.grad,
                                    2 * grad[:, 3 * index:3 * (index + 1)])
+
+
+@pytest.mark.parametrize('first_channels_last', [False, True])
+def test_parts_of_mixed_layouts_give_the_values_of_torch_cat(
+        first_channels_last):
+    """The first part's layout decides; values and gradients are
+    ``torch.cat``'s either way."""
+    layouts = [torch.contiguous_format, torch.channels_last]
+    if first_channels_last:
+        layouts.reverse()
+    leaves = [torch.randn(2, 3, 5, 4).to(memory_format=m).requires_grad_()
+              for m in layouts]
+    out = concat_into([lambda leaf=leaf: leaf * 2 for leaf in leaves],
+                      [3, 3])
+    assert out.is_contiguous(memory_format=layouts[0])
+    torch.testing.assert_close(out, torch.cat([leaf * 2 for leaf in leaves],
+                                              1))
+    grad = torch.randn_like(out)
+    out.backward(grad)
+    for index, leaf in enumerate(leaves):
+        torch.testing.assert_close(leaf.grad,
+                                   2 * grad[:, 3 * index:3 * (index + 1)])
+

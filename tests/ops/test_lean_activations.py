@@ -23,23 +23,28 @@ def test_pack_unpack_round_trip(shape):
 
 
 def layouts(shape):
-    """The same values as a contiguous, a channels-last, a permuted and a
-    strided (non-dense) tensor."""
-    x = torch.randn(shape[0], shape[1], shape[2], 2 * shape[3])
+    """The same values as a contiguous, a channels-last and a permuted
+    tensor."""
+    x = torch.randn(shape)
     return [x, x.contiguous(memory_format=torch.channels_last),
-            x.permute(3, 1, 0, 2).contiguous().permute(2, 1, 3, 0),
-            x[..., ::2]]
+            x.permute(3, 1, 0, 2).contiguous().permute(2, 1, 3, 0)]
 
 
 @settings(max_examples=30, deadline=None)
 @given(st.lists(st.integers(1, 6), min_size=4, max_size=4))
 def test_a_mask_is_packed_in_memory_order(shape):
-    """A dense mask round-trips with its strides and is packed without a
-    transposing copy; a non-dense one round-trips contiguous."""
-    for index, x in enumerate(layouts(shape)):
-        mask = x > 0
+    """A dense mask is packed as it lies in memory (a channels-last one as
+    NHWC, without a transposing copy) and comes back with its strides; a
+    non-dense one (a strided slice) round-trips contiguous."""
+    wide = torch.rand(shape[:3] + [2 * shape[3]]) > 0.5
+    masks = [m > 0 for m in layouts(shape)] + [wide[..., ::2]]
+    for index, mask in enumerate(masks):
         packed, stored, order = pack_mask(mask)
         assert packed.numel() == -(-mask.numel() // 8)
+        if index == 1:
+            assert order == (0, 2, 3, 1) or mask.is_contiguous()
+        if order != tuple(range(4)):
+            assert torch.equal(packed, pack_bits(mask.permute(order)))
         got = unpack_mask(packed, stored, order)
         assert torch.equal(got, mask)
         like = mask if index < 3 else mask.contiguous()
@@ -48,14 +53,24 @@ def test_a_mask_is_packed_in_memory_order(shape):
             like.stride(d) for d in range(4) if mask.shape[d] > 1]
 
 
-@pytest.mark.parametrize('layout', range(4))
-def test_bitmask_relu_gradient_keeps_the_layout(layout):
-    """The input gradient of a channels-last (or permuted) input comes back
-    in its layout, as ``torch.relu``'s does, and is exact in each."""
-    x = layouts((2, 5, 6, 3))[layout].requires_grad_()
+def test_a_channels_last_mask_is_packed_as_nhwc():
+    mask = torch.rand(2, 3, 4, 5).contiguous(
+        memory_format=torch.channels_last) > 0.5
+    packed, stored, order = pack_mask(mask)
+    assert (order, stored) == ((0, 2, 3, 1), (2, 4, 5, 3))
+    assert torch.equal(packed, pack_bits(mask.permute(0, 2, 3, 1)))
+
+
+@pytest.mark.parametrize('upper', [None, 6.0])
+@pytest.mark.parametrize('layout', range(3))
+def test_bitmask_relu_gradient_keeps_the_layout(layout, upper):
+    """ReLU and ReLU6 of a channels-last (or permuted) input: exact input
+    gradients, in the input's layout as ``torch.relu``'s."""
+    x = (layouts((2, 5, 6, 3))[layout] * 4).requires_grad_()
     grad = torch.randn_like(x)
-    (expected, ) = torch.autograd.grad(torch.relu(x), [x], grad)
-    (got, ) = torch.autograd.grad(BitMaskReLU()(x), [x], grad)
+    reference = torch.relu(x) if upper is None else x.clamp(0, upper)
+    (expected, ) = torch.autograd.grad(reference, [x], grad)
+    (got, ) = torch.autograd.grad(BitMaskReLU(upper)(x), [x], grad)
     assert_close(got, expected)
     assert got.stride() == expected.stride()
 

@@ -148,6 +148,10 @@ def test_an_unreadable_checkpoint_is_trained_again(tmp_path, monkeypatch):
     open(checkpoint, 'w').close()
     assert protocol.stale_reason(config, checkpoint).startswith(
         'unreadable (EOFError')
+    with open(checkpoint, 'w') as f:  # not a checkpoint: never unpickled
+        f.write('not a checkpoint')
+    assert protocol.stale_reason(config, checkpoint).startswith(
+        'unreadable (UntrustedCheckpointError: Refusing to load')
     # a checkpoint that records no config goes by file times alone
     torch.save(dict(state_dict={}), checkpoint)
     assert protocol.stale_reason(config, checkpoint) is None
