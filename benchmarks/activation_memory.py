@@ -152,16 +152,15 @@ def main(argv=None):
     for model_name in args.models:
         checkpoint, x, _ = model_inputs(model_name, args.from_protocol,
                                         args.batch, args.size)
+        lean_eps = lean_thresholds(model_name)
+        if args.lean_norm_eps is not None:
+            lean_eps['norm'] = args.lean_norm_eps
+        if args.lean_classifier_eps is not None:
+            lean_eps['classifier'] = (None if args.lean_classifier_eps
+                                      == 'whole' else args.lean_classifier_eps)
         for layers in args.layers:
             base = None
             for method, lean in variants:
-                lean_eps = lean_thresholds(model_name)
-                if args.lean_norm_eps is not None:
-                    lean_eps['norm'] = args.lean_norm_eps
-                if args.lean_classifier_eps is not None:
-                    lean_eps['classifier'] = (
-                        None if args.lean_classifier_eps == 'whole' else
-                        args.lean_classifier_eps)
                 result = measure(model_name, method, layers, lean, args.eps,
                                  lean_eps, x, device, checkpoint,
                                  args.lean_bits, args.by_module)

@@ -2,7 +2,7 @@
 
 MMEngine writes the config a run trained with (command-line options
 merged) into every checkpoint's ``meta['cfg']``. :func:`changed_keys`
-compares the parts of it that define training with the config file, so
+compares the parts of it that define training with the config now, so
 that the protocol trains a stage again after its config was edited, where
 file times alone (:func:`~mmseg_hosvd.protocol.stale_reason`) would reuse
 the old checkpoint.
@@ -50,11 +50,10 @@ def trained_config(checkpoint: str) -> Optional[Config]:
     return Config.fromstring(text, '.py')
 
 
-def changed_keys(config: str, trained: Config) -> List[str]:
+def changed_keys(now: Config, trained: Config) -> List[str]:
     """The keys of :data:`TRAINING_KEYS` whose value differs between the
-    config a checkpoint was trained with (``trained``, from
-    :func:`trained_config`) and the file ``config``."""
-    now = Config.fromfile(config)
+    config as it is now and the one a checkpoint was trained with
+    (``trained``, from :func:`trained_config`)."""
     return [
         key for key in TRAINING_KEYS
         if _compared(trained, key) != _compared(now, key)

@@ -179,7 +179,7 @@ def stale_reason(config: str, checkpoint: str) -> Optional[str]:
         # empty, truncated, or not a checkpoint the allowlist loads: never
         # unpickled fully, trained again
         return f'unreadable ({type(error).__name__}: {error})'
-    changed = [] if trained is None else changed_keys(config, trained)
+    changed = [] if trained is None else changed_keys(cfg, trained)
     if changed:
         return (f'trained with another {", ".join(changed)} than {config} '
                 'has now')

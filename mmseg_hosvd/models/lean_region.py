@@ -5,10 +5,9 @@ mask, BatchNorm with frozen statistics keeps nothing full-size (a trained BN
 weight gets its gradient from a HOSVD form of the input) and the classifier
 stores a HOSVD form of its input, or its whole input where
 ``lean_eps['classifier']`` is None (DESIGN.md: "trained, not compressed").
-With ``bits``, the region's LayerNorm and
-GELU (transformers) keep their inputs as per-group codes: they have no
-exact form that keeps less than their input, so this one is approximate
-and opt-in.
+With ``bits``, the region's LayerNorm and GELU (transformers) keep their
+inputs as per-group codes: they have no exact form that keeps less than
+their input, so this one is approximate and opt-in.
 """
 from typing import Dict, List, Optional, Sequence, Union
 
