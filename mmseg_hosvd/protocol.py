@@ -1,17 +1,13 @@
-"""The embedded protocol: generate data, pretrain, calibrate, fine-tune, test.
+"""The embedded protocol: its models, configs, data and checkpoints.
 
 Each stage is one ``tools/train.py`` or ``tools/test.py`` process on a config
-of ``configs/``; a stage whose final checkpoint (or test record) exists and
-is up to date (:func:`stale_reason`) is skipped, so an interrupted protocol
-resumes where it stopped.
+of ``configs/`` (:mod:`mmseg_hosvd.protocol_runs`); a stage whose final
+checkpoint (or test record) exists and is up to date (:func:`stale_reason`)
+is skipped, so an interrupted protocol resumes where it stopped.
 """
-import json
-import os
 import os.path as osp
 import pickle
-import subprocess
-import sys
-from typing import Callable, List, Optional
+from typing import Callable, Optional
 
 from mmengine.config import Config
 
@@ -40,10 +36,6 @@ SOURCE_SUFFIX = 'shapes-source-128x128'
 #: Where the protocol's configs read the generated dataset (relative to the
 #: working directory, as their ``data_root``).
 DATA_ROOT = 'data/synthetic_shapes'
-#: ``--cfg-options`` that train without validating. MMEngine validates at
-#: the last iteration whatever ``val_interval`` says; without a validation
-#: loop it does not.
-NO_VALIDATION = ['val_cfg=None', 'val_dataloader=None', 'val_evaluator=None']
 TARGET_SUFFIX = 'shapes-target-128x128'
 
 
@@ -184,89 +176,3 @@ def stale_reason(config: str, checkpoint: str) -> Optional[str]:
         return (f'trained with another {", ".join(changed)} than {config} '
                 'has now')
     return None
-
-
-def run_tool(args: List[str], log_file: str,
-             log: Callable[[str], None]) -> None:
-    """Runs a tools/ script, logging to a file and echoing progress lines.
-
-    Args:
-        args: The script and its arguments.
-        log_file: Where the full output goes.
-        log: Receives the progress lines (iterations, metrics).
-
-    Raises:
-        RuntimeError: If the process fails; the message holds the end of
-            its output.
-    """
-    os.makedirs(osp.dirname(log_file) or '.', exist_ok=True)
-    tail: List[str] = []
-    with open(log_file, 'w') as out:
-        process = subprocess.Popen([sys.executable] + args,
-                                   stdout=subprocess.PIPE,
-                                   stderr=subprocess.STDOUT,
-                                   text=True)
-        for line in process.stdout:
-            out.write(line)
-            tail = (tail + [line])[-40:]
-            if 'Iter(' in line or 'mIoU:' in line:
-                log('  ' + line.split(' - INFO - ')[-1].strip()[:150])
-        code = process.wait()
-    if code != 0:
-        raise RuntimeError(f'{" ".join(args)} failed (exit {code}); log: '
-                           f'{log_file}\n' + ''.join(tail))
-
-
-def ensure_trained(config: str, log: Callable[[str], None],
-                   force: bool = False, validate: bool = True) -> str:
-    """Trains ``config`` unless its final checkpoint exists and is up to
-    date (see :func:`stale_reason`).
-
-    Args:
-        config: The config to train.
-        log: Receives progress messages.
-        force: Train again even if the checkpoint is up to date.
-        validate: Run the config's validation during training; callers
-            that test the final checkpoint next pass False (the same
-            numbers, computed once).
-
-    Returns:
-        The final checkpoint path.
-    """
-    checkpoint = final_checkpoint(config)
-    if osp.isfile(checkpoint) and not force:
-        reason = stale_reason(config, checkpoint)
-        if reason is None:
-            log(f'train: reusing {checkpoint}')
-            return checkpoint
-        log(f'train: {checkpoint} is {reason}; training again')
-    args = ['tools/train.py', config]
-    if not validate:
-        args += ['--cfg-options'] + NO_VALIDATION
-    log(f"train: python {' '.join(args)}")
-    run_tool(args, osp.join(work_dir(config), 'train.log'), log)
-    if not osp.isfile(checkpoint):
-        raise RuntimeError(f'{config} finished without writing {checkpoint}')
-    return checkpoint
-
-
-def ensure_tested(config: str, checkpoint: str, log: Callable[[str], None],
-                  force: bool = False) -> dict:
-    """Tests ``checkpoint`` unless a record for it exists.
-
-    Returns:
-        The test record (see :func:`mmseg_hosvd.reporting.checkpoint_record`).
-    """
-    record_path = osp.join(work_dir(config), 'test_results.json')
-    if osp.isfile(record_path) and not force:
-        with open(record_path) as f:
-            record = json.load(f)
-        if record.get('checkpoint') == checkpoint and osp.getmtime(
-                record_path) >= osp.getmtime(checkpoint):
-            log(f'test: reusing {record_path}')
-            return record
-    log(f'test: python tools/test.py {config} {checkpoint}')
-    run_tool(['tools/test.py', config, checkpoint],
-             osp.join(work_dir(config), 'test.log'), log)
-    with open(record_path) as f:
-        return json.load(f)

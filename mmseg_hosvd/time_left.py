@@ -1,7 +1,7 @@
 """How long a chain of training and test processes has left, from its logs.
 
-``tools/demo.py`` runs its stages as ``tools/train.py`` and ``tools/test.py``
-processes. Each stage costs a number of *reference steps* (one full training
+``tools/demo.py`` runs its stages as ``tools/train.py`` processes (those
+that test their checkpoint do it in the same process). Each stage costs a number of *reference steps* (one full training
 step of DeepLabV3-R18-d8, batch 8, 128 x 128, everything trainable), known
 from a measurement on the project's machine; the training log lines of a
 running stage say how many seconds its steps take on this machine. From the
@@ -44,13 +44,17 @@ class Stage:
         name: Shown in the estimate ('pretrain', 'fine-tune', ...).
         steps: Its training iterations; 1 for a test.
         step_cost: One of its steps, in reference steps.
-        overhead: Start-up, validation and checkpoints of its process, in
-            reference steps.
+        overhead: Start-up of its process, in reference steps; counted
+            until its first step is logged.
+        closing: What runs after its last step (validation, a test in
+            the same process, checkpoints), in reference steps; counted
+            until the stage finishes.
     """
     name: str
     steps: int
     step_cost: float
     overhead: float = 0.
+    closing: float = 0.
 
 
 class TimeLeft:
@@ -69,10 +73,11 @@ class TimeLeft:
         if len(set(names)) != len(names):
             raise ValueError(f'stage names must differ, got {names}')
         for stage in stages:
-            if stage.steps < 1 or stage.step_cost <= 0 or stage.overhead < 0:
+            if (stage.steps < 1 or stage.step_cost <= 0
+                    or stage.overhead < 0 or stage.closing < 0):
                 raise ValueError(
                     f'stage {stage.name!r} needs steps >= 1, step_cost > 0 '
-                    f'and overhead >= 0, got {stage}')
+                    f'and overhead, closing >= 0, got {stage}')
         self.stages = {stage.name: stage for stage in stages}
         self.done: Dict[str, int] = {name: 0 for name in names}
         self.started: Dict[str, bool] = {name: False for name in names}
@@ -120,7 +125,8 @@ class TimeLeft:
         for name, stage in self.stages.items():
             if self.finished[name]:
                 continue
-            cost = (stage.steps - self.done[name]) * stage.step_cost
+            cost = ((stage.steps - self.done[name]) * stage.step_cost
+                    + stage.closing)
             if not self.started[name]:
                 cost += stage.overhead
             left[name] = cost * self.reference_seconds

@@ -30,27 +30,26 @@ from mmseg_hosvd.protocol import (  # noqa: E402
     MODEL_CONFIGS,
     config_path,
     ensure_dataset,
-    ensure_tested,
-    ensure_trained,
     final_checkpoint,
     stale_reason,
 )
+from mmseg_hosvd.protocol_runs import (  # noqa: E402
+    ensure_trained, ensure_trained_and_tested)
 from mmseg_hosvd.reporting import format_test_report  # noqa: E402
 from mmseg_hosvd.time_left import ProgressLog, Stage, TimeLeft  # noqa: E402
 
-#: Per stage: the cost of one step and the start-up, validation and
-#: checkpoints of its process, in reference steps (one full training step of
+#: Per stage, in reference steps (one full training step of
 #: DeepLabV3-R18-d8, batch 8, 128 x 128, everything trainable; 0.99 s on the
-#: project's 2-core machine); a test is one step. Measured in one `make demo`
-#: run with the default model and method there (pretraining on 64 x 64
-#: crops); for other models and methods each stage's estimate is corrected
-#: by its own step times once it runs.
+#: project's 2-core machine): one of its steps, the start-up of its process,
+#: and what follows its last step (the pretraining's validation, the test
+#: that the other stages run in the same process, checkpoints). Measured in
+#: one `make demo` run with the default model and method there (pretraining
+#: on 64 x 64 crops); for other models and methods each stage's estimate is
+#: corrected by its own step times once it runs.
 STAGE_COSTS = {
-    'pretrain': (0.32, 18.),
-    'calibrate': (0.33, 6.),
-    'test calibrated': (8., 0.),
-    'fine-tune': (0.5, 17.),
-    'test fine-tuned': (9., 0.),
+    'pretrain': (0.32, 11., 7.),
+    'calibrate': (0.33, 6., 6.),
+    'fine-tune': (0.5, 17., 7.),
 }
 
 
@@ -68,10 +67,11 @@ def parse_args(argv=None):
 
 def plan(pretrained: str, calibrated: str, finetuned: str,
          force: bool) -> List[Stage]:
-    """The stages still to run, each followed by its test: those whose final
-    checkpoint is missing or stale (see
-    :func:`~mmseg_hosvd.protocol.stale_reason`), and every stage after
-    one that runs (it starts from that stage's new checkpoint)."""
+    """The stages still to run: those whose final checkpoint is missing or
+    stale (see :func:`~mmseg_hosvd.protocol.stale_reason`), and every stage
+    after one that runs (it starts from that stage's new checkpoint).
+    Calibration and fine-tuning test their checkpoint in their own process.
+    """
     stages = []
     for name, config, again in (('pretrain', pretrained, False),
                                 ('calibrate', calibrated, False),
@@ -82,10 +82,6 @@ def plan(pretrained: str, calibrated: str, finetuned: str,
             continue
         stages.append(Stage(name, Config.fromfile(config).train_cfg.max_iters,
                             *STAGE_COSTS[name]))
-        if name != 'pretrain':
-            test = 'test calibrated' if name == 'calibrate' else (
-                'test fine-tuned')
-            stages.append(Stage(test, 1, *STAGE_COSTS[test]))
     return stages
 
 
@@ -105,14 +101,9 @@ def main(argv=None):
     log.stage('pretrain')
     ensure_trained(pretrained, log)
     log.stage('calibrate')
-    calib_checkpoint = ensure_trained(calibrated, log, validate=False)
-    log.stage('test calibrated')
-    calib_record = ensure_tested(calibrated, calib_checkpoint, log)
+    _, calib_record = ensure_trained_and_tested(calibrated, log)
     log.stage('fine-tune')
-    checkpoint = ensure_trained(finetuned, log, force=args.force,
-                                validate=False)
-    log.stage('test fine-tuned')
-    record = ensure_tested(finetuned, checkpoint, log, force=args.force)
+    _, record = ensure_trained_and_tested(finetuned, log, force=args.force)
     log.stage(None)
     print(format_test_report(record))
     print(f"before fine-tuning (calibrated classifier only): mIoU "

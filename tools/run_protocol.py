@@ -34,11 +34,11 @@ from mmseg_hosvd.protocol import (  # noqa: E402
     PAPER_MODELS,
     config_path,
     ensure_dataset,
-    ensure_tested,
-    ensure_trained,
     work_dir,
 )
 from mmseg_hosvd.protocol_peers import peer_tags  # noqa: E402
+from mmseg_hosvd.protocol_runs import (  # noqa: E402
+    ensure_trained, ensure_trained_and_tested)
 
 QUICK = dict(
     models=['deeplabv3', 'pspnet'],
@@ -92,10 +92,8 @@ def main(argv=None):
             for layers in args.layers:
                 done += 1
                 log(f'[{done}/{total}] {model} {method} l{layers}')
-                config = config_path(model, 'finetune', method, layers)
-                ensure_tested(
-                    config, ensure_trained(config, log, validate=False),
-                    log)
+                ensure_trained_and_tested(
+                    config_path(model, 'finetune', method, layers), log)
     finished = [
         work_dir(config_path(m, 'finetune', t, n)) for m in args.models
         for t in protocol_tags() + peer_tags() for n in (5, 10)

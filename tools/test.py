@@ -24,12 +24,15 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.dist import is_main_process  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import mmseg_hosvd  # noqa: E402,F401  (compat fixes, registrations)
 from mmseg_hosvd.checkpoint_trust import (  # noqa: E402
     config_trusts_checkpoints, trusted_checkpoints)
 from mmseg_hosvd.config_checks import check_data_roots  # noqa: E402
+from mmseg_hosvd.engine.cpu_distributed import (  # noqa: E402
+    prepare_cpu_distributed)
 from mmseg_hosvd.reporting import checkpoint_record, format_test_report  # noqa: E402
 
 
@@ -119,22 +122,38 @@ def build_config(args) -> Config:
     return cfg
 
 
+def run_test(cfg: Config, config: str, checkpoint: str) -> dict:
+    """Tests ``checkpoint`` with the built ``cfg``; the main process prints
+    the report and writes ``<work_dir>/test_results.json``.
+
+    Args:
+        cfg: The test config (see :func:`build_config`).
+        config: The config file, named in the record.
+        checkpoint: The checkpoint file.
+
+    Returns:
+        The record (see :func:`mmseg_hosvd.reporting.checkpoint_record`).
+    """
+    check_data_roots(cfg, loaders=('test_dataloader', ))
+    prepare_cpu_distributed(cfg)
+    with trusted_checkpoints(config_trusts_checkpoints(cfg)):
+        runner = Runner.from_cfg(cfg)
+        metrics = runner.test()
+        record = checkpoint_record(config, checkpoint, metrics)
+    if is_main_process():
+        print(format_test_report(record))
+        os.makedirs(cfg.work_dir, exist_ok=True)
+        with open(osp.join(cfg.work_dir, 'test_results.json'), 'w') as f:
+            json.dump(record, f, indent=2)
+    return record
+
+
 def main(argv=None):
     args = parse_args(argv)
     if not osp.isfile(args.checkpoint):
         raise FileNotFoundError(f'checkpoint {args.checkpoint!r} does not '
                                 'exist')
-    cfg = build_config(args)
-    check_data_roots(cfg, loaders=('test_dataloader', ))
-    with trusted_checkpoints(config_trusts_checkpoints(cfg)):
-        runner = Runner.from_cfg(cfg)
-        metrics = runner.test()
-        record = checkpoint_record(args.config, args.checkpoint, metrics)
-    print(format_test_report(record))
-    os.makedirs(cfg.work_dir, exist_ok=True)
-    with open(osp.join(cfg.work_dir, 'test_results.json'), 'w') as f:
-        json.dump(record, f, indent=2)
-    return record
+    return run_test(build_config(args), args.config, args.checkpoint)
 
 
 if __name__ == '__main__':

@@ -3,7 +3,12 @@
 Usage::
 
     python tools/train.py CONFIG [--work-dir DIR] [--resume] [--amp]
-        [--cfg-options KEY=VALUE ...] [--launcher {none,pytorch,slurm,mpi}]
+        [--test] [--cfg-options KEY=VALUE ...]
+        [--launcher {none,pytorch,slurm,mpi}]
+
+``--test`` then tests the last checkpoint in the same process, as
+``tools/test.py`` would (the same report and ``test_results.json``), without
+the start-up of a second process.
 
 Checkpoints (``load_from``, resumed ones) load with ``weights_only=True`` and
 the allowlist of :mod:`mmseg_hosvd.checkpoint_loading`; for a trusted file
@@ -29,6 +34,7 @@ from mmseg_hosvd.checkpoint_trust import (  # noqa: E402
 from mmseg_hosvd.config_checks import check_train_config  # noqa: E402
 from mmseg_hosvd.engine.cpu_distributed import (  # noqa: E402
     prepare_cpu_distributed)
+from tools import test as test_tool  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -47,6 +53,11 @@ def parse_args(argv=None):
         default=False,
         help='enable automatic-mixed-precision training '
         '(bfloat16 on CPU, float16 on CUDA)')
+    parser.add_argument(
+        '--test',
+        action='store_true',
+        help='after training, test the last checkpoint in this process '
+        'as tools/test.py does')
     parser.add_argument(
         '--cfg-options',
         nargs='+',
@@ -102,6 +113,33 @@ def main(argv=None):
     with trusted_checkpoints(config_trusts_checkpoints(cfg)):
         runner = Runner.from_cfg(cfg)
         runner.train()
+    if args.test:
+        checkpoint = last_checkpoint(cfg.work_dir)
+        del runner
+        test_args = test_tool.parse_args([
+            args.config, checkpoint, '--work-dir', cfg.work_dir,
+            '--launcher', args.launcher
+        ])
+        test_args.cfg_options = args.cfg_options
+        test_tool.run_test(
+            test_tool.build_config(test_args), args.config, checkpoint)
+
+
+def last_checkpoint(work_dir: str) -> str:
+    """The checkpoint that CheckpointHook saved last in ``work_dir``.
+
+    Raises:
+        FileNotFoundError: If the run saved none (``default_hooks`` without
+            a CheckpointHook).
+    """
+    pointer = osp.join(work_dir, 'last_checkpoint')
+    if not osp.isfile(pointer):
+        raise FileNotFoundError(
+            f'--test: training wrote no checkpoint in {work_dir} (no '
+            f'{pointer}); keep default_hooks.checkpoint to test after '
+            'training')
+    with open(pointer) as f:
+        return f.read().strip()
 
 
 if __name__ == '__main__':

@@ -1,4 +1,6 @@
-"""Two real processes (torchrun, gloo) fine-tune with HOSVD in lockstep."""
+"""Two real processes (torchrun, gloo) fine-tune with HOSVD in lockstep,
+then test together."""
+import json
 import os
 import subprocess
 import sys
@@ -22,7 +24,7 @@ def test_two_processes_end_with_identical_weights(tiny_data, tmp_path):
                PORT=str(29600 + os.getpid() % 300))
     result = subprocess.run(
         ['bash', 'tools/dist_train.sh', path, '2', '--work-dir',
-         str(tmp_path)],
+         str(tmp_path), '--test'],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
     ranks = [torch.load(tmp_path / f'rank{r}.pth', weights_only=False)
@@ -38,3 +40,9 @@ def test_two_processes_end_with_identical_weights(tiny_data, tmp_path):
         torch.testing.assert_close(first[key], second[key], rtol=0, atol=0)
     trained = torch.load(tmp_path / 'iter_2.pth', weights_only=False)
     assert trained['meta']['finetune']['method'] == 'hosvd'
+    # --test: both ranks test the final checkpoint, the first reports it
+    assert result.stdout.count('analytical (paper)') == 1  # one report
+    with open(tmp_path / 'test_results.json') as f:
+        record = json.load(f)
+    assert record['checkpoint'] == str(tmp_path / 'iter_2.pth')
+    assert {'mIoU', 'mAcc'} <= set(record['metrics'])

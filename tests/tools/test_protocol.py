@@ -5,11 +5,12 @@ import os
 import os.path as osp
 import time
 
+import pytest
 import torch
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
-from mmseg_hosvd import protocol
+from mmseg_hosvd import protocol, protocol_runs
 
 from ..helpers import CONFIGS, tiny_runner_config, write_checkpoint
 
@@ -32,14 +33,14 @@ def test_finished_training_and_test_are_reused(tmp_path, monkeypatch):
     checkpoint = protocol.final_checkpoint(config)
     write_checkpoint(config, checkpoint)
     messages = []
-    assert protocol.ensure_trained(config, messages.append) == checkpoint
+    assert protocol_runs.ensure_trained(config, messages.append) == checkpoint
     record = dict(checkpoint=checkpoint, metrics=dict(mIoU=1.0))
     time.sleep(0.01)
     with open(os.path.join(protocol.work_dir(config), 'test_results.json'),
               'w') as f:
         json.dump(record, f)
-    assert protocol.ensure_tested(config, checkpoint,
-                                  messages.append) == record
+    assert protocol_runs.ensure_tested(config, checkpoint,
+                                       messages.append) == record
     assert [m.split(':')[0] for m in messages] == ['train', 'test']
     assert all('reusing' in m for m in messages)
 
@@ -170,13 +171,71 @@ def test_a_stage_tested_next_trains_without_validating(tmp_path,
         os.makedirs(os.path.dirname(checkpoint), exist_ok=True)
         open(checkpoint, 'w').close()
 
-    monkeypatch.setattr(protocol, 'run_tool', run_tool)
-    protocol.ensure_trained(config, [].append, validate=False)
-    protocol.ensure_trained(config, [].append, force=True)
+    monkeypatch.setattr(protocol_runs, 'run_tool', run_tool)
+    protocol_runs.ensure_trained(config, [].append, validate=False)
+    protocol_runs.ensure_trained(config, [].append, force=True)
     assert calls == [
-        ['tools/train.py', config, '--cfg-options'] + protocol.NO_VALIDATION,
+        ['tools/train.py', config, '--cfg-options'] +
+        protocol_runs.NO_VALIDATION,
         ['tools/train.py', config],
     ]
+
+
+def test_a_stage_that_trains_tests_in_the_same_process(tmp_path,
+                                                      monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    os.symlink(CONFIGS, 'configs')
+    config = protocol.config_path('fcn', 'finetune', 'vanilla', 5)
+    checkpoint = protocol.final_checkpoint(config)
+    record_path = osp.join(protocol.work_dir(config), 'test_results.json')
+    calls = []
+
+    def run_tool(args, log_file, log):
+        calls.append(args)
+        if args[0] == 'tools/train.py':
+            write_checkpoint(config, checkpoint)
+        if args[0] == 'tools/test.py' or '--test' in args:
+            time.sleep(0.01)
+            # tools/train.py --test names the checkpoint by its full path
+            with open(record_path, 'w') as f:
+                json.dump(dict(checkpoint=osp.abspath(checkpoint),
+                               metrics=dict(mIoU=len(calls))), f)
+
+    monkeypatch.setattr(protocol_runs, 'run_tool', run_tool)
+    messages = []
+    assert protocol_runs.ensure_trained_and_tested(
+        config, messages.append) == (checkpoint, dict(
+            checkpoint=osp.abspath(checkpoint), metrics=dict(mIoU=1)))
+    assert calls == [['tools/train.py', config, '--test', '--cfg-options'] +
+                     protocol_runs.NO_VALIDATION]
+    # done: both reused, whichever way the record names the checkpoint
+    _, record = protocol_runs.ensure_trained_and_tested(config,
+                                                        messages.append)
+    assert record['metrics'] == dict(mIoU=1) and len(calls) == 1
+    assert messages[-2:] == [f'train: reusing {checkpoint}',
+                             f'test: reusing {record_path}']
+    # a record older than its checkpoint: only the test runs again
+    os.utime(record_path, (1e9, 1e9))
+    _, record = protocol_runs.ensure_trained_and_tested(config, [].append)
+    assert calls[1] == ['tools/test.py', config, checkpoint]
+    assert record['metrics'] == dict(mIoU=2)
+    # forced: trained and tested again, in one process
+    protocol_runs.ensure_trained_and_tested(config, [].append, force=True)
+    assert calls[2][:3] == ['tools/train.py', config, '--test']
+    assert len(calls) == 3
+
+
+def test_a_training_that_writes_no_record_is_an_error(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    os.symlink(CONFIGS, 'configs')
+    config = protocol.config_path('fcn', 'finetune', 'vanilla', 5)
+
+    def run_tool(args, log_file, log):
+        write_checkpoint(config, protocol.final_checkpoint(config))
+
+    monkeypatch.setattr(protocol_runs, 'run_tool', run_tool)
+    with pytest.raises(RuntimeError, match='wrote no test record'):
+        protocol_runs.ensure_trained_and_tested(config, [].append)
 
 
 def test_a_runner_given_those_options_trains_without_validating(
@@ -192,7 +251,7 @@ def test_a_runner_given_those_options_trains_without_validating(
         return 'val/mIoU' in runner.message_hub.log_scalars
 
     assert validated([], str(tmp_path / 'with'))
-    assert not validated(['--cfg-options'] + protocol.NO_VALIDATION,
+    assert not validated(['--cfg-options'] + protocol_runs.NO_VALIDATION,
                          str(tmp_path / 'without'))
 
 

@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from mmseg_hosvd import protocol
+from mmseg_hosvd import protocol, protocol_runs
 from mmseg_hosvd.time_left import (
     ProgressLog,
     Stage,
@@ -57,11 +57,30 @@ def test_stages_scale_with_the_latest_measured_step():
     assert '0.2 min (fine-tune 0.1, test 0.0 min)' in summary
 
 
+def test_what_follows_the_last_step_counts_until_the_stage_finishes():
+    time_left = TimeLeft([
+        Stage('calibrate', 10, step_cost=0.5, overhead=4., closing=3.),
+        Stage('fine-tune', 20, step_cost=1., overhead=2., closing=5.),
+    ])
+    time_left.observe('calibrate', 2, 0.5)  # 1 s per reference step
+    assert time_left.left() == pytest.approx({
+        'calibrate': 8 * 0.5 + 3,
+        'fine-tune': 20 + 2 + 5,
+    })
+    # every step done, its test still running
+    time_left.observe('calibrate', 10, 0.5)
+    assert time_left.left()['calibrate'] == pytest.approx(3)
+    time_left.finish('calibrate')
+    assert list(time_left.left()) == ['fine-tune']
+
+
 def test_bad_stages_are_named():
     with pytest.raises(ValueError, match="'a'"):
         TimeLeft([Stage('a', 1, 1.), Stage('a', 2, 1.)])
     with pytest.raises(ValueError, match="stage 'b' needs steps >= 1"):
         TimeLeft([Stage('b', 0, 1.)])
+    with pytest.raises(ValueError, match="closing >= 0, got .*closing=-1"):
+        TimeLeft([Stage('b', 1, 1., closing=-1.)])
     with pytest.raises(KeyError, match="unknown stage 'c'"):
         TimeLeft([Stage('a', 1, 1.)]).observe('c', 1, 0.1)
 
@@ -75,26 +94,26 @@ def test_demo_plans_only_the_stages_left(tmp_path, monkeypatch):
     finetune = protocol.config_path('deeplabv3', 'finetune', 'hosvd-eps0.8',
                                     5)
     names = [s.name for s in demo.plan(pretrain, calib, finetune, False)]
-    assert names == ['pretrain', 'calibrate', 'test calibrated',
-                     'fine-tune', 'test fine-tuned']
+    assert names == ['pretrain', 'calibrate', 'fine-tune']
     for config in (pretrain, calib):
         write_checkpoint(config, protocol.final_checkpoint(config))
     stages = demo.plan(pretrain, calib, finetune, False)
-    assert [s.name for s in stages] == ['fine-tune', 'test fine-tuned']
+    assert [s.name for s in stages] == ['fine-tune']
     assert stages[0].steps == 120
+    # its test runs in the same process, after the steps
+    assert stages[0].closing == demo.STAGE_COSTS['fine-tune'][2] > 0
     # a checkpoint older than the one it starts from is trained again, and
     # so is every stage after it
     os.utime(protocol.final_checkpoint(pretrain), (2e9, 2e9))
     names = [s.name for s in demo.plan(pretrain, calib, finetune, False)]
-    assert names == ['calibrate', 'test calibrated', 'fine-tune',
-                     'test fine-tuned']
+    assert names == ['calibrate', 'fine-tune']
     # a dataset generated again (stamped later) makes everything stale
     os.makedirs('data/synthetic_shapes')
     stamp = 'data/synthetic_shapes/generated.json'
     open(stamp, 'w').close()
     os.utime(stamp, (3e9, 3e9))
     names = [s.name for s in demo.plan(pretrain, calib, finetune, False)]
-    assert names[0] == 'pretrain' and len(names) == 5
+    assert names == ['pretrain', 'calibrate', 'fine-tune']
 
 
 def test_a_real_run_prints_the_time_left_once(tiny_data, tmp_path,
@@ -109,7 +128,7 @@ def test_a_real_run_prints_the_time_left_once(tiny_data, tmp_path,
                   Stage('test', 1, 2.)]), written.append)
     log.stage('fine-tune')
     monkeypatch.chdir(ROOT)
-    protocol.run_tool(['tools/train.py', config, '--work-dir',
+    protocol_runs.run_tool(['tools/train.py', config, '--work-dir',
                        str(tmp_path)], str(tmp_path / 'train.log'), log)
     log.stage(None)
     progress = [parse_train_line(m) for m in written]

@@ -72,6 +72,36 @@ def test_test_tool_prints_metrics_and_memory(trained, tmp_path):
     assert len(list((tmp_path / 'preds').iterdir())) == 4
 
 
+def test_train_with_test_tests_the_last_checkpoint_in_its_process(
+        trained, tmp_path):
+    path, _ = trained
+    run = tmp_path / 'run'
+    code, out = run_tool('tools/train.py', path, '--work-dir', str(run),
+                         '--test', '--cfg-options', 'val_cfg=None',
+                         'val_dataloader=None', 'val_evaluator=None')
+    assert code == 0, out[-3000:]
+    assert 'Iter(train)' in out and 'Iter(test)' in out
+    assert 'analytical (paper)' in out  # the test report
+    with open(run / 'test_results.json') as f:
+        record = json.load(f)
+    assert record['checkpoint'] == str(run / 'iter_2.pth')
+    # the record tools/test.py writes for that checkpoint
+    code, out = run_tool('tools/test.py', path, record['checkpoint'],
+                         '--work-dir', str(tmp_path / 'alone'))
+    assert code == 0, out[-3000:]
+    with open(tmp_path / 'alone' / 'test_results.json') as f:
+        assert json.load(f) == record
+
+
+def test_train_with_test_names_a_run_that_saved_no_checkpoint(tmp_path):
+    from tools.train import last_checkpoint
+    with pytest.raises(FileNotFoundError,
+                       match='wrote no checkpoint in .*default_hooks'):
+        last_checkpoint(str(tmp_path))
+    (tmp_path / 'last_checkpoint').write_text(str(tmp_path / 'iter_2.pth'))
+    assert last_checkpoint(str(tmp_path)) == str(tmp_path / 'iter_2.pth')
+
+
 def test_test_tool_loads_a_crafted_checkpoint_only_when_trusted(
         trained, tmp_path, monkeypatch):
     from tools import test as test_tool
