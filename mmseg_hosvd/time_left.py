@@ -1,11 +1,12 @@
 """How long a chain of training and test processes has left, from its logs.
 
 ``tools/demo.py`` runs its stages as ``tools/train.py`` processes (those
-that test their checkpoint do it in the same process). Each stage costs a number of *reference steps* (one full training
-step of DeepLabV3-R18-d8, batch 8, 128 x 128, everything trainable), known
-from a measurement on the project's machine; the training log lines of a
-running stage say how many seconds its steps take on this machine. From the
-latest such measurement, :class:`TimeLeft` scales every stage still to run.
+that test their checkpoint do it in the same process). Each stage costs a
+number of *reference steps* (one full training step of DeepLabV3-R18-d8,
+batch 8, 128 x 128, everything trainable), known from a measurement on the
+project's machine; the training log lines of a running stage say how many
+seconds its steps take on this machine. From the latest such measurement,
+:class:`TimeLeft` scales every stage still to run.
 """
 import re
 from dataclasses import dataclass

@@ -39,17 +39,18 @@ from mmseg_hosvd.reporting import format_test_report  # noqa: E402
 from mmseg_hosvd.time_left import ProgressLog, Stage, TimeLeft  # noqa: E402
 
 #: Per stage, in reference steps (one full training step of
-#: DeepLabV3-R18-d8, batch 8, 128 x 128, everything trainable; 0.99 s on the
-#: project's 2-core machine): one of its steps, the start-up of its process,
-#: and what follows its last step (the pretraining's validation, the test
-#: that the other stages run in the same process, checkpoints). Measured in
-#: one `make demo` run with the default model and method there (pretraining
-#: on 64 x 64 crops); for other models and methods each stage's estimate is
-#: corrected by its own step times once it runs.
+#: DeepLabV3-R18-d8, batch 8, 128 x 128, everything trainable): one of its
+#: steps, the start-up of its process, and what follows its last step (the
+#: pretraining's validation, the test that the other stages run in the same
+#: process, checkpoints). Measured in one `make demo` run with the default
+#: model and method on a 2-core machine of the project's kind where the
+#: reference step took 1.32 s (pretraining on 64 x 64 crops); for other
+#: models and methods each stage's estimate is corrected by its own step
+#: times once it runs.
 STAGE_COSTS = {
-    'pretrain': (0.32, 11., 7.),
-    'calibrate': (0.33, 6., 6.),
-    'fine-tune': (0.5, 17., 7.),
+    'pretrain': (0.31, 5., 6.),
+    'calibrate': (0.33, 4., 6.),
+    'fine-tune': (0.4, 6.5, 7.),
 }
 
 
