@@ -1,9 +1,10 @@
 """The embedded protocol: its models, configs, data and checkpoints.
 
-Each stage is one ``tools/train.py`` or ``tools/test.py`` process on a config
-of ``configs/`` (:mod:`mmseg_hosvd.protocol_runs`); a stage whose final
-checkpoint (or test record) exists and is up to date (:func:`stale_reason`)
-is skipped, so an interrupted protocol resumes where it stopped.
+Each stage runs as a ``tools/`` process on a config of ``configs/``
+(:mod:`mmseg_hosvd.protocol_runs`; a trained stage that is tested tests in
+its training process); a stage whose final checkpoint (or test record)
+exists and is up to date (:func:`stale_reason`) is skipped, so an
+interrupted protocol resumes where it stopped.
 """
 import os.path as osp
 import pickle
@@ -114,8 +115,8 @@ def ensure_dataset(root: str,
 
     A dataset by another generator version, with other arguments, or whose
     generation was interrupted is generated again; the checkpoints trained
-    on it are then older than its stamp, and :func:`ensure_trained` trains
-    them again.
+    on it are then older than its stamp, and
+    :func:`~mmseg_hosvd.protocol_runs.ensure_trained` trains them again.
 
     Args:
         root: Dataset root.

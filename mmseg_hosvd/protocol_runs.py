@@ -9,7 +9,7 @@ import os
 import os.path as osp
 import subprocess
 import sys
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, List, Optional
 
 from .protocol import final_checkpoint, stale_reason, work_dir
 
@@ -108,7 +108,10 @@ def _current_record(config: str, checkpoint: str) -> Optional[dict]:
     if not osp.isfile(record_path):
         return None
     with open(record_path) as f:
-        record = json.load(f)
+        try:
+            record = json.load(f)
+        except json.JSONDecodeError:
+            return None  # cut short: tested again
     tested = record.get('checkpoint')
     if (tested and osp.abspath(tested) == osp.abspath(checkpoint)
             and osp.getmtime(record_path) >= osp.getmtime(checkpoint)):
@@ -119,6 +122,12 @@ def _current_record(config: str, checkpoint: str) -> Optional[dict]:
 def ensure_tested(config: str, checkpoint: str, log: Callable[[str], None],
                   force: bool = False) -> dict:
     """Tests ``checkpoint`` unless a record for it exists.
+
+    Args:
+        config: The config to test.
+        checkpoint: Its checkpoint.
+        log: Receives progress messages.
+        force: Test again even if a record exists.
 
     Returns:
         The test record (see :func:`mmseg_hosvd.reporting.checkpoint_record`).
@@ -135,7 +144,7 @@ def ensure_tested(config: str, checkpoint: str, log: Callable[[str], None],
 
 
 def ensure_trained_and_tested(config: str, log: Callable[[str], None],
-                              force: bool = False) -> Tuple[str, dict]:
+                              force: bool = False) -> dict:
     """Trains ``config`` without validation and tests its final checkpoint,
     each unless done and up to date; when it trains, the test runs in the
     same process (``tools/train.py --test``), which saves a process start.
@@ -146,7 +155,7 @@ def ensure_trained_and_tested(config: str, log: Callable[[str], None],
         force: Train and test again even if both are up to date.
 
     Returns:
-        The final checkpoint and its test record.
+        The test record of the final checkpoint.
     """
     checkpoint = final_checkpoint(config)
     if _must_train(config, checkpoint, force, log):
@@ -155,5 +164,5 @@ def ensure_trained_and_tested(config: str, log: Callable[[str], None],
         if record is None:
             raise RuntimeError(f'tools/train.py --test wrote no test record '
                                f'of {checkpoint} in {_record_path(config)}')
-        return checkpoint, record
-    return checkpoint, ensure_tested(config, checkpoint, log)
+        return record
+    return ensure_tested(config, checkpoint, log)

@@ -71,7 +71,8 @@ def plan(pretrained: str, calibrated: str, finetuned: str,
     """The stages still to run: those whose final checkpoint is missing or
     stale (see :func:`~mmseg_hosvd.protocol.stale_reason`), and every stage
     after one that runs (it starts from that stage's new checkpoint).
-    Calibration and fine-tuning test their checkpoint in their own process.
+    Calibration and fine-tuning test their checkpoint in their training
+    process.
     """
     stages = []
     for name, config, again in (('pretrain', pretrained, False),
@@ -102,9 +103,9 @@ def main(argv=None):
     log.stage('pretrain')
     ensure_trained(pretrained, log)
     log.stage('calibrate')
-    _, calib_record = ensure_trained_and_tested(calibrated, log)
+    calib_record = ensure_trained_and_tested(calibrated, log)
     log.stage('fine-tune')
-    _, record = ensure_trained_and_tested(finetuned, log, force=args.force)
+    record = ensure_trained_and_tested(finetuned, log, force=args.force)
     log.stage(None)
     print(format_test_report(record))
     print(f"before fine-tuning (calibrated classifier only): mIoU "

@@ -20,6 +20,7 @@ import json
 import os
 import os.path as osp
 import sys
+from typing import Optional
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -122,7 +123,7 @@ def build_config(args) -> Config:
     return cfg
 
 
-def run_test(cfg: Config, config: str, checkpoint: str) -> dict:
+def run_test(cfg: Config, config: str, checkpoint: str) -> Optional[dict]:
     """Tests ``checkpoint`` with the built ``cfg``; the main process prints
     the report and writes ``<work_dir>/test_results.json``.
 
@@ -132,19 +133,24 @@ def run_test(cfg: Config, config: str, checkpoint: str) -> dict:
         checkpoint: The checkpoint file.
 
     Returns:
-        The record (see :func:`mmseg_hosvd.reporting.checkpoint_record`).
+        The record (see :func:`mmseg_hosvd.reporting.checkpoint_record`)
+        in the main process, None in the others.
     """
     check_data_roots(cfg, loaders=('test_dataloader', ))
     prepare_cpu_distributed(cfg)
     with trusted_checkpoints(config_trusts_checkpoints(cfg)):
         runner = Runner.from_cfg(cfg)
         metrics = runner.test()
+        if not is_main_process():
+            return None
         record = checkpoint_record(config, checkpoint, metrics)
-    if is_main_process():
-        print(format_test_report(record))
-        os.makedirs(cfg.work_dir, exist_ok=True)
-        with open(osp.join(cfg.work_dir, 'test_results.json'), 'w') as f:
-            json.dump(record, f, indent=2)
+    print(format_test_report(record))
+    os.makedirs(cfg.work_dir, exist_ok=True)
+    # whole or not at all: a resumed protocol reads it
+    path = osp.join(cfg.work_dir, 'test_results.json')
+    with open(path + '.tmp', 'w') as f:
+        json.dump(record, f, indent=2)
+    os.replace(path + '.tmp', path)
     return record
 
 

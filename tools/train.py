@@ -25,6 +25,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import torch  # noqa: E402
 from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.dist import barrier  # noqa: E402
 from mmengine.logging import print_log  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
@@ -114,12 +115,15 @@ def main(argv=None):
         runner = Runner.from_cfg(cfg)
         runner.train()
     if args.test:
-        # `runner` stays referenced until the process exits: collected as
+        # every rank waits for the first one to finish writing the
+        # checkpoint it is about to load
+        barrier()
+        checkpoint = saved_checkpoint(runner)
+        # `runner` stays referenced until main() returns, its model and
+        # optimizer state kept in memory during the test: collected as
         # garbage, its data loader's persistent workers lose their queues
         # before they are told to stop, and each join waits out its 5 s
-        # timeout (measured: 10 s for two workers); at exit they are
-        # simply terminated
-        checkpoint = last_checkpoint(cfg.work_dir)
+        # timeout (measured: 10 s for two workers)
         test_args = test_tool.parse_args([
             args.config, checkpoint, '--work-dir', cfg.work_dir,
             '--launcher', args.launcher
@@ -129,21 +133,26 @@ def main(argv=None):
             test_tool.build_config(test_args), args.config, checkpoint)
 
 
-def last_checkpoint(work_dir: str) -> str:
-    """The checkpoint that CheckpointHook saved last in ``work_dir``.
+def saved_checkpoint(runner: Runner) -> str:
+    """The checkpoint that ``runner``'s CheckpointHook saved last.
+
+    Args:
+        runner: A Runner that has trained.
+
+    Returns:
+        Its path, relative to the working directory when it lies below it.
 
     Raises:
-        FileNotFoundError: If the run saved none (``default_hooks`` without
-            a CheckpointHook).
+        FileNotFoundError: If the run saved none (no CheckpointHook in
+            ``default_hooks``, or none of its steps saved).
     """
-    pointer = osp.join(work_dir, 'last_checkpoint')
-    if not osp.isfile(pointer):
+    path = runner.message_hub.get_info('last_ckpt')
+    if path is None:
         raise FileNotFoundError(
-            f'--test: training wrote no checkpoint in {work_dir} (no '
-            f'{pointer}); keep default_hooks.checkpoint to test after '
-            'training')
-    with open(pointer) as f:
-        return f.read().strip()
+            f'--test: this run saved no checkpoint in {runner.work_dir}; '
+            'keep default_hooks.checkpoint to test after training')
+    relative = osp.relpath(path)
+    return path if relative.startswith(os.pardir) else relative
 
 
 if __name__ == '__main__':

@@ -204,25 +204,31 @@ def test_a_stage_that_trains_tests_in_the_same_process(tmp_path,
     monkeypatch.setattr(protocol_runs, 'run_tool', run_tool)
     messages = []
     assert protocol_runs.ensure_trained_and_tested(
-        config, messages.append) == (checkpoint, dict(
-            checkpoint=osp.abspath(checkpoint), metrics=dict(mIoU=1)))
+        config, messages.append) == dict(checkpoint=osp.abspath(checkpoint),
+                                         metrics=dict(mIoU=1))
     assert calls == [['tools/train.py', config, '--test', '--cfg-options'] +
                      protocol_runs.NO_VALIDATION]
     # done: both reused, whichever way the record names the checkpoint
-    _, record = protocol_runs.ensure_trained_and_tested(config,
-                                                        messages.append)
+    record = protocol_runs.ensure_trained_and_tested(config,
+                                                     messages.append)
     assert record['metrics'] == dict(mIoU=1) and len(calls) == 1
     assert messages[-2:] == [f'train: reusing {checkpoint}',
                              f'test: reusing {record_path}']
     # a record older than its checkpoint: only the test runs again
     os.utime(record_path, (1e9, 1e9))
-    _, record = protocol_runs.ensure_trained_and_tested(config, [].append)
+    record = protocol_runs.ensure_trained_and_tested(config, [].append)
     assert calls[1] == ['tools/test.py', config, checkpoint]
     assert record['metrics'] == dict(mIoU=2)
+    # so does a record cut short
+    with open(record_path, 'w') as f:
+        f.write('{"checkpoint": "work')
+    record = protocol_runs.ensure_trained_and_tested(config, [].append)
+    assert calls[2] == ['tools/test.py', config, checkpoint]
+    assert record['metrics'] == dict(mIoU=3)
     # forced: trained and tested again, in one process
     protocol_runs.ensure_trained_and_tested(config, [].append, force=True)
-    assert calls[2][:3] == ['tools/train.py', config, '--test']
-    assert len(calls) == 3
+    assert calls[3][:3] == ['tools/train.py', config, '--test']
+    assert len(calls) == 4
 
 
 def test_a_training_that_writes_no_record_is_an_error(tmp_path, monkeypatch):

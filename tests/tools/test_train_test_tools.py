@@ -76,11 +76,13 @@ def test_train_with_test_tests_the_last_checkpoint_in_its_process(
         trained, tmp_path):
     path, _ = trained
     run = tmp_path / 'run'
+    # the test takes the options too: 4 test images in batches of 2
     code, out = run_tool('tools/train.py', path, '--work-dir', str(run),
                          '--test', '--cfg-options', 'val_cfg=None',
-                         'val_dataloader=None', 'val_evaluator=None')
+                         'val_dataloader=None', 'val_evaluator=None',
+                         'test_dataloader.batch_size=2')
     assert code == 0, out[-3000:]
-    assert 'Iter(train)' in out and 'Iter(test)' in out
+    assert 'Iter(train)' in out and 'Iter(test) [2/2]' in out
     assert 'analytical (paper)' in out  # the test report
     with open(run / 'test_results.json') as f:
         record = json.load(f)
@@ -93,13 +95,17 @@ def test_train_with_test_tests_the_last_checkpoint_in_its_process(
         assert json.load(f) == record
 
 
-def test_train_with_test_names_a_run_that_saved_no_checkpoint(tmp_path):
-    from tools.train import last_checkpoint
+def test_train_with_test_names_a_run_that_saved_no_checkpoint(
+        tiny_data, tmp_path, monkeypatch):
+    from tools import train
+    monkeypatch.setenv('LOCAL_RANK', '0')
+    cfg = tiny_runner_config('fcn', str(tmp_path), tiny_data, max_iters=1)
+    cfg.default_hooks.checkpoint = None  # MMEngine's way to drop it
+    path = str(tmp_path / 'no_checkpoint.py')
+    cfg.dump(path)
     with pytest.raises(FileNotFoundError,
-                       match='wrote no checkpoint in .*default_hooks'):
-        last_checkpoint(str(tmp_path))
-    (tmp_path / 'last_checkpoint').write_text(str(tmp_path / 'iter_2.pth'))
-    assert last_checkpoint(str(tmp_path)) == str(tmp_path / 'iter_2.pth')
+                       match='saved no checkpoint in .*default_hooks'):
+        train.main([path, '--test'])
 
 
 def test_test_tool_loads_a_crafted_checkpoint_only_when_trusted(
