@@ -150,12 +150,15 @@ def _refusal(filename: str, error: Exception) -> UntrustedCheckpointError:
         f'{TRUST_CONFIG_KEY}=True).', unsafe)
 
 
-def load_local_checkpoint(filename: str, map_location=None):
+def load_local_checkpoint(filename: str, map_location=None,
+                          mmap: bool = False):
     """Loads a local checkpoint with the allowlist, or fully if trusted.
 
     Args:
         filename: Path of the checkpoint.
         map_location: As for :func:`torch.load`.
+        mmap: Map the tensors' storage instead of reading it, as for
+            :func:`torch.load` (for callers that read only its meta).
 
     Returns:
         The checkpoint.
@@ -169,12 +172,12 @@ def load_local_checkpoint(filename: str, map_location=None):
     if not osp.isfile(filename):
         raise FileNotFoundError(f'{filename} can not be found.')
     if checkpoints_trusted():
-        return torch.load(
-            filename, map_location=map_location, weights_only=False)
+        return torch.load(filename, map_location=map_location,
+                          weights_only=False, mmap=mmap)
     with _allowlisted():
         try:
-            return torch.load(
-                filename, map_location=map_location, weights_only=True)
+            return torch.load(filename, map_location=map_location,
+                              weights_only=True, mmap=mmap)
         except pickle.UnpicklingError as error:
             raise _refusal(filename, error) from error
 

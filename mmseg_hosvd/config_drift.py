@@ -7,6 +7,7 @@ that the protocol trains a stage again after its config was edited, where
 file times alone (:func:`~mmseg_hosvd.protocol.stale_reason`) would reuse
 the old checkpoint.
 """
+import zipfile
 from typing import List, Optional
 
 from mmengine.config import Config
@@ -42,8 +43,11 @@ def trained_config(checkpoint: str) -> Optional[Config]:
             allowlist (see :mod:`~mmseg_hosvd.checkpoint_loading`): one
             that is not a checkpoint at all, or needs other globals.
     """
-    meta = load_local_checkpoint(checkpoint, map_location='cpu').get(
-        'meta') or {}
+    # only the meta is used: the tensors of a zip-format file (any
+    # torch.save since 1.6) are mapped, not read
+    meta = load_local_checkpoint(
+        checkpoint, map_location='cpu',
+        mmap=zipfile.is_zipfile(checkpoint)).get('meta') or {}
     text = meta.get('cfg')
     if not isinstance(text, str):
         return None

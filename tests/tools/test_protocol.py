@@ -158,6 +158,25 @@ def test_an_unreadable_checkpoint_is_trained_again(tmp_path, monkeypatch):
     assert protocol.stale_reason(config, checkpoint) is None
 
 
+def test_a_checkpoint_in_the_legacy_format_is_read(tmp_path, monkeypatch):
+    # the zip format is mapped, not read; the pre-1.6 one cannot be mapped
+    monkeypatch.chdir(tmp_path)
+    os.symlink(CONFIGS, 'configs')
+    config = protocol.config_path('fcn', 'calib')
+    checkpoint = protocol.final_checkpoint(config)
+    os.makedirs(osp.dirname(checkpoint))
+    cfg = Config.fromfile(config)
+    torch.save(dict(meta=dict(cfg=cfg.pretty_text),
+                    state_dict=dict(w=torch.ones(3))), checkpoint,
+               _use_new_zipfile_serialization=False)
+    assert protocol.stale_reason(config, checkpoint) is None
+    cfg.optim_wrapper.optimizer.lr = 0.5
+    torch.save(dict(meta=dict(cfg=cfg.pretty_text), state_dict={}),
+               checkpoint, _use_new_zipfile_serialization=False)
+    assert protocol.stale_reason(config, checkpoint).startswith(
+        'trained with another optim_wrapper')
+
+
 def test_a_stage_tested_next_trains_without_validating(tmp_path,
                                                       monkeypatch):
     monkeypatch.chdir(tmp_path)
