@@ -68,7 +68,7 @@ def ensure_trained(config: str, log: Callable[[str], None],
                    force: bool = False, validate: bool = True,
                    test: bool = False) -> str:
     """Trains ``config`` unless its final checkpoint exists and is up to
-    date (see :func:`stale_reason`).
+    date (see :func:`~mmseg_hosvd.protocol.stale_reason`).
 
     Args:
         config: The config to train.
