@@ -35,6 +35,8 @@ from mmseg_hosvd.checkpoint_trust import (  # noqa: E402
 from mmseg_hosvd.config_checks import check_train_config  # noqa: E402
 from mmseg_hosvd.engine.cpu_distributed import (  # noqa: E402
     prepare_cpu_distributed)
+from mmseg_hosvd.engine.hooks.safe_checkpoint_hook import (  # noqa: E402
+    use_safe_checkpoint_hook)
 from tools import test as test_tool  # noqa: E402
 
 
@@ -46,8 +48,8 @@ def parse_args(argv=None):
         '--resume',
         action='store_true',
         default=False,
-        help='resume from the latest checkpoint in the work_dir '
-        'automatically')
+        help='continue the run of the work dir from its latest checkpoint '
+        '(load_from then only starts a run whose work dir holds none)')
     parser.add_argument(
         '--amp',
         action='store_true',
@@ -103,6 +105,13 @@ def build_config(args) -> Config:
             cfg.optim_wrapper.type = 'AutocastOptimWrapper'
             cfg.optim_wrapper.dtype = 'bfloat16'
     cfg.resume = args.resume
+    if use_safe_checkpoint_hook(cfg):
+        print_log(
+            'default_hooks.checkpoint: SafeCheckpointHook in place of '
+            'CheckpointHook, with the same arguments (it writes a checkpoint '
+            'before it removes an old one, and --resume continues this work '
+            'dir\'s run whatever load_from says)',
+            logger='current')
     return cfg
 
 
