@@ -1,7 +1,12 @@
 """Checks a config before a Runner is built, with errors that say the fix."""
+import copy
 import os.path as osp
 
 from mmengine.config import Config
+from mmseg.datasets import BaseSegDataset
+from mmseg.registry import DATASETS
+
+from mmseg_hosvd.engine.latest_checkpoint import latest_checkpoint
 
 #: How to get each dataset when its data root is missing.
 DATA_HINTS = {
@@ -28,9 +33,49 @@ def _datasets(dataset_cfg):
     return [dataset_cfg]
 
 
+def check_images(key: str, dataset_cfg: dict) -> None:
+    """Checks that a segmentation dataset lists images.
+
+    Otherwise MMEngine fails building it with "need at least one array to
+    concatenate" (serializing an empty list), naming no directory. The
+    dataset is built without a pipeline and not initialized, and lists its
+    files as it would in the run.
+
+    Args:
+        key: The dataloader key, for the message.
+        dataset_cfg: A dataset config (not a wrapper).
+
+    Raises:
+        FileNotFoundError: Naming the image directory, when it is missing or
+            lists no image, and how to get the data.
+    """
+    kind = dataset_cfg.get('type')
+    cls = DATASETS.get(kind) if isinstance(kind, str) else kind
+    if not (isinstance(cls, type) and issubclass(cls, BaseSegDataset)):
+        return
+    root = dataset_cfg.get('data_root', None) or ''
+    img_dir = osp.join(root, dataset_cfg.get('data_prefix', {}).get(
+        'img_path', ''))
+    hint = DATA_HINTS.get(cls.__name__, 'put the dataset there')
+    if not osp.isdir(img_dir):
+        raise FileNotFoundError(f'{key}: image directory {img_dir!r} of '
+                                f'{cls.__name__} does not exist; {hint}')
+    built = copy.deepcopy(dict(dataset_cfg))
+    built.update(pipeline=[], lazy_init=True)
+    dataset = DATASETS.build(built)
+    try:
+        samples = dataset.load_data_list()
+    except FileNotFoundError as error:  # a dataset's own check
+        raise FileNotFoundError(f'{key}: {error}') from error
+    if not samples:
+        raise FileNotFoundError(
+            f'{key}: image directory {img_dir!r} of {cls.__name__} holds '
+            f'no images (files ending in {dataset.img_suffix!r}); {hint}')
+
+
 def check_data_roots(cfg: Config, loaders=('train_dataloader',
                                            'val_dataloader')) -> None:
-    """Checks that every dataset's data root exists.
+    """Checks that every dataset's data root exists and lists images.
 
     Args:
         cfg: The config.
@@ -38,7 +83,9 @@ def check_data_roots(cfg: Config, loaders=('train_dataloader',
 
     Raises:
         ValueError: If a needed dataloader has no dataset.
-        FileNotFoundError: Naming the missing root and how to get the data.
+        FileNotFoundError: Naming the missing root, or the image directory
+            that is missing or empty (:func:`check_images`), and how to get
+            the data.
     """
     for key in loaders:
         loader = cfg.get(key, None)
@@ -56,17 +103,22 @@ def check_data_roots(cfg: Config, loaders=('train_dataloader',
                 raise FileNotFoundError(
                     f'{key}: data_root {root!r} of {dataset.get("type")} '
                     f'does not exist; {hint}')
+            check_images(key, dataset)
 
 
 def check_load_from(cfg: Config) -> None:
-    """Checks that ``load_from`` exists unless resuming.
+    """Checks that ``load_from`` exists unless a resumed run continues
+    from its work dir's own checkpoint.
 
     Raises:
         FileNotFoundError: Naming the checkpoint and the config that
             produces it when the path is under work_dirs.
     """
     path = cfg.get('load_from', None)
-    if not path or cfg.get('resume', False) or '://' in path:
+    if not path or '://' in path:
+        return
+    if cfg.get('resume', False) and cfg.get('work_dir', None) and (
+            latest_checkpoint(cfg.work_dir)[0] is not None):
         return
     if not osp.isfile(path):
         producer = osp.basename(osp.dirname(path))

@@ -39,6 +39,8 @@ def test_config_loads_with_what_the_protocol_needs(path):
     assert 'auxiliary_head' not in cfg.model
     assert cfg.randomness.seed == 233
     assert cfg.default_hooks.malloc_trim.type == 'MallocTrimHook'
+    assert cfg.default_hooks.data_check.type == 'DataCheckHook'
+    assert cfg.default_hooks.checkpoint.type == 'SafeCheckpointHook'
     optimizer, clip = cfg.optim_wrapper.optimizer, cfg.optim_wrapper.clip_grad
     cnn_pretraining = ('shapes-source' in path
                        and backbone.type not in TRANSFORMERS)

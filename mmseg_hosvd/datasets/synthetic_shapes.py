@@ -69,6 +69,26 @@ class SyntheticShapesDataset(BaseSegDataset):
         kwargs.setdefault('reduce_zero_label', False)
         super().__init__(**kwargs)
 
+    def load_data_list(self) -> list:
+        """mmseg's file listing, refusing a directory without images.
+
+        Returns:
+            The samples.
+
+        Raises:
+            FileNotFoundError: Naming the image directory when it lists
+                none (MMEngine would fail later with "need at least one
+                array to concatenate").
+        """
+        samples = super().load_data_list()
+        if not samples:
+            raise FileNotFoundError(
+                f'image directory {self.data_prefix.get("img_path")!r} of '
+                'SyntheticShapesDataset holds no images (files ending in '
+                f'{self.img_suffix!r}); generate it with: python '
+                'tools/generate_dataset.py')
+        return samples
+
 
 def _background(rng, size, domain):
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size

@@ -10,10 +10,13 @@ from .hooks import (
     CheckpointFitHook,
     ChunkedLossHook,
     CompressConvHook,
+    DataCheckError,
+    DataCheckHook,
     ExplicitAttentionHook,
     FiniteLossHook,
     FrozenPrefixHook,
     MallocTrimHook,
+    SafeCheckpointHook,
     StepPeakMemoryHook,
 )
 from .seeded_train_loop import SeededIterBasedTrainLoop
@@ -23,8 +26,10 @@ register_atomic_local_backend()
 __all__ = [
     'ActivationCheckpointHook', 'ActivationMemoryHook', 'AtomicLocalBackend',
     'AutocastOptimWrapper', 'CheckpointFitHook', 'ChunkedLossHook',
-    'CompressConvHook', 'ExplicitAttentionHook',
+    'CompressConvHook', 'DataCheckError', 'DataCheckHook',
+    'ExplicitAttentionHook',
     'FiniteLossHook', 'FrozenPrefixHook', 'MallocTrimHook',
+    'SafeCheckpointHook',
     'SeededIterBasedTrainLoop', 'StepPeakMemoryHook',
     'prepare_cpu_distributed',
     'register_atomic_local_backend'

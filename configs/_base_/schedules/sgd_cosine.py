@@ -16,7 +16,10 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=20, log_metric_by_epoch=False),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, max_keep_ckpts=2),
+    # writes before it rotates, never half a file; resume=True continues
+    # this work dir's run, whatever load_from says
+    checkpoint=dict(
+        type='SafeCheckpointHook', by_epoch=False, max_keep_ckpts=2),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='SegVisualizationHook'),
     # per-batch HOSVD ranks fragment glibc's heap; trimming keeps RSS flat
@@ -25,4 +28,5 @@ default_hooks = dict(
     # own custom_hooks keeps them: refuse a load_from checkpoint of another
     # model, stop at a non-finite loss before it is checkpointed
     checkpoint_fit=dict(type='CheckpointFitHook'),
-    finite_loss=dict(type='FiniteLossHook'))
+    finite_loss=dict(type='FiniteLossHook'),
+    data_check=dict(type='DataCheckHook'))
