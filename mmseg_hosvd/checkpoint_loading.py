@@ -26,6 +26,10 @@ trust, opt in with the environment variable
 ``trust_checkpoint = True`` (read by ``tools/train.py`` and
 ``tools/test.py``) or :func:`trusted_checkpoints` in Python; the file is then
 unpickled fully (``weights_only=False``).
+
+A file that torch cannot read at all (empty, cut short, not written by
+``torch.save``) raises :class:`UnreadableCheckpointError`, naming the file,
+its size and torch's own reason, trusted or not.
 """
 import contextlib
 import functools
@@ -33,6 +37,7 @@ import os
 import os.path as osp
 import pickle
 import urllib.parse
+import zipfile
 
 import torch
 
@@ -58,6 +63,21 @@ class UntrustedCheckpointError(pickle.UnpicklingError):
     def __init__(self, message: str, unsafe_globals=()):
         super().__init__(message)
         self.unsafe_globals = tuple(unsafe_globals)
+
+
+class UnreadableCheckpointError(RuntimeError):
+    """A checkpoint file that torch cannot read: empty, cut short, or not
+    written by ``torch.save``.
+
+    Attributes:
+        filename: The file.
+        size: Its size in bytes.
+    """
+
+    def __init__(self, message: str, filename: str, size: int):
+        super().__init__(message)
+        self.filename = filename
+        self.size = size
 
 
 def history_buffer_statistic(owner, name: str):
@@ -150,6 +170,37 @@ def _refusal(filename: str, error: Exception) -> UntrustedCheckpointError:
         f'{TRUST_CONFIG_KEY}=True).', unsafe)
 
 
+def _torch_reason(error: Exception) -> str:
+    """The first sentence of torch's message (the rest is advice), with the
+    exception's class."""
+    text = (str(error).splitlines() or [''])[0].split('. ')[0]
+    return f'{type(error).__name__}: {text}' if text else type(error).__name__
+
+
+def _unreadable(filename: str, error: Exception) -> UnreadableCheckpointError:
+    size = osp.getsize(filename)
+    what = ('a complete zip archive that torch cannot read as a checkpoint'
+            if zipfile.is_zipfile(filename) else
+            'cut short (an interrupted save or copy) or not a checkpoint '
+            'written by torch.save')
+    return UnreadableCheckpointError(
+        f'Cannot load checkpoint {filename!r} ({size} bytes): it is {what} '
+        f'({_torch_reason(error)}).', filename, size)
+
+
+def _empty(filename: str) -> UnreadableCheckpointError:
+    return UnreadableCheckpointError(
+        f'Cannot load checkpoint {filename!r}: the file is empty (0 bytes), '
+        'as a save or copy that never wrote leaves it; delete it, or load '
+        'another checkpoint.', filename, 0)
+
+
+#: What torch.load raises for a file it cannot read (with the allowlist, a
+#: ``pickle.UnpicklingError`` is a refusal instead).
+_READ_ERRORS = (EOFError, RuntimeError, KeyError, ValueError, IndexError,
+                pickle.UnpicklingError)
+
+
 def load_local_checkpoint(filename: str, map_location=None,
                           mmap: bool = False):
     """Loads a local checkpoint with the allowlist, or fully if trusted.
@@ -165,21 +216,31 @@ def load_local_checkpoint(filename: str, map_location=None,
 
     Raises:
         FileNotFoundError: If ``filename`` is not a file.
+        UnreadableCheckpointError: If it is empty, cut short or not a torch
+            checkpoint.
         UntrustedCheckpointError: If it needs globals beyond the allowlist
             and no opt-in is active.
     """
     filename = osp.expanduser(filename)
     if not osp.isfile(filename):
         raise FileNotFoundError(f'{filename} can not be found.')
-    if checkpoints_trusted():
-        return torch.load(filename, map_location=map_location,
-                          weights_only=False, mmap=mmap)
-    with _allowlisted():
-        try:
+    if osp.getsize(filename) == 0:
+        raise _empty(filename)
+    trusted = checkpoints_trusted()
+    try:
+        if trusted:
             return torch.load(filename, map_location=map_location,
-                              weights_only=True, mmap=mmap)
-        except pickle.UnpicklingError as error:
-            raise _refusal(filename, error) from error
+                              weights_only=False, mmap=mmap)
+        with _allowlisted():
+            try:
+                return torch.load(filename, map_location=map_location,
+                                  weights_only=True, mmap=mmap)
+            except pickle.UnpicklingError as error:
+                raise _refusal(filename, error) from error
+    except UntrustedCheckpointError:
+        raise
+    except _READ_ERRORS as error:
+        raise _unreadable(filename, error) from error
 
 
 def download_checkpoint(url: str, model_dir=None, progress=False) -> str:

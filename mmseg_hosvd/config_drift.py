@@ -37,8 +37,8 @@ def trained_config(checkpoint: str) -> Optional[Config]:
     """The config recorded in ``checkpoint``'s meta, or None if it has none.
 
     Raises:
-        EOFError, RuntimeError: For an empty or truncated file, as
-            :func:`torch.load` raises them.
+        UnreadableCheckpointError: For an empty or truncated file (a
+            RuntimeError; see :mod:`~mmseg_hosvd.checkpoint_loading`).
         UntrustedCheckpointError: For a file that does not load with the
             allowlist (see :mod:`~mmseg_hosvd.checkpoint_loading`): one
             that is not a checkpoint at all, or needs other globals.

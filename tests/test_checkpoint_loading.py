@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 from mmengine.config import Config
+from mmengine.logging.history_buffer import HistoryBuffer
 from mmengine.runner import CheckpointLoader, Runner, load_checkpoint
 from torch import nn
 
@@ -164,6 +165,25 @@ def test_only_history_buffer_statistics_may_be_read_with_getattr(
     path = str(tmp_path / 'getattr.pth')
     torch.save({'x': ReadsAttribute()}, path)
     with pytest.raises(UntrustedCheckpointError, match="'tofile'"):
+        CheckpointLoader.load_checkpoint(path)
+
+
+def test_other_history_buffer_attributes_are_refused(tmp_path,
+                                                    monkeypatch):
+    """HistoryBuffer itself is allowlisted: ``getattr`` on it must still
+    give only its four statistics, not e.g. its ``update`` method."""
+    monkeypatch.delenv(TRUST_ENV, raising=False)
+
+    class ReadsMethod:
+
+        def __reduce__(self):
+            return getattr, (HistoryBuffer, 'update')
+
+    path = str(tmp_path / 'update.pth')
+    torch.save({'x': ReadsMethod()}, path)
+    with pytest.raises(UntrustedCheckpointError,
+                       match=r"getattr\(.*HistoryBuffer.*, 'update'\) is not "
+                       'allowed'):
         CheckpointLoader.load_checkpoint(path)
 
 

@@ -145,10 +145,12 @@ def test_an_unreadable_checkpoint_is_trained_again(tmp_path, monkeypatch):
     with open(checkpoint, 'wb') as f:  # a save cut short
         f.write(head)
     assert protocol.stale_reason(config, checkpoint).startswith(
-        'unreadable (RuntimeError: ')
+        f'unreadable (UnreadableCheckpointError: Cannot load checkpoint '
+        f'{checkpoint!r} (200 bytes): it is cut short')
     open(checkpoint, 'w').close()
     assert protocol.stale_reason(config, checkpoint).startswith(
-        'unreadable (EOFError')
+        f'unreadable (UnreadableCheckpointError: Cannot load checkpoint '
+        f'{checkpoint!r}: the file is empty (0 bytes)')
     with open(checkpoint, 'w') as f:  # not a checkpoint: never unpickled
         f.write('not a checkpoint')
     assert protocol.stale_reason(config, checkpoint).startswith(

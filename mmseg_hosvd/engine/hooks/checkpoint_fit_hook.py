@@ -1,5 +1,8 @@
 """Refuse a ``load_from`` checkpoint that belongs to another model."""
+import os.path as osp
+
 from mmengine.hooks import Hook
+from mmengine.runner import find_latest_checkpoint
 from mmseg.registry import HOOKS
 from torch import nn
 
@@ -47,6 +50,25 @@ def check_checkpoint_fits(model: nn.Module, checkpoint: dict,
             'calibration config wrote.')
 
 
+def loaded_checkpoint_path(runner) -> str:
+    """The path of the checkpoint the runner loads or resumes.
+
+    ``runner._load_from`` when set (``load_from``, or a resume that names
+    what it resumes), else what ``last_checkpoint`` in the work dir names
+    (MMEngine's auto-resume), else ``cfg.load_from``.
+
+    Args:
+        runner: The runner.
+
+    Returns:
+        The path, or 'the checkpoint' when none of them names one.
+    """
+    named = getattr(runner, '_load_from', None)
+    if not named and osp.isfile(osp.join(runner.work_dir, 'last_checkpoint')):
+        named = find_latest_checkpoint(runner.work_dir)
+    return named or runner.cfg.get('load_from', None) or 'the checkpoint'
+
+
 @HOOKS.register_module()
 class CheckpointFitHook(Hook):
     """Stops a run whose ``load_from`` (or resumed) checkpoint does not fit.
@@ -65,6 +87,5 @@ class CheckpointFitHook(Hook):
         Raises:
             ValueError: From :func:`check_checkpoint_fits`.
         """
-        check_checkpoint_fits(
-            unwrap_model(runner.model), checkpoint,
-            runner.cfg.get('load_from', None) or 'the checkpoint')
+        check_checkpoint_fits(unwrap_model(runner.model), checkpoint,
+                              loaded_checkpoint_path(runner))
