@@ -1,11 +1,13 @@
 """WeightChangeHook in real Runners: learned layers from decayed-only ones."""
 import os.path as osp
+from types import SimpleNamespace
 
 import pytest
 import torch
 from mmengine.hooks import Hook
 from mmengine.runner import Runner
 from mmseg.registry import HOOKS
+from torch import nn
 
 from mmseg_hosvd.engine.hooks import WeightChangeHook
 from mmseg_hosvd.engine.hooks.weight_change_hook import DecayOnlyPath
@@ -122,3 +124,31 @@ def test_decay_only_path_declines_other_optimizers():
     path = DecayOnlyPath()
     path.step(optimizer, optimizer.param_groups[0])
     assert path.relative_change is None
+
+
+def test_gradient_share_of_a_layer_moved_by_gradient_and_decay():
+    """Two SGD steps (lr 0.1, weight decay 0.01, no momentum) of a 1x1
+    convolution with W = (3, 4), ||W|| = 5, and the gradient (0.6, 0.8),
+    ||g|| = 1, both times: the gradient is parallel to W, so the first step
+    scales W by 1 - 0.1 * (0.2 + 0.01) = 0.979 (||W|| = 4.895)."""
+    model = nn.Sequential(nn.Conv2d(2, 1, 1, bias=False))
+    weight = model[0].weight
+    with torch.no_grad():
+        weight.copy_(torch.tensor([3., 4.]).reshape(1, 2, 1, 1))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1,
+                                weight_decay=0.01)
+    runner = SimpleNamespace(model=model, iter=0,
+                             optim_wrapper=SimpleNamespace(
+                                 optimizer=optimizer))
+    hook = WeightChangeHook()
+    hook.before_train(runner)
+    for _ in range(2):
+        weight.grad = torch.tensor([0.6, 0.8]).reshape(1, 2, 1, 1)
+        optimizer.step()
+    layer = hook.record()['layers']['0']
+    grad_sum = 0.1 * 1 + 0.1 * 1
+    decay_sum = 0.1 * 0.01 * 5 + 0.1 * 0.01 * 4.895
+    assert layer['grad_sum'] == pytest.approx(grad_sum, rel=1e-6)
+    assert layer['decay_sum'] == pytest.approx(decay_sum, rel=1e-6)
+    assert layer['grad_share'] == pytest.approx(
+        grad_sum / (grad_sum + decay_sum), rel=1e-6)
