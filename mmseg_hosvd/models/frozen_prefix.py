@@ -21,12 +21,16 @@ from .model_trace import ModelTrace
 from .unread_outputs import UnreadOutput
 
 
-def check_micro_batch(micro_batch: int) -> int:
-    """An int >= 1, or a ValueError naming the bad value."""
+def check_micro_batch(micro_batch: int, name: str = 'micro_batch') -> int:
+    """An int >= 1, or a ValueError naming the option and the bad value.
+
+    Args:
+        micro_batch: The value.
+        name: The option it was given as, for the message.
+    """
     if isinstance(micro_batch, bool) or not isinstance(
             micro_batch, int) or micro_batch < 1:
-        raise ValueError(f'micro_batch must be an int >= 1, got '
-                         f'{micro_batch!r}')
+        raise ValueError(f'{name} must be an int >= 1, got {micro_batch!r}')
     return micro_batch
 
 

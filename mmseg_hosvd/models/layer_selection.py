@@ -94,6 +94,45 @@ def last_convs(model: nn.Module,
                          num_layers)
 
 
+def module_names(value: Union[str, Sequence[str]], option: str) -> List[str]:
+    """Module names given as one name or a list of names.
+
+    A single string is one name, as in MMEngine's ``init_cfg``
+    (``layer='Conv2d'`` or ``layer=['Conv2d', 'Linear']``), never a
+    sequence of one-letter names.
+
+    Args:
+        value: One module name, or a list or tuple of them.
+        option: The option it was given as, for the message.
+
+    Returns:
+        The names, as a list.
+
+    Raises:
+        ValueError: If it is neither, or holds something else than strings.
+    """
+    names = [value] if isinstance(value, str) else value
+    if not isinstance(names, (list, tuple)) or not all(
+            isinstance(name, str) for name in names):
+        raise ValueError(f'{option} must be a module name or a list of '
+                         f'module names, got {value!r}')
+    return list(names)
+
+
+def layer_names(layers: Union[str, Sequence[str]]) -> List[str]:
+    """The ``layers`` option: one layer name or a non-empty list of them.
+
+    Raises:
+        ValueError: For anything else, or no layer at all.
+    """
+    names = module_names(layers, 'layers')
+    if not names:
+        raise ValueError(f'layers={layers!r} selects no layer to fine-tune; '
+                         'to train only the classifier, give num_layers=0 '
+                         'instead of layers')
+    return names
+
+
 def check_module_names(model: nn.Module, names: Sequence[str],
                        kind: Union[None, type, Tuple[type, ...]] = None
                        ) -> None:
@@ -144,7 +183,7 @@ def check_conv_names(model: nn.Module, names: Sequence[str]) -> None:
 def select_layers_of(model: nn.Module,
                      trace: ModelTrace,
                      num_layers: Optional[int] = None,
-                     layers: Optional[Sequence[str]] = None,
+                     layers: Union[None, str, Sequence[str]] = None,
                      preset: Optional[str] = 'auto') -> LayerSelection:
     """Layers to compress, extra trainable modules and preset radii.
 
@@ -153,7 +192,8 @@ def select_layers_of(model: nn.Module,
         trace: Its trace.
         num_layers: Number of fine-tuned layers (0 trains only the
             classifier).
-        layers: Explicit layer names instead of ``num_layers``.
+        layers: Explicit layer names instead of ``num_layers`` (one name
+            or a non-empty list; see :func:`layer_names`).
         preset: 'auto' (detect the protocol model), a preset name, or None
             (the last ``num_layers`` traced convolutions and Linear
             layers).
@@ -163,14 +203,15 @@ def select_layers_of(model: nn.Module,
 
     Raises:
         ValueError: For both or neither of ``num_layers`` and ``layers``, a
-            negative count, more layers than the model has, unknown names or
-            names that are not convolutions or Linear layers.
+            negative count, more layers than the model has, an empty
+            ``layers``, unknown names or names that are not convolutions or
+            Linear layers.
     """
     if (num_layers is None) == (layers is None):
         raise ValueError('give exactly one of num_layers and layers, got '
                          f'num_layers={num_layers!r}, layers={layers!r}')
     if layers is not None:
-        names = list(layers)
+        names = layer_names(layers)
         if CLASSIFIER in names:
             raise ValueError(f'{CLASSIFIER!r} is always trained and never '
                              'compressed; remove it from layers')
@@ -213,7 +254,7 @@ def _warn_preset_dropped(preset: str, num_layers: int) -> None:
 
 def select_layers(model: nn.Module,
                   num_layers: Optional[int] = None,
-                  layers: Optional[Sequence[str]] = None,
+                  layers: Union[None, str, Sequence[str]] = None,
                   preset: Optional[str] = 'auto',
                   input_shape: Sequence[int] = (2, 3, 64, 64)
                   ) -> LayerSelection:

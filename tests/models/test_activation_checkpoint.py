@@ -127,3 +127,12 @@ def test_warm_started_hosvd_recomputes_the_forwards_ranks():
         for kept, other in zip(plain[0].warm_start.snapshot().values(),
                                recomputed[0].warm_start.snapshot().values()):
             torch.testing.assert_close(kept, other)
+
+
+def test_one_module_name_is_one_name():
+    """A string is one module, not a list of one-letter names."""
+    hook = ActivationCheckpointHook(modules='decode_head')
+    assert hook.requested == ['decode_head']
+    with pytest.raises(ValueError, match='modules must be a module name or '
+                       'a list of module names, got 3'):
+        ActivationCheckpointHook(modules=3)

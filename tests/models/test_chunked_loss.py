@@ -85,3 +85,10 @@ def test_a_runner_trains_with_it(tiny_data, tmp_path):
     runner.train()
     hook = next(h for h in runner.hooks if isinstance(h, ChunkedLossHook))
     assert hook.heads == ['decode_head']
+
+
+@pytest.mark.parametrize('chunk', [0, -1, 1.5, True])
+def test_a_bad_chunk_is_named(chunk):
+    with pytest.raises(ValueError,
+                       match=f'chunk must be an int >= 1, got {chunk!r}'):
+        ChunkedLossHook(chunk=chunk)

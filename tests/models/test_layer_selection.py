@@ -144,6 +144,21 @@ def test_unknown_layer_name_suggests_close_names():
             layers=['decode_head.botleneck.conv']).apply(model)
 
 
+def test_one_layer_name_may_be_given_as_a_string():
+    """As MMEngine's ``init_cfg`` reads ``layer='Conv2d'``: one name, not
+    one module per character."""
+    plan = CompressConvHook(method='vanilla',
+                            layers='decode_head.bottleneck.conv',
+                            trainable='decode_head.bottleneck.bn').apply(
+                                build_model('pspnet'))
+    assert plan.compressed == ['decode_head.bottleneck.conv']
+    assert plan.num_layers == 1
+    assert 'decode_head.bottleneck.bn' in plan.trainable_modules
+    assert select_layers(build_model('pspnet'),
+                         layers='decode_head.bottleneck.conv').compress == [
+                             'decode_head.bottleneck.conv']
+
+
 def test_layer_that_is_not_a_convolution():
     model = build_model('pspnet')
     with pytest.raises(ValueError, match="'decode_head.bottleneck.bn' is a "
@@ -171,6 +186,12 @@ def test_unknown_trainable_module():
      'radius must be an int >= 1, got 0'),
     (dict(), 'exactly one of num_layers and layers'),
     (dict(num_layers=5, layers=['a']), 'exactly one of num_layers and layers'),
+    (dict(layers=[]), r'layers=\[\] selects no layer to fine-tune; to train '
+     'only the classifier, give num_layers=0 instead of layers'),
+    (dict(layers=('decode_head.conv', 3)), r'layers must be a module name '
+     r"or a list of module names, got \('decode_head.conv', 3\)"),
+    (dict(num_layers=5, trainable=7),
+     'trainable must be a module name or a list of module names, got 7'),
     (dict(num_layers=5, lean=True, lean_eps=dict(bn=0.8)),
      r"lean_eps has unknown keys \['bn'\]; use \['norm', 'classifier'\]"),
     (dict(num_layers=5, lean=True, lean_eps=dict(norm=1.5)),

@@ -6,7 +6,7 @@ from mmseg.registry import HOOKS
 
 from ...models.activation_checkpoint import (checkpoint_modules_,
                                              finetuned_blocks)
-from ...models.layer_selection import check_module_names
+from ...models.layer_selection import check_module_names, module_names
 from .unwrap import unwrap_model
 
 
@@ -23,14 +23,15 @@ class ActivationCheckpointHook(Hook):
     again during the recomputation).
 
     Args:
-        modules: Module names to checkpoint; None for the fine-tuned
-            blocks.
+        modules: Module names to checkpoint (one name or a list); None
+            for the fine-tuned blocks.
     """
 
     priority = 'NORMAL'
 
     def __init__(self, modules: Optional[Sequence[str]] = None):
-        self.requested = None if modules is None else list(modules)
+        self.requested = None if modules is None else module_names(
+            modules, 'modules')
         self.modules: List[str] = []
 
     def before_train(self, runner) -> None:

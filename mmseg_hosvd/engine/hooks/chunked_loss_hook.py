@@ -27,7 +27,7 @@ class ChunkedLossHook(Hook):
     priority = 'NORMAL'
 
     def __init__(self, chunk: int = 1):
-        self.chunk = check_micro_batch(chunk)
+        self.chunk = check_micro_batch(chunk, 'chunk')
         self.heads: List[str] = []
 
     def before_train(self, runner) -> None:

@@ -10,7 +10,8 @@ from ...methods import get_method, split_options
 from ...methods.options import plain_value
 from ...models import FinetunePlan
 from ...models.layer_presets import CLASSIFIER
-from ...models.layer_selection import check_module_names, select_layers_of
+from ...models.layer_selection import (check_module_names, layer_names,
+                                       module_names, select_layers_of)
 from ...models.lean_concat import concat_in_place_
 from ...models.lean_region import lean_eps_of, make_lean_
 from ...models.model_trace import shared_input_groups, trace_model
@@ -47,11 +48,13 @@ class CompressConvHook(Hook):
         num_layers: Number of fine-tuned layers (5 or 10 in the protocol;
             0 trains only the classifier).
         layers: Explicit convolution and Linear layer names instead of
-            ``num_layers``.
+            ``num_layers``: one name (a string) or a non-empty list of
+            them; ``num_layers=0`` trains only the classifier.
         preset: 'auto' detects the protocol models and uses their
             reference lists; a preset name forces one; None takes the last N
             convolutions and Linear layers in execution order.
-        trainable: Extra module names to keep trainable.
+        trainable: Extra module names to keep trainable (one name or a
+            list).
         norm_eval: Keep norm layers in eval mode during training.
         share_inputs: For methods that decompose their input, decompose a
             tensor that several fine-tuned layers read (DeepLabV3's ASPP
@@ -85,9 +88,9 @@ class CompressConvHook(Hook):
     def __init__(self,
                  method: str = 'hosvd',
                  num_layers: Optional[int] = None,
-                 layers: Optional[Sequence[str]] = None,
+                 layers: Union[None, str, Sequence[str]] = None,
                  preset: Optional[str] = 'auto',
-                 trainable: Sequence[str] = (),
+                 trainable: Union[str, Sequence[str]] = (),
                  norm_eval: bool = True,
                  share_inputs: bool = True,
                  lean: bool = False,
@@ -101,9 +104,9 @@ class CompressConvHook(Hook):
             raise ValueError('give exactly one of num_layers and layers, got '
                              f'num_layers={num_layers!r}, layers={layers!r}')
         self.num_layers = num_layers
-        self.layers = None if layers is None else list(layers)
+        self.layers = None if layers is None else layer_names(layers)
         self.preset = preset
-        self.trainable = list(trainable)
+        self.trainable = module_names(trainable, 'trainable')
         self.norm_eval = norm_eval
         self.share_inputs = share_inputs
         self.lean = bool(lean)
