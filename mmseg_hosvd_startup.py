@@ -20,9 +20,11 @@ import sys
 
 #: The imports that need the fixes first.
 TRIGGERS = frozenset(('mmcv', 'mmengine', 'mmseg'))
-#: mmseg_hosvd's compat modules in import order; they import nothing else
-#: from mmseg_hosvd, so they load without the package.
-COMPAT_MODULES = ('checkpoint_trust', 'checkpoint_loading', 'compat')
+#: mmseg_hosvd's compat modules (and the package holding two of them) in
+#: import order, relative to mmseg_hosvd; they import nothing else from
+#: mmseg_hosvd, so they load without the package.
+COMPAT_MODULES = ('checkpoints', 'checkpoints.trust', 'checkpoints.loading',
+                  'compat')
 _COMPAT = 'mmseg_hosvd.compat'
 _state = {'done': False}
 
@@ -90,15 +92,26 @@ def fixes_needed(hook=None) -> bool:
 
 
 def _load_without_package(name: str):
-    """Loads ``mmseg_hosvd.<name>`` from its file, without the package."""
+    """Loads ``mmseg_hosvd.<name>`` from its file, without the package.
+
+    ``name`` is dotted below mmseg_hosvd (``'checkpoints.loading'``); a
+    sub-package loads from its ``__init__.py``. A module whose parent
+    sub-package is loaded is bound on it, as an import would.
+    """
     import importlib.util
     import os.path as osp
     fullname = f'mmseg_hosvd.{name}'
     if fullname in sys.modules:
         return sys.modules[fullname]
     package = importlib.util.find_spec('mmseg_hosvd')
-    location = osp.join(package.submodule_search_locations[0], f'{name}.py')
-    spec = importlib.util.spec_from_file_location(fullname, location)
+    path = osp.join(package.submodule_search_locations[0], *name.split('.'))
+    if osp.isdir(path):
+        spec = importlib.util.spec_from_file_location(
+            fullname,
+            osp.join(path, '__init__.py'),
+            submodule_search_locations=[path])
+    else:
+        spec = importlib.util.spec_from_file_location(fullname, path + '.py')
     module = importlib.util.module_from_spec(spec)
     sys.modules[fullname] = module
     try:
@@ -106,6 +119,9 @@ def _load_without_package(name: str):
     except BaseException:
         del sys.modules[fullname]
         raise
+    parent, _, child = fullname.rpartition('.')
+    if parent in sys.modules:
+        setattr(sys.modules[parent], child, module)
     return module
 
 

@@ -46,9 +46,9 @@ from protocol_inputs import (add_input_arguments, lean_thresholds,  # noqa
 from mmseg_hosvd.engine import CompressConvHook  # noqa: E402
 from mmseg_hosvd.methods import accepted_options, method_names  # noqa: E402
 from mmseg_hosvd.models import set_norm_eval_  # noqa: E402
-from mmseg_hosvd.models.conv_memory_counter import (  # noqa: E402
+from mmseg_hosvd.protocol.matrix import MODEL_CONFIGS, config_path  # noqa: E402
+from mmseg_hosvd.selection.conv_memory_counter import (  # noqa: E402
     ConvMemoryCounter)
-from mmseg_hosvd.protocol import MODEL_CONFIGS, config_path  # noqa: E402
 from mmseg_hosvd.utils import RunningModule, SavedTensorMeter  # noqa: E402
 
 MB = 2**20

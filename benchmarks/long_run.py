@@ -29,7 +29,7 @@ from mmengine.runner import Runner  # noqa: E402
 from json_records import write_json  # noqa: E402
 from mmseg.registry import HOOKS  # noqa: E402
 
-from mmseg_hosvd.config_checks import check_train_config  # noqa: E402
+from mmseg_hosvd.engine.config_checks import check_train_config  # noqa: E402
 from mmseg_hosvd.engine.hooks.activation_memory_hook import (  # noqa: E402
     MEASURED_KEY)
 

@@ -56,7 +56,7 @@ import mmseg_hosvd  # noqa: E402,F401  # isort: skip
 from json_records import write_json  # noqa: E402
 from protocol_inputs import add_input_arguments  # noqa: E402
 from mmseg_hosvd.methods import method_names  # noqa: E402
-from mmseg_hosvd.protocol import MODEL_CONFIGS  # noqa: E402
+from mmseg_hosvd.protocol.matrix import MODEL_CONFIGS  # noqa: E402
 
 #: Reductions other than accumulation ('micro<m>').
 REDUCTIONS = ('amp', 'prefix', 'loss', 'checkpoint')

@@ -15,8 +15,8 @@ from mmseg_hosvd.engine import (ActivationCheckpointHook, CompressConvHook,
                                 FrozenPrefixHook)
 from mmseg_hosvd.methods import accepted_options
 from mmseg_hosvd.models import set_norm_eval_
-from mmseg_hosvd.models.chunked_loss import chunk_losses_
-from mmseg_hosvd.protocol import config_path
+from mmseg_hosvd.protocol.matrix import config_path
+from mmseg_hosvd.reductions.chunked_loss import chunk_losses_
 
 
 def optim_wrapper_config(cfg: Config, reductions: list, device: str,

@@ -15,7 +15,7 @@ from mmengine.dataset import pseudo_collate
 from mmengine.runner import set_random_seed
 from mmseg.registry import DATASETS, MODELS
 
-from mmseg_hosvd.protocol import config_path, final_checkpoint
+from mmseg_hosvd.protocol.matrix import config_path, final_checkpoint
 
 
 def add_input_arguments(parser, device: bool = True) -> None:

@@ -52,9 +52,9 @@ from mmseg_hosvd.engine import CompressConvHook  # noqa: E402
 from mmseg_hosvd.methods import (accepted_options,  # noqa: E402
                                  method_names)
 from mmseg_hosvd.models import set_norm_eval_  # noqa: E402
-from mmseg_hosvd.models.surgery import convert_convs_  # noqa: E402
 from mmseg_hosvd.ops import SOLVERS, hosvd, subspace_hosvd  # noqa: E402
-from mmseg_hosvd.protocol import MODEL_CONFIGS, config_path  # noqa: E402
+from mmseg_hosvd.protocol.matrix import MODEL_CONFIGS, config_path  # noqa: E402
+from mmseg_hosvd.selection.surgery import convert_convs_  # noqa: E402
 
 #: The authors' way of computing HOSVD (four full SVDs per layer and
 #: step), measured beside the registered methods.

@@ -6,9 +6,9 @@ hooks and datasets in mmseg's registries, and the fine-tuning methods in
 :data:`mmseg_hosvd.methods.FINETUNE_METHODS`. Configs load it with
 ``custom_imports = dict(imports=['mmseg_hosvd'])``.
 """
-# checkpoint_trust and checkpoint_loading too: the start-up hook may have
-# loaded them without the package, which then binds them here
-from . import checkpoint_loading, checkpoint_trust, compat  # noqa: F401
+# checkpoints too: the start-up hook may have loaded it (and its modules)
+# without the package, which then binds it here
+from . import checkpoints, compat  # noqa: F401
 
 COMPAT_FIXES = compat.apply()
 

@@ -16,14 +16,14 @@ applies:
   local-file and ``http(s)://`` checkpoint loaders are re-registered to load
   with ``weights_only=True`` plus an allowlist of exactly what MMEngine and
   mmseg checkpoints hold; anything else is refused unless trusted
-  explicitly (see :mod:`mmseg_hosvd.checkpoint_loading`).
+  explicitly (see :mod:`mmseg_hosvd.checkpoints.loading`).
 
 :func:`apply` runs on ``import mmseg_hosvd``, before mmseg is imported, and,
 with mmcv-lite, on the first import of mmcv, mmengine or mmseg (the start-up
 hook ``mmseg_hosvd_startup``), however mmseg is imported. This module,
-:mod:`mmseg_hosvd.checkpoint_loading` and :mod:`mmseg_hosvd.checkpoint_trust`
-import nothing else from mmseg_hosvd: the hook loads them without the
-package.
+:mod:`mmseg_hosvd.checkpoints.loading`, :mod:`mmseg_hosvd.checkpoints.trust`
+and their package import nothing else from mmseg_hosvd: the hook loads them
+without the ``mmseg_hosvd`` package.
 """
 import importlib.machinery
 import importlib.metadata
@@ -34,8 +34,8 @@ import types
 
 import torch
 
-from mmseg_hosvd.checkpoint_loading import (load_local_checkpoint,
-                                            load_url_checkpoint)
+from mmseg_hosvd.checkpoints.loading import (load_local_checkpoint,
+                                             load_url_checkpoint)
 
 MMCV_EXT = 'mmcv._ext'
 
@@ -171,7 +171,7 @@ def register_checkpoint_loader() -> bool:
     """Makes MMEngine load its checkpoints safely on torch >= 2.6.
 
     Local files and ``http(s)://`` URLs load with the allowlist of
-    :mod:`mmseg_hosvd.checkpoint_loading`.
+    :mod:`mmseg_hosvd.checkpoints.loading`.
 
     Returns:
         True if the loaders were replaced.

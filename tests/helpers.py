@@ -6,7 +6,7 @@ import os.path as osp
 from mmengine.config import Config
 from mmseg.registry import MODELS
 
-from mmseg_hosvd.protocol import MODEL_CONFIGS, config_path
+from mmseg_hosvd.protocol.matrix import MODEL_CONFIGS, config_path
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = osp.join(ROOT, 'configs')

@@ -136,7 +136,7 @@ def fine_tuning_runs(data_root: str, base: str, iters: int,
     """
     from mmengine.runner import Runner
 
-    from mmseg_hosvd.protocol import config_path
+    from mmseg_hosvd.protocol.matrix import config_path
     from tests.helpers import CONFIGS, tiny_runner_config
     start = tiny_runner_config(model, osp.join(base, 'start'), data_root,
                                hooks=[], max_iters=2)

@@ -15,8 +15,8 @@ from mmengine.logging.history_buffer import HistoryBuffer
 from mmengine.runner import CheckpointLoader, Runner, load_checkpoint
 from torch import nn
 
-from mmseg_hosvd.checkpoint_loading import UntrustedCheckpointError
-from mmseg_hosvd.checkpoint_trust import (
+from mmseg_hosvd.checkpoints.loading import UntrustedCheckpointError
+from mmseg_hosvd.checkpoints.trust import (
     TRUST_CONFIG_KEY,
     TRUST_ENV,
     config_trusts_checkpoints,

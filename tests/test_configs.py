@@ -5,12 +5,13 @@ import os.path as osp
 import pytest
 from mmengine.config import Config
 
-from mmseg_hosvd.config_checks import check_data_roots
+from mmseg_hosvd.engine.config_checks import check_data_roots
 from mmseg_hosvd.methods import protocol_tags, setting_tag
 from mmseg_hosvd.models import PRESETS
-from mmseg_hosvd.protocol import MODEL_CONFIGS, config_path, final_checkpoint
-from mmseg_hosvd.protocol_peers import PEER_ROWS, peer_tags
-from mmseg_hosvd.training_reductions import reductions_of, reductions_tag
+from mmseg_hosvd.protocol.matrix import (MODEL_CONFIGS, config_path,
+                                         final_checkpoint)
+from mmseg_hosvd.protocol.peers import PEER_ROWS, peer_tags
+from mmseg_hosvd.reductions.describe import reductions_of, reductions_tag
 
 from .helpers import CONFIGS, MODEL_NAMES
 
@@ -176,7 +177,7 @@ def test_subspace_configs_state_their_budget_as_a_fixed_number(path):
 
 
 #: Models whose lean configs keep the classifier's input whole: there a
-#: HOSVD form at eps 0.99 kept 55% of it (README, "The transformer models").
+#: HOSVD form at eps 0.99 kept 55% of it (docs/methods.md, `lean_eps`).
 WHOLE_CLASSIFIER = ('segformer', )
 
 

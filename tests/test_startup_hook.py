@@ -52,7 +52,7 @@ def test_mmseg_imported_first_works(tmp_path):
               CheckpointLoader._schemes[''].__module__,
               'mmseg_hosvd' in sys.modules)
     """, tmp_path)
-    assert out == ['True', 'mmseg_hosvd.checkpoint_loading', 'False']
+    assert out == ['True', 'mmseg_hosvd.checkpoints.loading', 'False']
 
 
 def test_full_mmcv_keeps_the_hook_idle(tmp_path):

@@ -15,12 +15,12 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from mmseg_hosvd.comparison import (  # noqa: E402
+from mmseg_hosvd.protocol.comparison import (  # noqa: E402
     collect,
     markdown_table,
     write_csv,
 )
-from mmseg_hosvd.pareto_plot import plot_pareto  # noqa: E402
+from mmseg_hosvd.protocol.pareto_plot import plot_pareto  # noqa: E402
 
 
 def parse_args(argv=None):

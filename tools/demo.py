@@ -25,7 +25,7 @@ import mmseg_hosvd  # noqa: E402,F401
 from mmengine.config import Config  # noqa: E402
 
 from mmseg_hosvd.methods import protocol_tags  # noqa: E402
-from mmseg_hosvd.protocol import (  # noqa: E402
+from mmseg_hosvd.protocol.matrix import (  # noqa: E402
     DATA_ROOT,
     MODEL_CONFIGS,
     config_path,
@@ -33,10 +33,10 @@ from mmseg_hosvd.protocol import (  # noqa: E402
     final_checkpoint,
     stale_reason,
 )
-from mmseg_hosvd.protocol_runs import (  # noqa: E402
+from mmseg_hosvd.protocol.reporting import format_test_report  # noqa: E402
+from mmseg_hosvd.protocol.runs import (  # noqa: E402
     ensure_trained, ensure_trained_and_tested)
-from mmseg_hosvd.reporting import format_test_report  # noqa: E402
-from mmseg_hosvd.time_left import ProgressLog, Stage, TimeLeft  # noqa: E402
+from mmseg_hosvd.protocol.time_left import ProgressLog, Stage, TimeLeft  # noqa: E402
 
 #: Per stage, in reference steps (one full training step of
 #: DeepLabV3-R18-d8, batch 8, 128 x 128, everything trainable): one of its
@@ -69,8 +69,8 @@ def parse_args(argv=None):
 def plan(pretrained: str, calibrated: str, finetuned: str,
          force: bool) -> List[Stage]:
     """The stages still to run: those whose final checkpoint is missing or
-    stale (see :func:`~mmseg_hosvd.protocol.stale_reason`), and every stage
-    after one that runs (it starts from that stage's new checkpoint).
+    stale (see :func:`~mmseg_hosvd.protocol.matrix.stale_reason`), and every
+    stage after one that runs (it starts from that stage's new checkpoint).
     Calibration and fine-tuning test their checkpoint in their training
     process.
     """

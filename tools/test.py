@@ -12,7 +12,7 @@ analytical and measured) and writes everything to
 ``<work_dir>/test_results.json``.
 
 The checkpoint loads with ``weights_only=True`` and the allowlist of
-:mod:`mmseg_hosvd.checkpoint_loading`; for a trusted file that needs more,
+:mod:`mmseg_hosvd.checkpoints.loading`; for a trusted file that needs more,
 pass ``--cfg-options trust_checkpoint=True``.
 """
 import argparse
@@ -29,12 +29,13 @@ from mmengine.dist import is_main_process  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import mmseg_hosvd  # noqa: E402,F401  (compat fixes, registrations)
-from mmseg_hosvd.checkpoint_trust import (  # noqa: E402
+from mmseg_hosvd.checkpoints.trust import (  # noqa: E402
     config_trusts_checkpoints, trusted_checkpoints)
-from mmseg_hosvd.config_checks import check_data_roots  # noqa: E402
+from mmseg_hosvd.engine.config_checks import check_data_roots  # noqa: E402
 from mmseg_hosvd.engine.cpu_distributed import (  # noqa: E402
     prepare_cpu_distributed)
-from mmseg_hosvd.reporting import checkpoint_record, format_test_report  # noqa: E402
+from mmseg_hosvd.protocol.reporting import (  # noqa: E402
+    checkpoint_record, format_test_report)
 
 
 def parse_args(argv=None):
@@ -133,8 +134,9 @@ def run_test(cfg: Config, config: str, checkpoint: str) -> Optional[dict]:
         checkpoint: The checkpoint file.
 
     Returns:
-        The record (see :func:`mmseg_hosvd.reporting.checkpoint_record`)
-        in the main process, None in the others.
+        The record (see
+        :func:`mmseg_hosvd.protocol.reporting.checkpoint_record`) in the main
+        process, None in the others.
     """
     check_data_roots(cfg, loaders=('test_dataloader', ))
     prepare_cpu_distributed(cfg)

@@ -11,7 +11,7 @@ Usage::
 the start-up of a second process.
 
 Checkpoints (``load_from``, resumed ones) load with ``weights_only=True`` and
-the allowlist of :mod:`mmseg_hosvd.checkpoint_loading`; for a trusted file
+the allowlist of :mod:`mmseg_hosvd.checkpoints.loading`; for a trusted file
 that needs more, set ``trust_checkpoint = True`` in the config or pass
 ``--cfg-options trust_checkpoint=True``.
 """
@@ -30,9 +30,9 @@ from mmengine.logging import print_log  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import mmseg_hosvd  # noqa: E402,F401  (compat fixes, registrations)
-from mmseg_hosvd.checkpoint_trust import (  # noqa: E402
+from mmseg_hosvd.checkpoints.trust import (  # noqa: E402
     config_trusts_checkpoints, trusted_checkpoints)
-from mmseg_hosvd.config_checks import check_train_config  # noqa: E402
+from mmseg_hosvd.engine.config_checks import check_train_config  # noqa: E402
 from mmseg_hosvd.engine.cpu_distributed import (  # noqa: E402
     prepare_cpu_distributed)
 from mmseg_hosvd.engine.hooks.safe_checkpoint_hook import (  # noqa: E402

@@ -1,5 +1,5 @@
 # Gradient Filter at 10 layers: it filters convolutions only, so the preset's
-# five Linear layers of Swin's last stage (see layer_presets.py) are
+# five Linear layers of Swin's last stage (see selection/layer_presets.py) are
 # fine-tuned uncompressed, as vanilla; the five head convolutions are filtered
 # with the preset's radii.
 _base_ = './upernet_swin-t_vanilla-l5_shapes-target-128x128.py'

@@ -1,7 +1,7 @@
 """Gradient Filter (Yang et al., CVPR 2023): r x r patch-constant gradients."""
 from typing import Any, Dict, List
 
-from ..models.compressed_conv import Conv2dGradFilter
+from ..layers.compressed_conv import Conv2dGradFilter
 from .base import FinetuneMethod
 from .options import Option, check_radius_option
 from .registry import FINETUNE_METHODS

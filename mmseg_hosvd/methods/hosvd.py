@@ -1,6 +1,6 @@
 """HOSVD-eps (the paper's method): a Tucker form of each input."""
-from ..models.compressed_conv import Conv2dHOSVD
-from ..models.compressed_linear import LinearHOSVD
+from ..layers.compressed_conv import Conv2dHOSVD
+from ..layers.compressed_linear import LinearHOSVD
 from .base import FinetuneMethod
 from .options import EPS, SOLVER, WARM_START
 from .registry import FINETUNE_METHODS

@@ -1,6 +1,6 @@
 """HOSVD at fixed ranks, refined each step by one subspace iteration."""
-from ..models.subspace_conv import Conv2dHOSVDSubspace
-from ..models.subspace_linear import LinearHOSVDSubspace
+from ..layers.subspace_conv import Conv2dHOSVDSubspace
+from ..layers.subspace_linear import LinearHOSVDSubspace
 from .base import FinetuneMethod
 from .options import EPS, SOLVER, Option, check_budget_mb, check_rank_batches
 from .registry import FINETUNE_METHODS

@@ -1,6 +1,6 @@
 """Quantized activations (ActNN / GACT idea): the input in 8, 4 or 2 bits."""
-from ..models.compressed_conv import Conv2dQuantized
-from ..models.compressed_linear import LinearQuantized
+from ..layers.compressed_conv import Conv2dQuantized
+from ..layers.compressed_linear import LinearQuantized
 from ..ops import check_bits, check_group_size
 from .base import FinetuneMethod
 from .options import Option

@@ -4,7 +4,7 @@ from typing import Dict, List, Optional
 from mmengine.logging import MessageHub
 from torch import nn
 
-from ..models.rank_calibration import choose_ranks, input_spectra
+from ..selection.rank_calibration import choose_ranks, input_spectra
 from .base import MethodSession
 
 #: MessageHub runtime-info key of the fixed subspace ranks (kept on resume).

@@ -1,6 +1,6 @@
 """SVD-eps: a truncated SVD of each (B, C H W) input."""
-from ..models.compressed_conv import Conv2dSVD
-from ..models.compressed_linear import LinearSVD
+from ..layers.compressed_conv import Conv2dSVD
+from ..layers.compressed_linear import LinearSVD
 from .base import FinetuneMethod
 from .options import EPS
 from .registry import FINETUNE_METHODS

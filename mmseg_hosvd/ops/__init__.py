@@ -2,7 +2,7 @@
 
 Nothing here imports mmcv, mmengine or mmseg.
 """
-from .checks import SolverUnsuitable, check_eps
+from .checks import SOLVERS, SolverUnsuitable, check_eps, check_solver
 from .compressed_linear_function import (LINEAR_ORDERS, check_linear_input,
                                          linear_weight_grad)
 from .conv_geometry import (
@@ -30,7 +30,7 @@ from .quantized_conv import (check_bits, check_group_size, dequantize,
 from .quantized_linear import quantized_linear
 from .rank_budget import allocate_ranks, ranks_from_eps, tucker_numel
 from .shared_input import SharedDecomposition
-from .solvers import SOLVER_TABLE, SOLVERS, check_solver
+from .solvers import SOLVER_TABLE
 from .spectrum import (
                             gram_eigenpairs,
                             gram_eigh,

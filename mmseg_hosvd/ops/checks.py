@@ -2,6 +2,31 @@
 import torch
 
 
+#: The policy name that picks a solver per unfolding
+#: (:func:`~.solvers.auto_policy`).
+AUTO = 'auto'
+#: The accepted solver names: the policy, then the solvers of
+#: :data:`~.solvers.SOLVER_TABLE` (which checks it on import).
+SOLVERS = (AUTO, 'eigh', 'ritz')
+
+
+def check_solver(solver: str) -> str:
+    """Validates a HOSVD-eps solver name (one of :data:`SOLVERS`).
+
+    Args:
+        solver: 'auto', 'eigh' or 'ritz'.
+
+    Returns:
+        ``solver``.
+
+    Raises:
+        ValueError: For any other value, which the message names.
+    """
+    if solver not in SOLVERS:
+        raise ValueError(f'solver must be one of {SOLVERS}, got {solver!r}')
+    return solver
+
+
 class SolverUnsuitable(Exception):
     """A solver cannot find the leading vectors of this matrix.
 

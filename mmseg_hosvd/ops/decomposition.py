@@ -14,7 +14,7 @@ from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 
-from .checks import SolverUnsuitable, check_eps
+from .checks import SOLVERS, SolverUnsuitable, check_eps, check_solver
 from .dense_layout import dense_layout
 from .tucker import tucker_core_in_order
 from .mode_unfolding import ModeUnfolding, as_unfolding
@@ -27,9 +27,7 @@ from .solvers import (
     RITZ_MIN_SIZE,
     RITZ_ROWS_PER_ASPECT,
     SOLVER_TABLE,
-    SOLVERS,
     Solution,
-    check_solver,
     solver_for,
     uses_ritz,
 )
@@ -113,7 +111,7 @@ def leading_vectors(matrix: Union[torch.Tensor, ModeUnfolding],
         settings: The :class:`DecompositionSettings`; for compatibility, the
             explained-variance threshold ``eps`` in (0, 1] instead.
         solver: With a threshold as ``settings``, one of
-            :data:`~mmseg_hosvd.ops.solvers.SOLVERS` (default 'auto');
+            :data:`~mmseg_hosvd.ops.checks.SOLVERS` (default 'auto');
             with a settings object, None or its own solver.
 
     Returns:
@@ -185,7 +183,7 @@ def hosvd(tensor: torch.Tensor,
         tensor: Tensor of any order, any floating dtype.
         eps: Explained-variance threshold in (0, 1], applied per mode.
         rank: One rank per mode, each clipped to that mode's size.
-        solver: One of :data:`~mmseg_hosvd.ops.solvers.SOLVERS`, see
+        solver: One of :data:`~mmseg_hosvd.ops.checks.SOLVERS`, see
             :func:`leading_vectors`; only used with ``eps``.
         seed: Seed of the Ritz solver's private generator, an int >= 0.
         settings: ``eps``, ``solver`` and ``seed`` as one

@@ -7,8 +7,7 @@ everything below them passes the object.
 import dataclasses
 from typing import Optional
 
-from .checks import check_eps
-from .solvers import check_solver
+from .checks import check_eps, check_solver
 
 
 def check_seed(seed: int) -> int:
@@ -35,7 +34,7 @@ class DecompositionSettings:
     Args:
         eps: Explained-variance threshold in (0, 1], per mode (stored as a
             float).
-        solver: One of :data:`~mmseg_hosvd.ops.solvers.SOLVERS`: 'auto'
+        solver: One of :data:`~mmseg_hosvd.ops.checks.SOLVERS`: 'auto'
             (Ritz for large, not-too-wide unfoldings, eigh for the others),
             'eigh' (the paper's exact ranks) or 'ritz' (Ritz wherever it
             works, eigh where it gives up).

@@ -1,7 +1,7 @@
 """Convolution whose input is stored as a HOSVD (Tucker) decomposition.
 
 The output and the input gradient are exact. The weight gradient is computed
-in the compressed space (DESIGN.md section 2): the output gradient is projected
+in the compressed space (see docs/design.md): the output gradient is projected
 on the batch factor, the core is expanded along height and width only, a weight
 gradient is taken against the still-compressed channels, and the channel factor
 maps it back to the input channels of each group.
@@ -162,7 +162,7 @@ def hosvd_conv2d(x: torch.Tensor,
         shared: Cache shared with the other convolutions that read ``x``
             (same settings); the decomposition is then computed once.
         solver: How each mode finds its leading vectors, one of
-            :data:`~mmseg_hosvd.ops.solvers.SOLVERS` (see
+            :data:`~mmseg_hosvd.ops.checks.SOLVERS` (see
             :func:`~mmseg_hosvd.ops.decomposition.hosvd`).
         settings: ``eps``, ``solver`` and the Ritz seed as one
             :class:`~mmseg_hosvd.ops.DecompositionSettings`; ``eps`` and

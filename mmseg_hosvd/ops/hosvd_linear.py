@@ -3,7 +3,7 @@
 The input (B, C), (B, N, C) or (B, H, W, C) is decomposed as a tensor of as
 many modes, the channel mode last. The output and the input gradient are
 exact. The weight gradient ``G^T X`` is formed in the compressed space
-(DESIGN.md section 2): the output gradient is projected on the factors of
+(see docs/design.md): the output gradient is projected on the factors of
 every mode but the channel mode, contracted with the core, and the channel
 factor maps the result back to the input channels; the input is never
 rebuilt.

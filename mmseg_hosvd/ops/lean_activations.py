@@ -178,7 +178,7 @@ def frozen_batch_norm(x: torch.Tensor,
         compress_eps: Explained variance of the stored input, used only
             when ``weight`` is trained.
         solver: HOSVD-eps solver of the stored input, one of
-            :data:`~mmseg_hosvd.ops.solvers.SOLVERS`.
+            :data:`~mmseg_hosvd.ops.checks.SOLVERS`.
         settings: ``compress_eps``, ``solver`` and the Ritz seed as one
             :class:`~mmseg_hosvd.ops.DecompositionSettings`;
             ``compress_eps`` and ``solver`` left at their defaults defer to

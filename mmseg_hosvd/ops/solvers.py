@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Callable, NamedTuple, Optional, Tuple
 
 import torch
 
+from .checks import AUTO, SOLVERS, check_solver
 from .mode_unfolding import ModeUnfolding
 from .ritz import next_start, ritz_leading_block
 from .spectrum import gram_eigenpairs, rank_from_energy
@@ -32,8 +33,6 @@ from .spectrum import gram_eigenpairs, rank_from_energy
 if TYPE_CHECKING:
     from .decomposition_settings import DecompositionSettings
 
-#: The policy name that picks a solver per unfolding (:func:`auto_policy`).
-AUTO = 'auto'
 #: Below this many rows the eigendecomposition is cheap (it grows as
 #: rows^3): 'auto' uses it.
 RITZ_MIN_SIZE = 256
@@ -140,25 +139,11 @@ SOLVER_TABLE = MappingProxyType({
     'eigh': Solver(eigh_solver, fallback=None),
     'ritz': Solver(ritz_solver, fallback='eigh'),
 })
-#: The accepted solver names: the policy, then the solvers.
-SOLVERS = (AUTO, ) + tuple(SOLVER_TABLE)
-
-
-def check_solver(solver: str) -> str:
-    """Validates a HOSVD-eps solver name (one of :data:`SOLVERS`).
-
-    Args:
-        solver: 'auto', 'eigh' or 'ritz'.
-
-    Returns:
-        ``solver``.
-
-    Raises:
-        ValueError: For any other value, which the message names.
-    """
-    if solver not in SOLVERS:
-        raise ValueError(f'solver must be one of {SOLVERS}, got {solver!r}')
-    return solver
+# :func:`~.checks.check_solver` accepts exactly the policy and these
+# solvers (it sits in .checks, which imports no solver)
+if SOLVERS != (AUTO, ) + tuple(SOLVER_TABLE):
+    raise ImportError(f'checks.SOLVERS {SOLVERS} does not name the policy '
+                      f'{AUTO!r} and the solvers {tuple(SOLVER_TABLE)}')
 
 
 def auto_policy(shape: Tuple[int, int], eps: float) -> str:
@@ -185,7 +170,8 @@ def solver_for(shape: Tuple[int, int], eps: float, solver: str) -> str:
     Args:
         shape: (rows, columns) of the unfolding.
         eps: Explained-variance threshold.
-        solver: One of :data:`SOLVERS`; 'auto' applies :func:`auto_policy`.
+        solver: One of :data:`~.checks.SOLVERS`; 'auto' applies
+            :func:`auto_policy`.
 
     Returns:
         A key of :data:`SOLVER_TABLE`.
@@ -201,6 +187,6 @@ def uses_ritz(shape: Tuple[int, int], eps: float, solver: str) -> bool:
     Args:
         shape: (rows, columns) of the unfolding.
         eps: Explained-variance threshold.
-        solver: One of :data:`SOLVERS`.
+        solver: One of :data:`~.checks.SOLVERS`.
     """
     return solver_for(shape, eps, solver) == 'ritz'

@@ -14,7 +14,7 @@ import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
 
-from mmseg_hosvd.config_checks import check_load_from
+from mmseg_hosvd.engine.config_checks import check_load_from
 from mmseg_hosvd.engine.hooks import use_safe_checkpoint_hook
 
 from ..helpers import ROOT, tiny_runner_config

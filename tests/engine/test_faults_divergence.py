@@ -11,7 +11,7 @@ import torch
 from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
-from mmseg_hosvd.checkpoint_loading import UnreadableCheckpointError
+from mmseg_hosvd.checkpoints.loading import UnreadableCheckpointError
 from mmseg_hosvd.engine.hooks import FiniteLossHook
 from mmseg_hosvd.engine.hooks.divergence_checkpoints import \
     checkpoint_verdict

@@ -19,7 +19,7 @@ from ..helpers import tiny_runner_config
 #: branches get gradient shares of 0.14-0.38 in these two steps (the
 #: 10-layer gradient norm is larger, so the clip of 1 cuts every layer's
 #: part). Fine-tuned from the protocol's pretrained and calibrated
-#: checkpoints (generator version 2, the README's results table), every
+#: checkpoints (generator version 2, docs/protocol.md's results table), every
 #: fine-tuned convolution of both has a share of at least 0.67 over the run
 #: at 5 and 10 layers, with every method (WeightChangeHook records;
 #: compare.py's "least gradient share").

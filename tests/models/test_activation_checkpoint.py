@@ -7,7 +7,7 @@ from torch import nn
 
 from mmseg_hosvd.engine import ActivationCheckpointHook, CompressConvHook
 from mmseg_hosvd.models import PRESETS, set_norm_eval_
-from mmseg_hosvd.models.conv_memory_counter import ConvMemoryCounter
+from mmseg_hosvd.selection.conv_memory_counter import ConvMemoryCounter
 from mmseg_hosvd.utils import SavedTensorMeter
 
 from ..helpers import build_model, tiny_runner_config
@@ -100,7 +100,8 @@ def test_warm_started_hosvd_recomputes_the_forwards_ranks():
     finds other ranks and checkpointing fails), and the next step must
     start from the forward's vectors."""
     from mmseg_hosvd.models import Conv2dHOSVD
-    from mmseg_hosvd.models.activation_checkpoint import checkpoint_modules_
+    from mmseg_hosvd.reductions.activation_checkpoint import \
+        checkpoint_modules_
 
     from ..ops.spectra import matrix_with_spectrum
 

@@ -8,7 +8,7 @@ from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
 from mmseg_hosvd.engine import ChunkedLossHook
-from mmseg_hosvd.models.chunked_loss import chunk_losses_
+from mmseg_hosvd.reductions.chunked_loss import chunk_losses_
 from mmseg_hosvd.utils import SavedTensorMeter
 
 from ..helpers import build_model, tiny_runner_config

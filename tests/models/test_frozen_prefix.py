@@ -7,8 +7,8 @@ from torch import nn
 
 from mmseg_hosvd.engine import CompressConvHook, FrozenPrefixHook
 from mmseg_hosvd.models import set_norm_eval_
-from mmseg_hosvd.models.frozen_prefix import MicroBatchedForward
-from mmseg_hosvd.models.unread_outputs import UnreadOutput
+from mmseg_hosvd.reductions.frozen_prefix import MicroBatchedForward
+from mmseg_hosvd.reductions.unread_outputs import UnreadOutput
 
 from ..helpers import build_model, model_config, tiny_runner_config
 

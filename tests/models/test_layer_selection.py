@@ -8,12 +8,12 @@ from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from mmseg.registry import MODELS
 from torch import nn
 
-from mmseg_hosvd.checkpoint_loading import load_local_checkpoint
+from mmseg_hosvd.checkpoints.loading import load_local_checkpoint
 from mmseg_hosvd.engine import CompressConvHook
 from mmseg_hosvd.models import (PRESETS, CompressedConv2d, Conv2dGradFilter,
                                 Conv2dHOSVD, detect_preset, last_convs,
                                 select_layers, set_norm_eval_)
-from mmseg_hosvd.protocol import config_path
+from mmseg_hosvd.protocol.matrix import config_path
 
 from ..helpers import CONFIGS, CONV_PRESETS, MODEL_NAMES, build_model
 
@@ -244,7 +244,7 @@ def test_warm_start_reaches_the_lean_classifier(method):
 
 @pytest.mark.parametrize('method', ['hosvd', 'svd'])
 def test_solver_reaches_the_lean_region(method):
-    from mmseg_hosvd.models.lean_modules import LeanFrozenBatchNorm2d
+    from mmseg_hosvd.reductions.lean_modules import LeanFrozenBatchNorm2d
     model = build_model('deeplabv3')
     plan = CompressConvHook(method=method, num_layers=5, lean=True,
                             solver='eigh').apply(model)
@@ -306,7 +306,7 @@ def test_aspp_branches_share_one_decomposition(method):
     (dict(norm=0.7, classifier=0.99), 0.7, 0.99), (dict(norm=0.7), 0.7, 0.8)
 ])
 def test_lean_eps_per_part(lean_eps, norm, classifier):
-    from mmseg_hosvd.models.lean_modules import LeanFrozenBatchNorm2d
+    from mmseg_hosvd.reductions.lean_modules import LeanFrozenBatchNorm2d
     model = build_model('pspnet')
     plan = CompressConvHook(num_layers=5, eps=0.8, lean=True,
                             lean_eps=lean_eps).apply(model)
@@ -354,8 +354,8 @@ def test_sharing_can_be_turned_off():
 
 @pytest.mark.parametrize('model_name', MODEL_NAMES)
 def test_lean_region_replaces_activations_after_the_first_layer(model_name):
-    from mmseg_hosvd.models.lean_modules import (BitMaskReLU,
-                                                 LeanFrozenBatchNorm2d)
+    from mmseg_hosvd.reductions.lean_modules import (BitMaskReLU,
+                                                     LeanFrozenBatchNorm2d)
     from mmseg_hosvd.utils import SavedTensorMeter
     model = build_model(model_name)
     plain = build_model(model_name)

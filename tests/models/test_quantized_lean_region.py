@@ -5,8 +5,8 @@ from torch import nn
 
 from mmseg_hosvd.engine import CompressConvHook
 from mmseg_hosvd.models import set_norm_eval_
-from mmseg_hosvd.models.lean_modules import (QuantizedGELU,
-                                             QuantizedLayerNorm)
+from mmseg_hosvd.reductions.lean_modules import (QuantizedGELU,
+                                                 QuantizedLayerNorm)
 from mmseg_hosvd.utils import RunningModule, SavedTensorMeter
 
 from ..helpers import build_model

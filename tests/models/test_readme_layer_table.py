@@ -1,8 +1,11 @@
-"""The README's table of what N layers means per protocol model is true."""
+"""The table of what N layers means per protocol model is true.
+
+The table is in docs/methods.md.
+"""
 import os.path as osp
 import re
 
-from mmseg_hosvd.models.layer_presets import PRESETS
+from mmseg_hosvd.selection.layer_presets import PRESETS
 
 from ..helpers import ROOT
 
@@ -15,10 +18,10 @@ MODULES = {'none': [], 'the decode head': ['decode_head']}
 
 def readme_rows():
     """``{preset: (layers at 5, at 10, also trained)}`` as stated."""
-    with open(osp.join(ROOT, 'README.md'), encoding='utf-8') as f:
+    with open(osp.join(ROOT, 'docs', 'methods.md'), encoding='utf-8') as f:
         text = f.read()
     header = '| model | compressed layers, 5 / 10 layers |'
-    assert header in text, 'the README lacks the table of layers per model'
+    assert header in text, 'docs/methods.md lacks the table of layers'
     rows = {}
     for line in text.split(header, 1)[1].splitlines()[2:]:
         if not line.startswith('|'):

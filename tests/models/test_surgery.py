@@ -2,7 +2,7 @@
 from mmseg.models.backbones.mit import MixFFN
 from torch import nn
 
-from mmseg_hosvd.models.surgery import set_submodule
+from mmseg_hosvd.selection.surgery import set_submodule
 
 
 def test_a_module_registered_twice_is_swapped_under_both_names():

@@ -6,8 +6,8 @@ from mmseg.registry import MODELS
 from torch import nn
 
 from mmseg_hosvd.models import PRESETS, detect_preset
-from mmseg_hosvd.models.layer_presets import CLASSIFIER
-from mmseg_hosvd.models.model_trace import execution_order, trace_model
+from mmseg_hosvd.selection.layer_presets import CLASSIFIER
+from mmseg_hosvd.selection.model_trace import execution_order, trace_model
 
 from ..helpers import build_model, model_config
 

@@ -6,9 +6,10 @@ from hypothesis import strategies as st
 from torch import nn
 from torch.testing import assert_close
 
-from mmseg_hosvd.models.lean_modules import BitMaskReLU, LeanFrozenBatchNorm2d
 from mmseg_hosvd.ops.lean_activations import (pack_bits, pack_mask,
                                                unpack_bits, unpack_mask)
+from mmseg_hosvd.reductions.lean_modules import (BitMaskReLU,
+                                                 LeanFrozenBatchNorm2d)
 from mmseg_hosvd.utils import SavedTensorMeter
 
 

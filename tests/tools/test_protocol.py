@@ -10,7 +10,8 @@ import torch
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
-from mmseg_hosvd import protocol, protocol_runs
+from mmseg_hosvd.protocol import matrix as protocol
+from mmseg_hosvd.protocol import runs as protocol_runs
 
 from ..helpers import CONFIGS, tiny_runner_config, write_checkpoint
 

@@ -3,8 +3,9 @@ import os
 
 import pytest
 
-from mmseg_hosvd import protocol, protocol_runs
-from mmseg_hosvd.time_left import (
+from mmseg_hosvd.protocol import matrix as protocol
+from mmseg_hosvd.protocol import runs as protocol_runs
+from mmseg_hosvd.protocol.time_left import (
     ProgressLog,
     Stage,
     TimeLeft,

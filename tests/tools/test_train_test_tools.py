@@ -8,9 +8,9 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from mmseg_hosvd.checkpoint_loading import UntrustedCheckpointError
-from mmseg_hosvd.checkpoint_trust import TRUST_ENV
-from mmseg_hosvd.config_checks import check_train_config
+from mmseg_hosvd.checkpoints.loading import UntrustedCheckpointError
+from mmseg_hosvd.checkpoints.trust import TRUST_ENV
+from mmseg_hosvd.engine.config_checks import check_train_config
 
 from ..helpers import (
     ROOT,

@@ -1,4 +1,4 @@
-# The protocol's schedule (DESIGN.md section 4), scaled for 2 CPU cores:
+# The protocol's schedule (see docs/design.md), scaled for 2 CPU cores:
 # SGD lr 0.01, momentum 0.9, wd 5e-4, grad-norm clip 1, linear warm-up over
 # the first 5% of iterations, cosine to 1e-4. Configs set `iters`-dependent
 # fields: train_cfg.max_iters, param_scheduler ends, checkpoint interval.

@@ -10,7 +10,7 @@ from mmengine.hooks import Hook
 from mmengine.logging import MessageHub
 from mmseg.registry import HOOKS
 
-from ...models.conv_memory_counter import ConvMemoryCounter
+from ...selection.conv_memory_counter import ConvMemoryCounter
 from ...utils import SavedTensorMeter
 from .compress_conv_hook import FINETUNED_CONVS_KEY
 from .unwrap import unwrap_model

@@ -6,7 +6,7 @@ from mmengine.runner import find_latest_checkpoint
 from mmseg.registry import HOOKS
 from torch import nn
 
-from ...models.layer_presets import CLASSIFIER
+from ...selection.layer_presets import CLASSIFIER
 from .unwrap import unwrap_model
 
 

@@ -4,8 +4,8 @@ from typing import List
 from mmengine.hooks import Hook
 from mmseg.registry import HOOKS
 
-from ...models.chunked_loss import chunk_losses_
-from ...models.frozen_prefix import check_micro_batch
+from ...reductions.chunked_loss import chunk_losses_
+from ...reductions.frozen_prefix import check_micro_batch
 from .unwrap import unwrap_model
 
 
@@ -15,7 +15,7 @@ class ChunkedLossHook(Hook):
 
     At ``before_train`` every decode and auxiliary head's ``loss_by_feat``
     is replaced on the instance by
-    :class:`~mmseg_hosvd.models.chunked_loss.ChunkedLossByFeat`: the same
+    :class:`~mmseg_hosvd.reductions.chunked_loss.ChunkedLossByFeat`: the same
     value and gradient (for losses that are means over every pixel, such
     as mmseg's cross-entropy; others are refused), without keeping the
     full-resolution logits for backward.

@@ -8,17 +8,17 @@ from torch import nn
 
 from ...methods import get_method, split_options
 from ...methods.options import plain_value
-from ...models import FinetunePlan
-from ...models.layer_presets import CLASSIFIER
-from ...models.layer_selection import (check_module_names, layer_names,
-                                       module_names, select_layers_of)
-from ...models.lean_concat import concat_in_place_
-from ...models.lean_region import lean_eps_of, make_lean_
-from ...models.model_trace import shared_input_groups, trace_model
-from ...models.surgery import (convert_convs_, freeze_except_, has_module,
-                               set_norm_eval_)
 from ...ops import SharedDecomposition, check_solver, check_warm_start
 from ...ops.quantized_conv import check_bits
+from ...reductions.lean_concat import concat_in_place_
+from ...reductions.lean_region import lean_eps_of, make_lean_
+from ...selection.finetune_plan import FinetunePlan
+from ...selection.layer_presets import CLASSIFIER
+from ...selection.layer_selection import (check_module_names, layer_names,
+                                          module_names, select_layers_of)
+from ...selection.model_trace import shared_input_groups, trace_model
+from ...selection.surgery import (convert_convs_, freeze_except_, has_module,
+                                  set_norm_eval_)
 from .unwrap import unwrap_model
 
 #: MessageHub runtime-info key holding the fine-tuned layer names.
@@ -61,7 +61,7 @@ class CompressConvHook(Hook):
             branches, q/k/v projections) once per forward and store it
             once.
         lean: Also make the fine-tuned region lean (see
-            :mod:`mmseg_hosvd.models.lean_region`).
+            :mod:`mmseg_hosvd.reductions.lean_region`).
         lean_eps: Explained-variance threshold of the lean region's HOSVD
             forms: one number, or a dict with the keys 'norm' (BN inputs)
             and 'classifier' (its input); a missing one takes ``eps``

@@ -4,11 +4,11 @@ from typing import Dict, List, Optional, Sequence, Set
 from mmengine.hooks import Hook
 from mmseg.registry import HOOKS
 
-from ...models.frozen_prefix import (check_micro_batch, frozen_prefix,
-                                     micro_batch_prefix_)
-from ...models.input_release import input_read_only_by
-from ...models.model_trace import trace_model
-from ...models.unread_outputs import read_positions
+from ...reductions.frozen_prefix import (check_micro_batch, frozen_prefix,
+                                         micro_batch_prefix_)
+from ...reductions.input_release import input_read_only_by
+from ...reductions.unread_outputs import read_positions
+from ...selection.model_trace import trace_model
 from .unwrap import unwrap_model
 
 
@@ -19,7 +19,7 @@ class FrozenPrefixHook(Hook):
     At ``before_train``, after ``CompressConvHook`` froze the model (its
     priority is higher), one traced forward finds the largest frozen
     modules that run before any trainable one (see
-    :func:`~mmseg_hosvd.models.frozen_prefix.frozen_prefix`); each then
+    :func:`~mmseg_hosvd.reductions.frozen_prefix.frozen_prefix`); each then
     runs on ``micro_batch`` images at a time under ``no_grad`` and
     concatenates its outputs. Exact with frozen norm statistics (a norm
     layer in training mode stops the step with an error); it lowers the
@@ -30,13 +30,13 @@ class FrozenPrefixHook(Hook):
     (decode and auxiliary heads), finds which positions of a tuple output
     are read (a ResNet backbone returns four feature maps, DeepLabV3's head
     reads one); the others are stand-ins without data, whose use raises
-    an error naming them (see :mod:`~mmseg_hosvd.models.unread_outputs`).
+    an error naming them (see :mod:`~mmseg_hosvd.reductions.unread_outputs`).
 
     With ``release_input``, the preprocessed image batch is freed in each
     training step once the prefix's first module has read it, when one more
     traced forward of the loss path shows that this module receives the
     batch itself and that nothing reads it afterwards (see
-    :mod:`~mmseg_hosvd.models.input_release`).
+    :mod:`~mmseg_hosvd.reductions.input_release`).
 
     Args:
         micro_batch: Images per micro-batch of the frozen prefix.

@@ -4,8 +4,8 @@ from typing import Dict, Optional
 from mmengine.config import Config
 from mmengine.runner import CheckpointLoader
 
+from ..reductions.describe import describe_reductions, reductions_of
 from .comparison import setting_label
-from .training_reductions import describe_reductions, reductions_of
 
 #: Fraction of the first iterations left out of the step-time median.
 WARMUP_FRACTION = 0.1

@@ -1,11 +1,11 @@
 """Lean replacements for the activations of the fine-tuned region."""
 from torch import nn
 
+from ..layers.rounding_noise import SeededRoundingNoise
 from ..ops import DecompositionSettings, check_seed
 from ..ops.lean_activations import bitmask_relu, frozen_batch_norm
 from ..ops.quantized_activations import quantized_gelu, quantized_layer_norm
 from ..ops.quantized_conv import check_bits, check_group_size
-from .rounding_noise import SeededRoundingNoise
 
 
 class BitMaskReLU(nn.Module):

@@ -16,8 +16,8 @@ import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _NormBase
 
+from ..selection.model_trace import ModelTrace
 from .input_release import release_storage_
-from .model_trace import ModelTrace
 from .unread_outputs import UnreadOutput
 
 

@@ -1,11 +1,11 @@
 """Whether checkpoints are trusted: the explicit opt-ins.
 
-:mod:`mmseg_hosvd.checkpoint_loading` refuses a checkpoint that needs more
+:mod:`mmseg_hosvd.checkpoints.loading` refuses a checkpoint that needs more
 than MMEngine checkpoints hold, unless one of these opt-ins is active: the
 environment variable ``MMSEG_HOSVD_TRUST_CHECKPOINTS=1``, the config key
 ``trust_checkpoint = True`` (read by ``tools/train.py`` and
 ``tools/test.py``), or :func:`trusted_checkpoints` in Python. Like
-``checkpoint_loading``, this module imports nothing else from mmseg_hosvd
+:mod:`.loading`, this module imports nothing else from mmseg_hosvd
 (the start-up hook loads it without the package).
 """
 import contextlib

@@ -5,7 +5,7 @@ packed Parameter and applies them functionally, so no Linear-layer swap can
 reach them. :class:`ExplicitMultiheadAttention` computes the same attention
 with ``q_proj``, ``k_proj``, ``v_proj`` and ``out_proj`` submodules, and
 keeps ``nn.MultiheadAttention``'s state-dict keys (see
-:mod:`~mmseg_hosvd.models.attention_state_dict`).
+:mod:`~mmseg_hosvd.layers.attention_state_dict`).
 """
 import math
 from typing import Optional, Tuple

@@ -3,7 +3,7 @@ from typing import Dict, List
 
 from torch import nn
 
-from .explicit_attention import ExplicitMultiheadAttention
+from ..layers.explicit_attention import ExplicitMultiheadAttention
 from .surgery import set_submodule
 
 #: An old Parameter and the new ones that hold its values, in order.

@@ -1,8 +1,8 @@
 """The protocol's stages as ``tools/`` processes, each skipped when done.
 
 A training stage is skipped when its final checkpoint exists and is up to
-date (:func:`~mmseg_hosvd.protocol.stale_reason`), a test when its record
-was written after the checkpoint it tests.
+date (:func:`~mmseg_hosvd.protocol.matrix.stale_reason`), a test when its
+record was written after the checkpoint it tests.
 """
 import json
 import os
@@ -11,7 +11,7 @@ import subprocess
 import sys
 from typing import Callable, List, Optional
 
-from .protocol import final_checkpoint, stale_reason, work_dir
+from .matrix import final_checkpoint, stale_reason, work_dir
 
 #: ``--cfg-options`` that train without validating. MMEngine validates at
 #: the last iteration whatever ``val_interval`` says; without a validation
@@ -68,7 +68,7 @@ def ensure_trained(config: str, log: Callable[[str], None],
                    force: bool = False, validate: bool = True,
                    test: bool = False) -> str:
     """Trains ``config`` unless its final checkpoint exists and is up to
-    date (see :func:`~mmseg_hosvd.protocol.stale_reason`).
+    date (see :func:`~mmseg_hosvd.protocol.matrix.stale_reason`).
 
     Args:
         config: The config to train.
@@ -130,7 +130,8 @@ def ensure_tested(config: str, checkpoint: str, log: Callable[[str], None],
         force: Test again even if a record exists.
 
     Returns:
-        The test record (see :func:`mmseg_hosvd.reporting.checkpoint_record`).
+        The test record (see
+        :func:`mmseg_hosvd.protocol.reporting.checkpoint_record`).
     """
     record = None if force else _current_record(config, checkpoint)
     if record is not None:

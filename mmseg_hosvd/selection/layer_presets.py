@@ -1,4 +1,4 @@
-"""Reference fine-tuned layers of the protocol models (DESIGN.md sec. 4).
+"""Reference fine-tuned layers of the protocol models (docs/design.md).
 
 Each preset lists, for 5 and 10 fine-tuned layers, the layers that are
 compressed (module names of ``nn.Conv2d``; for the transformers also of

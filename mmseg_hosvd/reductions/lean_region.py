@@ -4,7 +4,7 @@ From the first fine-tuned convolution to the logits, ReLU/ReLU6 keep a 1-bit
 mask, BatchNorm with frozen statistics keeps nothing full-size (a trained BN
 weight gets its gradient from a HOSVD form of the input) and the classifier
 stores a HOSVD form of its input, or its whole input where
-``lean_eps['classifier']`` is None (DESIGN.md: "trained, not compressed").
+``lean_eps['classifier']`` is None (trained, not compressed).
 With ``bits``, the region's LayerNorm and GELU (transformers) keep their
 inputs as per-group codes: they have no exact form that keeps less than
 their input, so this one is approximate and opt-in.
@@ -13,13 +13,13 @@ from typing import Dict, List, Optional, Sequence, Union
 
 from torch import nn
 
+from ..layers.compressed_conv import CompressedConv2d, Conv2dHOSVD
 from ..ops import check_eps
-from .compressed_conv import CompressedConv2d, Conv2dHOSVD
-from .layer_presets import CLASSIFIER
+from ..selection.layer_presets import CLASSIFIER
+from ..selection.model_trace import ModelTrace, modules_after
+from ..selection.surgery import has_module, set_submodule
 from .lean_modules import (BitMaskReLU, LeanFrozenBatchNorm2d, QuantizedGELU,
                            QuantizedLayerNorm)
-from .model_trace import ModelTrace, modules_after
-from .surgery import has_module, set_submodule
 
 #: Modules that the lean option replaces in the fine-tuned region.
 LEAN_KINDS = (nn.ReLU, nn.ReLU6, nn.BatchNorm2d)
@@ -91,7 +91,8 @@ def make_lean_(model: nn.Module, trace: ModelTrace, starts: Sequence[str],
             ``nn.LayerNorm`` and ``nn.GELU`` themselves are swapped: a
             subclass may have a forward of its own.
         warm_start: Whether the classifier's solver starts each step from
-            the step before (see :class:`~.compressed_conv.Conv2dHOSVD`).
+            the step before (see
+            :class:`~mmseg_hosvd.layers.compressed_conv.Conv2dHOSVD`).
 
     Returns:
         Names of the swapped modules, the classifier last (absent where

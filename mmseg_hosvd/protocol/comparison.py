@@ -10,9 +10,9 @@ import os.path as osp
 import re
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from .methods import FinetuneMethod, get_method
-from .protocol import MODEL_CONFIGS
-from .training_reductions import reductions_tag
+from ..methods import FinetuneMethod, get_method
+from ..reductions.describe import reductions_tag
+from .matrix import MODEL_CONFIGS
 
 #: Suffix of a lean-region run's method in the table.
 LEAN_SUFFIX = '-lean'

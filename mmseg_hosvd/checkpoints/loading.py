@@ -41,7 +41,7 @@ import zipfile
 
 import torch
 
-from mmseg_hosvd.checkpoint_trust import (TRUST_CONFIG_KEY, TRUST_ENV,
+from mmseg_hosvd.checkpoints.trust import (TRUST_CONFIG_KEY, TRUST_ENV,
                                            checkpoints_trusted)
 
 #: The statistics methods of MMEngine's HistoryBuffer, which its pickled

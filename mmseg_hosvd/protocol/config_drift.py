@@ -4,15 +4,15 @@ MMEngine writes the config a run trained with (command-line options
 merged) into every checkpoint's ``meta['cfg']``. :func:`changed_keys`
 compares the parts of it that define training with the config now, so
 that the protocol trains a stage again after its config was edited, where
-file times alone (:func:`~mmseg_hosvd.protocol.stale_reason`) would reuse
-the old checkpoint.
+file times alone (:func:`~mmseg_hosvd.protocol.matrix.stale_reason`) would
+reuse the old checkpoint.
 """
 import zipfile
 from typing import List, Optional
 
 from mmengine.config import Config
 
-from .checkpoint_loading import load_local_checkpoint
+from ..checkpoints.loading import load_local_checkpoint
 
 #: Top-level config keys that define what a training run does. Left out:
 #: what the command line or a test run sets (launcher, work_dir, resume, the
@@ -38,9 +38,9 @@ def trained_config(checkpoint: str) -> Optional[Config]:
 
     Raises:
         UnreadableCheckpointError: For an empty or truncated file (a
-            RuntimeError; see :mod:`~mmseg_hosvd.checkpoint_loading`).
+            RuntimeError; see :mod:`~mmseg_hosvd.checkpoints.loading`).
         UntrustedCheckpointError: For a file that does not load with the
-            allowlist (see :mod:`~mmseg_hosvd.checkpoint_loading`): one
+            allowlist (see :mod:`~mmseg_hosvd.checkpoints.loading`): one
             that is not a checkpoint at all, or needs other globals.
     """
     # only the meta is used: the tensors of a zip-format file (any

@@ -1,7 +1,7 @@
 """The embedded protocol: its models, configs, data and checkpoints.
 
 Each stage runs as a ``tools/`` process on a config of ``configs/``
-(:mod:`mmseg_hosvd.protocol_runs`; a trained stage that is tested tests in
+(:mod:`mmseg_hosvd.protocol.runs`; a trained stage that is tested tests in
 its training process); a stage whose final checkpoint (or test record)
 exists and is up to date (:func:`stale_reason`) is skipped, so an
 interrupted protocol resumes where it stopped.
@@ -12,11 +12,12 @@ from typing import Callable, Optional
 
 from mmengine.config import Config
 
+from ..datasets import DEFAULT_SIZES, generate
+from ..datasets.synthetic_shapes import (STAMP_NAME, generation_stamp,
+                                         read_stamp)
+from ..methods import protocol_tags
 from .config_drift import changed_keys, trained_config
-from .datasets import DEFAULT_SIZES, generate
-from .datasets.synthetic_shapes import STAMP_NAME, generation_stamp, read_stamp
-from .methods import protocol_tags
-from .protocol_peers import peer_tags
+from .peers import peer_tags
 
 #: Protocol model name -> (config folder, config prefix).
 MODEL_CONFIGS = {
@@ -53,7 +54,7 @@ def config_path(model: str,
         method: For 'finetune', a tag of
             :func:`~mmseg_hosvd.methods.protocol_tags` (e.g.
             'hosvd-eps0.8') or of
-            :func:`~mmseg_hosvd.protocol_peers.peer_tags` (e.g.
+            :func:`~mmseg_hosvd.protocol.peers.peer_tags` (e.g.
             'vanilla-mb1').
         layers: For 'finetune', 5 or 10.
         root: The configs folder.
@@ -116,7 +117,7 @@ def ensure_dataset(root: str,
     A dataset by another generator version, with other arguments, or whose
     generation was interrupted is generated again; the checkpoints trained
     on it are then older than its stamp, and
-    :func:`~mmseg_hosvd.protocol_runs.ensure_trained` trains them again.
+    :func:`~mmseg_hosvd.protocol.runs.ensure_trained` trains them again.
 
     Args:
         root: Dataset root.
@@ -150,8 +151,8 @@ def stale_reason(config: str, checkpoint: str) -> Optional[str]:
     file times there: copies that do not keep them can trigger or miss a
     retraining. It is also stale when the config it was trained with
     (recorded in the checkpoint) differs from ``config`` in what defines
-    training (:data:`~mmseg_hosvd.config_drift.TRAINING_KEYS`), or when
-    the checkpoint cannot be read.
+    training (:data:`~mmseg_hosvd.protocol.config_drift.TRAINING_KEYS`), or
+    when the checkpoint cannot be read.
 
     Returns:
         The reason, or None when the checkpoint is up to date.

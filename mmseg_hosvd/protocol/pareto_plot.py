@@ -43,7 +43,7 @@ def plot_pareto(rows: List[dict], path: str,
     without the number (runs that did not record it) are left out.
 
     Args:
-        rows: Rows of :func:`~mmseg_hosvd.comparison.collect`.
+        rows: Rows of :func:`~mmseg_hosvd.protocol.comparison.collect`.
         path: The PNG to write.
         x: The memory column, a key of :data:`X_AXES`.
     """

@@ -5,10 +5,10 @@ import torch
 from torch import nn
 from torch.multiprocessing.reductions import StorageWeakRef
 
+from ..layers.compressed_conv import CompressedConv2d
+from ..layers.compressed_linear import CompressedLinear
 from ..ops import ANALYTICAL_BYTES_PER_ELEMENT
 from ..utils import storage_key
-from .compressed_conv import CompressedConv2d
-from .compressed_linear import CompressedLinear
 
 
 class ConvMemoryCounter:

@@ -1,5 +1,5 @@
 """The embedded protocol's rows for the peers: the tools users reach for
-instead of compression (DESIGN.md section 3b), alone and combined with HOSVD.
+instead of compression (see docs/design.md), alone and combined with HOSVD.
 
 Each row is a fine-tuning config of the protocol (every model, 5 and 10
 layers) named ``<method tag>-<reduction>``, built on the method's own config:
