@@ -17,18 +17,14 @@ from ..datasets.synthetic_shapes import (STAMP_NAME, generation_stamp,
                                          read_stamp)
 from ..methods import protocol_tags
 from .config_drift import changed_keys, trained_config
+from .config_table import MODELS
 from .peers import peer_tags
 
-#: Protocol model name -> (config folder, config prefix).
+#: Protocol model name -> (config folder, config prefix), from the config
+#: table (:mod:`~mmseg_hosvd.protocol.config_table`).
 MODEL_CONFIGS = {
-    'deeplabv3': ('deeplabv3', 'deeplabv3_r18-d8'),
-    'deeplabv3-m': ('deeplabv3-m', 'deeplabv3_mv2-d8'),
-    'pspnet': ('pspnet', 'pspnet_r18-d8'),
-    'pspnet-m': ('pspnet-m', 'pspnet_mv2-d8'),
-    'fcn': ('fcn', 'fcn_r18-d8'),
-    'upernet': ('upernet', 'upernet_r18-d8'),
-    'segformer': ('segformer', 'segformer_mit-b0'),
-    'swin-upernet': ('swin-upernet', 'upernet_swin-t'),
+    name: (model.folder, model.prefix)
+    for name, model in MODELS.items()
 }
 #: The paper's six CNN models, the default matrix of tools/run_protocol.py;
 #: the transformers are opt-in (``--models segformer swin-upernet``).

@@ -1,0 +1,52 @@
+"""Writes the embedded protocol's configs from their table.
+
+Usage::
+
+    python tools/make_configs.py [--root configs] [--check]
+
+Every ``configs/<model>/*.py`` (not ``_base_/`` nor ``paper/``) is written
+from ``mmseg_hosvd/protocol/config_table.py``; a config there that the
+table does not write is removed. With ``--check`` nothing is written: the
+files that differ, are missing or are extra are listed, and the exit
+status is 1 when there is any.
+"""
+import argparse
+import os.path as osp
+import sys
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from mmseg_hosvd.protocol.config_writer import (compare,  # noqa: E402
+                                                render_all, write_all)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--root', default=osp.join(ROOT, 'configs'),
+                        help='the configs folder')
+    parser.add_argument('--check', action='store_true',
+                        help='list what differs and exit 1 if anything does')
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.check:
+        state = compare(args.root)
+        for kind in ('differ', 'missing', 'extra'):
+            for path in state[kind]:
+                print(f'{kind}: {osp.join(args.root, path)}')
+        bad = sum(len(v) for v in state.values())
+        print(f'{len(render_all())} generated configs; '
+              f'{bad} out of date' + ('' if bad else ', all up to date'))
+        return 1 if bad else 0
+    changed = write_all(args.root)
+    for path in changed:
+        print(f'wrote {osp.join(args.root, path)}')
+    print(f'{len(render_all())} generated configs; {len(changed)} changed')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
