@@ -27,29 +27,19 @@ Usage::
 """
 import argparse
 import contextlib
-import os.path as osp
-import sys
-
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 # mmseg_hosvd first: with mmcv-lite, mmseg imports only after its compat fixes
-import mmseg_hosvd  # noqa: E402,F401  # isort: skip
-import torch  # noqa: E402
-from mmengine.config import Config  # noqa: E402
-from mmengine.runner import load_checkpoint  # noqa: E402
-from mmseg.registry import MODELS  # noqa: E402
-from mmseg.utils import register_all_modules  # noqa: E402
-from json_records import write_json  # noqa: E402
-from protocol_inputs import (add_input_arguments, lean_thresholds,  # noqa
-                             model_inputs)
+import mmseg_hosvd  # noqa: F401  # isort: skip
+import torch
+from fine_tuned_model import build_fine_tuned_model
+from json_records import write_json
+from protocol_inputs import add_input_arguments, lean_thresholds, model_inputs
 
-from mmseg_hosvd.engine import CompressConvHook  # noqa: E402
-from mmseg_hosvd.methods import accepted_options, method_names  # noqa: E402
-from mmseg_hosvd.models import set_norm_eval_  # noqa: E402
-from mmseg_hosvd.protocol.matrix import MODEL_CONFIGS, config_path  # noqa: E402
-from mmseg_hosvd.selection.conv_memory_counter import (  # noqa: E402
-    ConvMemoryCounter)
-from mmseg_hosvd.utils import RunningModule, SavedTensorMeter  # noqa: E402
+from mmseg_hosvd.methods import method_names
+from mmseg_hosvd.models import set_norm_eval_
+from mmseg_hosvd.protocol.matrix import MODEL_CONFIGS
+from mmseg_hosvd.selection.conv_memory_counter import ConvMemoryCounter
+from mmseg_hosvd.utils import RunningModule, SavedTensorMeter
 
 MB = 2**20
 #: Module classes listed per row with --by-module, largest first.
@@ -62,21 +52,14 @@ def measure(model_name, method, layers, lean, eps, lean_eps, x, device,
     and with ``by_module`` the measured MB by module class
     (``by_module_mb``)."""
     torch.manual_seed(0)
-    cfg = Config.fromfile(config_path(model_name, 'finetune', 'vanilla', 5))
-    model = MODELS.build(cfg.model)
-    if checkpoint is not None:
-        load_checkpoint(model, checkpoint, map_location='cpu',
-                        logger='silent')
-    hook = CompressConvHook(method=method, num_layers=layers, lean=lean,
-                            lean_eps=lean_eps,
-                            lean_bits=lean_bits if lean else None,
-                            **accepted_options(method, dict(eps=eps), lean))
-    plan = hook.apply(model)
+    model, plan, session, _ = build_fine_tuned_model(
+        model_name, method, layers, checkpoint=checkpoint,
+        options=dict(eps=eps), lean=lean, lean_eps=lean_eps,
+        lean_bits=lean_bits)
     model.to(device).train()
     set_norm_eval_(model)
     x = x.to(device)
-    if hook.session is not None:
-        hook.session.measure(model, x)
+    session.calibrate(model, x)
     counter = ConvMemoryCounter(model, plan['compressed'])
     if device.type == 'cuda':
         torch.cuda.synchronize()
@@ -139,7 +122,6 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.lean_bits is not None and not args.lean:
         parser.error(f'--lean-bits {args.lean_bits} needs --lean')
-    register_all_modules()
     device = torch.device(args.device or (
         'cuda' if torch.cuda.is_available() else 'cpu'))
     methods = ['vanilla'] + [m for m in args.methods if m != 'vanilla']

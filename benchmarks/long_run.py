@@ -16,22 +16,17 @@ Usage::
 """
 import argparse
 import json
-import os.path as osp
-import sys
-
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 # mmseg_hosvd first: with mmcv-lite, mmseg imports only after its compat fixes
-import mmseg_hosvd  # noqa: E402,F401  # isort: skip
-from mmengine.config import Config  # noqa: E402
-from mmengine.hooks import Hook  # noqa: E402
-from mmengine.runner import Runner  # noqa: E402
-from json_records import write_json  # noqa: E402
-from mmseg.registry import HOOKS  # noqa: E402
+import mmseg_hosvd  # noqa: F401  # isort: skip
+from json_records import write_json
+from mmengine.config import Config
+from mmengine.hooks import Hook
+from mmengine.runner import Runner
+from mmseg.registry import HOOKS
 
-from mmseg_hosvd.engine.config_checks import check_train_config  # noqa: E402
-from mmseg_hosvd.engine.hooks.activation_memory_hook import (  # noqa: E402
-    MEASURED_KEY)
+from mmseg_hosvd.engine.config_checks import check_train_config
+from mmseg_hosvd.engine.hooks.activation_memory_hook import MEASURED_KEY
 
 DEFAULT_CONFIG = ('configs/deeplabv3/'
                   'deeplabv3_r18-d8_hosvd-eps0.8-l5_shapes-target-128x128.py')

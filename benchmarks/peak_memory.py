@@ -22,77 +22,74 @@ backward, optimizer step with the config's clipping). It records
   warm-up step;
 - on CUDA, ``cuda_max_allocated_mb`` of the profiled step.
 
-Reductions (``--reductions``, each a '+'-joined set, 'none' for plain):
-``amp`` (bfloat16 autocast on CPU, float16 on CUDA), ``prefix`` (the frozen
-prefix in micro-batches of one image, ``FrozenPrefixHook``), ``loss`` (the
-decode head's loss one image at a time, ``ChunkedLossHook``),
-``checkpoint`` (the fine-tuned blocks recomputed in backward,
-``ActivationCheckpointHook``) and
-``micro<m>`` (gradient accumulation over micro-batches of m images,
-MMEngine's ``accumulative_counts``). Ratios compare each record with
-vanilla of the same model, layers and reductions, measured in the same
-run.
+Reductions (``--reductions``, each a set of the library's reduction names,
+``mmseg_hosvd/reductions/describe.py``'s ``REDUCTION_NAMES``, joined by '-'
+or '+', 'none' for plain): ``amp`` (bfloat16 autocast on CPU, float16 on
+CUDA), ``prefix<n>`` (the frozen prefix in micro-batches of n images,
+``FrozenPrefixHook``), ``chunkloss<n>`` (the decode head's loss n images at
+a time, ``ChunkedLossHook``), ``ckpt`` (the fine-tuned blocks recomputed in
+backward, ``ActivationCheckpointHook``) and ``mb<n>`` (gradient accumulation
+over micro-batches of n images, MMEngine's ``accumulative_counts``). Ratios
+compare each record with vanilla of the same model, layers and reductions,
+measured in the same run.
 
 Usage::
 
     python benchmarks/peak_memory.py [--models deeplabv3 pspnet]
         [--methods vanilla hosvd] [--layers 5] [--lean | --lean-only]
         [--lean-bits 8]
-        [--reductions none amp micro2] [--size 512] [--batch 8]
+        [--reductions none amp mb2] [--size 512] [--batch 8]
         [--steps 3] [--from-protocol] [--json PATH]
 """
 import argparse
 import json
-import os.path as osp
 import statistics
 import subprocess
 import sys
 import time
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-
 # mmseg_hosvd first: with mmcv-lite, mmseg imports only after its compat fixes
-import mmseg_hosvd  # noqa: E402,F401  # isort: skip
-from json_records import write_json  # noqa: E402
-from protocol_inputs import add_input_arguments  # noqa: E402
-from mmseg_hosvd.methods import method_names  # noqa: E402
-from mmseg_hosvd.protocol.matrix import MODEL_CONFIGS  # noqa: E402
+import mmseg_hosvd  # noqa: F401  # isort: skip
+from json_records import write_json
+from protocol_inputs import add_input_arguments
 
-#: Reductions other than accumulation ('micro<m>').
-REDUCTIONS = ('amp', 'prefix', 'loss', 'checkpoint')
+from mmseg_hosvd.methods import method_names
+from mmseg_hosvd.protocol.matrix import MODEL_CONFIGS
+from mmseg_hosvd.reductions.describe import (parse_reductions_tag,
+                                             reduction_names)
+
 #: Prefix of the line a measuring process prints its record on.
 RECORD = 'PEAK_MEMORY_RECORD '
+#: The benchmark's names before it spoke the library's (see the CHANGELOG).
+RENAMED = {'prefix': 'prefix1', 'loss': 'chunkloss1', 'checkpoint': 'ckpt',
+           'micro<m>': 'mb<m>'}
 
 
 def reductions_of(text: str) -> list:
-    """The reductions of a '+'-joined set ('none' for none), checked."""
-    names = [] if text in ('', 'none') else text.split('+')
-    for name in names:
-        if name not in REDUCTIONS and not (name.startswith('micro')
-                                           and name[5:].isdigit()
-                                           and int(name[5:]) >= 1):
-            raise argparse.ArgumentTypeError(
-                f'unknown reduction {name!r}; use {list(REDUCTIONS)} or '
-                "'micro<m>', joined by '+', or 'none'")
-    return names
+    """The reduction names of a set ('none' for none), checked, in the
+    library's order (``reduction_names``)."""
+    try:
+        return reduction_names(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(
+            f'{error} (renamed: {RENAMED})') from None
 
 
 def micro_batch_of(reductions: list, batch: int) -> int:
     """The micro-batch a set of reductions asks for (the batch if none)."""
-    for name in reductions:
-        if name.startswith('micro'):
-            micro = int(name[5:])
-            if batch % micro:
-                raise SystemExit(f'{name}: the batch {batch} is not a '
-                                 f'multiple of {micro}')
-            return micro
-    return batch
+    micro = parse_reductions_tag('-'.join(reductions))['micro_batch']
+    if micro is None:
+        return batch
+    if batch % micro:
+        raise SystemExit(f'mb{micro}: the batch {batch} is not a multiple '
+                         f'of {micro}')
+    return micro
 
 
 def measure_in_process(spec: dict) -> dict:
     """Runs one configuration here and returns its record."""
     from peak_memory_setup import build_setup
-    from step_memory import (max_rss_mb, profile_step, resident_bytes,
+    from step_peak import (max_rss_mb, profile_step, resident_bytes,
                              rss_mb, state_tensors, train_step)
     setup = build_setup(spec)
     model, optim_wrapper, batches = (setup['model'], setup['optim_wrapper'],
@@ -163,13 +160,13 @@ def print_table(records: list) -> None:
             str(r['lean_bits']) if r.get('lean_bits') else '')
         if 'error' in r:
             print(f"{r['model']:>10} {r['layers']:>3} {name:>20} "
-                  f"{'+'.join(r['reductions']) or 'none':>12} failed: "
+                  f"{'-'.join(r['reductions']) or 'none':>12} failed: "
                   f"{r['error'].strip().splitlines()[-1]}", flush=True)
             continue
         phases = r['phase_peaks_mb']
         top = max(phases, key=phases.get)
         print(f"{r['model']:>10} {r['layers']:>3} {name:>20} "
-              f"{'+'.join(r['reductions']) or 'none':>12} "
+              f"{'-'.join(r['reductions']) or 'none':>12} "
               f"{r['peak_increment_mb']:8.1f} "
               f"{r['peak_increment_mb_ratio'] or 0:5.2f} "
               f"{r['peak_mb']:8.1f} {r['rss_peak_increment_mb']:8.1f} "

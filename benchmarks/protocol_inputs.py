@@ -157,17 +157,10 @@ def finetuned_inputs(model_name, batches, batch=8, size=128):
         A list of ``(label, activation)``, the label naming the first layer
         that reads it and the batch (``#0``, ``#1``...).
     """
-    from mmengine.runner import load_checkpoint
-    from mmseg.utils import register_all_modules
-
-    from mmseg_hosvd.engine import CompressConvHook
-    register_all_modules()
-    cfg = Config.fromfile(config_path(model_name, 'finetune', 'vanilla', 5))
-    model = MODELS.build(cfg.model)
-    load_checkpoint(model, protocol_checkpoint(model_name), map_location='cpu',
-                    logger='silent')
-    names = CompressConvHook(method='vanilla', num_layers=5).apply(
-        model)['compressed']
+    from fine_tuned_model import build_fine_tuned_model
+    model, plan, _, _ = build_fine_tuned_model(
+        model_name, 'vanilla', 5, checkpoint=protocol_checkpoint(model_name))
+    names = plan['compressed']
     seen = []
 
     def capture(name):

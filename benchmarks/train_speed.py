@@ -28,33 +28,23 @@ Usage::
         [--cold-start] [--from-protocol] [--json PATH]
 """
 import argparse
-import os.path as osp
 import statistics
-import sys
 import time
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-
 # mmseg_hosvd first: with mmcv-lite, mmseg imports only after its compat fixes
-import mmseg_hosvd  # noqa: E402,F401  # isort: skip
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from mmengine.config import Config  # noqa: E402
-from mmengine.runner import load_checkpoint  # noqa: E402
-from mmseg.registry import MODELS  # noqa: E402
-from mmseg.utils import register_all_modules  # noqa: E402
-from json_records import write_json  # noqa: E402
-from protocol_inputs import (add_input_arguments, lean_thresholds,  # noqa
-                             model_inputs)
-from reference_hosvd import AuthorsHOSVDConv2d  # noqa: E402
+import mmseg_hosvd  # noqa: F401  # isort: skip
+import torch
+import torch.nn.functional as F
+from fine_tuned_model import build_fine_tuned_model
+from json_records import write_json
+from protocol_inputs import add_input_arguments, lean_thresholds, model_inputs
+from reference_hosvd import AuthorsHOSVDConv2d
 
-from mmseg_hosvd.engine import CompressConvHook  # noqa: E402
-from mmseg_hosvd.methods import (accepted_options,  # noqa: E402
-                                 method_names)
-from mmseg_hosvd.models import set_norm_eval_  # noqa: E402
-from mmseg_hosvd.ops import SOLVERS, hosvd, subspace_hosvd  # noqa: E402
-from mmseg_hosvd.protocol.matrix import MODEL_CONFIGS, config_path  # noqa: E402
-from mmseg_hosvd.selection.surgery import convert_convs_  # noqa: E402
+from mmseg_hosvd.methods import method_names
+from mmseg_hosvd.models import set_norm_eval_
+from mmseg_hosvd.ops import SOLVERS, hosvd, subspace_hosvd
+from mmseg_hosvd.protocol.matrix import MODEL_CONFIGS
+from mmseg_hosvd.selection.surgery import convert_convs_
 
 #: The authors' way of computing HOSVD (four full SVDs per layer and
 #: step), measured beside the registered methods.
@@ -70,26 +60,18 @@ def build(model_name, method, layers, eps, x, solver='auto',
     Returns:
         ``(model, plan)``; subspace ranks are fixed on the batch ``x``.
     """
-    cfg = Config.fromfile(config_path(model_name, 'finetune', 'vanilla', 5))
-    model = MODELS.build(cfg.model)
-    if checkpoint is not None:
-        load_checkpoint(model, checkpoint, map_location='cpu',
-                        logger='silent')
     hook_method = 'vanilla' if method == AUTHORS else method
-    hook = CompressConvHook(
-        method=hook_method, num_layers=layers, lean=lean,
-        lean_eps=lean_thresholds(model_name) if lean else None,
-        **accepted_options(hook_method, dict(eps=eps, solver=solver,
-                                             warm_start=warm_start), lean))
-    plan = hook.apply(model)
+    model, plan, session, _ = build_fine_tuned_model(
+        model_name, hook_method, layers, checkpoint=checkpoint,
+        options=dict(eps=eps, solver=solver, warm_start=warm_start),
+        lean=lean, lean_eps=lean_thresholds(model_name) if lean else None)
     if method == AUTHORS:
         convert_convs_(model, plan['compressed'],
                        lambda name, conv: AuthorsHOSVDConv2d.from_conv(
                            conv, eps=eps))
-    if hook.session is not None:
-        model.train()
-        set_norm_eval_(model)
-        hook.session.measure(model, x)
+    model.train()
+    set_norm_eval_(model)
+    session.calibrate(model, x)
     return model, plan
 
 
@@ -223,7 +205,6 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.batches < 1:
         parser.error(f'--batches must be >= 1, got {args.batches}')
-    register_all_modules()
     methods = ['vanilla'] + [m for m in args.methods if m != 'vanilla']
     variants = [(m, False) for m in methods] + [
         (m, True) for m in methods if args.lean and m not in ('vanilla',

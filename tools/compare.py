@@ -13,14 +13,12 @@ import os
 import os.path as osp
 import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-from mmseg_hosvd.protocol.comparison import (  # noqa: E402
+from mmseg_hosvd.protocol.comparison import (
     collect,
     markdown_table,
     write_csv,
 )
-from mmseg_hosvd.protocol.pareto_plot import plot_pareto  # noqa: E402
+from mmseg_hosvd.protocol.pareto_plot import plot_pareto
 
 
 def parse_args(argv=None):

@@ -15,17 +15,14 @@ Usage::
 """
 import argparse
 import os.path as osp
-import sys
 import time
 from typing import List
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+import mmseg_hosvd  # noqa: F401
+from mmengine.config import Config
 
-import mmseg_hosvd  # noqa: E402,F401
-from mmengine.config import Config  # noqa: E402
-
-from mmseg_hosvd.methods import protocol_tags  # noqa: E402
-from mmseg_hosvd.protocol.matrix import (  # noqa: E402
+from mmseg_hosvd.methods import protocol_tags
+from mmseg_hosvd.protocol.matrix import (
     DATA_ROOT,
     MODEL_CONFIGS,
     config_path,
@@ -33,10 +30,10 @@ from mmseg_hosvd.protocol.matrix import (  # noqa: E402
     final_checkpoint,
     stale_reason,
 )
-from mmseg_hosvd.protocol.reporting import format_test_report  # noqa: E402
-from mmseg_hosvd.protocol.runs import (  # noqa: E402
+from mmseg_hosvd.protocol.reporting import format_test_report
+from mmseg_hosvd.protocol.runs import (
     ensure_trained, ensure_trained_and_tested)
-from mmseg_hosvd.protocol.time_left import ProgressLog, Stage, TimeLeft  # noqa: E402
+from mmseg_hosvd.protocol.time_left import ProgressLog, Stage, TimeLeft
 
 #: Per stage, in reference steps (one full training step of
 #: DeepLabV3-R18-d8, batch 8, 128 x 128, everything trainable): one of its

@@ -7,15 +7,12 @@ Usage::
         [--target-train 300] [--target-val 100]
 """
 import argparse
-import os.path as osp
 import sys
 import time
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+from mmengine.utils import ProgressBar
 
-from mmengine.utils import ProgressBar  # noqa: E402
-
-from mmseg_hosvd.datasets import DEFAULT_SIZES, generate  # noqa: E402
+from mmseg_hosvd.datasets import DEFAULT_SIZES, generate
 
 
 def parse_args(argv=None):

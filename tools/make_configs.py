@@ -14,11 +14,9 @@ import argparse
 import os.path as osp
 import sys
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, ROOT)
+from mmseg_hosvd.protocol.config_writer import compare, render_all, write_all
 
-from mmseg_hosvd.protocol.config_writer import (compare,  # noqa: E402
-                                                render_all, write_all)
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
 def parse_args(argv=None):

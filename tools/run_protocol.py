@@ -15,19 +15,16 @@ Usage::
 import argparse
 import os
 import os.path as osp
-import sys
 import time
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-import mmseg_hosvd  # noqa: E402,F401
-from mmseg_hosvd.methods import protocol_tags  # noqa: E402
-from mmseg_hosvd.protocol.comparison import (  # noqa: E402
+import mmseg_hosvd  # noqa: F401
+from mmseg_hosvd.methods import protocol_tags
+from mmseg_hosvd.protocol.comparison import (
     collect,
     markdown_table,
     write_csv,
 )
-from mmseg_hosvd.protocol.matrix import (  # noqa: E402
+from mmseg_hosvd.protocol.matrix import (
     DATA_ROOT,
     MODEL_CONFIGS,
     PAPER_MODELS,
@@ -35,9 +32,9 @@ from mmseg_hosvd.protocol.matrix import (  # noqa: E402
     ensure_dataset,
     work_dir,
 )
-from mmseg_hosvd.protocol.pareto_plot import plot_pareto  # noqa: E402
-from mmseg_hosvd.protocol.peers import peer_tags  # noqa: E402
-from mmseg_hosvd.protocol.runs import (  # noqa: E402
+from mmseg_hosvd.protocol.pareto_plot import plot_pareto
+from mmseg_hosvd.protocol.peers import peer_tags
+from mmseg_hosvd.protocol.runs import (
     ensure_trained, ensure_trained_and_tested)
 
 QUICK = dict(

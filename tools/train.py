@@ -19,25 +19,21 @@ import argparse
 import logging
 import os
 import os.path as osp
-import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+import torch
+from mmengine.config import Config, DictAction
+from mmengine.dist import barrier
+from mmengine.logging import print_log
+from mmengine.runner import Runner
 
-import torch  # noqa: E402
-from mmengine.config import Config, DictAction  # noqa: E402
-from mmengine.dist import barrier  # noqa: E402
-from mmengine.logging import print_log  # noqa: E402
-from mmengine.runner import Runner  # noqa: E402
-
-import mmseg_hosvd  # noqa: E402,F401  (compat fixes, registrations)
-from mmseg_hosvd.checkpoints.trust import (  # noqa: E402
-    config_trusts_checkpoints, trusted_checkpoints)
-from mmseg_hosvd.engine.config_checks import check_train_config  # noqa: E402
-from mmseg_hosvd.engine.cpu_distributed import (  # noqa: E402
-    prepare_cpu_distributed)
-from mmseg_hosvd.engine.hooks.safe_checkpoint_hook import (  # noqa: E402
+import mmseg_hosvd  # noqa: F401  (compat fixes, registrations)
+from mmseg_hosvd.checkpoints.trust import (config_trusts_checkpoints,
+                                           trusted_checkpoints)
+from mmseg_hosvd.engine.config_checks import check_train_config
+from mmseg_hosvd.engine.cpu_distributed import prepare_cpu_distributed
+from mmseg_hosvd.engine.hooks.safe_checkpoint_hook import (
     use_safe_checkpoint_hook)
-from tools import test as test_tool  # noqa: E402
+from mmseg_hosvd.protocol.testing import build_test_config, run_test
 
 
 def parse_args(argv=None):
@@ -133,13 +129,11 @@ def main(argv=None):
         # garbage, its data loader's persistent workers lose their queues
         # before they are told to stop, and each join waits out its 5 s
         # timeout (measured: 10 s for two workers)
-        test_args = test_tool.parse_args([
-            args.config, checkpoint, '--work-dir', cfg.work_dir,
-            '--launcher', args.launcher
-        ])
-        test_args.cfg_options = args.cfg_options
-        test_tool.run_test(
-            test_tool.build_config(test_args), args.config, checkpoint)
+        run_test(
+            build_test_config(args.config, checkpoint,
+                              work_dir=cfg.work_dir, launcher=args.launcher,
+                              cfg_options=args.cfg_options),
+            args.config, checkpoint)
 
 
 def saved_checkpoint(runner: Runner) -> str:

@@ -20,6 +20,24 @@ class MethodSession:
                           data_batch=None) -> None:
         """Called before each training iteration, norms already frozen."""
 
+    def calibrate(self, model: nn.Module, inputs, logger=None) -> bool:
+        """Adds one batch to what the method measures before it trains.
+
+        Training calls it from :meth:`before_train_iter` where a method
+        needs it; a benchmark that runs steps without a runner calls it
+        itself, on every method alike. The base does nothing: a method
+        without a calibration is always calibrated.
+
+        Args:
+            model: The converted (unwrapped) segmentor, in training mode.
+            inputs: A preprocessed image batch.
+            logger: Where the method logs what it fixed, or None.
+
+        Returns:
+            Whether the method is calibrated (it needs no more batches).
+        """
+        return True
+
 
 class FinetuneMethod:
     """A fine-tuning method: its modules, options, tag, label and marker.

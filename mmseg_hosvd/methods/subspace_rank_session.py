@@ -38,7 +38,7 @@ class SubspaceRankSession(MethodSession):
         """Adds the batch to the measurement until the ranks are fixed."""
         if self.ranks is None:
             inputs = model.data_preprocessor(data_batch, True)['inputs']
-            self.measure(model, inputs, runner.logger)
+            self.calibrate(model, inputs, runner.logger)
 
     def set_ranks(self, model: nn.Module, ranks: Dict[str, tuple]) -> None:
         """Fixes ``ranks`` on the named convolutions and in the plan."""
@@ -47,7 +47,7 @@ class SubspaceRankSession(MethodSession):
         self.ranks = ranks
         self.plan.results['ranks'] = ranks
 
-    def measure(self, model: nn.Module, inputs, logger=None) -> bool:
+    def calibrate(self, model: nn.Module, inputs, logger=None) -> bool:
         """Adds one batch to the rank measurement; fixes ranks when enough.
 
         Args:
@@ -87,3 +87,6 @@ class SubspaceRankSession(MethodSession):
                 f"{options['rank_batches']} batch(es), storing "
                 f'{used_mb:.4f} MB: {ranks}')
         return True
+
+    #: The calibration under its earlier name.
+    measure = calibrate

@@ -4,13 +4,29 @@ Gradient accumulation, activation checkpointing, mixed precision, the frozen
 prefix in micro-batches and the chunked loss change a run's whole-step peak
 (and, for mixed precision, its accuracy), so a comparison must tell such runs
 from the plain ones: their rows carry the tag of :func:`reductions_tag`.
+
+The tag's names are the one vocabulary of reductions, spoken by the
+protocol's config names (``vanilla-mb1``, ``vanilla-ckpt``...), its
+comparisons and the benchmarks' ``--reductions`` alike (read back with
+:func:`reduction_names` and :func:`parse_reductions_tag`):
+:data:`REDUCTION_NAMES`.
 """
-from typing import Optional
+import re
+from typing import List, Optional
 
 from mmengine.config import Config, ConfigDict
 
 #: Optimizer wrappers that run the forward in lower precision.
 MIXED_PRECISION_WRAPPERS = ('AmpOptimWrapper', 'AutocastOptimWrapper')
+
+#: The names of a reductions tag, in the tag's order; ``<n>`` is a count of
+#: images: 'mb<n>' accumulation over micro-batches of n, 'ckpt' activation
+#: checkpointing, 'amp' mixed precision, 'prefix<n>' the frozen prefix in
+#: micro-batches of n, 'chunkloss<n>' the loss in chunks of n.
+REDUCTION_NAMES = ('mb<n>', 'ckpt', 'amp', 'prefix<n>', 'chunkloss<n>')
+_PATTERNS = tuple(
+    re.compile(name.replace('<n>', r'([1-9][0-9]*)') + '$')
+    for name in REDUCTION_NAMES)
 
 
 def _hooks(cfg: Config) -> dict:
@@ -97,3 +113,53 @@ def describe_reductions(reductions: Optional[dict]) -> str:
     if reductions.get('chunked_loss') is not None:
         words.append(f"loss in chunks of {reductions['chunked_loss']}")
     return ', '.join(words)
+
+
+def reduction_names(tag: str) -> List[str]:
+    """The names of a reductions tag, checked, in :func:`reductions_tag`'s
+    order.
+
+    Args:
+        tag: Names of :data:`REDUCTION_NAMES` joined by '-' (as
+            :func:`reductions_tag` writes them) or '+', in any order, each
+            kind at most once; '' or 'none' for none.
+
+    Raises:
+        ValueError: For an unknown name, or a kind named twice.
+    """
+    if tag in ('', 'none'):
+        return []
+    found = {}
+    for name in re.split('[-+]', tag):
+        kind = next((i for i, pattern in enumerate(_PATTERNS)
+                     if pattern.match(name)), None)
+        if kind is None:
+            raise ValueError(
+                f'unknown reduction {name!r} in {tag!r}; use '
+                f"{list(REDUCTION_NAMES)} (n >= 1) joined by '-' or '+', "
+                "or 'none'")
+        if kind in found:
+            raise ValueError(f'{tag!r} names {found[kind]!r} and {name!r}; '
+                             'give each reduction once')
+        found[kind] = name
+    return [found[kind] for kind in sorted(found)]
+
+
+def parse_reductions_tag(tag: str) -> dict:
+    """What a reductions tag asks for (see :func:`reduction_names`).
+
+    Returns:
+        ``dict(micro_batch, checkpoint, amp, frozen_prefix,
+        chunked_loss)``: the micro-batch of accumulation ('mb<n>'), the
+        frozen prefix's micro-batch and the loss chunk (None when not
+        named), and whether 'ckpt' and 'amp' are named.
+    """
+    counts = {}
+    for name in reduction_names(tag):
+        match = re.match(r'([a-z]+)([0-9]*)$', name)
+        counts[match.group(1)] = int(match.group(2) or 0)
+    return dict(micro_batch=counts.get('mb'),
+                checkpoint='ckpt' in counts,
+                amp='amp' in counts,
+                frozen_prefix=counts.get('prefix'),
+                chunked_loss=counts.get('chunkloss'))

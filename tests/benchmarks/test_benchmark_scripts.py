@@ -125,14 +125,15 @@ def test_peak_memory_records(tmp_path):
     path = tmp_path / 'peak.json'
     out = run_script('benchmarks/peak_memory.py', '--models', 'fcn',
                      '--methods', 'vanilla', 'hosvd', '--reductions', 'none',
-                     'prefix+loss+micro1', '--size', '64', '--batch', '2',
-                     '--steps', '1', '--json', str(path))
+                     'prefix1+chunkloss1+mb1', '--size', '64', '--batch',
+                     '2', '--steps', '1', '--json', str(path))
     records = json.loads(path.read_text())
+    # the library's names (reductions/describe.py), in its tags' order
     assert [(r['method'], r['reductions'], r['micro_batch'])
             for r in records] == [
         ('vanilla', [], 2), ('hosvd', [], 2),
-        ('vanilla', ['prefix', 'loss', 'micro1'], 1),
-        ('hosvd', ['prefix', 'loss', 'micro1'], 1)]
+        ('vanilla', ['mb1', 'prefix1', 'chunkloss1'], 1),
+        ('hosvd', ['mb1', 'prefix1', 'chunkloss1'], 1)]
     keys = {'model', 'method', 'layers', 'lean', 'reductions', 'size',
             'batch', 'micro_batch', 'peak_mb', 'before_mb',
             'peak_increment_mb', 'phase_peaks_mb', 'step_time_s',
@@ -227,3 +228,13 @@ def test_activation_memory_rejects_a_bad_classifier_eps():
         text=True, timeout=600)
     assert result.returncode == 2
     assert "expected a number or 'whole', got 'half'" in result.stderr
+
+
+def test_peak_memory_refuses_the_old_reduction_names():
+    result = subprocess.run(
+        [sys.executable, 'benchmarks/peak_memory.py', '--reductions',
+         'prefix+loss'], cwd=ROOT, capture_output=True, text=True,
+        timeout=600)
+    assert result.returncode == 2
+    assert "unknown reduction 'prefix'" in result.stderr
+    assert "'prefix': 'prefix1'" in result.stderr  # the renaming shown
