@@ -110,11 +110,14 @@ def main(argv=None):
         shape = tuple(x.shape)
         for eps in args.eps:
             t_eigh, (core, _) = timed(
-                lambda: hosvd(x, eps=eps, solver='eigh'), args.repeats)
+                lambda x=x, eps=eps: hosvd(x, eps=eps, solver='eigh'),
+                args.repeats)
             t_auto, (auto_core, _) = timed(
-                lambda: hosvd(x, eps=eps, solver='auto'), args.repeats)
-            t_svd, (ref_core, _) = timed(lambda: reference_hosvd(x, eps),
-                                         max(1, args.repeats - 1))
+                lambda x=x, eps=eps: hosvd(x, eps=eps, solver='auto'),
+                args.repeats)
+            t_svd, (ref_core, _) = timed(
+                lambda x=x, eps=eps: reference_hosvd(x, eps),
+                max(1, args.repeats - 1))
             ranks, ref_ranks = tuple(core.shape), tuple(ref_core.shape)
             auto_ranks = tuple(auto_core.shape)
             record = dict(activation=label, shape=list(shape), eps=eps,
@@ -132,8 +135,8 @@ def main(argv=None):
                 layer = (label.rsplit(' #', 1)[0], eps)
                 start = previous.get(layer, WarmStart())
                 t_warm, (warm_core, _) = timed(
-                    lambda: hosvd(x, eps=eps,
-                                  warm_start=copy.deepcopy(start)),
+                    lambda x=x, eps=eps, start=start: hosvd(
+                        x, eps=eps, warm_start=copy.deepcopy(start)),
                     args.repeats)
                 previous[layer] = start
                 hosvd(x, eps=eps, warm_start=start)

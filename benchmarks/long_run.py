@@ -66,7 +66,7 @@ def slope_per_1000(values, warmup):
     xs = list(range(start, start + len(ys)))
     n = len(ys)
     mean_x, mean_y = sum(xs) / n, sum(ys) / n
-    cov = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys))
+    cov = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True))
     var = sum((x - mean_x)**2 for x in xs)
     return 1000 * cov / var
 

@@ -55,8 +55,10 @@ from protocol_inputs import add_input_arguments
 
 from mmseg_hosvd.methods import method_names
 from mmseg_hosvd.protocol.matrix import MODEL_CONFIGS
-from mmseg_hosvd.reductions.describe import (parse_reductions_tag,
-                                             reduction_names)
+from mmseg_hosvd.reductions.describe import (
+    parse_reductions_tag,
+    reduction_names,
+)
 
 #: Prefix of the line a measuring process prints its record on.
 RECORD = 'PEAK_MEMORY_RECORD '
@@ -89,8 +91,14 @@ def micro_batch_of(reductions: list, batch: int) -> int:
 def measure_in_process(spec: dict) -> dict:
     """Runs one configuration here and returns its record."""
     from peak_memory_setup import build_setup
-    from step_peak import (max_rss_mb, profile_step, resident_bytes,
-                             rss_mb, state_tensors, train_step)
+    from step_peak import (
+        max_rss_mb,
+        profile_step,
+        resident_bytes,
+        rss_mb,
+        state_tensors,
+        train_step,
+    )
     setup = build_setup(spec)
     model, optim_wrapper, batches = (setup['model'], setup['optim_wrapper'],
                                      setup['batches'])

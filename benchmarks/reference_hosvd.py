@@ -7,8 +7,11 @@ Used by the benchmarks only, to measure against in the same run.
 import torch
 
 from mmseg_hosvd.models import Conv2dHOSVD
-from mmseg_hosvd.ops import (multi_mode_dot, rank_from_explained_variance,
-                             unfold)
+from mmseg_hosvd.ops import (
+    multi_mode_dot,
+    rank_from_explained_variance,
+    unfold,
+)
 from mmseg_hosvd.ops.compressed_conv_function import compressed_conv2d
 from mmseg_hosvd.ops.hosvd_conv import TUCKER_RULE
 

@@ -15,8 +15,7 @@ import mmseg_hosvd  # noqa: F401  # isort: skip
 import torch
 from torch import nn
 
-from mmseg_hosvd.utils.step_memory import (StepMarks, start_profiler,
-                                           step_peaks)
+from mmseg_hosvd.utils.step_memory import StepMarks, start_profiler, step_peaks
 
 MB = 2**20
 

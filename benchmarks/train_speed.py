@@ -233,7 +233,8 @@ def main(argv=None):
             for (method, lean), (model, plan) in built.items():
                 median = statistics.median(times[method, lean])
                 ratio = statistics.median(
-                    t / b for t, b in zip(times[method, lean], vanilla))
+                    t / b for t, b in zip(times[method, lean], vanilla,
+                                          strict=True))
                 record = dict(model=model_name, method=method, lean=lean,
                               layers=layers, eps=args.eps,
                               solver=plan.options.get('solver'),

@@ -34,8 +34,10 @@ import types
 
 import torch
 
-from mmseg_hosvd.checkpoints.loading import (load_local_checkpoint,
-                                             load_url_checkpoint)
+from mmseg_hosvd.checkpoints.loading import (
+    load_local_checkpoint,
+    load_url_checkpoint,
+)
 
 MMCV_EXT = 'mmcv._ext'
 

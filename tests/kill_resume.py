@@ -195,9 +195,9 @@ def main(argv=None):
     parser.add_argument('--keep', help='work in this directory and keep it')
     args = parser.parse_args(argv)
     sys.path.insert(0, ROOT)
-    import mmseg_hosvd  # noqa: F401  (registrations before mmseg)
     from mmseg.utils import register_all_modules
 
+    import mmseg_hosvd  # noqa: F401  (registrations before mmseg)
     from mmseg_hosvd.datasets import generate
     from tests.helpers import TINY_SIZES
     register_all_modules(init_default_scope=True)

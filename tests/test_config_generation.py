@@ -9,10 +9,19 @@ import shutil
 from mmengine.config import Config
 
 from mmseg_hosvd.methods import protocol_tags, setting_tag
-from mmseg_hosvd.protocol.config_table import (LAYER_COUNTS, TABLE, Model,
-                                               Setting)
-from mmseg_hosvd.protocol.config_writer import (HEADER, compare, on_disk,
-                                                render_all, write_all)
+from mmseg_hosvd.protocol.config_table import (
+    LAYER_COUNTS,
+    TABLE,
+    Model,
+    Setting,
+)
+from mmseg_hosvd.protocol.config_writer import (
+    HEADER,
+    compare,
+    on_disk,
+    render_all,
+    write_all,
+)
 from mmseg_hosvd.protocol.matrix import MODEL_CONFIGS, config_path
 from mmseg_hosvd.protocol.peers import PEER_ROWS, peer_tags
 

@@ -8,8 +8,11 @@ from mmengine.config import Config
 from mmseg_hosvd.engine.config_checks import check_data_roots
 from mmseg_hosvd.methods import protocol_tags, setting_tag
 from mmseg_hosvd.models import PRESETS
-from mmseg_hosvd.protocol.matrix import (MODEL_CONFIGS, config_path,
-                                         final_checkpoint)
+from mmseg_hosvd.protocol.matrix import (
+    MODEL_CONFIGS,
+    config_path,
+    final_checkpoint,
+)
 from mmseg_hosvd.protocol.peers import PEER_ROWS, peer_tags
 from mmseg_hosvd.reductions.describe import reductions_of, reductions_tag
 

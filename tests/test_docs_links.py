@@ -63,7 +63,7 @@ def relative_links(path):
 def broken_links(path):
     """Relative links of ``path`` whose file or heading does not exist."""
     broken = []
-    for line, target in relative_links(path):
+    for _line, target in relative_links(path):
         file, _, fragment = target.partition('#')
         dest = (osp.normpath(osp.join(osp.dirname(path), file))
                 if file else path)

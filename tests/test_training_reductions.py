@@ -3,8 +3,11 @@ configs, and from the config tools/train.py runs with --amp."""
 import pytest
 from mmengine.config import Config
 
-from mmseg_hosvd.reductions.describe import (describe_reductions,
-                                             reductions_of, reductions_tag)
+from mmseg_hosvd.reductions.describe import (
+    describe_reductions,
+    reductions_of,
+    reductions_tag,
+)
 from tools.train import build_config, parse_args
 
 from .helpers import model_config

@@ -18,9 +18,9 @@ import os.path as osp
 import time
 from typing import List
 
-import mmseg_hosvd  # noqa: F401
 from mmengine.config import Config
 
+import mmseg_hosvd  # noqa: F401
 from mmseg_hosvd.methods import protocol_tags
 from mmseg_hosvd.protocol.matrix import (
     DATA_ROOT,
@@ -31,8 +31,7 @@ from mmseg_hosvd.protocol.matrix import (
     stale_reason,
 )
 from mmseg_hosvd.protocol.reporting import format_test_report
-from mmseg_hosvd.protocol.runs import (
-    ensure_trained, ensure_trained_and_tested)
+from mmseg_hosvd.protocol.runs import ensure_trained, ensure_trained_and_tested
 from mmseg_hosvd.protocol.time_left import ProgressLog, Stage, TimeLeft
 
 #: Per stage, in reference steps (one full training step of

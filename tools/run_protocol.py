@@ -34,8 +34,7 @@ from mmseg_hosvd.protocol.matrix import (
 )
 from mmseg_hosvd.protocol.pareto_plot import plot_pareto
 from mmseg_hosvd.protocol.peers import peer_tags
-from mmseg_hosvd.protocol.runs import (
-    ensure_trained, ensure_trained_and_tested)
+from mmseg_hosvd.protocol.runs import ensure_trained, ensure_trained_and_tested
 
 QUICK = dict(
     models=['deeplabv3', 'pspnet'],

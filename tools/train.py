@@ -27,12 +27,15 @@ from mmengine.logging import print_log
 from mmengine.runner import Runner
 
 import mmseg_hosvd  # noqa: F401  (compat fixes, registrations)
-from mmseg_hosvd.checkpoints.trust import (config_trusts_checkpoints,
-                                           trusted_checkpoints)
+from mmseg_hosvd.checkpoints.trust import (
+    config_trusts_checkpoints,
+    trusted_checkpoints,
+)
 from mmseg_hosvd.engine.config_checks import check_train_config
 from mmseg_hosvd.engine.cpu_distributed import prepare_cpu_distributed
 from mmseg_hosvd.engine.hooks.safe_checkpoint_hook import (
-    use_safe_checkpoint_hook)
+    use_safe_checkpoint_hook,
+)
 from mmseg_hosvd.protocol.testing import build_test_config, run_test
 
 

@@ -41,8 +41,11 @@ import zipfile
 
 import torch
 
-from mmseg_hosvd.checkpoints.trust import (TRUST_CONFIG_KEY, TRUST_ENV,
-                                           checkpoints_trusted)
+from mmseg_hosvd.checkpoints.trust import (
+    TRUST_CONFIG_KEY,
+    TRUST_ENV,
+    checkpoints_trusted,
+)
 
 #: The statistics methods of MMEngine's HistoryBuffer, which its pickled
 #: state names with ``getattr``.

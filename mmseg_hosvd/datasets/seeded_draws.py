@@ -16,8 +16,12 @@ from mmengine.dist import get_dist_info
 from mmseg.registry import DATA_SAMPLERS, DATASETS
 from torch.utils.data import Sampler
 
-from ..utils.seeded_rngs import (SAMPLES, check_seed, isolated_global_rngs,
-                                 seed_global_rngs)
+from ..utils.seeded_rngs import (
+    SAMPLES,
+    check_seed,
+    isolated_global_rngs,
+    seed_global_rngs,
+)
 
 
 class Draw(NamedTuple):

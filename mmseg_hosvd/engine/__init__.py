@@ -1,23 +1,25 @@
 """Engine components: hooks, train loop, optimizer wrapper, file backend, CPU
 DDP."""
-from .atomic_local_backend import (AtomicLocalBackend,
-                                   register_atomic_local_backend)
+from .atomic_local_backend import (
+                                   AtomicLocalBackend,
+                                   register_atomic_local_backend,
+)
 from .autocast_optim_wrapper import AutocastOptimWrapper
 from .cpu_distributed import prepare_cpu_distributed
 from .hooks import (
-    ActivationCheckpointHook,
-    ActivationMemoryHook,
-    CheckpointFitHook,
-    ChunkedLossHook,
-    CompressConvHook,
-    DataCheckError,
-    DataCheckHook,
-    ExplicitAttentionHook,
-    FiniteLossHook,
-    FrozenPrefixHook,
-    MallocTrimHook,
-    SafeCheckpointHook,
-    StepPeakMemoryHook,
+                                   ActivationCheckpointHook,
+                                   ActivationMemoryHook,
+                                   CheckpointFitHook,
+                                   ChunkedLossHook,
+                                   CompressConvHook,
+                                   DataCheckError,
+                                   DataCheckHook,
+                                   ExplicitAttentionHook,
+                                   FiniteLossHook,
+                                   FrozenPrefixHook,
+                                   MallocTrimHook,
+                                   SafeCheckpointHook,
+                                   StepPeakMemoryHook,
 )
 from .seeded_train_loop import SeededIterBasedTrainLoop
 

@@ -127,7 +127,7 @@ class SeededIterBasedTrainLoop(IterBasedTrainLoop):
                 f'the training samples are keyed by seed {self.seed}: the '
                 'resumed run does not continue the checkpoint\'s random '
                 f'stream; set randomness.seed={self.runner.seed} to resume '
-                'exactly')
+                'exactly', stacklevel=2)
         if self.whole_steps:
             self._count_micro_batches()
         return super().run()

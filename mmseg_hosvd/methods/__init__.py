@@ -17,6 +17,7 @@ from .lookup import (
 )
 from .options import Option
 from .registry import FINETUNE_METHODS
+
 from . import gradient_filter, hosvd, hosvd_subspace, quantized, svd, vanilla  # noqa: F401,E501  # isort: skip
 
 __all__ = [

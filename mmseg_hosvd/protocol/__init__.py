@@ -7,9 +7,19 @@ the comparison of its results (:mod:`.comparison`, :mod:`.reporting`,
 The names of :mod:`.matrix` are re-exported here
 (``from mmseg_hosvd.protocol import config_path``).
 """
-from .matrix import (DATA_ROOT, MODEL_CONFIGS, PAPER_MODELS, SOURCE_SUFFIX,
-                     TARGET_SUFFIX, config_path, dataset_ready, ensure_dataset,
-                     final_checkpoint, stale_reason, work_dir)
+from .matrix import (
+                     DATA_ROOT,
+                     MODEL_CONFIGS,
+                     PAPER_MODELS,
+                     SOURCE_SUFFIX,
+                     TARGET_SUFFIX,
+                     config_path,
+                     dataset_ready,
+                     ensure_dataset,
+                     final_checkpoint,
+                     stale_reason,
+                     work_dir,
+)
 
 __all__ = [
     'DATA_ROOT', 'MODEL_CONFIGS', 'PAPER_MODELS', 'SOURCE_SUFFIX',

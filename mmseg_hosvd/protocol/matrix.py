@@ -13,8 +13,11 @@ from typing import Callable, Optional
 from mmengine.config import Config
 
 from ..datasets import DEFAULT_SIZES, generate
-from ..datasets.synthetic_shapes import (STAMP_NAME, generation_stamp,
-                                         read_stamp)
+from ..datasets.synthetic_shapes import (
+    STAMP_NAME,
+    generation_stamp,
+    read_stamp,
+)
 from ..methods import protocol_tags
 from .config_drift import changed_keys, trained_config
 from .config_table import MODELS

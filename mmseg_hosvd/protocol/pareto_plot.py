@@ -55,7 +55,8 @@ def plot_pareto(rows: List[dict], path: str,
 
     fig, ax = plt.subplots(figsize=(11, 6))
     models = sorted({r['model'] for r in rows})
-    colours = dict(zip(models, plt.cm.tab10.colors))
+    # the first ten models get tab10's colours, the rest matplotlib's cycle
+    colours = dict(zip(models, plt.cm.tab10.colors, strict=False))
     series: Dict[tuple, List[dict]] = {}
     for r in rows:
         if (r.get(x) or 0) > 0:

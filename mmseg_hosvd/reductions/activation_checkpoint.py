@@ -44,10 +44,10 @@ class _WarmStartReplay:
 
     @contextlib.contextmanager
     def recompute(self):
-        for start, kept in zip(self.starts, self.before):
+        for start, kept in zip(self.starts, self.before, strict=True):
             start.restore(kept)
         yield
-        for start, kept in zip(self.starts, self.after):
+        for start, kept in zip(self.starts, self.after, strict=True):
             start.restore(kept)
 
     def contexts(self) -> Tuple[contextlib.AbstractContextManager,

@@ -73,7 +73,9 @@ class _ChunkedLoss(torch.autograd.Function):
     @staticmethod
     def backward(ctx, *grad_outputs):
         grad = None
-        for weight, saved in zip(grad_outputs, ctx.saved_tensors):
+        # the last output, the accuracy, has no saved gradient
+        for weight, saved in zip(grad_outputs[:-1], ctx.saved_tensors,
+                                 strict=True):
             if weight is not None:
                 term = weight * saved
                 grad = term if grad is None else grad + term
@@ -105,7 +107,7 @@ class ChunkedLossByFeat:
             *values, accuracy = _ChunkedLoss.apply(seg_logits, self)
         finally:
             self._samples = None
-        losses = dict(zip(self._keys, values))
+        losses = dict(zip(self._keys, values, strict=True))
         losses[ACCURACY_KEY] = accuracy
         return losses
 

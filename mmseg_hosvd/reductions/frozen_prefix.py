@@ -55,7 +55,7 @@ def _fill(out, chunk, start: int) -> None:
     if torch.is_tensor(out):
         out[start:start + chunk.shape[0]].copy_(chunk)
     elif isinstance(out, (tuple, list)):
-        for part, piece in zip(out, chunk):
+        for part, piece in zip(out, chunk, strict=True):
             _fill(part, piece, start)
     elif out != chunk:
         raise RuntimeError(

@@ -124,7 +124,7 @@ def concat_into(parts: List[Callable[[], torch.Tensor]],
         ValueError: When a part's width is not the one given.
     """
     holder, tokens, start = [], [], 0
-    for part, width in zip(parts, widths):
+    for part, width in zip(parts, widths, strict=True):
         piece = part()
         if piece.shape[1] != width:
             raise ValueError(f'a part has {piece.shape[1]} channels where '
@@ -195,7 +195,7 @@ def segformer_forward(head: SegformerHead, inputs) -> torch.Tensor:
         lambda x=x, conv=conv: resize(conv(x), size=size,
                                       mode=head.interpolate_mode,
                                       align_corners=head.align_corners)
-        for x, conv in zip(inputs, head.convs)
+        for x, conv in zip(inputs, head.convs, strict=True)
     ]
     widths = [head.channels] * len(parts)
     return head.cls_seg(head.fusion_conv(concat_into(parts, widths)))

@@ -18,8 +18,12 @@ from ..ops import check_eps
 from ..selection.layer_presets import CLASSIFIER
 from ..selection.model_trace import ModelTrace, modules_after
 from ..selection.surgery import has_module, set_submodule
-from .lean_modules import (BitMaskReLU, LeanFrozenBatchNorm2d, QuantizedGELU,
-                           QuantizedLayerNorm)
+from .lean_modules import (
+    BitMaskReLU,
+    LeanFrozenBatchNorm2d,
+    QuantizedGELU,
+    QuantizedLayerNorm,
+)
 
 #: Modules that the lean option replaces in the fine-tuned region.
 LEAN_KINDS = (nn.ReLU, nn.ReLU6, nn.BatchNorm2d)

@@ -44,7 +44,7 @@ def _head(prefix, names):
 
 _ASPP = ['decode_head.bottleneck.conv'] + _head(
     'aspp_modules.', [f'{i}.conv' for i in range(4)])
-_ASPP_RADII = dict(zip(_ASPP, (3, 3, 3, 6, 9)))
+_ASPP_RADII = dict(zip(_ASPP, (3, 3, 3, 6, 9), strict=True))
 _R18_LAYER4_TAIL = [
     'backbone.layer4.1.conv2', 'backbone.layer4.1.conv1',
     'backbone.layer4.0.conv2', 'backbone.layer4.0.conv1'

@@ -127,7 +127,7 @@ def _phase_ranges(prof: profile, times: List[float]
 
 def _peak_in(times, totals, begin: float, end: float) -> int:
     peak = 0
-    for time, total in zip(times, totals):
+    for time, total in zip(times, totals, strict=True):
         if time <= begin:
             peak = total
         elif time <= end:

@@ -11,6 +11,7 @@ from mmseg_hosvd.methods.subspace_rank_session import SubspaceRankSession
 
 from ..helpers import ROOT
 
+
 def script_files():
     for folder in ('tools', 'benchmarks'):
         for path in sorted(glob.glob(osp.join(ROOT, folder, '*.py'))):

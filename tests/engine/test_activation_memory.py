@@ -11,6 +11,7 @@ from mmseg_hosvd.engine.hooks.activation_memory_hook import (
     ANALYTICAL_KEY,
     MEASURED_KEY,
 )
+
 from ..helpers import tiny_runner_config
 
 MB = 2**20
@@ -106,7 +107,8 @@ def reference_tucker_elements(x, eps):
         explained = (energy.cumsum(0) / energy.sum()).tolist()
         ranks.append(next(k + 1 for k, e in enumerate(explained)
                           if e >= eps))
-    return math.prod(ranks) + sum(n * r for n, r in zip(x.shape, ranks))
+    return math.prod(ranks) + sum(n * r for n, r in zip(x.shape, ranks,
+                                                        strict=True))
 
 
 def test_hosvd_analytical_is_core_plus_factors(tiny_data, tmp_path):

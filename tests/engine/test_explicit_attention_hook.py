@@ -14,9 +14,11 @@ from torch import nn
 
 from mmseg_hosvd.engine.optimizer_rebind import rebind_parameters_
 from mmseg_hosvd.models import ExplicitMultiheadAttention
-from mmseg_hosvd.selection.attention_swap import (explicit_attention_,
-                                                  find_attention,
-                                                  replaced_parameters)
+from mmseg_hosvd.selection.attention_swap import (
+    explicit_attention_,
+    find_attention,
+    replaced_parameters,
+)
 
 from ..helpers import ROOT, tiny_runner_config
 

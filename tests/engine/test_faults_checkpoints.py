@@ -18,8 +18,12 @@ from mmseg_hosvd.engine.config_checks import check_load_from
 from mmseg_hosvd.engine.hooks import use_safe_checkpoint_hook
 
 from ..helpers import ROOT, tiny_runner_config
-from ..kill_resume import (fine_tuning_runs, final_weights, run_with_kills,
-                           temporaries)
+from ..kill_resume import (
+    final_weights,
+    fine_tuning_runs,
+    run_with_kills,
+    temporaries,
+)
 from .test_faults import assert_same_weights, train_killed_then_resumed
 
 #: A fine-tuned convolution of the shipped HOSVD config (DeepLabV3, 5).

@@ -12,8 +12,10 @@ from mmengine.runner import Runner
 from mmseg.registry import HOOKS, MODELS
 
 from mmseg_hosvd.engine import DataCheckError, DataCheckHook
-from mmseg_hosvd.engine.config_checks import (check_data_roots,
-                                              check_train_config)
+from mmseg_hosvd.engine.config_checks import (
+    check_data_roots,
+    check_train_config,
+)
 
 from ..helpers import tiny_runner_config
 

@@ -13,8 +13,7 @@ from mmengine.runner import Runner
 
 from mmseg_hosvd.checkpoints.loading import UnreadableCheckpointError
 from mmseg_hosvd.engine.hooks import FiniteLossHook
-from mmseg_hosvd.engine.hooks.divergence_checkpoints import \
-    checkpoint_verdict
+from mmseg_hosvd.engine.hooks.divergence_checkpoints import checkpoint_verdict
 
 from ..helpers import tiny_runner_config
 

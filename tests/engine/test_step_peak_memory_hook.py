@@ -8,8 +8,10 @@ from mmengine.runner import Runner
 
 from mmseg_hosvd.engine import StepPeakMemoryHook
 from mmseg_hosvd.protocol.comparison import collect, markdown_table
-from mmseg_hosvd.protocol.reporting import (checkpoint_record,
-                                            format_test_report)
+from mmseg_hosvd.protocol.reporting import (
+    checkpoint_record,
+    format_test_report,
+)
 
 from ..helpers import tiny_runner_config
 

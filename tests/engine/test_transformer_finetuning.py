@@ -6,11 +6,17 @@ from mmengine.runner import Runner
 
 from mmseg_hosvd.engine.hooks.weight_change_hook import WEIGHT_CHANGE_KEY
 from mmseg_hosvd.models import LinearHOSVD
-from mmseg_hosvd.reductions.lean_modules import (QuantizedGELU,
-                                                 QuantizedLayerNorm)
+from mmseg_hosvd.reductions.lean_modules import (
+    QuantizedGELU,
+    QuantizedLayerNorm,
+)
 
-from .test_explicit_attention_hook import (FIRST, LAST, initial_state,
-                                           segformer_config)
+from .test_explicit_attention_hook import (
+    FIRST,
+    LAST,
+    initial_state,
+    segformer_config,
+)
 
 PROJECTIONS = [f'{LAST}.{p}_proj' for p in ('q', 'k', 'v', 'out')]
 

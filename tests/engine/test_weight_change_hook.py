@@ -10,11 +10,13 @@ from mmseg.registry import HOOKS
 from torch import nn
 
 from mmseg_hosvd.engine.hooks import WeightChangeHook
-from mmseg_hosvd.engine.hooks.weight_change_hook import DecayOnlyPath
 from mmseg_hosvd.engine.hooks.unwrap import unwrap_model
+from mmseg_hosvd.engine.hooks.weight_change_hook import DecayOnlyPath
 from mmseg_hosvd.models import PRESETS
-from mmseg_hosvd.protocol.reporting import (checkpoint_record,
-                                            format_test_report)
+from mmseg_hosvd.protocol.reporting import (
+    checkpoint_record,
+    format_test_report,
+)
 
 from .. import norm_reinit_hook  # noqa: F401  (registers the test hook)
 from ..helpers import tiny_runner_config

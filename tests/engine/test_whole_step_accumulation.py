@@ -54,9 +54,11 @@ def test_two_micro_batches_train_like_the_batch(tiny_data, tmp_path):
     # activations are stored one micro-batch at a time
     history = [r.message_hub.get_info(HISTORY_KEY)
                for r in (batch_runner, micro_runner)]
-    for batch_mb, micro_mb in zip(*(h['analytical'] for h in history)):
+    for batch_mb, micro_mb in zip(*(h['analytical'] for h in history),
+                                  strict=True):
         assert micro_mb == pytest.approx(batch_mb / 2, rel=1e-12)
-    for batch_mb, micro_mb in zip(*(h['measured'] for h in history)):
+    for batch_mb, micro_mb in zip(*(h['measured'] for h in history),
+                                  strict=True):
         assert 0.4 * batch_mb < micro_mb < 0.6 * batch_mb
     trained = [n for n, p in batch_runner.model.named_parameters()
                if p.requires_grad]

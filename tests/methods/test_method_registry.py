@@ -8,17 +8,25 @@ import torch
 from mmengine.runner import Runner
 from torch import nn
 
-from mmseg_hosvd.protocol.comparison import collect
-from mmseg_hosvd.protocol.pareto_plot import marker
 from mmseg_hosvd.engine import CompressConvHook
-from mmseg_hosvd.methods import (FINETUNE_METHODS, FinetuneMethod, Option,
-                                 get_method, method_names, protocol_tags,
-                                 setting_tag)
+from mmseg_hosvd.methods import (
+    FINETUNE_METHODS,
+    FinetuneMethod,
+    Option,
+    get_method,
+    method_names,
+    protocol_tags,
+    setting_tag,
+)
 from mmseg_hosvd.models import CompressedConv2d
 from mmseg_hosvd.ops import conv2d_weight_grad
-from mmseg_hosvd.ops.compressed_conv_function import (BackwardRule,
-                                                      compressed_conv2d)
+from mmseg_hosvd.ops.compressed_conv_function import (
+    BackwardRule,
+    compressed_conv2d,
+)
+from mmseg_hosvd.protocol.comparison import collect
 from mmseg_hosvd.protocol.matrix import config_path
+from mmseg_hosvd.protocol.pareto_plot import marker
 from mmseg_hosvd.protocol.reporting import checkpoint_record
 
 from ..helpers import build_model, tiny_runner_config

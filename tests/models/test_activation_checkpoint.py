@@ -100,8 +100,9 @@ def test_warm_started_hosvd_recomputes_the_forwards_ranks():
     finds other ranks and checkpointing fails), and the next step must
     start from the forward's vectors."""
     from mmseg_hosvd.models import Conv2dHOSVD
-    from mmseg_hosvd.reductions.activation_checkpoint import \
-        checkpoint_modules_
+    from mmseg_hosvd.reductions.activation_checkpoint import (
+        checkpoint_modules_,
+    )
 
     from ..ops.spectra import matrix_with_spectrum
 
@@ -126,7 +127,8 @@ def test_warm_started_hosvd_recomputes_the_forwards_ranks():
         (kept, ) = recomputed[0].warm_start.snapshot().values()
         assert kept.shape[1] <= 512 / 8  # narrow enough to be started from
         for kept, other in zip(plain[0].warm_start.snapshot().values(),
-                               recomputed[0].warm_start.snapshot().values()):
+                               recomputed[0].warm_start.snapshot().values(),
+                               strict=True):
             torch.testing.assert_close(kept, other)
 
 

@@ -55,7 +55,7 @@ def test_training_matches_conv_at_full_rank(cls, options):
     grad = torch.randn_like(ref)
     want = torch.autograd.grad(ref, [x, conv.weight, conv.bias], grad)
     got = torch.autograd.grad(new(x), [x, conv.weight, conv.bias], grad)
-    for g, w in zip(got, want):
+    for g, w in zip(got, want, strict=True):
         assert_close(g, w)
 
 

@@ -65,7 +65,7 @@ def test_training_matches_linear_at_full_rank(cls, options, shape):
     leaves = [x, linear.weight, linear.bias]
     want = torch.autograd.grad(ref, leaves, grad)
     got = torch.autograd.grad(new(x), leaves, grad)
-    for g, w in zip(got, want):
+    for g, w in zip(got, want, strict=True):
         assert_close(g, w)
 
 

@@ -59,7 +59,7 @@ def packed_grads(module):
                                              for p in projections])
     else:
         grads.update({f'{x}_proj_weight': p.weight.grad
-                      for x, p in zip('qkv', projections)})
+                      for x, p in zip('qkv', projections, strict=True)})
     if module.q_proj.bias is not None:
         grads['in_proj_bias'] = torch.cat([p.bias.grad for p in projections])
     return grads

@@ -10,8 +10,10 @@ from torch import nn
 
 from mmseg_hosvd.engine import CompressConvHook, FrozenPrefixHook
 from mmseg_hosvd.models import set_norm_eval_
-from mmseg_hosvd.reductions.input_release import (input_read_only_by,
-                                                  release_storage_)
+from mmseg_hosvd.reductions.input_release import (
+    input_read_only_by,
+    release_storage_,
+)
 
 from ..helpers import build_model
 

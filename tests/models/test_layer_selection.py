@@ -10,9 +10,16 @@ from torch import nn
 
 from mmseg_hosvd.checkpoints.loading import load_local_checkpoint
 from mmseg_hosvd.engine import CompressConvHook
-from mmseg_hosvd.models import (PRESETS, CompressedConv2d, Conv2dGradFilter,
-                                Conv2dHOSVD, detect_preset, last_convs,
-                                select_layers, set_norm_eval_)
+from mmseg_hosvd.models import (
+    PRESETS,
+    CompressedConv2d,
+    Conv2dGradFilter,
+    Conv2dHOSVD,
+    detect_preset,
+    last_convs,
+    select_layers,
+    set_norm_eval_,
+)
 from mmseg_hosvd.protocol.matrix import config_path
 
 from ..helpers import CONFIGS, CONV_PRESETS, MODEL_NAMES, build_model
@@ -354,8 +361,10 @@ def test_sharing_can_be_turned_off():
 
 @pytest.mark.parametrize('model_name', MODEL_NAMES)
 def test_lean_region_replaces_activations_after_the_first_layer(model_name):
-    from mmseg_hosvd.reductions.lean_modules import (BitMaskReLU,
-                                                     LeanFrozenBatchNorm2d)
+    from mmseg_hosvd.reductions.lean_modules import (
+        BitMaskReLU,
+        LeanFrozenBatchNorm2d,
+    )
     from mmseg_hosvd.utils import SavedTensorMeter
     model = build_model(model_name)
     plain = build_model(model_name)

@@ -10,11 +10,13 @@ from torch.profiler import ProfilerActivity, profile
 
 from mmseg_hosvd.engine import CompressConvHook
 from mmseg_hosvd.models import set_norm_eval_
-from mmseg_hosvd.reductions.lean_concat import (LEAN_HEADS, concat_into,
-                                                share_copy_)
+from mmseg_hosvd.reductions.lean_concat import (
+    LEAN_HEADS,
+    concat_into,
+    share_copy_,
+)
 
 from ..helpers import build_model
-
 
 #: A protocol model for each lean head (UPerNet's at one resolution and at
 #: four).

@@ -5,8 +5,11 @@ from torch import nn
 
 from mmseg_hosvd.engine import CompressConvHook
 from mmseg_hosvd.models import trace_model
-from mmseg_hosvd.selection.model_trace import (execution_order, modules_after,
-                                               shared_input_groups)
+from mmseg_hosvd.selection.model_trace import (
+    execution_order,
+    modules_after,
+    shared_input_groups,
+)
 
 from ..helpers import build_model
 

@@ -5,8 +5,10 @@ from torch import nn
 
 from mmseg_hosvd.engine import CompressConvHook
 from mmseg_hosvd.models import set_norm_eval_
-from mmseg_hosvd.reductions.lean_modules import (QuantizedGELU,
-                                                 QuantizedLayerNorm)
+from mmseg_hosvd.reductions.lean_modules import (
+    QuantizedGELU,
+    QuantizedLayerNorm,
+)
 from mmseg_hosvd.utils import RunningModule, SavedTensorMeter
 
 from ..helpers import build_model
@@ -27,7 +29,7 @@ def lean_pair(model_name, bits):
     plans = [
         CompressConvHook(method='hosvd', num_layers=10, eps=0.8, lean=True,
                          lean_bits=b).apply(m)
-        for m, b in zip(models, (None, bits))
+        for m, b in zip(models, (None, bits), strict=True)
     ]
     for model in models:
         model.train()

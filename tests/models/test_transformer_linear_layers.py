@@ -7,8 +7,12 @@ from mmseg.registry import MODELS
 from torch import nn
 
 from mmseg_hosvd.engine import CompressConvHook
-from mmseg_hosvd.models import (Conv2dHOSVD, LinearHOSVD,
-                                LinearHOSVDSubspace, select_layers)
+from mmseg_hosvd.models import (
+    Conv2dHOSVD,
+    LinearHOSVD,
+    LinearHOSVDSubspace,
+    select_layers,
+)
 from mmseg_hosvd.selection.conv_memory_counter import ConvMemoryCounter
 
 #: The last five Linear layers and convolutions of :func:`swin_fcn`,

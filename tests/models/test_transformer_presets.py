@@ -75,7 +75,7 @@ def test_radii_are_given_for_the_presets_convolutions(name):
     model, _ = traced(name)
     preset = PRESETS[name]
     for num_layers, names in preset.compress.items():
-        convs = [n for n, k in zip(names, kinds(model, names))
+        convs = [n for n, k in zip(names, kinds(model, names), strict=True)
                  if issubclass(k, nn.Conv2d)]
         assert sorted(preset.radius[num_layers]) == sorted(convs)
         assert all(r >= 2 for r in preset.radius[num_layers].values())

@@ -36,7 +36,7 @@ def test_a_rule_needs_only_its_weight_gradient(case):
     params = [conv.weight] + ([conv.bias] if conv.bias is not None else [])
     assert_close(out, expected_out)
     for got, want in zip(torch.autograd.grad(out, [x2] + params, grad_out),
-                         expected):
+                         expected, strict=True):
         assert_close(got, want)
 
 

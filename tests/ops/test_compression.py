@@ -50,8 +50,8 @@ def test_weight_grad_error_falls_as_eps_rises(function):
                                      eps=eps)
         errors.append(float((approx - exact).norm() / exact.norm()))
         sizes.append(stored.numel)
-    assert all(a >= b for a, b in zip(errors, errors[1:])), errors
-    assert all(a <= b for a, b in zip(sizes, sizes[1:])), sizes
+    assert all(a >= b for a, b in zip(errors, errors[1:], strict=True)), errors
+    assert all(a <= b for a, b in zip(sizes, sizes[1:], strict=True)), sizes
     assert errors[0] > 10 * errors[-1]
 
 

@@ -10,8 +10,7 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from mmseg_hosvd.ops import hosvd
-from mmseg_hosvd.ops import spectrum
+from mmseg_hosvd.ops import hosvd, spectrum
 
 
 def failing_in(dtypes, monkeypatch, silently=False):

@@ -5,8 +5,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch.testing import assert_close
 
-from mmseg_hosvd.ops import (ConvGeometry, conv_geometry, hosvd_conv2d,
-                             svd_conv2d)
+from mmseg_hosvd.ops import (
+    ConvGeometry,
+    conv_geometry,
+    hosvd_conv2d,
+    svd_conv2d,
+)
 
 from .conv_cases import CASES, case_id, make_conv, reference_grads
 
@@ -22,7 +26,7 @@ def check_exact(conv, x, function):
     params = [conv.weight] + ([conv.bias] if conv.bias is not None else [])
     grads = torch.autograd.grad(out, [x2] + params, grad_out)
     assert_close(out, expected_out)
-    for got, want in zip(grads, expected):
+    for got, want in zip(grads, expected, strict=True):
         assert_close(got, want)
 
 
@@ -80,7 +84,7 @@ def test_random_geometries_match_padded_conv2d(setting, name, sliced,
                                  ConvGeometry.make(s, pad, d, g), eps=1.0)
         got = torch.autograd.grad(out, leaves, grad_out)
     assert_close(out, ref)
-    for grad, want in zip(got, expected):
+    for grad, want in zip(got, expected, strict=True):
         assert_close(grad, want)
 
 
@@ -107,5 +111,5 @@ def test_pointwise_input_gradient_in_both_layouts(name, layout, sliced):
                                  eps=1.0)
         got = torch.autograd.grad(out, [x, weight], grad_out)
     assert_close(out, ref)
-    for grad, want in zip(got, expected):
+    for grad, want in zip(got, expected, strict=True):
         assert_close(grad, want)

@@ -80,7 +80,7 @@ def test_radius_one_pointwise_is_exact():
     out, _ = gradient_filter_conv2d(x, conv.weight, conv.bias,
                                     ConvGeometry.of(conv), 1)
     for got, exp in zip(torch.autograd.grad(out, [x, conv.weight], grad_out),
-                        want):
+                        want, strict=True):
         assert_close(got, exp)
 
 

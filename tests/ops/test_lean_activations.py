@@ -6,10 +6,16 @@ from hypothesis import strategies as st
 from torch import nn
 from torch.testing import assert_close
 
-from mmseg_hosvd.ops.lean_activations import (pack_bits, pack_mask,
-                                               unpack_bits, unpack_mask)
-from mmseg_hosvd.reductions.lean_modules import (BitMaskReLU,
-                                                 LeanFrozenBatchNorm2d)
+from mmseg_hosvd.ops.lean_activations import (
+    pack_bits,
+    pack_mask,
+    unpack_bits,
+    unpack_mask,
+)
+from mmseg_hosvd.reductions.lean_modules import (
+    BitMaskReLU,
+    LeanFrozenBatchNorm2d,
+)
 from mmseg_hosvd.utils import SavedTensorMeter
 
 
@@ -114,7 +120,8 @@ def test_frozen_bn_exact_at_full_rank(affine):
     expected = torch.autograd.grad(ref, leaves, grad)
     out = lean(x)
     assert_close(out, ref)
-    for got, want in zip(torch.autograd.grad(out, leaves, grad), expected):
+    for got, want in zip(torch.autograd.grad(out, leaves, grad), expected,
+                         strict=True):
         assert_close(got, want)
 
 
@@ -144,7 +151,7 @@ def test_frozen_bn_weight_gradient_error_falls_with_eps():
         errors.append(float((got - want).norm() / want.norm()))
         (bias_grad, ) = torch.autograd.grad(lean(x), [bn.bias], grad)
         assert_close(bias_grad, grad.sum((0, 2, 3)))  # always exact
-    assert all(a >= b for a, b in zip(errors, errors[1:])), errors
+    assert all(a >= b for a, b in zip(errors, errors[1:], strict=True)), errors
     assert errors[-1] < 1e-10 < errors[0]
 
 

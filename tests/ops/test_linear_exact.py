@@ -40,7 +40,7 @@ def check_matches_linear(linear, x, function, **kwargs):
     assert stored is not None and stored.input_numel == x.numel()
     got = torch.autograd.grad(out, [x] + params, grad_out)
     assert_close(out, ref)
-    for grad, want in zip(got, expected):
+    for grad, want in zip(got, expected, strict=True):
         assert_close(grad, want)
 
 
@@ -90,7 +90,7 @@ def test_hosvd_weight_grad_is_that_of_the_tucker_reconstruction(shape):
     assert_close(out, torch.nn.functional.linear(x, linear.weight))
     linear.bias = None
     for grad, want in zip(got, exact_grads_of(rebuilt, x, linear,
-                                              grad_out)):
+                                              grad_out), strict=True):
         assert_close(grad, want)
 
 
@@ -105,7 +105,7 @@ def test_svd_weight_grad_is_that_of_the_truncated_svd():
     u, s, vh = truncated_svd(x.detach().reshape(4, -1), eps=0.8)
     rebuilt = (u * s @ vh).reshape(x.shape)
     for grad, want in zip(got, exact_grads_of(rebuilt, x, linear,
-                                              grad_out)):
+                                              grad_out), strict=True):
         assert_close(grad, want)
 
 
@@ -158,7 +158,7 @@ def test_shared_input_is_decomposed_and_counted_once():
     first, *others = [stored for _, stored in outs]
     assert first.numel > 0 and not first.shared
     assert all(s.numel == 0 and s.shared for s in others)
-    for (out, _), w in zip(outs, weights):
+    for (out, _), w in zip(outs, weights, strict=True):
         alone, _ = hosvd_linear(x, w, None, eps=0.8)
         assert_close(torch.autograd.grad(out.sum(), [w])[0],
                      torch.autograd.grad(alone.sum(), [w])[0])

@@ -19,7 +19,8 @@ def reference_core(tensor: torch.Tensor, factors) -> torch.Tensor:
     """The Tucker core by one einsum, in float64."""
     letters = 'abcdefgh'[:tensor.ndim]
     ranks = 'ABCDEFGH'[:tensor.ndim]
-    spec = ','.join([letters] + [f'{i}{r}' for i, r in zip(letters, ranks)])
+    spec = ','.join([letters] + [f'{i}{r}' for i, r in zip(letters, ranks,
+                                                           strict=True)])
     return torch.einsum(f'{spec}->{ranks}', tensor.double(),
                         *[f.double() for f in factors])
 

@@ -5,8 +5,10 @@ import torch
 import torch.nn.functional as F
 from torch.testing import assert_close
 
-from mmseg_hosvd.ops.quantized_activations import (quantized_gelu,
-                                                   quantized_layer_norm)
+from mmseg_hosvd.ops.quantized_activations import (
+    quantized_gelu,
+    quantized_layer_norm,
+)
 from mmseg_hosvd.utils import SavedTensorMeter
 
 SHAPES = [(2, 10, 64), (2, 4, 6, 96), (3, 256)]
@@ -71,7 +73,7 @@ def test_layer_norm_equals_autograd_when_the_codes_are_exact(
     (ref_out, ref_grads), (out, grads) = reference_and_quantized(
         quantized, reference, on_grid(shape), params)
     assert_close(out, ref_out)
-    for grad, ref_grad in zip(grads, ref_grads):
+    for grad, ref_grad in zip(grads, ref_grads, strict=True):
         assert_close(grad, ref_grad)
 
 
@@ -90,7 +92,7 @@ def test_layer_norm_over_two_dimensions_without_an_input_gradient(params):
     assert_close(out, F.layer_norm(x, (8, 32), weight, bias))
     got = torch.autograd.grad(out, [weight] + ([bias] if bias is not None
                                                else []), grad)
-    for g, e in zip(got, expected):
+    for g, e in zip(got, expected, strict=True):
         assert_close(g, e)
 
 

@@ -5,8 +5,13 @@ import torch
 from torch.testing import assert_close
 
 from mmseg_hosvd.models import Conv2dQuantized
-from mmseg_hosvd.ops import (ConvGeometry, conv2d_weight_grad, dequantize,
-                             quantize, quantized_conv2d)
+from mmseg_hosvd.ops import (
+    ConvGeometry,
+    conv2d_weight_grad,
+    dequantize,
+    quantize,
+    quantized_conv2d,
+)
 
 from .conv_cases import CASES, case_id, make_conv, reference_grads
 

@@ -27,7 +27,7 @@ def test_branches_share_and_match_separate_decompositions(function):
     with torch.autograd.graph.saved_tensors_hooks(
             lambda t: saved.append(t) or t, lambda t: t):
         outs = [function(x, w, None, g, eps=0.8, shared=shared)
-                for w, g in zip(weights, geos)]
+                for w, g in zip(weights, geos, strict=True)]
     first, *others = [stored for _, stored in outs]
     assert first.numel > 0 and not first.shared
     assert all(o.numel == 0 and o.shared and o.ranks == first.ranks
@@ -36,7 +36,8 @@ def test_branches_share_and_match_separate_decompositions(function):
                    if not any(t is w for w in weights)}
     assert len(activations) == (5 if function is hosvd_conv2d else 2)
     together = torch.autograd.grad([o for o, _ in outs], weights, grads)
-    for w, g, grad_out, got in zip(weights, geos, grads, together):
+    for w, g, grad_out, got in zip(weights, geos, grads, together,
+                                   strict=True):
         alone, _ = function(x, w, None, g, eps=0.8)
         (want, ) = torch.autograd.grad(alone, [w], grad_out)
         assert_close(got, want)
@@ -89,7 +90,7 @@ def test_quantized_layers_store_the_codes_of_a_shared_input_once(layer):
     saved = []
     with torch.autograd.graph.saved_tensors_hooks(
             lambda t: saved.append(t) or t, lambda t: t):
-        outs = [run(w, g, shared) for w, g in zip(weights, geos)]
+        outs = [run(w, g, shared) for w, g in zip(weights, geos, strict=True)]
     first, *others = [stored for _, stored in outs]
     assert first.numel > 0 and not first.shared
     assert all(o.numel == 0 and o.shared for o in others)
@@ -97,7 +98,8 @@ def test_quantized_layers_store_the_codes_of_a_shared_input_once(layer):
                    if not any(t is w for w in weights)}
     assert len(activations) == 3  # codes, group minima, group steps
     together = torch.autograd.grad([o for o, _ in outs], weights, grads)
-    for w, g, grad_out, got in zip(weights, geos, grads, together):
+    for w, g, grad_out, got in zip(weights, geos, grads, together,
+                                   strict=True):
         alone, _ = run(w, g)
         (want, ) = torch.autograd.grad(alone, [w], grad_out)
         assert_close(got, want)

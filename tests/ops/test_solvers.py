@@ -88,7 +88,8 @@ def test_hosvd_forced_ritz_is_exact_at_eps_one():
     core, factors = hosvd(x, eps=1.0, solver='ritz')
     core_e, factors_e = hosvd(x, eps=1.0, solver='eigh')
     assert torch.equal(core, core_e)
-    assert all(torch.equal(a, b) for a, b in zip(factors, factors_e))
+    assert all(torch.equal(a, b) for a, b in zip(factors, factors_e,
+                                                 strict=True))
     assert_close(tucker_to_tensor((core, factors)), x)
 
 
@@ -123,7 +124,8 @@ def test_the_seed_reaches_the_ritz_block_through_hosvd():
     again = hosvd(x, eps=eps, seed=0)
     other = hosvd(x, eps=eps, seed=7)
     assert all(torch.equal(a, b)
-               for a, b in zip([first[0], *first[1]], [again[0], *again[1]]))
+               for a, b in zip([first[0], *first[1]], [again[0], *again[1]],
+                               strict=True))
     assert not torch.equal(first[1][1], other[1][1])  # the Ritz mode
     for mode in (0, 2, 3):  # eigh modes: no randomness
         assert torch.equal(first[1][mode], other[1][mode])

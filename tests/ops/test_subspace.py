@@ -3,9 +3,16 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from mmseg_hosvd.ops import (ConvGeometry, allocate_ranks, gram_eigh,
-                             subspace_hosvd, subspace_hosvd_conv2d,
-                             tucker_numel, tucker_to_tensor, unfold)
+from mmseg_hosvd.ops import (
+    ConvGeometry,
+    allocate_ranks,
+    gram_eigh,
+    subspace_hosvd,
+    subspace_hosvd_conv2d,
+    tucker_numel,
+    tucker_to_tensor,
+    unfold,
+)
 
 from .conv_cases import CASES, case_id, make_conv, reference_grads
 
@@ -25,7 +32,7 @@ def test_full_rank_gradients_equal_conv2d_after_several_steps(case):
                                   else [])
         grads = torch.autograd.grad(out, [x2] + params, grad_out)
         assert_close(out, expected_out)
-        for got, want in zip(grads, expected):
+        for got, want in zip(grads, expected, strict=True):
             assert_close(got, want)
         assert stored.ranks == ranks
 
@@ -47,10 +54,10 @@ def test_reduced_rank_subspace_converges_to_top_eigenvectors():
     ranks = (3, 4, 3, 3)
     # start from a random orthonormal basis, not from the answer
     previous = [torch.linalg.qr(torch.randn(n, k, dtype=torch.float64))[0]
-                for n, k in zip(x.shape, ranks)]
+                for n, k in zip(x.shape, ranks, strict=True)]
     for _ in range(12):
         _, previous = subspace_hosvd(x, ranks, previous)
-    for mode, (factor, k) in enumerate(zip(previous, ranks)):
+    for mode, (factor, k) in enumerate(zip(previous, ranks, strict=True)):
         top = gram_eigh(unfold(x, mode))[1][:, :k]
         cosines = principal_cosines(top, factor)
         assert cosines.min() > 0.999, (mode, cosines)

@@ -129,7 +129,7 @@ def test_multi_mode_dot_skips_by_position_and_keeps_one_modes_order():
 
 def test_tucker_to_tensor_takes_tensorlys_arguments():
     core = randn(2, 3, 4)
-    factors = [randn(s, k) for s, k in zip((5, 6, 7), core.shape)]
+    factors = [randn(s, k) for s, k in zip((5, 6, 7), core.shape, strict=True)]
     full = torch.einsum('abc,ia,jb,kc->ijk', core, *factors)
     assert_close(tucker_to_tensor((core, factors)), full)
     assert_close(tucker_to_tensor((core, factors), skip_factor=2),

@@ -5,8 +5,13 @@ import pytest
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from mmseg_hosvd.ops import (ConvGeometry, hosvd, hosvd_weight_grad, mode_dot,
-                             quantize)
+from mmseg_hosvd.ops import (
+    ConvGeometry,
+    hosvd,
+    hosvd_weight_grad,
+    mode_dot,
+    quantize,
+)
 
 
 def transient_bytes(fn, tmp_path) -> int:

@@ -10,10 +10,10 @@ from mmseg_hosvd.ops import (
     WarmStart,
     check_warm_start,
     hosvd,
+    ritz,
     tucker_to_tensor,
     unfold,
 )
-from mmseg_hosvd.ops import ritz
 from mmseg_hosvd.ops.mode_unfolding import ModeUnfolding
 from mmseg_hosvd.ops.ritz import OVERSAMPLE, ritz_leading_block
 

@@ -8,8 +8,11 @@ import sys
 import matplotlib.image
 import pytest
 
-from mmseg_hosvd.protocol.comparison import (collect, markdown_table,
-                                             setting_label)
+from mmseg_hosvd.protocol.comparison import (
+    collect,
+    markdown_table,
+    setting_label,
+)
 
 from ..helpers import ROOT
 

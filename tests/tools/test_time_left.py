@@ -138,7 +138,7 @@ def test_a_real_run_prints_the_time_left_once(tiny_data, tmp_path,
     estimates = [i for i, m in enumerate(written) if m.startswith('time left')]
     # once, right after the first line that measured a step
     assert estimates == [written.index(next(
-        m for m, p in zip(written, progress) if p and p[2])) + 1]
+        m for m, p in zip(written, progress, strict=True) if p and p[2])) + 1]
     # what is left of the run itself was scaled from its own step time
     first = next(p for p in measured if p[2])
     assert f'fine-tune {(3 - first[0]) * first[2] / 60:.1f}' in written[

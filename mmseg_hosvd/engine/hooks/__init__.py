@@ -1,16 +1,19 @@
 """MMEngine hooks registered in mmseg's HOOKS."""
 from .activation_checkpoint_hook import ActivationCheckpointHook
 from .activation_memory_hook import ActivationMemoryHook
-from .chunked_loss_hook import ChunkedLossHook
 from .checkpoint_fit_hook import CheckpointFitHook, check_checkpoint_fits
+from .chunked_loss_hook import ChunkedLossHook
 from .compress_conv_hook import CompressConvHook
 from .data_check_hook import DataCheckError, DataCheckHook
 from .explicit_attention_hook import ExplicitAttentionHook
 from .finite_loss_hook import FiniteLossHook
 from .frozen_prefix_hook import FrozenPrefixHook
 from .malloc_trim_hook import MallocTrimHook
-from .safe_checkpoint_hook import (CheckpointWriteError, SafeCheckpointHook,
-                                   use_safe_checkpoint_hook)
+from .safe_checkpoint_hook import (
+                                   CheckpointWriteError,
+                                   SafeCheckpointHook,
+                                   use_safe_checkpoint_hook,
+)
 from .step_peak_memory_hook import StepPeakMemoryHook
 from .weight_change_hook import WeightChangeHook
 

@@ -4,8 +4,10 @@ from typing import List, Optional, Sequence
 from mmengine.hooks import Hook
 from mmseg.registry import HOOKS
 
-from ...reductions.activation_checkpoint import (checkpoint_modules_,
-                                                 finetuned_blocks)
+from ...reductions.activation_checkpoint import (
+    checkpoint_modules_,
+    finetuned_blocks,
+)
 from ...selection.layer_selection import check_module_names, module_names
 from .unwrap import unwrap_model
 

@@ -116,7 +116,8 @@ class ActivationMemoryHook(Hook):
             finally:
                 self._step_bytes = [
                     max(old, new) for old, new in zip(
-                        self._step_bytes, (self._counter.bytes, meter.bytes))
+                        self._step_bytes, (self._counter.bytes, meter.bytes),
+                        strict=True)
                 ]
 
         model.train_step = metered_train_step

@@ -14,11 +14,19 @@ from ...reductions.lean_concat import concat_in_place_
 from ...reductions.lean_region import lean_eps_of, make_lean_
 from ...selection.finetune_plan import FinetunePlan
 from ...selection.layer_presets import CLASSIFIER
-from ...selection.layer_selection import (check_module_names, layer_names,
-                                          module_names, select_layers_of)
+from ...selection.layer_selection import (
+    check_module_names,
+    layer_names,
+    module_names,
+    select_layers_of,
+)
 from ...selection.model_trace import shared_input_groups, trace_model
-from ...selection.surgery import (convert_convs_, freeze_except_, has_module,
-                                  set_norm_eval_)
+from ...selection.surgery import (
+    convert_convs_,
+    freeze_except_,
+    has_module,
+    set_norm_eval_,
+)
 from .unwrap import unwrap_model
 
 #: MessageHub runtime-info key holding the fine-tuned layer names.

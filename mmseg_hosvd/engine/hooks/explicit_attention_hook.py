@@ -7,8 +7,11 @@ from mmengine.model import BaseModule, is_model_wrapper
 from mmengine.optim import OptimWrapper
 from mmseg.registry import HOOKS
 
-from ...selection.attention_swap import (explicit_attention_, find_attention,
-                                         replaced_parameters)
+from ...selection.attention_swap import (
+    explicit_attention_,
+    find_attention,
+    replaced_parameters,
+)
 from ..optimizer_rebind import rebind_parameters_
 from .unwrap import unwrap_model
 

@@ -4,8 +4,11 @@ from typing import Dict, List, Optional, Sequence, Set
 from mmengine.hooks import Hook
 from mmseg.registry import HOOKS
 
-from ...reductions.frozen_prefix import (check_micro_batch, frozen_prefix,
-                                         micro_batch_prefix_)
+from ...reductions.frozen_prefix import (
+    check_micro_batch,
+    frozen_prefix,
+    micro_batch_prefix_,
+)
 from ...reductions.input_release import input_read_only_by
 from ...reductions.unread_outputs import read_positions
 from ...selection.model_trace import trace_model

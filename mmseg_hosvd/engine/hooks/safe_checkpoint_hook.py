@@ -10,8 +10,12 @@ from mmengine.hooks import CheckpointHook
 from mmseg.registry import HOOKS
 
 from ..atomic_local_backend import remove_stale_temporaries, write_atomically
-from ..latest_checkpoint import (POINTER, latest_checkpoint,
-                                 numbered_checkpoints, read_pointer)
+from ..latest_checkpoint import (
+    POINTER,
+    latest_checkpoint,
+    numbered_checkpoints,
+    read_pointer,
+)
 
 
 class CheckpointWriteError(OSError):

@@ -181,7 +181,8 @@ class WeightChangeHook(Hook):
         for name, params in self.layers.items():
             moved = torch.stack([
                 (p.detach() - s).norm() for p, s in zip(params,
-                                                        self.start[name])
+                                                        self.start[name],
+                                                        strict=True)
             ]).norm()
             base = torch.stack([s.norm() for s in self.start[name]]).norm()
             grad = float(self.grad_sum[name])
