@@ -14,14 +14,13 @@ from typing import Dict
 
 import torch
 from torch import nn
-from torch.utils._pytree import tree_flatten
 
-from .unread_outputs import _METADATA, _training_batch
+from .unread_outputs import DataReadWatch, _training_batch
 
 
-class _LateReadWatch(torch.Tensor):
+class _LateReadWatch(DataReadWatch):
     """The input batch, recording whether an operation reads it once
-    ``state['after']`` is set (asking its shape or dtype is not a read)."""
+    ``state['after']`` is set."""
 
     @staticmethod
     def __new__(cls, tensor: torch.Tensor, state: Dict[str, bool]):
@@ -29,18 +28,9 @@ class _LateReadWatch(torch.Tensor):
         watched.state = state
         return watched
 
-    def __init__(self, *args):
-        super().__init__()
-
-    @classmethod
-    def __torch_function__(cls, func, types, args=(), kwargs=None):
-        if func not in _METADATA:
-            flat, _ = tree_flatten((args, kwargs or {}))
-            for arg in flat:
-                if isinstance(arg, _LateReadWatch) and arg.state['after']:
-                    arg.state['late'] = True
-        with torch._C.DisableTorchFunctionSubclass():
-            return func(*args, **(kwargs or {}))
+    def _read(self) -> None:
+        if self.state['after']:
+            self.state['late'] = True
 
 
 def input_read_only_by(model: nn.Module, name: str,

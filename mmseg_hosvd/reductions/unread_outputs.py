@@ -60,9 +60,30 @@ _METADATA = frozenset([
 ])
 
 
-class _ReadWatch(torch.Tensor):
-    """A tensor that records, in ``reads``, that an operation used its data
-    (asking its shape, dtype or device is not a use)."""
+class DataReadWatch(torch.Tensor):
+    """A tensor that tells :meth:`_read` when an operation uses its data
+    (asking its shape, dtype or device is not a use); subclasses say what
+    a read records."""
+
+    def __init__(self, *args):
+        super().__init__()
+
+    def _read(self) -> None:
+        raise NotImplementedError
+
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        if func not in _METADATA:
+            flat, _ = tree_flatten((args, kwargs or {}))
+            for arg in flat:
+                if isinstance(arg, DataReadWatch):
+                    arg._read()
+        with torch._C.DisableTorchFunctionSubclass():
+            return func(*args, **(kwargs or {}))
+
+
+class _ReadWatch(DataReadWatch):
+    """Output ``position`` of a module, recorded in ``reads`` when read."""
 
     @staticmethod
     def __new__(cls, tensor: torch.Tensor, position: int, reads: Set[int]):
@@ -70,18 +91,8 @@ class _ReadWatch(torch.Tensor):
         watched.position, watched.reads = position, reads
         return watched
 
-    def __init__(self, *args):
-        super().__init__()
-
-    @classmethod
-    def __torch_function__(cls, func, types, args=(), kwargs=None):
-        if func not in _METADATA:
-            flat, _ = tree_flatten((args, kwargs or {}))
-            for arg in flat:
-                if isinstance(arg, _ReadWatch):
-                    arg.reads.add(arg.position)
-        with torch._C.DisableTorchFunctionSubclass():
-            return func(*args, **(kwargs or {}))
+    def _read(self) -> None:
+        self.reads.add(self.position)
 
 
 def _training_batch(model: nn.Module, input_shape):

@@ -4,7 +4,8 @@ from .activation_memory_hook import ActivationMemoryHook
 from .checkpoint_fit_hook import CheckpointFitHook, check_checkpoint_fits
 from .chunked_loss_hook import ChunkedLossHook
 from .compress_conv_hook import CompressConvHook
-from .data_check_hook import DataCheckError, DataCheckHook
+from .data_check_hook import DataCheckHook
+from .data_checks import DataCheckError
 from .explicit_attention_hook import ExplicitAttentionHook
 from .finite_loss_hook import FiniteLossHook
 from .frozen_prefix_hook import FrozenPrefixHook
