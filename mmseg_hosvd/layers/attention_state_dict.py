@@ -59,7 +59,7 @@ def _pack(module: nn.Module, state_dict: Dict[str, Tensor], prefix: str,
     else:
         packed.update(
             {f'{p}_proj_weight': w
-             for p, w in zip(PROJECTIONS, weights)})
+             for p, w in zip(PROJECTIONS, weights, strict=True)})
     if 'q_proj.bias' in own:
         packed['in_proj_bias'] = torch.cat(
             [own.pop(f'{p}_proj.bias') for p in PROJECTIONS])
@@ -82,7 +82,7 @@ def _unpack(module: nn.Module, state_dict: Dict[str, Tensor], prefix: str,
                 f'{3 * module.embed_dim} rows, got shape '
                 f'{tuple(packed.shape)}')
             continue
-        for p, part in zip(PROJECTIONS, packed.chunk(3)):
+        for p, part in zip(PROJECTIONS, packed.chunk(3), strict=True):
             state_dict[f'{prefix}{p}_proj.{suffix}'] = part
     for p in PROJECTIONS:
         weight = state_dict.pop(f'{prefix}{p}_proj_weight', None)

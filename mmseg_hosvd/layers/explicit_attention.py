@@ -119,7 +119,8 @@ class ExplicitMultiheadAttention(nn.Module):
                        attention.v_proj_weight)
         biases = (_split(attention.in_proj_bias)
                   if attention.in_proj_bias is not None else (None, ) * 3)
-        for projection, weight, bias in zip(projections, weights, biases):
+        for projection, weight, bias in zip(projections, weights, biases,
+                                           strict=True):
             projection.weight = weight
             projection.bias = bias
         new.out_proj = attention.out_proj

@@ -3,6 +3,8 @@ from typing import List, Optional, Sequence, Tuple
 
 import torch
 
+from ..ops.hosvd_layer import subspace_hosvd_layer
+
 #: Most modes a subspace module's input has (a convolution's four).
 MAX_MODES = 4
 
@@ -71,3 +73,42 @@ class FixedRankFactors:
         if stored is not None and not stored.shared:
             for mode, factor in enumerate(factors):
                 setattr(self, f'factor{mode}', factor)
+
+
+class SubspaceHOSVD(FixedRankFactors):
+    """Mixin: a HOSVD layer at fixed ranks, updated by subspace iteration.
+
+    It comes before a HOSVD layer (:class:`~.compressed_layer.HOSVDLayer`)
+    in a subclass's bases. Each training step refines the previous step's
+    factors by one step of subspace iteration (``Y = X (X^T U)``, then QR)
+    instead of a new eigendecomposition. Until ranks are set the layer
+    behaves as its HOSVD base with ``eps``.
+
+    Args:
+        *args: As for the wrapped module.
+        eps: Threshold used while no ranks are set.
+        ranks: Fixed ranks, one per mode of the input, or None.
+        **kwargs: As for the HOSVD base.
+    """
+
+    def __init__(self,
+                 *args,
+                 eps: float = 0.8,
+                 ranks: Optional[Sequence[int]] = None,
+                 **kwargs):
+        # its own warm start is the previous factors, at fixed ranks
+        super().__init__(*args, eps=eps, warm_start=False, **kwargs)
+        self.init_fixed_ranks(ranks)
+
+    def compressed_forward(self, x, geo=None):
+        """The fixed-rank form once ranks are set, else the HOSVD base's."""
+        if self.ranks is None:
+            return super().compressed_forward(x, geo)
+        out, stored, factors = subspace_hosvd_layer(
+            x, self.weight, self.bias, geo, self.ranks,
+            self.previous_factors(), self.shared_input)
+        self.keep_factors(stored, factors)
+        return out, stored
+
+    def extra_repr(self) -> str:
+        return f'{super().extra_repr()}, ranks={self.ranks}'

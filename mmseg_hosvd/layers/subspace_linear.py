@@ -1,15 +1,13 @@
 """HOSVD Linear layer at fixed ranks, updated by subspace iteration."""
-from typing import Optional, Sequence
-
 from mmseg.registry import MODELS
 
-from ..ops import LINEAR_ORDERS, subspace_hosvd_linear
+from ..ops import LINEAR_ORDERS
 from .compressed_linear import LinearHOSVD
-from .fixed_ranks import FixedRankFactors
+from .fixed_ranks import SubspaceHOSVD
 
 
 @MODELS.register_module()
-class LinearHOSVDSubspace(FixedRankFactors, LinearHOSVD):
+class LinearHOSVDSubspace(SubspaceHOSVD, LinearHOSVD):
     """Linear layer storing a fixed-rank Tucker form of its input.
 
     The Linear counterpart of
@@ -27,24 +25,3 @@ class LinearHOSVDSubspace(FixedRankFactors, LinearHOSVD):
 
     rank_orders = LINEAR_ORDERS
     rank_modes = 'batch, tokens or height and width, channel'
-
-    def __init__(self,
-                 *args,
-                 eps: float = 0.8,
-                 ranks: Optional[Sequence[int]] = None,
-                 **kwargs):
-        # its own warm start is the previous factors, at fixed ranks
-        super().__init__(*args, eps=eps, warm_start=False, **kwargs)
-        self.init_fixed_ranks(ranks)
-
-    def compressed_forward(self, x):
-        if self.ranks is None:
-            return super().compressed_forward(x)
-        out, stored, factors = subspace_hosvd_linear(
-            x, self.weight, self.bias, self.ranks, self.previous_factors(),
-            self.shared_input)
-        self.keep_factors(stored, factors)
-        return out, stored
-
-    def extra_repr(self) -> str:
-        return f'{super().extra_repr()}, ranks={self.ranks}'

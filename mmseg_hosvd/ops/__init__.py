@@ -3,8 +3,6 @@
 Nothing here imports mmcv, mmengine or mmseg.
 """
 from .checks import SOLVERS, SolverUnsuitable, check_eps, check_solver
-from .compressed_linear_function import (LINEAR_ORDERS, check_linear_input,
-                                         linear_weight_grad)
 from .conv_geometry import (
                             ConvGeometry,
                             conv2d,
@@ -20,15 +18,27 @@ from .hosvd_conv import (
                             hosvd_weight_grad,
                             subspace_hosvd_conv2d,
 )
-from .hosvd_linear import (hosvd_linear, hosvd_linear_weight_grad,
-                           subspace_hosvd_linear)
+from .hosvd_linear import (
+                            hosvd_linear,
+                            hosvd_linear_weight_grad,
+                            subspace_hosvd_linear,
+)
+from .layer_operation import (
+                            LINEAR_ORDERS,
+                            check_linear_input,
+                            linear_weight_grad,
+)
 from .mode_unfolding import ModeUnfolding
-from .tucker import tucker_core
-from .ritz import ritz_leading_vectors
-from .quantized_conv import (check_bits, check_group_size, dequantize,
-                             quantize, quantized_conv2d)
+from .quantized_conv import (
+                            check_bits,
+                            check_group_size,
+                            dequantize,
+                            quantize,
+                            quantized_conv2d,
+)
 from .quantized_linear import quantized_linear
 from .rank_budget import allocate_ranks, ranks_from_eps, tucker_numel
+from .ritz import ritz_leading_vectors
 from .shared_input import SharedDecomposition
 from .solvers import SOLVER_TABLE
 from .spectrum import (
@@ -41,7 +51,6 @@ from .stats import ANALYTICAL_BYTES_PER_ELEMENT, StoredActivation
 from .subspace import subspace_hosvd, subspace_step
 from .svd_conv import svd_conv2d
 from .svd_linear import svd_linear
-from .warm_start import WarmStart, check_warm_start
 from .tensor_ops import (
                             fold,
                             gram_times,
@@ -50,6 +59,8 @@ from .tensor_ops import (
                             tucker_to_tensor,
                             unfold,
 )
+from .tucker import tucker_core
+from .warm_start import WarmStart, check_warm_start
 
 __all__ = [
     'check_bits', 'check_group_size', 'check_seed', 'dequantize', 'quantize',

@@ -1,7 +1,6 @@
 """Argument checks and errors shared by the decompositions and convolutions."""
 import torch
 
-
 #: The policy name that picks a solver per unfolding
 #: (:func:`~.solvers.auto_policy`).
 AUTO = 'auto'

@@ -79,7 +79,8 @@ class ConvGeometry(NamedTuple):
             padding = 0
         elif padding == 'same':
             sides = []
-            for dilation, kernel in zip(conv.dilation, conv.kernel_size):
+            for dilation, kernel in zip(conv.dilation, conv.kernel_size,
+                                        strict=True):
                 total = dilation * (kernel - 1)
                 sides += [total // 2, total - total // 2]
             padding = tuple(sides)
@@ -109,7 +110,8 @@ class ConvGeometry(NamedTuple):
         height, width = self.padded_size(*input_size)
         return tuple((size - dil * (k - 1) - 1) // s + 1
                      for size, k, s, dil in zip((height, width), kernel_size,
-                                                self.stride, self.dilation))
+                                                self.stride, self.dilation,
+                                                strict=True))
 
     def padded_size(self, height: int, width: int) -> Tuple[int, int]:
         """Input size after zero padding."""
@@ -228,7 +230,7 @@ def _pointwise_input_grad(weight: torch.Tensor,
         return (pixels @ matrix).permute(0, 3, 1, 2)
     batch, _, height, width = grad_output.shape
     grad = grad_output.new_empty(batch, matrix.shape[1], height, width)
-    for image, target in zip(grad_output, grad):
+    for image, target in zip(grad_output, grad, strict=True):
         torch.mm(matrix.t(), image.reshape(matrix.shape[0], -1),
                  out=target.view(matrix.shape[1], -1))
     return grad
@@ -247,7 +249,7 @@ def _transposed_conv(input_shape: Sequence[int], weight: torch.Tensor,
         target - ((out - 1) * s - 2 * p + d * (k - 1) + 1)
         for target, out, s, p, d, k in zip(size, grad_output.shape[2:],
                                             geo.stride, padding,
-                                            geo.dilation, kernel))
+                                            geo.dilation, kernel, strict=True))
     grad = F.conv_transpose2d(grad_output, weight, None, geo.stride,
                               padding, output_padding, geo.groups,
                               geo.dilation)

@@ -15,14 +15,13 @@ from typing import List, Optional, Sequence, Tuple, Union
 import torch
 
 from .checks import SOLVERS, SolverUnsuitable, check_eps, check_solver
-from .dense_layout import dense_layout
-from .tucker import tucker_core_in_order
-from .mode_unfolding import ModeUnfolding, as_unfolding
 from .decomposition_settings import (
     DecompositionSettings,
     check_seed,
     resolve_settings,
 )
+from .dense_layout import dense_layout
+from .mode_unfolding import ModeUnfolding, as_unfolding
 from .solvers import (
     RITZ_MIN_SIZE,
     RITZ_ROWS_PER_ASPECT,
@@ -31,7 +30,6 @@ from .solvers import (
     solver_for,
     uses_ritz,
 )
-from .warm_start import WarmStart
 from .spectrum import (
     compact,
     decomposition_dtype,
@@ -40,6 +38,8 @@ from .spectrum import (
     rank_from_energy,
     rank_from_explained_variance,
 )
+from .tucker import tucker_core_in_order
+from .warm_start import WarmStart
 
 #: Public names, including those defined in :mod:`.solvers`,
 #: :mod:`.spectrum` and :mod:`.checks` and still importable from here.

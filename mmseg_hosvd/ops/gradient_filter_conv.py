@@ -20,7 +20,7 @@ from typing import Optional, Tuple
 import torch
 
 from .checks import autocast_off, check_activation
-from .compressed_conv_function import BackwardRule, compressed_conv2d
+from .compressed_function import BackwardRule, compressed_layer
 from .conv_geometry import ConvGeometry, conv2d
 from .spectrum import decomposition_dtype
 from .stats import StoredActivation
@@ -71,11 +71,12 @@ class PatchGrid:
         self.num = tuple(-(-o // radius) for o in output_size)
         self.in_index = [
             patch_index(size, radius * s, n, device)
-            for size, s, n in zip(input_size, stride, self.num)
+            for size, s, n in zip(input_size, stride, self.num,
+                                         strict=True)
         ]
         self.out_index = [
             patch_index(size, radius, n, device)
-            for size, n in zip(output_size, self.num)
+            for size, n in zip(output_size, self.num, strict=True)
         ]
 
     def input_counts(self, dtype):
@@ -85,7 +86,8 @@ class PatchGrid:
         reach) counts 1, so its mean and its input gradient are 0.
         """
         rows, cols = (torch.bincount(i, minlength=n).to(dtype)
-                      for i, n in zip(self.in_index, self.num))
+                      for i, n in zip(self.in_index, self.num,
+                                         strict=True))
         return (rows[:, None] * cols[None, :]).clamp_min(1)
 
     def pool(self, tensor, index):
@@ -181,5 +183,5 @@ def gradient_filter_conv2d(
         work = x.detach().to(decomposition_dtype(x.dtype))
         input_mean = grid.pool(work, grid.in_index) / grid.input_counts(
             work.dtype)
-    return compressed_conv2d(x, weight, bias, geo, GradientFilterRule(grid),
-                             (input_mean, ))
+    return compressed_layer(x, weight, bias, geo, GradientFilterRule(grid),
+                            (input_mean, ))

@@ -16,8 +16,12 @@ import torch
 import torch.nn.functional as F
 
 from .checks import autocast_off
-from .quantized_conv import (check_bits, check_group_size, dequantize,
-                             quantize_input)
+from .quantized_conv import (
+    check_bits,
+    check_group_size,
+    dequantize,
+    quantize_input,
+)
 
 
 def _needs_grad(*tensors) -> bool:

@@ -5,15 +5,21 @@ sample; each group keeps its minimum and its step, and every element a code
 of ``bits`` bits, rounded stochastically (up with the probability of its
 distance to the lower level), so the dequantized input, and the weight
 gradient formed from it, are unbiased. Codes are packed into bytes. The
-output and the input gradient are exact.
+output and the input gradient are exact. :func:`quantized_layer` serves the
+Linear layers too (:mod:`.quantized_linear`).
 """
 from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 
-from .compressed_conv_function import BackwardRule, compressed_conv2d
-from .conv_geometry import ConvGeometry, conv2d, conv2d_weight_grad
+from .compressed_function import BackwardRule, compressed_layer
+from .conv_geometry import ConvGeometry
+from .layer_operation import (
+    check_layer_input,
+    exact_weight_grad,
+    layer_forward,
+)
 from .shared_input import SharedDecomposition, store_decomposition
 from .stats import ANALYTICAL_BYTES_PER_ELEMENT, StoredActivation
 
@@ -131,8 +137,8 @@ def packed_size(size: StoredActivation,
     return size._replace(numel=-(-nbytes // ANALYTICAL_BYTES_PER_ELEMENT))
 
 
-class Dequantizing:
-    """What a rule needs to rebuild the input :func:`quantize` stored.
+class QuantizedRule(BackwardRule):
+    """Exact weight gradient of the input rebuilt from its codes.
 
     Args:
         bits: Bits per code.
@@ -145,20 +151,14 @@ class Dequantizing:
         self.input_shape = tuple(input_shape)
         self.dtype = dtype
 
-    def dequantized(self, stored) -> torch.Tensor:
-        """The input rebuilt from the stored codes."""
-        return dequantize(*stored, self.bits, self.input_shape, self.dtype)
+    def weight_grad(self, stored, grad, weight_shape, geo, input_shape):
+        """Exact weight gradient of the dequantized input."""
+        x = dequantize(*stored, self.bits, self.input_shape, self.dtype)
+        return exact_weight_grad(x, weight_shape, grad, geo)
 
     def ranks(self, stored):
+        """None: codes have no rank."""
         return None
-
-
-class QuantizedRule(Dequantizing, BackwardRule):
-    """Convolution weight gradient from the dequantized input."""
-
-    def weight_grad(self, stored, grad, weight_shape, geo, input_shape):
-        x = self.dequantized(stored)
-        return conv2d_weight_grad(x, weight_shape, grad.to(x.dtype), geo)
 
 
 def quantized_conv2d(x: torch.Tensor,
@@ -189,14 +189,31 @@ def quantized_conv2d(x: torch.Tensor,
         float32 equivalents (codes, minima and steps); None when the weight
         needs no gradient and a plain convolution ran.
     """
+    return quantized_layer(x, weight, bias, geo, bits, group_size,
+                           generator, shared)
+
+
+def quantized_layer(x: torch.Tensor, weight: torch.Tensor,
+                    bias: Optional[torch.Tensor], geo: Optional[ConvGeometry],
+                    bits: int, group_size: int,
+                    generator: Optional[torch.Generator],
+                    shared: Optional[SharedDecomposition]
+                    ) -> Tuple[torch.Tensor, Optional[StoredActivation]]:
+    """Layer that stores its input quantized for backward.
+
+    What :func:`quantized_conv2d` and
+    :func:`~.quantized_linear.quantized_linear` run, ``geo`` None for a
+    Linear layer.
+    """
     check_bits(bits)
     check_group_size(group_size)
+    check_layer_input(x, geo)
     if not (torch.is_grad_enabled() and weight.requires_grad):
-        return conv2d(x, weight, bias, geo), None
+        return layer_forward(x, weight, bias, geo), None
     rule = QuantizedRule(bits, x.shape, quantized_dtype(x))
 
     def store(codes):
-        out, size = compressed_conv2d(x, weight, bias, geo, rule, codes)
+        out, size = compressed_layer(x, weight, bias, geo, rule, codes)
         return out, packed_size(size, codes)
 
     out, size, _ = store_decomposition(

@@ -12,7 +12,7 @@ def tucker_numel(shape: Sequence[int], ranks: Sequence[int]) -> int:
     core = 1
     for k in ranks:
         core *= k
-    return core + sum(i * k for i, k in zip(shape, ranks))
+    return core + sum(i * k for i, k in zip(shape, ranks, strict=True))
 
 
 def ranks_from_eps(energies: Sequence[torch.Tensor],

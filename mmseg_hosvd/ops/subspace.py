@@ -10,9 +10,9 @@ from typing import List, Optional, Sequence, Tuple, Union
 import torch
 
 from .dense_layout import dense_layout
-from .tucker import tucker_core_in_order
 from .mode_unfolding import ModeUnfolding, as_unfolding
 from .spectrum import compact, decomposition_dtype, gram_eigenpairs
+from .tucker import tucker_core_in_order
 
 
 def subspace_step(matrix: Union[torch.Tensor, ModeUnfolding],

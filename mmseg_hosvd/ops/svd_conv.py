@@ -1,11 +1,17 @@
-"""Convolution storing a truncated SVD of its (B, C H W) input matrix."""
+"""Convolution storing a truncated SVD of its (B, C H W) input matrix.
+
+The rule and :func:`svd_layer` serve the Linear layers too
+(:mod:`.svd_linear`): the batch mode against all the others, so a Linear
+layer and a convolution reading one tensor store the same factors.
+"""
 from typing import Optional, Tuple
 
 import torch
 
-from .compressed_conv_function import BackwardRule, decomposed_conv2d
-from .conv_geometry import ConvGeometry, conv2d_weight_grad
+from .compressed_function import BackwardRule, decomposed_layer
+from .conv_geometry import ConvGeometry
 from .decomposition import check_eps, truncated_svd
+from .layer_operation import exact_weight_grad
 from .shared_input import SharedDecomposition
 from .stats import StoredActivation
 
@@ -28,22 +34,37 @@ def batch_svd_factors(tensor: torch.Tensor,
 
 
 class SVDRule(BackwardRule):
-    """Backward that rebuilds the input from U (B, k) and P (k, C H W)."""
+    """Backward that rebuilds the input from U (B, k) and P (k, rest)."""
 
     def weight_grad(self, stored, grad, weight_shape, geo, input_shape):
         """Exact weight gradient of the rebuilt rank-k input."""
         left, right = stored
-        rebuilt = (left @ right).reshape(input_shape)
-        return conv2d_weight_grad(rebuilt, weight_shape,
-                                  grad.to(rebuilt.dtype), geo)
+        return exact_weight_grad((left @ right).reshape(input_shape),
+                                 weight_shape, grad, geo)
 
     def ranks(self, stored):
         """The single SVD rank k."""
         return (stored[0].shape[1], )
 
 
-#: The rule of every convolution that stores an SVD form.
+#: The rule of every layer that stores an SVD form.
 SVD_RULE = SVDRule()
+
+
+def svd_layer(x: torch.Tensor, weight: torch.Tensor,
+              bias: Optional[torch.Tensor], geo: Optional[ConvGeometry],
+              eps: float, shared: Optional[SharedDecomposition]
+              ) -> Tuple[torch.Tensor, Optional[StoredActivation]]:
+    """Layer that stores an SVD-eps form of its input for backward.
+
+    What :func:`svd_conv2d` and :func:`~.svd_linear.svd_linear` run, ``geo``
+    None for a Linear layer.
+    """
+    eps = check_eps(eps)
+    out, stored, _ = decomposed_layer(
+        x, weight, bias, geo, SVD_RULE,
+        lambda tensor: batch_svd_factors(tensor, eps), shared)
+    return out, stored
 
 
 def svd_conv2d(x: torch.Tensor,
@@ -74,8 +95,4 @@ def svd_conv2d(x: torch.Tensor,
     Raises:
         ValueError: For a non-4-D input, eps outside (0, 1], or NaN/Inf.
     """
-    eps = check_eps(eps)
-    out, stored, _ = decomposed_conv2d(
-        x, weight, bias, geo, SVD_RULE,
-        lambda tensor: batch_svd_factors(tensor, eps), shared)
-    return out, stored
+    return svd_layer(x, weight, bias, geo, eps, shared)

@@ -206,7 +206,7 @@ def multi_mode_dot(tensor: torch.Tensor,
         raise ValueError(f'got {len(operands)} matrices or vectors for modes '
                          f'{modes}')
     modes = [_mode_index(mode, tensor.ndim) for mode in modes]
-    pairs = sorted(zip(operands, modes), key=lambda pair: pair[1])
+    pairs = sorted(zip(operands, modes, strict=True), key=lambda pair: pair[1])
     if skip is not None:
         if isinstance(skip, bool) or not isinstance(
                 skip, int) or not 0 <= skip < len(pairs):

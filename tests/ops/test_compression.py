@@ -1,4 +1,6 @@
 """Behaviour below full rank: ranks, stored sizes and gradient error."""
+from itertools import pairwise
+
 import pytest
 import torch
 from torch.testing import assert_close
@@ -50,8 +52,8 @@ def test_weight_grad_error_falls_as_eps_rises(function):
                                      eps=eps)
         errors.append(float((approx - exact).norm() / exact.norm()))
         sizes.append(stored.numel)
-    assert all(a >= b for a, b in zip(errors, errors[1:], strict=True)), errors
-    assert all(a <= b for a, b in zip(sizes, sizes[1:], strict=True)), sizes
+    assert all(a >= b for a, b in pairwise(errors)), errors
+    assert all(a <= b for a, b in pairwise(sizes)), sizes
     assert errors[0] > 10 * errors[-1]
 
 

@@ -1,4 +1,6 @@
 """Bit-mask ReLU and frozen BatchNorm against the modules they replace."""
+from itertools import pairwise
+
 import pytest
 import torch
 from hypothesis import given, settings
@@ -151,7 +153,7 @@ def test_frozen_bn_weight_gradient_error_falls_with_eps():
         errors.append(float((got - want).norm() / want.norm()))
         (bias_grad, ) = torch.autograd.grad(lean(x), [bn.bias], grad)
         assert_close(bias_grad, grad.sum((0, 2, 3)))  # always exact
-    assert all(a >= b for a, b in zip(errors, errors[1:], strict=True)), errors
+    assert all(a >= b for a, b in pairwise(errors)), errors
     assert errors[-1] < 1e-10 < errors[0]
 
 
