@@ -79,22 +79,28 @@ def compression_ms(model, names, x, eps, ranks):
     """Milliseconds per step spent decomposing the fine-tuned inputs.
 
     The inputs of the compressed convolutions are captured in one forward;
-    each distinct input is then decomposed as a training step would:
-    HOSVD-eps with the full Gram eigendecomposition ('eigh') and with the
-    default solver ('auto'), and one warm-started subspace step at the
-    given ranks ('subspace').
+    each distinct input (several convolutions may read one) is then
+    decomposed as a training step would: HOSVD-eps with the full Gram
+    eigendecomposition ('eigh') and with the default solver ('auto'), and
+    one warm-started subspace step at the ranks of the first convolution
+    of ``names`` that reads it ('subspace'; ``ranks`` by name).
     """
     captured = {}
     handles = [
         model.get_submodule(n).register_forward_pre_hook(
-            lambda m, a, n=n: captured.setdefault(id(a[0]), a[0].detach()))
+            lambda m, a, n=n: captured.setdefault(n, a[0]))
         for n in names
     ]
     with torch.no_grad():
         model._forward(x)
     for handle in handles:
         handle.remove()
-    inputs = list(captured.values())
+    distinct = {}
+    for name in names:
+        distinct.setdefault(id(captured[name]),
+                            (captured[name].detach(), ranks[name]))
+    inputs = [tensor for tensor, _ in distinct.values()]
+    ranks = [rank for _, rank in distinct.values()]
     warm = {i: subspace_hosvd(t, ranks[i])[1] for i, t in enumerate(inputs)}
 
     def eps_rule(solver):
@@ -256,14 +262,11 @@ def main(argv=None):
                     record['ranks'] = ranks
                     line += f"  ranks {list(ranks.values())}"
                 if method == 'hosvd_subspace':
-                    convs = [model.get_submodule(n)
-                             for n in plan['compressed']]
-                    firsts = {}
-                    for conv in convs:
-                        firsts.setdefault(id(conv.shared_input or conv),
-                                          conv.ranks)
-                    cost = compression_ms(model, plan['compressed'], x,
-                                          args.eps, list(firsts.values()))
+                    cost = compression_ms(
+                        model, plan['compressed'], x, args.eps, {
+                            n: model.get_submodule(n).ranks
+                            for n in plan['compressed']
+                        })
                     record.update(compression_ms_eigh=cost['eigh'],
                                   compression_ms_auto=cost['auto'],
                                   compression_ms_subspace=cost['subspace'])

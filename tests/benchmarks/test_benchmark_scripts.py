@@ -91,15 +91,19 @@ def test_unfolding_products_records(tmp_path):
 def test_train_speed_records(tmp_path):
     path = tmp_path / 'speed.json'
     run_script('benchmarks/train_speed.py', '--models', 'fcn', '--methods',
-               'vanilla', 'hosvd', '--iters', '1', '--batch', '2', '--size',
-               '64', '--json', str(path))
+               'vanilla', 'hosvd', 'hosvd_subspace', '--iters', '1',
+               '--batch', '2', '--size', '64', '--json', str(path))
     records = json.loads(path.read_text())
-    assert [r['method'] for r in records] == ['vanilla', 'hosvd']
+    assert [r['method'] for r in records] == [
+        'vanilla', 'hosvd', 'hosvd_subspace']
     assert records[0]['ratio_to_vanilla'] == 1.0
     assert all(r['step_time_s'] > 0 for r in records)
-    assert [r['solver'] for r in records] == [None, 'auto']
-    assert [r['warm_start'] for r in records] == [None, True]
+    assert [r['solver'] for r in records[:2]] == [None, 'auto']
+    assert [r['warm_start'] for r in records[:2]] == [None, True]
     assert len(records[1]['ranks']) == 5
+    # each distinct input of FCN's head decomposed at its own layer's ranks
+    assert all(records[2][f'compression_ms_{solver}'] > 0
+               for solver in ('eigh', 'auto', 'subspace'))
 
 
 def test_train_speed_lean_variants_without_warm_start(tmp_path):
