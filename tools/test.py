@@ -24,6 +24,7 @@ import os.path as osp
 from mmengine.config import Config, DictAction
 
 import mmseg_hosvd  # noqa: F401  (compat fixes, registrations)
+from mmseg_hosvd.protocol.reporting import format_test_report
 from mmseg_hosvd.protocol.testing import build_test_config, run_test
 
 
@@ -83,7 +84,10 @@ def main(argv=None):
     if not osp.isfile(args.checkpoint):
         raise FileNotFoundError(f'checkpoint {args.checkpoint!r} does not '
                                 'exist')
-    return run_test(build_config(args), args.config, args.checkpoint)
+    record = run_test(build_config(args), args.config, args.checkpoint)
+    if record is not None:
+        print(format_test_report(record))
+    return record
 
 
 if __name__ == '__main__':

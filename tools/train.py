@@ -36,6 +36,7 @@ from mmseg_hosvd.engine.cpu_distributed import prepare_cpu_distributed
 from mmseg_hosvd.engine.hooks.safe_checkpoint_hook import (
     use_safe_checkpoint_hook,
 )
+from mmseg_hosvd.protocol.reporting import format_test_report
 from mmseg_hosvd.protocol.testing import build_test_config, run_test
 
 
@@ -132,11 +133,13 @@ def main(argv=None):
         # garbage, its data loader's persistent workers lose their queues
         # before they are told to stop, and each join waits out its 5 s
         # timeout (measured: 10 s for two workers)
-        run_test(
+        record = run_test(
             build_test_config(args.config, checkpoint,
                               work_dir=cfg.work_dir, launcher=args.launcher,
                               cfg_options=args.cfg_options),
             args.config, checkpoint)
+        if record is not None:
+            print(format_test_report(record))
 
 
 def saved_checkpoint(runner: Runner) -> str:

@@ -15,7 +15,7 @@ from mmengine.runner import Runner
 from ..checkpoints.trust import config_trusts_checkpoints, trusted_checkpoints
 from ..engine.config_checks import check_data_roots
 from ..engine.cpu_distributed import prepare_cpu_distributed
-from .reporting import checkpoint_record, format_test_report
+from .reporting import checkpoint_record
 
 
 def trigger_visualization_hook(cfg: Config, show: bool = False,
@@ -88,8 +88,9 @@ def build_test_config(config: str,
 
 
 def run_test(cfg: Config, config: str, checkpoint: str) -> Optional[dict]:
-    """Tests ``checkpoint`` with the built ``cfg``; the main process prints
-    the report and writes ``<work_dir>/test_results.json``.
+    """Tests ``checkpoint`` with the built ``cfg``; the main process writes
+    ``<work_dir>/test_results.json`` (the tools print the record with
+    :func:`.reporting.format_test_report`).
 
     Args:
         cfg: The test config (see :func:`build_test_config`).
@@ -108,7 +109,6 @@ def run_test(cfg: Config, config: str, checkpoint: str) -> Optional[dict]:
         if not is_main_process():
             return None
         record = checkpoint_record(config, checkpoint, metrics)
-    print(format_test_report(record))
     os.makedirs(cfg.work_dir, exist_ok=True)
     # whole or not at all: a resumed protocol reads it
     path = osp.join(cfg.work_dir, 'test_results.json')
