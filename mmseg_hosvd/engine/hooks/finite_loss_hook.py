@@ -36,8 +36,12 @@ def _check_count(name: str, value, low: int, high: float = math.inf) -> int:
 
 
 def _norm(param: torch.Tensor) -> float:
-    """A parameter's norm, in float64 (a float32 one overflows for weights
-    that are finite)."""
+    """A parameter's norm: in float32, and again in float64 only when that
+    is not finite (a float32 norm overflows for weights that are finite;
+    float64 for every parameter would cost a copy of each per step)."""
+    norm = float(torch.linalg.vector_norm(param.detach()))
+    if math.isfinite(norm):
+        return norm
     return float(param.detach().norm(dtype=torch.float64))
 
 
