@@ -4,28 +4,34 @@ protocol's matrix."""
 import dataclasses
 import importlib.util
 import os.path as osp
+import re
 import shutil
 
 from mmengine.config import Config
 
-from mmseg_hosvd.methods import protocol_tags, setting_tag
+from mmseg_hosvd.methods.lookup import setting_tag
+from mmseg_hosvd.protocol import (
+    config_files,
+    config_table,
+    config_writer,
+    real_dataset_configs,
+)
 from mmseg_hosvd.protocol.config_table import (
     LAYER_COUNTS,
     TABLE,
     Model,
     Setting,
+    protocol_tags,
 )
-from mmseg_hosvd.protocol.config_writer import (
-    HEADER,
-    compare,
-    on_disk,
-    render_all,
-    write_all,
-)
+from mmseg_hosvd.protocol.config_writer import HEADER, on_disk, render_all
 from mmseg_hosvd.protocol.matrix import MODEL_CONFIGS, config_path
 from mmseg_hosvd.protocol.peers import PEER_ROWS, peer_tags
 
 from .helpers import CONFIGS, ROOT
+
+#: The rows of the paper's matrix, in the runner's order.
+PAPER_TAGS = ('vanilla', 'gradfilter', 'svd-eps0.8', 'hosvd-eps0.8',
+              'hosvd-eps0.9')
 
 
 def make_configs_main():
@@ -37,7 +43,7 @@ def make_configs_main():
 
 
 def test_configs_on_disk_are_what_the_table_writes():
-    state = compare(CONFIGS)
+    state = config_files.compare(config_writer, CONFIGS)
     assert state['differ'] == [], (
         'edited by hand, or the table changed without running '
         'python tools/make_configs.py')
@@ -45,7 +51,7 @@ def test_configs_on_disk_are_what_the_table_writes():
 
 
 def test_no_config_outside_the_table():
-    assert compare(CONFIGS)['extra'] == []
+    assert config_files.compare(config_writer, CONFIGS)['extra'] == []
     assert set(on_disk(CONFIGS)) == set(render_all())
 
 
@@ -68,16 +74,30 @@ def test_the_table_is_the_protocols_matrix():
     assert {name: (m.folder, m.prefix)
             for name, m in TABLE.models.items()} == MODEL_CONFIGS
     assert tuple(s.tag for s in TABLE.settings) == protocol_tags()
+    assert protocol_tags(extensions=False) == PAPER_TAGS
+    assert protocol_tags()[:len(PAPER_TAGS)] == PAPER_TAGS
     for s in TABLE.settings:
         assert setting_tag(s.method, s.options, s.lean) == s.tag
     assert TABLE.peer_rows == PEER_ROWS
 
 
-def test_adding_a_method_setting_adds_its_configs(tmp_path):
+def documented_setting():
+    """The ``Setting`` that docs/adding-a-method.md adds to ``SETTINGS``."""
+    with open(osp.join(ROOT, 'docs', 'adding-a-method.md'),
+              encoding='utf-8') as f:
+        section = f.read().split('## Protocol configs')[1]
+    entry = re.search(r'^SETTINGS = \(\n    \.\.\.\n    (Setting\(.*\)),\n'
+                      r'\)$', section, re.MULTILINE)
+    return eval(entry.group(1), {'Setting': Setting, 'dict': dict})
+
+
+def test_adding_a_method_setting_adds_its_configs(tmp_path, monkeypatch):
     # the one-entry edit of docs/adding-a-method.md ("Protocol configs")
-    table = dataclasses.replace(
-        TABLE, settings=TABLE.settings +
-        (Setting('hosvd-eps0.7', 'hosvd', dict(eps=0.7)), ))
+    setting = documented_setting()
+    assert setting == Setting('hosvd-eps0.7', 'hosvd', dict(eps=0.7),
+                              extension=True)
+    table = dataclasses.replace(TABLE,
+                                settings=TABLE.settings + (setting, ))
     before, after = render_all(), render_all(table)
     added = set(after) - set(before)
     assert added == {
@@ -89,14 +109,24 @@ def test_adding_a_method_setting_adds_its_configs(tmp_path):
     assert {p: after[p] for p in before} == before
     # written next to the hand-written bases, it loads as its name says
     shutil.copytree(osp.join(CONFIGS, '_base_'), tmp_path / '_base_')
-    write_all(str(tmp_path), table)
+    config_files.write_all(config_writer, str(tmp_path), table)
     path = osp.join(tmp_path, sorted(added)[0])
     hooks = Config.fromfile(path).custom_hooks
     assert hooks[0] == dict(type='CompressConvHook', method='hosvd', eps=0.7,
                             num_layers=10)
+    # and the protocol lists its tag: an extension, run when asked for
+    monkeypatch.setattr(config_table, 'TABLE', table)
+    assert protocol_tags() == tuple(s.tag for s in TABLE.settings) + (
+        'hosvd-eps0.7', )
+    assert protocol_tags(extensions=False) == PAPER_TAGS
+    assert {
+        osp.relpath(config_path(m, 'finetune', 'hosvd-eps0.7', n,
+                                root=CONFIGS), CONFIGS)
+        for m in TABLE.models for n in LAYER_COUNTS
+    } == added
 
 
-def test_adding_a_model_adds_42_configs():
+def test_adding_a_model_adds_its_configs():
     model = dataclasses.replace(TABLE.models['fcn'], folder='fcn-x',
                                 prefix='fcn_r50-d8')
     table = dataclasses.replace(TABLE,
@@ -106,6 +136,12 @@ def test_adding_a_model_adds_42_configs():
         len(TABLE.settings) + len(PEER_ROWS)) == 42
     assert all(p.startswith('fcn-x/fcn_r50-d8_') for p in added)
     assert isinstance(model, Model)
+    real = set(real_dataset_configs.render_all(table)) - set(
+        real_dataset_configs.render_all())
+    # pretraining, then per target dataset a calibration and every setting
+    assert len(real) == 1 + 2 * (1 + len(LAYER_COUNTS) * len(
+        TABLE.settings)) == 39
+    assert all(p.startswith('paper/fcn-x/fcn_r50-d8_') for p in real)
 
 
 def test_check_lists_what_differs_and_writing_repairs_it(tmp_path, capsys):
@@ -118,7 +154,7 @@ def test_check_lists_what_differs_and_writing_repairs_it(tmp_path, capsys):
         f.write('train_cfg = dict(max_iters=1)\n')
     (tmp_path / removed).unlink()
     (tmp_path / 'fcn' / 'stale.py').write_text('')
-    (tmp_path / 'paper').mkdir()
+    (tmp_path / 'paper').mkdir(exist_ok=True)
     (tmp_path / 'paper' / 'hand.py').write_text('')
     capsys.readouterr()
     assert main(['--root', root, '--check']) == 1
@@ -128,5 +164,6 @@ def test_check_lists_what_differs_and_writing_repairs_it(tmp_path, capsys):
     assert f"extra: {osp.join(root, 'fcn', 'stale.py')}" in out
     assert 'hand.py' not in out
     assert main(['--root', root]) == 0
-    assert compare(root) == dict(differ=[], missing=[], extra=[])
+    assert config_files.compare(config_writer, root) == dict(
+        differ=[], missing=[], extra=[])
     assert (tmp_path / 'paper' / 'hand.py').exists()

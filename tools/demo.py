@@ -21,7 +21,7 @@ from typing import List
 from mmengine.config import Config
 
 import mmseg_hosvd  # noqa: F401
-from mmseg_hosvd.methods import protocol_tags
+from mmseg_hosvd.protocol.config_table import protocol_tags
 from mmseg_hosvd.protocol.matrix import (
     DATA_ROOT,
     MODEL_CONFIGS,

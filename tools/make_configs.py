@@ -1,12 +1,14 @@
-"""Writes the embedded protocol's configs from their table.
+"""Writes the protocol's configs from their tables.
 
 Usage::
 
     python tools/make_configs.py [--root configs] [--check]
 
-Every ``configs/<model>/*.py`` (not ``_base_/`` nor ``paper/``) is written
-from ``mmseg_hosvd/protocol/config_table.py``; a config there that the
-table does not write is removed. With ``--check`` nothing is written: the
+Every ``configs/<model>/*.py`` (not ``_base_/`` nor ``paper/``) of the
+embedded protocol is written from ``mmseg_hosvd/protocol/config_table.py``,
+and every ``configs/paper/<model>/*.py`` (the real datasets) from it and
+``mmseg_hosvd/protocol/real_dataset_table.py``; a config there that the
+tables do not write is removed. With ``--check`` nothing is written: the
 files that differ, are missing or are extra are listed, and the exit
 status is 1 when there is any.
 """
@@ -14,7 +16,11 @@ import argparse
 import os.path as osp
 import sys
 
-from mmseg_hosvd.protocol.config_writer import compare, render_all, write_all
+from mmseg_hosvd.protocol import config_writer, real_dataset_configs
+from mmseg_hosvd.protocol.config_files import compare, write_all
+
+#: The writers of the two sets (see mmseg_hosvd.protocol.config_files).
+WRITERS = (config_writer, real_dataset_configs)
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -30,19 +36,23 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    total = sum(len(writer.render_all()) for writer in WRITERS)
     if args.check:
-        state = compare(args.root)
-        for kind in ('differ', 'missing', 'extra'):
-            for path in state[kind]:
-                print(f'{kind}: {osp.join(args.root, path)}')
-        bad = sum(len(v) for v in state.values())
-        print(f'{len(render_all())} generated configs; '
+        bad = 0
+        for writer in WRITERS:
+            state = compare(writer, args.root)
+            for kind in ('differ', 'missing', 'extra'):
+                for path in state[kind]:
+                    print(f'{kind}: {osp.join(args.root, path)}')
+            bad += sum(len(v) for v in state.values())
+        print(f'{total} generated configs; '
               f'{bad} out of date' + ('' if bad else ', all up to date'))
         return 1 if bad else 0
-    changed = write_all(args.root)
+    changed = [path for writer in WRITERS for path in write_all(
+        writer, args.root)]
     for path in changed:
         print(f'wrote {osp.join(args.root, path)}')
-    print(f'{len(render_all())} generated configs; {len(changed)} changed')
+    print(f'{total} generated configs; {len(changed)} changed')
     return 0
 
 

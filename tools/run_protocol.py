@@ -18,12 +18,12 @@ import os.path as osp
 import time
 
 import mmseg_hosvd  # noqa: F401
-from mmseg_hosvd.methods import protocol_tags
 from mmseg_hosvd.protocol.comparison import (
     collect,
     markdown_table,
     write_csv,
 )
+from mmseg_hosvd.protocol.config_table import protocol_tags
 from mmseg_hosvd.protocol.matrix import (
     DATA_ROOT,
     MODEL_CONFIGS,

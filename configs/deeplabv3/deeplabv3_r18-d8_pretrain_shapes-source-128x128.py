@@ -5,9 +5,8 @@ _base_ = [
     '../_base_/default_runtime.py', '../_base_/schedules/pretrain_cnn_250it.py'
 ]
 # mmseg's ResNet zero-initialises the last norm of each residual block; after
-# the earlier protocol's 400 steps (lr 0.01, clip 1) those norms were still
-# near zero (|gamma| ~ 0.03 in layer4), and the fine-tuned backbone
-# convolutions behind them could not change the output. Initialised as
+# a short pretraining those norms are still near zero, and the fine-tuned
+# backbone convolutions behind them cannot change the output. Initialised as
 # torchvision's ResNet is, the branches train.
 model = dict(
     backbone=dict(zero_init_residual=False),

@@ -23,6 +23,23 @@ DATA_HINTS = {
 }
 
 
+def data_hint(kind) -> str:
+    """How to get a dataset of ``kind`` (a class or registered name): the
+    hint of the class or of the nearest base class that has one.
+
+    Args:
+        kind: The dataset's class, or its name in mmseg's DATASETS.
+
+    Returns:
+        The hint, or 'put the dataset there' for a dataset without one.
+    """
+    cls = DATASETS.get(kind) if isinstance(kind, str) else kind
+    for base in getattr(cls, '__mro__', ()):
+        if base.__name__ in DATA_HINTS:
+            return DATA_HINTS[base.__name__]
+    return 'put the dataset there'
+
+
 def _datasets(dataset_cfg):
     if dataset_cfg is None:
         return []
@@ -56,7 +73,7 @@ def check_images(key: str, dataset_cfg: dict) -> None:
     root = dataset_cfg.get('data_root', None) or ''
     img_dir = osp.join(root, dataset_cfg.get('data_prefix', {}).get(
         'img_path', ''))
-    hint = DATA_HINTS.get(cls.__name__, 'put the dataset there')
+    hint = data_hint(cls)
     if not osp.isdir(img_dir):
         raise FileNotFoundError(f'{key}: image directory {img_dir!r} of '
                                 f'{cls.__name__} does not exist; {hint}')
@@ -98,8 +115,7 @@ def check_data_roots(cfg: Config, loaders=('train_dataloader',
         for dataset in datasets:
             root = dataset.get('data_root', None)
             if root and not osp.isdir(root):
-                hint = DATA_HINTS.get(dataset.get('type'),
-                                      'put the dataset there')
+                hint = data_hint(dataset.get('type'))
                 raise FileNotFoundError(
                     f'{key}: data_root {root!r} of {dataset.get("type")} '
                     f'does not exist; {hint}')

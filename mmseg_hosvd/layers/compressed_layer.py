@@ -22,8 +22,8 @@ from ..ops import (
     check_seed,
 )
 from ..ops.hosvd_layer import hosvd_layer
-from ..ops.quantized_conv import quantized_layer
-from ..ops.svd_conv import svd_layer
+from ..ops.quantized_layer import quantized_layer
+from ..ops.svd_layer import svd_layer
 from .rounding_noise import SeededRoundingNoise
 from .warm_started import WarmStarted
 
@@ -173,7 +173,7 @@ class SVDLayer(SharedInput):
     """Mixin: stores an SVD-eps form of the (B, rest) input matrix."""
 
     def compressed_forward(self, x, geo=None):
-        """:func:`~mmseg_hosvd.ops.svd_conv.svd_layer` of ``x``."""
+        """:func:`~mmseg_hosvd.ops.svd_layer.svd_layer` of ``x``."""
         return svd_layer(x, self.weight, self.bias, geo, self.eps,
                          self.shared_input)
 
@@ -203,7 +203,7 @@ class QuantizedLayer(SeededRoundingNoise):
         self.seed = check_seed(seed)
 
     def compressed_forward(self, x, geo=None):
-        """:func:`~mmseg_hosvd.ops.quantized_conv.quantized_layer` of
+        """:func:`~mmseg_hosvd.ops.quantized_layer.quantized_layer` of
         ``x``."""
         return quantized_layer(x, self.weight, self.bias, geo, self.bits,
                                self.group_size,

@@ -1,5 +1,5 @@
 """What defines a fine-tuning method; everything else reads it from here."""
-from typing import Any, Dict, List, Optional, Tuple, Type
+from typing import Any, Dict, List, Optional, Type
 
 from torch import nn
 
@@ -47,6 +47,8 @@ class FinetuneMethod:
 
     Attributes:
         name: The method's name; the registry key when left unset.
+        tag_format: Its config-name tag, filled in with the checked
+            options (e.g. ``'svd-eps{eps:g}'``); empty for the name.
         module: The ``nn.Conv2d`` subclass swapped in for each fine-tuned
             convolution (built with ``module.from_conv(conv, **kwargs)``),
             or None to train the plain convolutions.
@@ -62,13 +64,10 @@ class FinetuneMethod:
         marker: Matplotlib marker of its points in comparisons.
         lean_marker: The marker of its lean-region variant.
         order: Its place among the methods in tables (low first).
-        protocol_settings: Hook options of its rows in the paper's matrix
-            of the embedded protocol (one config per entry and model and
-            layer count); ``lean=True`` in an entry makes the row lean.
-        extension_settings: Its rows beyond the paper's matrix.
     """
 
     name: str = ''
+    tag_format: str = ''
     module: Optional[Type[nn.Conv2d]] = None
     linear_module: Optional[Type[nn.Linear]] = None
     options: Dict[str, Option] = {}
@@ -76,8 +75,6 @@ class FinetuneMethod:
     marker: str = 'x'
     lean_marker: str = 'X'
     order: int = 50
-    protocol_settings: Tuple[dict, ...] = ()
-    extension_settings: Tuple[dict, ...] = ()
 
     def check_options(self, given: Dict[str, Any]) -> Dict[str, Any]:
         """The method's options with defaults filled in, each checked.
@@ -94,8 +91,9 @@ class FinetuneMethod:
         }
 
     def tag(self, options: Dict[str, Any]) -> str:
-        """The config-name tag of these options (e.g. 'hosvd-eps0.8')."""
-        return self.name
+        """The config-name tag of these options (e.g. 'hosvd-eps0.8'):
+        :attr:`tag_format` filled in with them, or the name."""
+        return self.tag_format.format(**options) or self.name
 
     def label(self, meta: Dict[str, Any]) -> str:
         """The setting shown beside the method in comparisons.

@@ -21,14 +21,11 @@ class GradientFilter(FinetuneMethod):
     """
 
     name = 'gradient_filter'
+    tag_format = 'gradfilter'
     module = Conv2dGradFilter
     options = dict(radius=Option(None, check_radius_option))
     marker = 's'
     order = 1
-    protocol_settings = ({}, )
-
-    def tag(self, options):
-        return 'gradfilter'
 
     def label(self, meta):
         radii = meta.get('radii') or {}

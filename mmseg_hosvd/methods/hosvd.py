@@ -13,18 +13,17 @@ class HOSVD(FinetuneMethod):
     """
 
     name = 'hosvd'
+    tag_format = 'hosvd-eps{eps:g}'
     module = Conv2dHOSVD
     linear_module = LinearHOSVD
     options = dict(eps=EPS, solver=SOLVER, warm_start=WARM_START)
     shares_input = True
     marker = 'D'
     order = 3
-    protocol_settings = (dict(eps=0.8), dict(eps=0.9))
-    extension_settings = (dict(eps=0.8, lean=True), )
 
     def tag(self, options):
-        return f"hosvd-eps{options['eps']:g}" + ('' if options['warm_start']
-                                                 else '-cold')
+        return super().tag(options) + ('' if options['warm_start'] else
+                                       '-cold')
 
     def label(self, meta):
         solver = meta.get('solver')

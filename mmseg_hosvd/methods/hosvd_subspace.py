@@ -19,6 +19,7 @@ class HOSVDSubspace(FinetuneMethod):
     """
 
     name = 'hosvd_subspace'
+    tag_format = 'hosvd-subspace'
     module = Conv2dHOSVDSubspace
     linear_module = LinearHOSVDSubspace
     options = dict(eps=EPS, solver=SOLVER,
@@ -27,10 +28,6 @@ class HOSVDSubspace(FinetuneMethod):
     shares_input = True
     marker = 'P'
     order = 4
-    extension_settings = ({}, )
-
-    def tag(self, options):
-        return 'hosvd-subspace'
 
     def label(self, meta):
         if meta.get('budget_mb') is not None:

@@ -1,5 +1,5 @@
 """Finding methods and naming their settings, for every reader."""
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List
 
 from .base import FinetuneMethod
 from .registry import FINETUNE_METHODS
@@ -112,20 +112,3 @@ def setting_tag(method: str, options: Dict[str, Any],
         {k: v for k, v in options.items() if k in spec.options})
     return spec.tag(checked) + ('-lean' if lean else '')
 
-
-def protocol_tags(extensions: bool = True) -> Tuple[str, ...]:
-    """Tags of the embedded protocol's fine-tuning rows, in table order.
-
-    Args:
-        extensions: Also the rows beyond the paper's matrix (after all of
-            the paper's rows).
-    """
-    paper, extra = [], []
-    for spec in all_methods():
-        for rows, settings in ((paper, spec.protocol_settings),
-                               (extra, spec.extension_settings)):
-            for setting in settings:
-                options = {k: v for k, v in setting.items() if k != 'lean'}
-                rows.append(setting_tag(spec.name, options,
-                                        setting.get('lean', False)))
-    return tuple(paper + (extra if extensions else []))

@@ -3,6 +3,7 @@ from collections.abc import Mapping
 from typing import Any, Callable, NamedTuple
 
 from ..ops import check_eps, check_radius, check_solver, check_warm_start
+from ..ops.checks import check_int_at_least
 
 
 class Option(NamedTuple):
@@ -37,11 +38,7 @@ def check_budget_mb(budget_mb):
 
 def check_rank_batches(rank_batches):
     """An int >= 1."""
-    if isinstance(rank_batches, bool) or not isinstance(
-            rank_batches, int) or rank_batches < 1:
-        raise ValueError(f'rank_batches must be an int >= 1, got '
-                         f'{rank_batches!r}')
-    return rank_batches
+    return check_int_at_least('rank_batches', rank_batches, 1)
 
 
 #: The options every decomposing method shares.

@@ -18,6 +18,7 @@ class Quantized(FinetuneMethod):
     """
 
     name = 'quantized'
+    tag_format = 'qact{bits}'
     module = Conv2dQuantized
     linear_module = LinearQuantized
     options = dict(bits=Option(8, check_bits),
@@ -25,10 +26,6 @@ class Quantized(FinetuneMethod):
     shares_input = True
     marker = 'v'
     order = 5
-    extension_settings = (dict(bits=8), dict(bits=2))
-
-    def tag(self, options):
-        return f"qact{options['bits']}"
 
     def label(self, meta):
         return f"{meta.get('bits')} bits, groups of {meta.get('group_size')}"

@@ -11,16 +11,13 @@ class SVD(FinetuneMethod):
     """Stores ``B k + k C H W`` numbers per input (option ``eps``)."""
 
     name = 'svd'
+    tag_format = 'svd-eps{eps:g}'
     module = Conv2dSVD
     linear_module = LinearSVD
     options = dict(eps=EPS)
     shares_input = True
     marker = '^'
     order = 2
-    protocol_settings = (dict(eps=0.8), )
-
-    def tag(self, options):
-        return f"svd-eps{options['eps']:g}"
 
     def label(self, meta):
         return f"eps={meta.get('eps')}"

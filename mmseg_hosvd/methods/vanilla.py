@@ -11,4 +11,3 @@ class Vanilla(FinetuneMethod):
     name = 'vanilla'
     marker = 'o'
     order = 0
-    protocol_settings = ({}, )

@@ -29,13 +29,13 @@ from .layer_operation import (
                             linear_weight_grad,
 )
 from .mode_unfolding import ModeUnfolding
-from .quantized_conv import (
-                            check_bits,
-                            check_group_size,
-                            dequantize,
-                            quantize,
-                            quantized_conv2d,
+from .quantized_codes import (
+                             check_bits,
+                             check_group_size,
+                             dequantize,
+                             quantize,
 )
+from .quantized_conv import quantized_conv2d
 from .quantized_linear import quantized_linear
 from .rank_budget import allocate_ranks, ranks_from_eps, tucker_numel
 from .ritz import ritz_leading_vectors

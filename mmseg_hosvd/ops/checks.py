@@ -83,6 +83,26 @@ def autocast_off(tensor: torch.Tensor):
     return torch.autocast(tensor.device.type, enabled=False)
 
 
+def check_int_at_least(name: str, value: int, low: int) -> int:
+    """Validates an int argument (a bool is refused) of at least ``low``.
+
+    Args:
+        name: How the error message calls it.
+        value: The value.
+        low: The smallest value allowed.
+
+    Returns:
+        ``value``.
+
+    Raises:
+        ValueError: If ``value`` is not an int >= ``low``; the message
+            names it.
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f'{name} must be an int >= {low}, got {value!r}')
+    return value
+
+
 def check_eps(eps: float) -> float:
     """Validates an explained-variance threshold.
 

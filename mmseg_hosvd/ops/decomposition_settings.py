@@ -7,7 +7,7 @@ everything below them passes the object.
 import dataclasses
 from typing import Optional
 
-from .checks import check_eps, check_solver
+from .checks import check_eps, check_int_at_least, check_solver
 
 
 def check_seed(seed: int) -> int:
@@ -22,9 +22,7 @@ def check_seed(seed: int) -> int:
     Raises:
         ValueError: If ``seed`` is not an int >= 0.
     """
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f'seed must be an int >= 0, got {seed!r}')
-    return seed
+    return check_int_at_least('seed', seed, 0)
 
 
 @dataclasses.dataclass(frozen=True)

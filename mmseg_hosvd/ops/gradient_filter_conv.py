@@ -19,7 +19,7 @@ from typing import Optional, Tuple
 
 import torch
 
-from .checks import autocast_off, check_activation
+from .checks import autocast_off, check_activation, check_int_at_least
 from .compressed_function import BackwardRule, compressed_layer
 from .conv_geometry import ConvGeometry, conv2d
 from .spectrum import decomposition_dtype
@@ -38,9 +38,7 @@ def check_radius(radius: int) -> int:
     Raises:
         ValueError: If ``radius`` is not an int >= 1.
     """
-    if isinstance(radius, bool) or not isinstance(radius, int) or radius < 1:
-        raise ValueError(f'radius must be an int >= 1, got {radius!r}')
-    return radius
+    return check_int_at_least('radius', radius, 1)
 
 
 def patch_index(size: int, patch: int, num_patches: int,

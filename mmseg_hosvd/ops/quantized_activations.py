@@ -4,7 +4,7 @@ An exact backward of LayerNorm needs its whole input (the statistics are
 per token and every element enters them), and GELU's needs its whole input
 (GELU is not invertible): no exact form keeps less than one full-size tensor
 per layer. These keep that tensor as per-group stochastic codes (see
-:func:`~.quantized_conv.quantize`: 8 bits keep about a quarter of float32)
+:func:`~.quantized_codes.quantize`: 8 bits keep about a quarter of float32)
 and LayerNorm's per-token mean and reciprocal standard deviation, exactly.
 The outputs are exact; the input gradients (and LayerNorm's affine
 gradients) are those of the exact backward at the dequantized input, so
@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from .checks import autocast_off
-from .quantized_conv import (
+from .quantized_codes import (
     check_bits,
     check_group_size,
     dequantize,

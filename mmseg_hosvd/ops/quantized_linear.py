@@ -1,14 +1,15 @@
 """Linear layer that stores its input quantized per group.
 
-The per-group stochastic quantization of :mod:`.quantized_conv` does not
-depend on the input's shape; the output and the input gradient are exact,
-the weight gradient is ``G^T X`` of the dequantized input.
+The per-group stochastic codes of :mod:`.quantized_codes` do not depend on
+the input's shape; the output and the input gradient are exact, the weight
+gradient is ``G^T X`` of the dequantized input, summed over batch slices
+(:func:`~.quantized_layer.sliced_weight_grad`).
 """
 from typing import Optional, Tuple
 
 import torch
 
-from .quantized_conv import quantized_layer
+from .quantized_layer import quantized_layer
 from .shared_input import SharedDecomposition
 from .stats import StoredActivation
 

@@ -88,11 +88,9 @@ def eigh_solver(
         keep_projection: bool = False) -> Solution:
     """Leading vectors at the exact rank, from the Gram eigendecomposition.
 
-    Args:
-        matrix: The unfolding X, shape (m, n).
-        settings: The decomposition settings (``eps`` is used).
-        start: Not used: the full eigendecomposition needs no start.
-        keep_projection: Not used: it forms no projection.
+    A :class:`Solver` function of the unfolding X (m, n) that reads only
+    ``settings.eps``: the full eigendecomposition needs no ``start``, and
+    it forms no projection, whatever ``keep_projection`` asks.
 
     Returns:
         The vectors as orthonormal columns, shape (m, k); no start for a

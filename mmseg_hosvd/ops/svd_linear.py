@@ -1,6 +1,6 @@
 """Linear layer storing a truncated SVD of its input as a (B, rest) matrix.
 
-The same SVD-eps as the convolutions' (:mod:`.svd_conv`): the batch mode
+The same SVD-eps as the convolutions' (:mod:`.svd_layer`): the batch mode
 against all the others, so a Linear layer and a convolution reading one
 tensor store the same factors.
 """
@@ -10,7 +10,7 @@ import torch
 
 from .shared_input import SharedDecomposition
 from .stats import StoredActivation
-from .svd_conv import svd_layer
+from .svd_layer import svd_layer
 
 
 def svd_linear(x: torch.Tensor,

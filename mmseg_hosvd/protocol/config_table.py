@@ -1,4 +1,4 @@
-"""The table the protocol's configs are written from (data only).
+"""The table the protocol's configs and fine-tuning rows come from.
 
 ``tools/make_configs.py`` writes every ``configs/<model>/*.py`` of the
 embedded protocol from :data:`TABLE` (see
@@ -9,6 +9,8 @@ config per method setting of :data:`SETTINGS` and layer count of
 :data:`~mmseg_hosvd.protocol.peers.PEER_ROWS` and layer count. A new method
 setting or model is one entry here, then ``python tools/make_configs.py``;
 ``tests/test_config_generation.py`` fails while the files on disk differ.
+The protocol's fine-tuning tags (:func:`protocol_tags`, the runner's
+``--methods``) are read from :data:`SETTINGS` too.
 
 Comments are the text of the config's leading ``#`` lines; a setting's
 comment may name its hook options (``{budget_mb:g}``).
@@ -42,12 +44,14 @@ class Pretraining:
 class Setting:
     """A method setting: the config-name tag and the hook's options (before
     ``num_layers``); ``lean`` adds ``lean=True`` and the model's
-    ``lean_eps`` after it."""
+    ``lean_eps`` after it. ``extension`` marks a row beyond the paper's
+    matrix (the runner runs it only when asked)."""
     tag: str
     method: str
     options: Dict[str, Any] = field(default_factory=dict)
     lean: bool = False
     comment: str = ''
+    extension: bool = False
 
 
 @dataclass(frozen=True)
@@ -116,9 +120,8 @@ decompositions run in float32.""",
 
 RESNET_PRETRAIN_COMMENT = """\
 mmseg's ResNet zero-initialises the last norm of each residual block; after
-the earlier protocol's 400 steps (lr 0.01, clip 1) those norms were still
-near zero (|gamma| ~ 0.03 in layer4), and the fine-tuned backbone
-convolutions behind them could not change the output. Initialised as
+a short pretraining those norms are still near zero, and the fine-tuned
+backbone convolutions behind them cannot change the output. Initialised as
 torchvision's ResNet is, the branches train."""
 RESNET_PRETRAIN = dict(backbone=dict(zero_init_residual=False))
 
@@ -144,8 +147,7 @@ Quantized activations (the ActNN / GACT idea): each fine-tuned convolution
 stores its input as {bits}-bit codes per group of 256 elements, rounded
 stochastically; the weight gradient is formed from the dequantized input."""
 
-#: The fine-tuning method settings, in the order of
-#: :func:`~mmseg_hosvd.methods.protocol_tags`.
+#: The fine-tuning method settings: the paper's rows, then the extensions.
 SETTINGS = (
     Setting('vanilla', 'vanilla'),
     Setting('gradfilter', 'gradient_filter'),
@@ -153,16 +155,17 @@ SETTINGS = (
     Setting('hosvd-eps0.8', 'hosvd', dict(eps=0.8)),
     Setting('hosvd-eps0.9', 'hosvd', dict(eps=0.9)),
     Setting('hosvd-eps0.8-lean', 'hosvd', dict(eps=0.8), lean=True,
-            comment=LEAN_COMMENT),
+            comment=LEAN_COMMENT, extension=True),
     # budget_mb is per model and layer count (Model.options)
     Setting('hosvd-subspace', 'hosvd_subspace', comment=SUBSPACE_HEAD + """\
 How it was chosen: HOSVD eps 0.8's mean analytical activation memory for
-this model and layer count, rounded, in an earlier run of the embedded
-protocol (before its HOSVD rows were re-run with the 'auto' solver). It is
-not re-measured, so it need not equal HOSVD eps 0.8's mean in the README
-or in a new run."""),
-    Setting('qact8', 'quantized', dict(bits=8), comment=QACT_COMMENT),
-    Setting('qact2', 'quantized', dict(bits=2), comment=QACT_COMMENT),
+this model and layer count in one run of the embedded protocol, rounded. It
+is not re-measured, so it need not equal HOSVD eps 0.8's mean in another
+run.""", extension=True),
+    Setting('qact8', 'quantized', dict(bits=8), comment=QACT_COMMENT,
+            extension=True),
+    Setting('qact2', 'quantized', dict(bits=2), comment=QACT_COMMENT,
+            extension=True),
 )
 
 
@@ -250,3 +253,15 @@ with the preset's radii."""}),
 
 #: The table ``tools/make_configs.py`` writes.
 TABLE = ConfigTable(MODELS, SETTINGS)
+
+
+def protocol_tags(extensions: bool = True) -> Tuple[str, ...]:
+    """Tags of the protocol's fine-tuning settings (:data:`TABLE`'s), in
+    table order.
+
+    Args:
+        extensions: Also the rows beyond the paper's matrix
+            (``Setting.extension``).
+    """
+    return tuple(s.tag for s in TABLE.settings
+                 if extensions or not s.extension)

@@ -76,18 +76,22 @@ def _block(head: str, value: Any, tail: str, indent: int,
     return lines + [pad + '}' + tail]
 
 
-def _assign(name: str, value: Any) -> List[str]:
+def assign(name: str, value: Any) -> List[str]:
+    """The config lines of ``name = value``, wrapped as one writes them."""
     return _block(f'{name} = ', value, '', 0, trailing=False)
 
 
-def _comment(text: str, **fields) -> List[str]:
+def comment(text: str, **fields) -> List[str]:
+    """``text`` (formatted with ``fields``) as ``#`` lines; none for ''."""
     if not text:
         return []
     return ['# ' + line if line else '#'
             for line in text.format(**fields).rstrip('\n').split('\n')]
 
 
-def _name(model: Model, middle: str, suffix: str = TARGET_SUFFIX) -> str:
+def file_name(model: Model, middle: str, suffix: str = TARGET_SUFFIX) -> str:
+    """The file name ``<prefix>_<middle>_<suffix>.py`` of a model's config.
+    """
     return f'{model.prefix}_{middle}_{suffix}.py'
 
 
@@ -99,7 +103,7 @@ def _stage_bases(model: Model, dataset: str, schedule: str) -> List[str]:
             f'    {quoted[2]}, {quoted[3]}', ']']
 
 
-def _hook(model: Model, setting: Setting, layers: int) -> Dict[str, Any]:
+def hook_of(model: Model, setting: Setting, layers: int) -> Dict[str, Any]:
     """The setting's CompressConvHook at ``layers`` for ``model``."""
     options = {**setting.options,
                **model.options.get((setting.tag, layers), {})}
@@ -111,7 +115,9 @@ def _hook(model: Model, setting: Setting, layers: int) -> Dict[str, Any]:
     return hook
 
 
-def _setting_comment(model: Model, setting: Setting, layers: int) -> str:
+def setting_comment(model: Model, setting: Setting, layers: int) -> str:
+    """The comment of a setting's config: the model's own, else the
+    setting's."""
     for key in ((setting.tag, layers), setting.tag):
         if key in model.comments:
             return model.comments[key]
@@ -122,50 +128,53 @@ def render_model(model: Model, settings, peer_rows) -> Dict[str, str]:
     """The text of every config of ``model``, by file name."""
     files = {}
     recipe = PRETRAINING[model.pretraining]
-    pretrain = _name(model, 'pretrain', SOURCE_SUFFIX)
-    lines = _comment(recipe.comment) + _stage_bases(model, recipe.dataset,
+    pretrain = file_name(model, 'pretrain', SOURCE_SUFFIX)
+    lines = comment(recipe.comment) + _stage_bases(model, recipe.dataset,
                                                     recipe.schedule)
     if model.pretrain_model or recipe.model:
-        lines += _comment(model.pretrain_comment) + _assign(
+        lines += comment(model.pretrain_comment) + assign(
             'model', {**model.pretrain_model, **recipe.model})
     files[pretrain] = lines
-    calib = _name(model, 'calib')
-    files[calib] = _comment(CALIB_COMMENT) + _stage_bases(
-        model, 'shapes_target', 'calib_100it') + _assign(
-            'load_from', _checkpoint(pretrain, recipe.iters)) + _assign(
+    calib = file_name(model, 'calib')
+    files[calib] = comment(CALIB_COMMENT) + _stage_bases(
+        model, 'shapes_target', 'calib_100it') + assign(
+            'load_from', checkpoint_of(pretrain, recipe.iters)) + assign(
                 'custom_hooks', [dict(type='CompressConvHook',
                                       method='vanilla', num_layers=0)])
     by_tag = {s.tag: s for s in settings}
     root_tag, root_layers = ROOT_FINETUNE
-    root = _name(model, f'{root_tag}-l{root_layers}')
+    root = file_name(model, f'{root_tag}-l{root_layers}')
     hooks = {}
     for setting in settings:
         for layers in LAYER_COUNTS:
-            hook = _hook(model, setting, layers)
+            hook = hook_of(model, setting, layers)
             hooks[setting.tag, layers] = [hook,
                                           dict(type='ActivationMemoryHook')]
-            name = _name(model, f'{setting.tag}-l{layers}')
-            text = _comment(_setting_comment(model, setting, layers), **hook)
+            name = file_name(model, f'{setting.tag}-l{layers}')
+            text = comment(setting_comment(model, setting, layers), **hook)
             if (setting.tag, layers) == ROOT_FINETUNE:
-                text = _comment(ROOT_COMMENT) + text + _stage_bases(
-                    model, 'shapes_target', 'finetune_120it') + _assign(
-                        'load_from', _checkpoint(calib, CALIB_ITERS))
+                text = comment(ROOT_COMMENT) + text + _stage_bases(
+                    model, 'shapes_target', 'finetune_120it') + assign(
+                        'load_from', checkpoint_of(calib, CALIB_ITERS))
             else:
-                text += _assign('_base_', f'./{root}')
-            files[name] = text + _assign('custom_hooks',
+                text += assign('_base_', f'./{root}')
+            files[name] = text + assign('custom_hooks',
                                          hooks[setting.tag, layers])
     for tag, reduction in peer_rows:
         if tag not in by_tag:
             raise ValueError(f'peer row {tag}-{reduction} names no setting')
         for layers in LAYER_COUNTS:
-            name = _name(model, f'{tag}-{reduction}-l{layers}')
-            base = _assign('_base_', './' + _name(model, f'{tag}-l{layers}'))
+            name = file_name(model, f'{tag}-{reduction}-l{layers}')
+            base = assign('_base_',
+                          './' + file_name(model, f'{tag}-l{layers}'))
             files[name] = _peer(reduction, base, hooks[tag, layers])
     return {osp.join(model.folder, name): '\n'.join([HEADER] + lines) + '\n'
             for name, lines in files.items()}
 
 
-def _checkpoint(config: str, iters: int) -> str:
+def checkpoint_of(config: str, iters: int) -> str:
+    """Where training the config file ``config`` leaves its last
+    checkpoint, relative to the repository."""
     return f'work_dirs/{osp.splitext(config)[0]}/iter_{iters}.pth'
 
 
@@ -174,15 +183,15 @@ def _peer(reduction: str, base: List[str], hooks: list) -> List[str]:
     if reduction.startswith('mb'):
         micro = int(reduction[2:])
         steps = FINETUNE_BATCH // micro
-        return (_comment(PEER_COMMENTS['mb'], micro=micro, steps=steps) +
-                base + _assign('train_dataloader', dict(batch_size=micro)) +
-                _assign('optim_wrapper', dict(accumulative_counts=steps)) +
-                _assign('train_cfg', dict(whole_steps=True)))
+        return (comment(PEER_COMMENTS['mb'], micro=micro, steps=steps) +
+                base + assign('train_dataloader', dict(batch_size=micro)) +
+                assign('optim_wrapper', dict(accumulative_counts=steps)) +
+                assign('train_cfg', dict(whole_steps=True)))
     if reduction == 'ckpt':
-        return _comment(PEER_COMMENTS['ckpt']) + base + _assign(
+        return comment(PEER_COMMENTS['ckpt']) + base + assign(
             'custom_hooks', hooks + [dict(type='ActivationCheckpointHook')])
     if reduction == 'amp':
-        return _comment(PEER_COMMENTS['amp']) + base + _assign(
+        return comment(PEER_COMMENTS['amp']) + base + assign(
             'optim_wrapper',
             dict(type='AutocastOptimWrapper', dtype='bfloat16'))
     raise ValueError(f'unknown peer reduction {reduction!r}')
@@ -198,49 +207,19 @@ def render_all(table: Optional[ConfigTable] = None) -> Dict[str, str]:
     return files
 
 
-#: Folders of ``configs/`` that are written by hand, not generated.
-HAND_WRITTEN = ('_base_', 'paper')
+#: Folders of ``configs/`` this writer leaves alone: the hand-written bases
+#: and the real-dataset configs (:mod:`.real_dataset_configs` writes them).
+OTHER_FOLDERS = ('_base_', 'paper')
 
 
 def on_disk(root: str) -> List[str]:
-    """Paths (under ``root``) of the configs outside :data:`HAND_WRITTEN`,
+    """Paths (under ``root``) of the configs outside :data:`OTHER_FOLDERS`,
     the ones the table owns."""
     found = []
     for folder in sorted(os.listdir(root)):
-        if folder in HAND_WRITTEN or not osp.isdir(osp.join(root, folder)):
+        if folder in OTHER_FOLDERS or not osp.isdir(osp.join(root, folder)):
             continue
         found += [osp.join(folder, name)
                   for name in sorted(os.listdir(osp.join(root, folder)))
                   if name.endswith('.py')]
     return found
-
-
-def compare(root: str, table: Optional[ConfigTable] = None) -> dict:
-    """What differs between ``root`` and what the table writes.
-
-    Returns:
-        ``differ``, ``missing`` and ``extra``: sorted paths under ``root``.
-    """
-    wanted = render_all(table)
-    present = set(on_disk(root))
-    differ = []
-    for path in sorted(present & set(wanted)):
-        with open(osp.join(root, path), encoding='utf-8') as f:
-            if f.read() != wanted[path]:
-                differ.append(path)
-    return dict(differ=differ, missing=sorted(set(wanted) - present),
-                extra=sorted(present - set(wanted)))
-
-
-def write_all(root: str, table: Optional[ConfigTable] = None) -> List[str]:
-    """Writes every generated config under ``root`` that differs or is
-    missing, and removes the extra ones; returns the paths changed."""
-    wanted = render_all(table)
-    state = compare(root, table)
-    for path in state['differ'] + state['missing']:
-        os.makedirs(osp.dirname(osp.join(root, path)), exist_ok=True)
-        with open(osp.join(root, path), 'w', encoding='utf-8') as f:
-            f.write(wanted[path])
-    for path in state['extra']:
-        os.remove(osp.join(root, path))
-    return state['differ'] + state['missing'] + state['extra']

@@ -18,9 +18,8 @@ from ..datasets.synthetic_shapes import (
     generation_stamp,
     read_stamp,
 )
-from ..methods import protocol_tags
 from .config_drift import changed_keys, trained_config
-from .config_table import MODELS
+from .config_table import MODELS, protocol_tags
 from .peers import peer_tags
 
 #: Protocol model name -> (config folder, config prefix), from the config
@@ -51,7 +50,7 @@ def config_path(model: str,
         model: A key of :data:`MODEL_CONFIGS`.
         stage: 'pretrain', 'calib' or 'finetune'.
         method: For 'finetune', a tag of
-            :func:`~mmseg_hosvd.methods.protocol_tags` (e.g.
+            :func:`~.config_table.protocol_tags` (e.g.
             'hosvd-eps0.8') or of
             :func:`~mmseg_hosvd.protocol.peers.peer_tags` (e.g.
             'vanilla-mb1').

@@ -5,7 +5,7 @@ from ..layers.rounding_noise import SeededRoundingNoise
 from ..ops import DecompositionSettings, check_seed
 from ..ops.lean_activations import bitmask_relu, frozen_batch_norm
 from ..ops.quantized_activations import quantized_gelu, quantized_layer_norm
-from ..ops.quantized_conv import check_bits, check_group_size
+from ..ops.quantized_codes import check_bits, check_group_size
 
 
 class BitMaskReLU(nn.Module):
@@ -97,20 +97,15 @@ class LeanFrozenBatchNorm2d(nn.BatchNorm2d):
                 f'compress_eps={self.compress_eps}, solver={self.solver!r}')
 
 
-class QuantizedLayerNorm(SeededRoundingNoise, nn.LayerNorm):
-    """LayerNorm that keeps its input as per-group codes for backward.
-
-    The output is exact; the input and affine gradients come from the
-    dequantized input (approximate; see
-    :mod:`mmseg_hosvd.ops.quantized_activations`). It shares the Parameters
-    of the LayerNorm it replaces, so state dicts are unchanged.
+class QuantizedActivation(SeededRoundingNoise):
+    """Mixin: a module that keeps its input as per-group codes.
 
     Args:
-        *args: As for ``nn.LayerNorm``.
+        *args: As for the wrapped module.
         bits: Bits per stored element, 2, 4 or 8.
         group_size: Elements per quantization group.
         seed: Seed of the private generator of the rounding noise.
-        **kwargs: As for ``nn.LayerNorm``.
+        **kwargs: As for the wrapped module.
     """
 
     def __init__(self, *args, bits: int = 8, group_size: int = 256,
@@ -119,6 +114,21 @@ class QuantizedLayerNorm(SeededRoundingNoise, nn.LayerNorm):
         self.bits = check_bits(bits)
         self.group_size = check_group_size(group_size)
         self.seed = check_seed(seed)
+
+    def extra_repr(self) -> str:
+        return f'{super().extra_repr()}, bits={self.bits}'
+
+
+class QuantizedLayerNorm(QuantizedActivation, nn.LayerNorm):
+    """LayerNorm that keeps its input as per-group codes for backward.
+
+    The output is exact; the input and affine gradients come from the
+    dequantized input (approximate; see
+    :mod:`mmseg_hosvd.ops.quantized_activations`). It shares the Parameters
+    of the LayerNorm it replaces, so state dicts are unchanged. Built as
+    ``nn.LayerNorm`` is, with the keyword arguments of
+    :class:`QuantizedActivation`.
+    """
 
     @classmethod
     def from_module(cls, norm: nn.LayerNorm, bits: int = 8,
@@ -140,11 +150,8 @@ class QuantizedLayerNorm(SeededRoundingNoise, nn.LayerNorm):
                                     self.group_size,
                                     self.rounding_generator(x.device))
 
-    def extra_repr(self) -> str:
-        return f'{super().extra_repr()}, bits={self.bits}'
 
-
-class QuantizedGELU(SeededRoundingNoise, nn.GELU):
+class QuantizedGELU(QuantizedActivation, nn.GELU):
     """GELU that keeps its input as per-group codes for backward.
 
     The output is exact, the input gradient is GELU's derivative at the
@@ -159,10 +166,8 @@ class QuantizedGELU(SeededRoundingNoise, nn.GELU):
 
     def __init__(self, approximate: str = 'none', bits: int = 8,
                  group_size: int = 256, seed: int = 0):
-        super().__init__(approximate)
-        self.bits = check_bits(bits)
-        self.group_size = check_group_size(group_size)
-        self.seed = check_seed(seed)
+        super().__init__(approximate, bits=bits, group_size=group_size,
+                         seed=seed)
 
     @classmethod
     def from_module(cls, gelu: nn.GELU, bits: int = 8,
@@ -176,6 +181,3 @@ class QuantizedGELU(SeededRoundingNoise, nn.GELU):
         return quantized_gelu(x, self.approximate, self.bits,
                               self.group_size,
                               self.rounding_generator(x.device))
-
-    def extra_repr(self) -> str:
-        return f'{super().extra_repr()}, bits={self.bits}'

@@ -110,6 +110,16 @@ def _radii(names, default, overrides=None):
     return {n: overrides.get(n, default) for n in names}
 
 
+def _psp(tail: List[str]) -> LayerPreset:
+    """A PSPNet preset: the head's bottleneck, ``tail`` too at 10 layers,
+    radius 4; the whole head trains."""
+    head = ['decode_head.bottleneck.conv']
+    return LayerPreset(
+        compress={5: head, 10: head + tail},
+        trainable={5: ['decode_head'], 10: ['decode_head']},
+        radius={5: _radii(head, 4), 10: _radii(head + tail, 4)})
+
+
 PRESETS: Dict[str, LayerPreset] = {
     'deeplabv3':
     LayerPreset(
@@ -127,28 +137,8 @@ PRESETS: Dict[str, LayerPreset] = {
             5: dict(_ASPP_RADII),
             10: _radii(_ASPP + _MV2_DLV3_TAIL, 3, _ASPP_RADII)
         }),
-    'pspnet':
-    LayerPreset(
-        compress={
-            5: ['decode_head.bottleneck.conv'],
-            10: ['decode_head.bottleneck.conv'] + _R18_LAYER4
-        },
-        trainable={5: ['decode_head'], 10: ['decode_head']},
-        radius={
-            5: {'decode_head.bottleneck.conv': 4},
-            10: _radii(['decode_head.bottleneck.conv'] + _R18_LAYER4, 4)
-        }),
-    'pspnet-m':
-    LayerPreset(
-        compress={
-            5: ['decode_head.bottleneck.conv'],
-            10: ['decode_head.bottleneck.conv'] + _MV2_PSP_TAIL
-        },
-        trainable={5: ['decode_head'], 10: ['decode_head']},
-        radius={
-            5: {'decode_head.bottleneck.conv': 4},
-            10: _radii(['decode_head.bottleneck.conv'] + _MV2_PSP_TAIL, 4)
-        }),
+    'pspnet': _psp(_R18_LAYER4),
+    'pspnet-m': _psp(_MV2_PSP_TAIL),
     'fcn':
     LayerPreset(
         compress={5: _FCN_5, 10: _FCN_10},

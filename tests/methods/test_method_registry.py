@@ -1,5 +1,7 @@
 """A method is one definition: a toy method registered here, and nowhere
-else, is accepted by the hook, the protocol and compare.py."""
+else, is accepted by the hook and compare.py; its protocol row is one entry
+of the config table."""
+import dataclasses
 import json
 import os.path as osp
 
@@ -15,16 +17,18 @@ from mmseg_hosvd.methods import (
     Option,
     get_method,
     method_names,
-    protocol_tags,
-    setting_tag,
 )
+from mmseg_hosvd.methods.lookup import setting_tag
 from mmseg_hosvd.models import CompressedConv2d
 from mmseg_hosvd.ops import conv2d_weight_grad
 from mmseg_hosvd.ops.compressed_conv_function import (
     BackwardRule,
     compressed_conv2d,
 )
+from mmseg_hosvd.protocol import config_table
 from mmseg_hosvd.protocol.comparison import collect
+from mmseg_hosvd.protocol.config_table import TABLE, Setting, protocol_tags
+from mmseg_hosvd.protocol.config_writer import render_all
 from mmseg_hosvd.protocol.matrix import config_path
 from mmseg_hosvd.protocol.pareto_plot import marker
 from mmseg_hosvd.protocol.reporting import checkpoint_record
@@ -64,14 +68,12 @@ def check_keep(keep):
 
 
 class ToyMethod(FinetuneMethod):
-    module = ToyConv2d  # no name: the registry key names it
+    # no name: the registry key names it
+    tag_format = 'toy-keep{keep:g}'
+    module = ToyConv2d
     options = dict(keep=Option(1.0, check_keep))
     marker = '*'
     order = 6
-    protocol_settings = (dict(keep=0.5), )
-
-    def tag(self, options):
-        return f"toy-keep{options['keep']:g}"
 
     def label(self, meta):
         return f"keep={meta['keep']}"
@@ -108,11 +110,26 @@ def test_the_hook_applies_it_and_checks_its_options(toy):
         CompressConvHook(method='hosvd', num_layers=5, keep=0.5)
 
 
-def test_the_protocol_and_the_tools_list_it(toy):
+def test_one_table_entry_puts_it_in_the_protocol_and_the_tools(
+        toy, monkeypatch):
     from tools import run_protocol
     assert toy in method_names()
-    assert 'toy-keep0.5' in protocol_tags(extensions=False)
     assert setting_tag(toy, dict(keep=0.5), lean=True) == 'toy-keep0.5-lean'
+    assert 'toy-keep0.5' not in protocol_tags()
+    setting = Setting('toy-keep0.5', toy, dict(keep=0.5))
+    assert setting_tag(setting.method, setting.options) == setting.tag
+    table = dataclasses.replace(TABLE,
+                                settings=TABLE.settings + (setting, ))
+    before = render_all()
+    added = {p: text for p, text in render_all(table).items()
+             if p not in before}
+    assert len(added) == 2 * len(TABLE.models)
+    fcn = added[osp.join('fcn', 'fcn_r18-d8_toy-keep0.5-l5_shapes-target-'
+                         '128x128.py')]
+    assert ("dict(type='CompressConvHook', method='toy_exact', keep=0.5, "
+            'num_layers=5)') in fcn
+    monkeypatch.setattr(config_table, 'TABLE', table)
+    assert protocol_tags(extensions=False)[-1] == 'toy-keep0.5'
     path = config_path('fcn', 'finetune', 'toy-keep0.5', 5, root='configs')
     assert path == osp.join('configs', 'fcn',
                             'fcn_r18-d8_toy-keep0.5-l5_shapes-target-'

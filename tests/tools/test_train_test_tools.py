@@ -7,9 +7,11 @@ import sys
 import pytest
 import torch
 from mmengine.config import Config
+from mmseg.registry import DATASETS
 
 from mmseg_hosvd.checkpoints.loading import UntrustedCheckpointError
 from mmseg_hosvd.checkpoints.trust import TRUST_ENV
+from mmseg_hosvd.datasets import SyntheticShapesDataset
 from mmseg_hosvd.engine.config_checks import check_train_config
 
 from ..helpers import (
@@ -154,6 +156,26 @@ def test_missing_generated_data_says_how_to_make_it(tmp_path):
     cfg.train_dataloader.dataset.data_root = str(tmp_path / 'nowhere')
     with pytest.raises(FileNotFoundError,
                        match='nowhere.*tools/generate_dataset.py'):
+        check_train_config(cfg)
+
+
+class MyShapesDataset(SyntheticShapesDataset):
+    """A user's dataset built on the generated one."""
+
+
+def test_a_dataset_subclass_gets_its_base_class_hint(tmp_path):
+    DATASETS.register_module(module=MyShapesDataset, force=True)
+    cfg = model_config('pspnet')
+    cfg.train_dataloader.dataset.type = 'MyShapesDataset'
+    cfg.train_dataloader.dataset.data_root = str(tmp_path / 'nowhere')
+    with pytest.raises(FileNotFoundError,
+                       match='nowhere.*of MyShapesDataset.*'
+                       'tools/generate_dataset.py'):
+        check_train_config(cfg)
+    cfg.train_dataloader.dataset.data_root = str(tmp_path)
+    with pytest.raises(FileNotFoundError,
+                       match='img_dir/train.*of MyShapesDataset.*'
+                       'tools/generate_dataset.py'):
         check_train_config(cfg)
 
 

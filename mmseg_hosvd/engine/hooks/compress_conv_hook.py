@@ -9,7 +9,7 @@ from torch import nn
 from ...methods import get_method, split_options
 from ...methods.options import plain_value
 from ...ops import SharedDecomposition, check_solver, check_warm_start
-from ...ops.quantized_conv import check_bits
+from ...ops.quantized_codes import check_bits
 from ...reductions.lean_concat import concat_in_place_
 from ...reductions.lean_region import lean_eps_of, make_lean_
 from ...selection.finetune_plan import FinetunePlan

@@ -7,6 +7,8 @@ from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmseg.registry import HOOKS
 
+from ...ops.checks import check_int_at_least
+
 
 def load_glibc_malloc_trim() -> Optional[ctypes._CFuncPtr]:
     """glibc's ``malloc_trim``, or None where the C library has none."""
@@ -44,11 +46,7 @@ class MallocTrimHook(Hook):
     priority = 'LOWEST'
 
     def __init__(self, interval: int = 50):
-        if isinstance(interval, bool) or not isinstance(
-                interval, int) or interval < 1:
-            raise ValueError(f'interval must be an int >= 1, got '
-                             f'{interval!r}')
-        self.interval = interval
+        self.interval = check_int_at_least('interval', interval, 1)
         self._trim = load_glibc_malloc_trim()
         if self._trim is None:
             print_log('MallocTrimHook: no glibc malloc_trim here; the hook '

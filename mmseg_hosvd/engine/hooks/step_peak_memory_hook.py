@@ -4,6 +4,7 @@ from typing import Optional
 from mmengine.hooks import Hook
 from mmseg.registry import HOOKS
 
+from ...ops.checks import check_int_at_least
 from ...utils.step_memory import StepMarks, start_profiler, step_peaks
 from .unwrap import unwrap_model
 
@@ -32,11 +33,7 @@ class StepPeakMemoryHook(Hook):
     priority = 'VERY_HIGH'
 
     def __init__(self, iteration: int = 10):
-        if isinstance(iteration, bool) or not isinstance(
-                iteration, int) or iteration < 2:
-            raise ValueError(f'iteration must be an int >= 2, got '
-                             f'{iteration!r}')
-        self.iteration = iteration
+        self.iteration = check_int_at_least('iteration', iteration, 2)
         self.record: Optional[dict] = None
         self._profiler = None
         self._marks = None
