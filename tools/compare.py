@@ -5,8 +5,21 @@ Usage::
     python tools/compare.py 'work_dirs/*_shapes-target-128x128' \
         [--csv comparison.csv] [--markdown comparison.md] [--plot pareto.png]
 
-A run is a work dir with ``test_results.json`` (written by tools/test.py).
-Directories that are not finished runs are listed and skipped.
+A run is a work dir with ``test_results.json`` (written by tools/test.py);
+the runs of other seeds in its ``seed<N>`` sub-folders
+(``tools/run_protocol.py --seeds``) are found with it. Directories that are
+not finished runs are listed and skipped.
+
+The runs of one row (model, method and setting, reductions, layers) over
+several seeds make one row: mIoU and mAcc as mean ± standard deviation over
+the seeds, the number of seeds, and the mIoU difference to vanilla of the
+same model and layers with a 95% Student t interval paired by seed (``~``:
+the interval holds 0, the difference is not significant; a row sharing one
+seed with vanilla has no interval). A table of single runs has no seed
+columns. The ``front`` column says whether a row is on its model's front of
+mean mIoU against the whole-step peak: no other row of that model needs no
+more memory and reaches no lower mIoU while better in one of the two; the
+step-peak plot rings these rows.
 """
 import argparse
 import os

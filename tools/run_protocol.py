@@ -5,11 +5,15 @@ For each model: pretrain and calibrate once, then fine-tune every method at
 of every finished fine-tuning run of these models. Finished stages are
 skipped, so the command can be stopped and resumed. ``--methods
 hosvd-eps0.8-lean hosvd-subspace`` adds the runs beyond the paper.
+``--seeds 0 1 2`` fine-tunes every row once per seed
+(``--cfg-options randomness.seed=N``, in ``<work dir>/seed<N>``) from the
+same calibrated checkpoint; the comparison then shows the mean and spread
+over the seeds and intervals paired by seed.
 
 Usage::
 
     python tools/run_protocol.py [--quick] [--models deeplabv3 pspnet]
-        [--methods vanilla hosvd-eps0.8] [--layers 5 10]
+        [--methods vanilla hosvd-eps0.8] [--layers 5 10] [--seeds 0 1 2]
         [--out work_dirs/protocol]
 """
 import argparse
@@ -57,6 +61,11 @@ def parse_args(argv=None):
                         'hosvd-eps0.8-amp)')
     parser.add_argument('--layers', nargs='+', type=int, choices=[5, 10],
                         default=[5, 10])
+    parser.add_argument('--seeds', nargs='+', type=int,
+                        help='fine-tune each row once per seed, each in '
+                        'its own work dir (<work dir>/seed<N>); by default '
+                        'once, with the config\'s seed, in its work dir. '
+                        'Pretraining and calibration run once either way')
     parser.add_argument('--out', default='work_dirs/protocol',
                         help='where the comparison is written')
     args = parser.parse_args(argv)
@@ -64,6 +73,17 @@ def parse_args(argv=None):
         for key, value in QUICK.items():
             setattr(args, key, value)
     return args
+
+
+def finetuning_runs(model, args):
+    """(config, seed, label) of each fine-tuning run of ``model``: every
+    method and layer count, once per seed (once with the config's seed,
+    None, without ``--seeds``)."""
+    return [(config_path(model, 'finetune', method, layers), seed,
+             f'{model} {method} l{layers}' +
+             ('' if seed is None else f' seed {seed}'))
+            for method in args.methods for layers in args.layers
+            for seed in (args.seeds or [None])]
 
 
 def main(argv=None):
@@ -75,21 +95,18 @@ def main(argv=None):
               flush=True)
 
     ensure_dataset(DATA_ROOT, log)
-    runs = [(m, t, n) for m in args.models for n in args.layers
-            for t in args.methods]
-    total = len(args.models) * 2 + len(runs)
+    runs = {model: finetuning_runs(model, args) for model in args.models}
+    total = len(args.models) * 2 + sum(len(r) for r in runs.values())
     done = 0
     for model in args.models:
         for stage in ('pretrain', 'calib'):
             done += 1
             log(f'[{done}/{total}] {model} {stage}')
             ensure_trained(config_path(model, stage), log)
-        for method in args.methods:
-            for layers in args.layers:
-                done += 1
-                log(f'[{done}/{total}] {model} {method} l{layers}')
-                ensure_trained_and_tested(
-                    config_path(model, 'finetune', method, layers), log)
+        for config, seed, label in runs[model]:
+            done += 1
+            log(f'[{done}/{total}] {label}')
+            ensure_trained_and_tested(config, log, seed=seed)
     finished = [
         work_dir(config_path(m, 'finetune', t, n)) for m in args.models
         for t in protocol_tags() + peer_tags() for n in (5, 10)

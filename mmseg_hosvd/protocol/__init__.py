@@ -1,8 +1,12 @@
 """The embedded protocol: its matrix of configs and work dirs
-(:mod:`.matrix`), its runs (:mod:`.runs`), the peers' rows (:mod:`.peers`),
-the comparison of its results (:mod:`.comparison`, :mod:`.reporting`,
-:mod:`.pareto_plot`), the time left (:mod:`.time_left`) and config drift
-(:mod:`.config_drift`).
+(:mod:`.matrix`), the tables and writers of its configs and of the
+real-dataset ones (:mod:`.config_table`, :mod:`.config_writer`,
+:mod:`.real_dataset_table`, :mod:`.real_dataset_configs`,
+:mod:`.config_files`), its runs (:mod:`.runs`), the peers' rows
+(:mod:`.peers`), the comparison of its results over seeds
+(:mod:`.comparison`, :mod:`.comparison_table`, :mod:`.seed_statistics`,
+:mod:`.pareto_front`, :mod:`.reporting`, :mod:`.pareto_plot`), the time
+left (:mod:`.time_left`) and config drift (:mod:`.config_drift`).
 
 The names of :mod:`.matrix` are re-exported here
 (``from mmseg_hosvd.protocol import config_path``).

@@ -1,9 +1,14 @@
 """Collects finished runs into one table, with ratios to vanilla, and a plot.
 
 A run is a work dir holding ``test_results.json`` (written by
-``tools/test.py``). Everything else is reported by name and skipped.
+``tools/test.py``); the runs of other seeds in its ``seed<N>`` sub-folders
+are found with it. The runs of a row (model, method and setting,
+reductions, layers) over its seeds make one row: the mean and spread over
+the seeds, the mIoU difference to vanilla with a 95% interval paired by
+seed (:mod:`.seed_statistics`), and whether the row is on its model's
+front of mIoU against the whole-step peak (:mod:`.pareto_front`).
+Everything else is reported by name and skipped.
 """
-import csv
 import glob
 import json
 import os.path as osp
@@ -12,29 +17,37 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from ..methods import FinetuneMethod, get_method
 from ..reductions.describe import reductions_tag
+from .comparison_table import COLUMNS, markdown_table, write_csv
 from .matrix import MODEL_CONFIGS
+from .pareto_front import mark_front
+from .seed_statistics import (
+    add_differences,
+    pool_seeds,
+    record_seed,
+    seed_dirs,
+)
 
 #: Suffix of a lean-region run's method in the table.
 LEAN_SUFFIX = '-lean'
 #: Row order of a method this process has not registered.
 UNKNOWN_ORDER = 99
 
-COLUMNS = [
-    'model', 'method', 'setting', 'reductions', 'layers', 'mIoU', 'mAcc',
-    'analytical_peak_mb', 'analytical_mean_mb', 'measured_peak_mb',
-    'measured_mean_mb', 'step_peak_mb', 'step_time_s', 'analytical_ratio',
-    'measured_ratio', 'step_peak_ratio', 'time_ratio', 'min_rel_change',
-    'min_change_over_decay', 'min_grad_share', 'work_dir'
+__all__ = [
+    'COLUMNS', 'LEAN_SUFFIX', 'UNKNOWN_ORDER', 'add_ratios', 'base_method',
+    'collect', 'expand', 'layer_count', 'load_run', 'markdown_table',
+    'model_name', 'setting_label', 'write_csv'
 ]
 _PREFIXES = {prefix: model for model, (_, prefix) in MODEL_CONFIGS.items()}
 
 
 def expand(paths: Sequence[str]) -> List[str]:
-    """Work dirs from paths and glob patterns, sorted, without duplicates."""
+    """Work dirs from paths and glob patterns, sorted, without duplicates,
+    each followed by its ``seed<N>`` sub-folders."""
     found = []
     for path in paths:
         matches = sorted(glob.glob(path)) if glob.has_magic(path) else [path]
-        found += [m for m in matches if m not in found]
+        for match in matches:
+            found += [m for m in [match] + seed_dirs(match) if m not in found]
     return found
 
 
@@ -104,6 +117,7 @@ def load_run(work_dir: str) -> Tuple[Optional[dict], Optional[str]]:
     change = record.get('weight_change') or {}
     row = dict(
         model=model_name(record.get('config', work_dir)),
+        seed=record_seed(record),
         method=finetune['method'] + (LEAN_SUFFIX
                                      if finetune.get('lean') else ''),
         setting=setting_label(finetune),
@@ -155,15 +169,30 @@ def add_ratios(rows: List[dict]) -> None:
 
 
 def collect(paths: Sequence[str]) -> Tuple[List[dict], List[Tuple[str, str]]]:
-    """Rows of every run found, and the (path, reason) of what was skipped."""
-    rows, skipped = [], []
+    """Rows of every run found, pooled over seeds, and the (path, reason)
+    of what was skipped.
+
+    A work dir that is no run but holds runs of seeds
+    (:func:`~mmseg_hosvd.protocol.seed_statistics.seed_dirs`) is not
+    reported. Each row has the keys of :func:`load_run` (numbers averaged
+    over the seeds, see
+    :func:`~mmseg_hosvd.protocol.seed_statistics.pool_seeds`), the ratios
+    of :func:`add_ratios`, ``mIoU_diff`` (see
+    :func:`~mmseg_hosvd.protocol.seed_statistics.add_differences`) and
+    ``front`` (see :func:`~mmseg_hosvd.protocol.pareto_front.mark_front`).
+    """
+    runs, skipped = [], []
     for work_dir in expand(paths):
         row, reason = load_run(work_dir)
-        if row is None:
+        if row is not None:
+            runs.append(row)
+        elif not seed_dirs(work_dir):
             skipped.append((work_dir, reason))
-        else:
-            rows.append(row)
+    rows, repeated = pool_seeds(runs)
+    skipped += repeated
     add_ratios(rows)
+    add_differences(rows)
+    mark_front(rows)
     rows.sort(key=lambda r: (r['model'], r['layers'] or 0,
                              _order(r['method']), r['method'], r['setting'],
                              r.get('reductions') or ''))
@@ -179,49 +208,3 @@ def base_method(row_method: str) -> Optional[FinetuneMethod]:
 def _order(row_method: str) -> int:
     method = base_method(row_method)
     return method.order if method is not None else UNKNOWN_ORDER
-
-
-def _fmt(value, digits=2):
-    if value is None:
-        return '-'
-    if isinstance(value, float):
-        return f'{value:.{digits}f}'
-    return str(value)
-
-
-def markdown_table(rows: List[dict]) -> str:
-    """The comparison as a Markdown table."""
-    header = ('| model | method | setting | reductions | layers | mIoU | '
-              'mAcc | '
-              'analytical peak / mean (MB) | measured peak / mean (MB) | '
-              'whole-step peak (MB) | step (s) | analytical / vanilla | '
-              'measured / vanilla | whole-step / vanilla | time / vanilla | '
-              'least weight change | least change / weight decay alone | '
-              'least gradient share |')
-    lines = [header, '|---' * 18 + '|']
-    for r in rows:
-        lines.append(
-            f"| {r['model']} | {r['method']} | {r['setting']} | "
-            f"{r.get('reductions') or '-'} | "
-            f"{r['layers']} | {_fmt(r['mIoU'])} | {_fmt(r['mAcc'])} | "
-            f"{_fmt(r['analytical_peak_mb'], 3)} / "
-            f"{_fmt(r['analytical_mean_mb'], 3)} | "
-            f"{_fmt(r['measured_peak_mb'], 2)} / "
-            f"{_fmt(r['measured_mean_mb'], 2)} | "
-            f"{_fmt(r['step_peak_mb'], 1)} | "
-            f"{_fmt(r['step_time_s'], 3)} | {_fmt(r['analytical_ratio'], 3)} "
-            f"| {_fmt(r['measured_ratio'], 3)} | "
-            f"{_fmt(r['step_peak_ratio'], 3)} | {_fmt(r['time_ratio'], 2)} | "
-            f"{_fmt(r.get('min_rel_change'), 4)} | "
-            f"{_fmt(r.get('min_change_over_decay'), 1)} | "
-            f"{_fmt(r.get('min_grad_share'), 3)} |")
-    return '\n'.join(lines)
-
-
-def write_csv(rows: List[dict], path: str) -> None:
-    """Writes the rows with :data:`COLUMNS` as header."""
-    with open(path, 'w', newline='') as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: row.get(k) for k in COLUMNS})

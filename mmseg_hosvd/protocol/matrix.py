@@ -8,7 +8,7 @@ interrupted protocol resumes where it stopped.
 """
 import os.path as osp
 import pickle
-from typing import Callable, Optional
+from typing import Callable, List, Optional
 
 from mmengine.config import Config
 
@@ -37,6 +37,9 @@ SOURCE_SUFFIX = 'shapes-source-128x128'
 #: working directory, as their ``data_root``).
 DATA_ROOT = 'data/synthetic_shapes'
 TARGET_SUFFIX = 'shapes-target-128x128'
+#: Sub-folder of a config's work dir that holds its run with another
+#: ``randomness.seed`` (``tools/run_protocol.py --seeds``).
+SEED_DIR = 'seed{seed}'
 
 
 def config_path(model: str,
@@ -85,15 +88,41 @@ def config_path(model: str,
     return osp.join(root, folder, f'{name}.py')
 
 
-def work_dir(config: str, work_root: str = 'work_dirs') -> str:
-    """The work dir tools/train.py uses for ``config`` by default."""
-    return osp.join(work_root, osp.splitext(osp.basename(config))[0])
+def work_dir(config: str,
+             work_root: str = 'work_dirs',
+             seed: Optional[int] = None) -> str:
+    """The work dir of a run of ``config``.
+
+    Args:
+        config: The config path.
+        work_root: The folder of the work dirs.
+        seed: The run's ``randomness.seed`` when set on the command line;
+            None for the config's own.
+
+    Returns:
+        The work dir tools/train.py uses for ``config`` by default, or, for
+        a seed, its :data:`SEED_DIR` sub-folder.
+    """
+    default = osp.join(work_root, osp.splitext(osp.basename(config))[0])
+    if seed is None:
+        return default
+    return osp.join(default, SEED_DIR.format(seed=seed))
 
 
-def final_checkpoint(config: str, work_root: str = 'work_dirs') -> str:
-    """Path of the checkpoint written at the config's last iteration."""
+def final_checkpoint(config: str,
+                     work_root: str = 'work_dirs',
+                     seed: Optional[int] = None) -> str:
+    """Path of the checkpoint written at the config's last iteration (in
+    the work dir of ``seed``, see :func:`work_dir`)."""
     max_iters = Config.fromfile(config).train_cfg.max_iters
-    return osp.join(work_dir(config, work_root), f'iter_{max_iters}.pth')
+    return osp.join(work_dir(config, work_root, seed),
+                    f'iter_{max_iters}.pth')
+
+
+def seed_options(seed: Optional[int]) -> List[str]:
+    """The ``--cfg-options`` of tools/train.py that train with ``seed``
+    (none for None: the config's own seed)."""
+    return [] if seed is None else [f'randomness.seed={seed}']
 
 
 def dataset_ready(root: str,
@@ -139,7 +168,9 @@ def ensure_dataset(root: str,
     log(f'dataset: wrote {count} images')
 
 
-def stale_reason(config: str, checkpoint: str) -> Optional[str]:
+def stale_reason(config: str,
+                 checkpoint: str,
+                 seed: Optional[int] = None) -> Optional[str]:
     """Why an existing final checkpoint of ``config`` must be trained again.
 
     As ``make`` does with its inputs: it is stale when older than the stamp
@@ -152,10 +183,18 @@ def stale_reason(config: str, checkpoint: str) -> Optional[str]:
     training (:data:`~mmseg_hosvd.protocol.config_drift.TRAINING_KEYS`), or
     when the checkpoint cannot be read.
 
+    Args:
+        config: The config file.
+        checkpoint: Its final checkpoint.
+        seed: The ``randomness.seed`` the run was asked to train with
+            (:func:`seed_options`); None for the config's own.
+
     Returns:
         The reason, or None when the checkpoint is up to date.
     """
     cfg = Config.fromfile(config)
+    if seed is not None:
+        cfg.merge_from_dict({'randomness.seed': seed})
     made = osp.getmtime(checkpoint)
     data_root = cfg.train_dataloader.dataset.get('data_root')
     if data_root:

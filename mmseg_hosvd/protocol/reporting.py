@@ -40,7 +40,8 @@ def step_time(checkpoint: dict) -> Optional[float]:
 
 def checkpoint_record(config: str, checkpoint: str,
                       metrics: Dict[str, float]) -> dict:
-    """One test result: config, checkpoint, metrics, memory, fine-tuning.
+    """One test result: config, checkpoint, its seed, metrics, memory,
+    fine-tuning.
 
     Args:
         config: Config path.
@@ -58,6 +59,7 @@ def checkpoint_record(config: str, checkpoint: str,
     return dict(
         config=config,
         checkpoint=checkpoint,
+        seed=(trained.get('randomness') or {}).get('seed'),
         metrics={k: float(v)
                  for k, v in metrics.items()},
         activation_memory=meta.get('activation_memory'),
@@ -104,6 +106,8 @@ def format_test_report(record: dict) -> str:
     finetune = record.get('finetune') or {}
     lines = ['', '=' * 60, f"config:     {record['config']}",
              f"checkpoint: {record['checkpoint']}"]
+    if record.get('seed') is not None:
+        lines.append(f"seed:       {record['seed']}")
     if finetune:
         lines.append(f"fine-tuning: method={finetune.get('method')}"
                      f"{' (lean)' if finetune.get('lean') else ''} "

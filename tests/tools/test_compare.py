@@ -20,9 +20,9 @@ from ..helpers import ROOT
 def write_run(root, name, method, layers, miou, analytical, measured, step,
               eps=None, radii=None, model_prefix='pspnet_r18-d8',
               solver=None, learned=None, reductions=None, step_peak=None,
-              **lean):
-    work = root / name
-    work.mkdir()
+              seed=None, **lean):
+    work = root / name if seed is None else root / name / f'seed{seed}'
+    work.mkdir(parents=True)
     record = dict(
         config=f'configs/pspnet/{model_prefix}_{name}.py',
         checkpoint=str(work / 'iter_120.pth'),
@@ -37,6 +37,8 @@ def write_run(root, name, method, layers, miou, analytical, measured, step,
         reductions=reductions)
     if step_peak is not None:
         record['step_peak_memory'] = dict(peak_increment_mb=step_peak)
+    if seed is not None:
+        record['seed'] = seed
     if learned is not None:
         record['weight_change'] = dict(min_relative_change=learned[0],
                                        min_grad_share=learned[1],
