@@ -3,7 +3,11 @@
 Random weights and inputs say little about the ranks HOSVD-eps finds in
 fine-tuning; with ``--from-protocol`` the benchmarks start each model from
 the protocol's calibrated checkpoint (the starting point of its fine-tuning
-runs) and use the first images of the generated target domain.
+runs) and use the first images of the generated target domain, through the
+fine-tuning config's training pipeline. At a size other than the generated
+dataset's, the generator draws target images at that size into a cache under
+``work_dirs/benchmark_inputs/`` and the pipeline's scale and crop are set to
+it (:func:`target_config`).
 """
 import os.path as osp
 
@@ -14,7 +18,13 @@ from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 from mmengine.runner import set_random_seed
 from mmseg.registry import DATASETS, MODELS
+from mmseg.utils import register_all_modules
 
+from mmseg_hosvd.datasets.synthetic_shapes import (
+    GENERATOR_VERSION,
+    generate,
+    read_stamp,
+)
 from mmseg_hosvd.protocol.matrix import config_path, final_checkpoint
 
 
@@ -26,7 +36,9 @@ def add_input_arguments(parser, device: bool = True) -> None:
                             help='cpu or cuda (cuda when available)')
     parser.add_argument('--from-protocol', action='store_true',
                         help="start from the protocol's calibrated "
-                        'checkpoints, on target-domain images')
+                        'checkpoints, on target-domain images (drawn at '
+                        "the run's size when it is not the generated "
+                        "dataset's)")
     parser.add_argument('--json', help='write the records here')
 
 
@@ -51,33 +63,103 @@ def protocol_checkpoint(model_name):
     return checkpoint
 
 
+def target_root(data_root, size, count, work_root='work_dirs'):
+    """The fine-tuning config's target domain with images of ``size`` px.
+
+    The protocol's own ``data_root`` when its generated images have that
+    size. Otherwise the project's generator draws ``count`` target training
+    images at ``size`` px with the protocol dataset's seed (0 when it has no
+    stamp) into ``<work_root>/benchmark_inputs/synthetic_shapes-<size>px``,
+    reused while its stamp says it holds at least ``count`` of them from the
+    same generator version and seed.
+
+    Args:
+        data_root: The config's ``data_root`` (``<root>/target``).
+        size: Image side in pixels.
+        count: Number of target training images needed.
+        work_root: The folder of the work dirs.
+
+    Returns:
+        The ``data_root`` to read the images from.
+    """
+    stamp = read_stamp(osp.dirname(osp.normpath(data_root)))
+    if stamp is not None and stamp['image_size'] == size:
+        return data_root
+    seed = 0 if stamp is None else stamp['seed']
+    root = osp.join(work_root, 'benchmark_inputs',
+                    f'synthetic_shapes-{size}px')
+    cached = read_stamp(root)
+    if not (cached is not None
+            and cached['version'] == GENERATOR_VERSION
+            and cached['image_size'] == size and cached['seed'] == seed
+            and cached['sizes']['target'].get('train', 0) >= count):
+        generate(root, sizes={'target': {'train': count}}, image_size=size,
+                 seed=seed)
+    return osp.join(root, 'target')
+
+
+def target_config(model_name, size, count):
+    """The fine-tuning config (vanilla, 5 layers) of ``model_name`` at
+    ``size`` px.
+
+    Its training set is read from :func:`target_root`, and its
+    ``RandomResize`` scale, ``RandomCrop`` crop size and data
+    preprocessor's size are set to ``size``; the other steps (the random
+    scale ratio and the flip) stay as they are.
+
+    Args:
+        model_name: A protocol model name.
+        size: Image and crop side.
+        count: Number of target training images needed (at least a batch
+            of the config's is drawn).
+
+    Returns:
+        The config.
+    """
+    cfg = Config.fromfile(config_path(model_name, 'finetune', 'vanilla', 5))
+    dataset = cfg.train_dataloader.dataset
+    dataset.data_root = target_root(
+        dataset.data_root, size,
+        max(count, cfg.train_dataloader.batch_size))
+    for step in dataset.pipeline:
+        if step['type'] == 'RandomResize':
+            step['scale'] = (size, size)
+        if step['type'] == 'RandomCrop':
+            step['crop_size'] = (size, size)
+    cfg.model.data_preprocessor.size = (size, size)
+    return cfg
+
+
+def _target_samples(model_name, batch, size, start):
+    """The config of :func:`target_config` and ``batch`` samples from
+    ``start`` through its training pipeline, after a fixed seed."""
+    register_all_modules()
+    cfg = target_config(model_name, size, start + batch)
+    set_random_seed(0)  # the same crops and flips every run
+    dataset = DATASETS.build(cfg.train_dataloader.dataset)
+    return cfg, pseudo_collate(
+        [dataset[i] for i in range(start, start + batch)])
+
+
 def target_batch(model_name, batch, size, start=0):
     """``batch`` images of the generated target domain from ``start``.
 
     Args:
         model_name: A protocol model name.
         batch: Number of images.
-        size: Expected crop size (the pipeline's).
+        size: Image and crop side (:func:`target_config`).
         start: Index of the first image.
 
     Returns:
         ``(inputs, labels)`` after the fine-tuning config's pipeline and
-        data preprocessor: (batch, 3, size, size) and (batch, size, size).
+        data preprocessor at ``size``: (batch, 3, size, size) and
+        (batch, size, size).
     """
-    cfg = Config.fromfile(config_path(model_name, 'finetune', 'vanilla', 5))
-    set_random_seed(0)  # the same crops and flips every run
-    dataset = DATASETS.build(cfg.train_dataloader.dataset)
-    model = MODELS.build(cfg.model)
-    data = model.data_preprocessor(
-        pseudo_collate([dataset[i] for i in range(start, start + batch)]),
-        True)
-    inputs = data['inputs']
+    cfg, data = _target_samples(model_name, batch, size, start)
+    data = MODELS.build(cfg.model.data_preprocessor)(data, True)
     labels = torch.stack(
         [s.gt_sem_seg.data[0] for s in data['data_samples']]).long()
-    if inputs.shape[-2:] != (size, size):
-        raise SystemExit(f'the target pipeline gives {tuple(inputs.shape)}, '
-                         f'not {size} x {size}')
-    return inputs, labels
+    return data['inputs'], labels
 
 
 def raw_batch(model_name, from_protocol, batch, size, num_classes=5,
@@ -86,9 +168,11 @@ def raw_batch(model_name, from_protocol, batch, size, num_classes=5,
 
     Args:
         model_name: A protocol model name.
-        from_protocol: The target domain's images through the fine-tuning
-            config's pipeline; otherwise seeded random uint8 images and
-            labels.
+        from_protocol: The target domain's images at ``size`` px through
+            the fine-tuning config's pipeline at ``size``
+            (:func:`target_config`; an image its random rescaling made
+            smaller than ``size`` is padded by the data preprocessor, as in
+            training); otherwise seeded random uint8 images and labels.
         batch: Number of images.
         size: Image side.
         num_classes: Label range of the random labels.
@@ -100,17 +184,7 @@ def raw_batch(model_name, from_protocol, batch, size, num_classes=5,
     from mmengine.structures import PixelData
     from mmseg.structures import SegDataSample
     if from_protocol:
-        cfg = Config.fromfile(
-            config_path(model_name, 'finetune', 'vanilla', 5))
-        set_random_seed(0)
-        dataset = DATASETS.build(cfg.train_dataloader.dataset)
-        data = pseudo_collate([dataset[i] for i in range(start,
-                                                         start + batch)])
-        if tuple(data['inputs'][0].shape[-2:]) != (size, size):
-            raise SystemExit(f'the target pipeline gives '
-                             f"{tuple(data['inputs'][0].shape)}, not {size} "
-                             f'x {size}')
-        return data
+        return _target_samples(model_name, batch, size, start)[1]
     gen = torch.Generator().manual_seed(start)
     inputs, samples = [], []
     for _ in range(batch):
