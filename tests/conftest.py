@@ -18,6 +18,17 @@ def _seed():
     yield
 
 
+@pytest.fixture
+def one_thread():
+    """One torch thread for the test: on tiny tensors thread hand-offs
+    cost more than they save (``pytestmark =
+    pytest.mark.usefixtures('one_thread')``)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope='session')
 def tiny_data(tmp_path_factory):
     """A generated two-domain dataset of a few 64 x 64 images."""

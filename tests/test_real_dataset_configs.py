@@ -37,13 +37,7 @@ LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 IMAGES, SIZE = 2, 32
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: thread hand-offs would cost more than they save."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 @functools.lru_cache(maxsize=None)

@@ -27,13 +27,7 @@ FIRST = 'backbone.layers.0.1.0.attn.attn'
 TRAINED = [f'{LAST}.q_proj', f'{LAST}.v_proj']
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: thread hand-offs would cost more than they save."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 class StopBeforeTraining(Exception):

@@ -15,13 +15,7 @@ N, L, S, E, HEADS = 3, 5, 7, 8, 2
 LAYOUTS = list(itertools.product([False, True], [True, False], [None, 6]))
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: thread hand-offs would cost more than they save."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 def pair(embed=E, heads=HEADS, kdim=None, bias=True, batch_first=False,
