@@ -20,6 +20,8 @@ backward, optimizer step with the config's clipping). It records
   (what the operating system, and an out-of-memory kill, see);
 - ``step_time_s``: the median time of the unprofiled steps after one
   warm-up step;
+- ``options``: the method's options as applied (``--eps`` for the
+  decompositions, ``--bits`` for ``quantized``);
 - on CUDA, ``cuda_max_allocated_mb`` of the profiled step.
 
 Reductions (``--reductions``, each a set of the library's reduction names,
@@ -37,7 +39,7 @@ Usage::
 
     python benchmarks/peak_memory.py [--models deeplabv3 pspnet]
         [--methods vanilla hosvd] [--layers 5] [--lean | --lean-only]
-        [--lean-bits 8]
+        [--lean-bits 8] [--eps 0.8] [--bits 8]
         [--reductions none amp mb2] [--size 512] [--batch 8]
         [--steps 3] [--from-protocol] [--json PATH]
 """
@@ -54,6 +56,7 @@ from json_records import write_json
 from protocol_inputs import add_input_arguments
 
 from mmseg_hosvd.methods import method_names
+from mmseg_hosvd.ops.quantized_codes import BITS
 from mmseg_hosvd.protocol.matrix import MODEL_CONFIGS
 from mmseg_hosvd.reductions.describe import (
     parse_reductions_tag,
@@ -123,6 +126,7 @@ def measure_in_process(spec: dict) -> dict:
                 rss_peak_increment_mb=max(rss_peak - rss_before, 0.0),
                 step_time_s=statistics.median(times[1:]),
                 ranks=setup['ranks'],
+                options=setup['options'],
                 lean_eps=setup['plan']['lean_eps'])
 
 
@@ -202,6 +206,8 @@ def parse_args(argv=None):
     parser.add_argument('--reductions', nargs='+', type=reductions_of,
                         default=[[]])
     parser.add_argument('--eps', type=float, default=0.8)
+    parser.add_argument('--bits', type=int, default=8, choices=BITS,
+                        help='bits per element of the quantized method')
     parser.add_argument('--size', type=int, default=512)
     parser.add_argument('--batch', type=int, default=8)
     parser.add_argument('--steps', type=int, default=3,
@@ -238,7 +244,8 @@ def main(argv=None):
                                 size=args.size, batch=args.batch,
                                 micro_batch=micro_batch_of(reductions,
                                                            args.batch),
-                                eps=args.eps, steps=args.steps,
+                                eps=args.eps, bits=args.bits,
+                                steps=args.steps,
                                 device=args.device,
                                 from_protocol=args.from_protocol)
                     records.append(measure(spec))

@@ -10,6 +10,7 @@ from mmengine.optim import build_optim_wrapper
 from protocol_inputs import lean_thresholds, protocol_checkpoint, raw_batch
 
 from mmseg_hosvd.engine import ActivationCheckpointHook, FrozenPrefixHook
+from mmseg_hosvd.methods import accepted_options
 from mmseg_hosvd.models import set_norm_eval_
 from mmseg_hosvd.reductions.chunked_loss import chunk_losses_
 from mmseg_hosvd.reductions.describe import parse_reductions_tag
@@ -33,18 +34,22 @@ def build_setup(spec: dict) -> dict:
     """The model, optimizer wrapper and micro-batches of ``spec``.
 
     Returns:
-        ``dict(model, optim_wrapper, batches, plan, device, ranks)``;
-        ``batches`` are the micro-batches of one optimizer step.
+        ``dict(model, optim_wrapper, batches, options, plan, device,
+        ranks)``; ``batches`` are the micro-batches of one optimizer step,
+        ``options`` the method's options as applied.
     """
     torch.manual_seed(0)
     device = torch.device(spec['device'] or (
         'cuda' if torch.cuda.is_available() else 'cpu'))
     reductions = parse_reductions_tag('-'.join(spec['reductions']))
+    options = accepted_options(
+        spec['method'], dict(eps=spec['eps'], bits=spec.get('bits', 8)),
+        spec['lean'])
     model, plan, session, cfg = build_fine_tuned_model(
         spec['model'], spec['method'], spec['layers'],
         checkpoint=(protocol_checkpoint(spec['model'])
                     if spec['from_protocol'] else None),
-        options=dict(eps=spec['eps']), lean=spec['lean'],
+        options=options, lean=spec['lean'],
         lean_eps=lean_thresholds(spec['model']) if spec['lean'] else None,
         lean_bits=spec.get('lean_bits'), size=spec['size'])
     if reductions['frozen_prefix'] is not None:
@@ -69,6 +74,7 @@ def build_setup(spec: dict) -> dict:
         model, optim_wrapper_config(cfg, reductions['amp'], device.type,
                                     accumulate))
     return dict(model=model, optim_wrapper=optim_wrapper, batches=batches,
+                options=options,
                 plan=plan, device=device,
                 ranks={k: list(v) for k, v in
                        (plan.results.get('ranks') or {}).items()})

@@ -156,6 +156,18 @@ def test_peak_memory_records(tmp_path):
     assert 'hosvd' in out
 
 
+def test_peak_memory_passes_bits_to_the_quantized_method(tmp_path):
+    path = tmp_path / 'peak.json'
+    run_script('benchmarks/peak_memory.py', '--models', 'fcn', '--methods',
+               'vanilla', 'quantized', 'hosvd', '--bits', '2', '--eps',
+               '0.9', '--size', '64', '--batch', '2', '--steps', '1',
+               '--json', str(path))
+    records = json.loads(path.read_text())
+    assert [(r['method'], r['options']) for r in records] == [
+        ('vanilla', {}), ('quantized', {'bits': 2}), ('hosvd', {'eps': 0.9})]
+    assert all('error' not in r for r in records)
+
+
 def test_peak_memory_lean_only(tmp_path):
     path = tmp_path / 'peak.json'
     run_script('benchmarks/peak_memory.py', '--models', 'fcn', '--methods',
