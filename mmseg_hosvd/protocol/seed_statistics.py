@@ -15,6 +15,8 @@ import pickle
 import re
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from scipy.stats import t as student_t
+
 from .config_drift import trained_config
 from .matrix import SEED_DIR
 
@@ -36,8 +38,7 @@ ROW_KEY = ('model', 'method', 'setting', 'reductions', 'layers')
 def t_quantile(probability: float, dof: int) -> float:
     """The ``probability`` quantile of Student's t with ``dof`` degrees of
     freedom (4.303 for 0.975 and 2)."""
-    from scipy.stats import t
-    return float(t.ppf(probability, dof))
+    return float(student_t.ppf(probability, dof))
 
 
 def mean_and_std(values: Sequence[float]) -> Tuple[float, Optional[float]]:
