@@ -22,6 +22,7 @@ from mmseg_hosvd.checkpoints.trust import (
     config_trusts_checkpoints,
     trusted_checkpoints,
 )
+from mmseg_hosvd.datasets import TARGET_CLASSES
 
 from .helpers import CONFIGS, SYSTEM_GLOBAL, RunsCommand
 
@@ -58,7 +59,7 @@ def plain_mmseg_config(tmp_path, data_root, work_dir, max_iters):
     for part in ('backbone', 'decode_head', 'auxiliary_head'):
         cfg.model[part].norm_cfg = BN
     for head in ('decode_head', 'auxiliary_head'):
-        cfg.model[head].num_classes = 5
+        cfg.model[head].num_classes = len(TARGET_CLASSES)
         cfg.model[head].channels = 16
     loader = cfg.train_dataloader
     loader.batch_size = 2
@@ -72,7 +73,7 @@ def plain_mmseg_config(tmp_path, data_root, work_dir, max_iters):
     loader.dataset = dict(
         type='BaseSegDataset',
         data_root=osp.join(data_root, 'target'),
-        metainfo=dict(classes=('a', 'b', 'c', 'd', 'e')),
+        metainfo=dict(classes=TARGET_CLASSES),
         img_suffix='.png',
         seg_map_suffix='.png',
         data_prefix=dict(img_path='img_dir/train',

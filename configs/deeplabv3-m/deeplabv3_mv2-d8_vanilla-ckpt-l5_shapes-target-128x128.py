@@ -6,5 +6,7 @@ _base_ = './deeplabv3_mv2-d8_vanilla-l5_shapes-target-128x128.py'
 custom_hooks = [
     dict(type='CompressConvHook', method='vanilla', num_layers=5),
     dict(type='ActivationMemoryHook'),
+    dict(type='FrozenPrefixHook', micro_batch=1),
+    dict(type='ChunkedLossHook', chunk=1),
     dict(type='ActivationCheckpointHook')
 ]

@@ -2,5 +2,7 @@
 _base_ = './pspnet_mv2-d8_vanilla-l5_shapes-target-128x128.py'
 custom_hooks = [
     dict(type='CompressConvHook', method='svd', eps=0.8, num_layers=10),
-    dict(type='ActivationMemoryHook')
+    dict(type='ActivationMemoryHook'),
+    dict(type='FrozenPrefixHook', micro_batch=1),
+    dict(type='ChunkedLossHook', chunk=1)
 ]

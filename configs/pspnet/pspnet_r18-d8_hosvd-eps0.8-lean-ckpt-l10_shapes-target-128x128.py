@@ -12,5 +12,7 @@ custom_hooks = [
         lean=True,
         lean_eps=dict(norm=0.8, classifier=0.99)),
     dict(type='ActivationMemoryHook'),
+    dict(type='FrozenPrefixHook', micro_batch=1),
+    dict(type='ChunkedLossHook', chunk=1),
     dict(type='ActivationCheckpointHook')
 ]

@@ -5,5 +5,7 @@
 _base_ = './pspnet_r18-d8_vanilla-l5_shapes-target-128x128.py'
 custom_hooks = [
     dict(type='CompressConvHook', method='quantized', bits=8, num_layers=5),
-    dict(type='ActivationMemoryHook')
+    dict(type='ActivationMemoryHook'),
+    dict(type='FrozenPrefixHook', micro_batch=1),
+    dict(type='ChunkedLossHook', chunk=1)
 ]

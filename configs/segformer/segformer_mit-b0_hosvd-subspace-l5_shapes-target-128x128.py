@@ -12,5 +12,7 @@ custom_hooks = [
         method='hosvd_subspace',
         budget_mb=0.166,
         num_layers=5),
-    dict(type='ActivationMemoryHook')
+    dict(type='ActivationMemoryHook'),
+    dict(type='FrozenPrefixHook', micro_batch=1),
+    dict(type='ChunkedLossHook', chunk=1)
 ]

@@ -29,5 +29,7 @@ custom_hooks = [
             'decode_head.fpn_convs.0.conv': 8,
             'decode_head.bottleneck.conv': 2,
         }),
-    dict(type='ActivationMemoryHook')
+    dict(type='ActivationMemoryHook'),
+    dict(type='FrozenPrefixHook', micro_batch=1),
+    dict(type='ChunkedLossHook', chunk=1)
 ]

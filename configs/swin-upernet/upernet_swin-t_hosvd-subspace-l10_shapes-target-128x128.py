@@ -15,5 +15,7 @@ custom_hooks = [
         method='hosvd_subspace',
         budget_mb=0.139,
         num_layers=10),
-    dict(type='ActivationMemoryHook')
+    dict(type='ActivationMemoryHook'),
+    dict(type='FrozenPrefixHook', micro_batch=1),
+    dict(type='ChunkedLossHook', chunk=1)
 ]

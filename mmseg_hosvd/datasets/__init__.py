@@ -6,12 +6,17 @@ from .synthetic_shapes import (
                                DEFAULT_SIZES,
                                DOMAINS,
                                PALETTE,
+                               TARGET_CLASSES,
+                               TARGET_PALETTE,
                                SyntheticShapesDataset,
+                               SyntheticShapesTargetDataset,
                                generate,
                                render,
 )
 
 __all__ = [
     'CLASSES', 'DEFAULT_SIZES', 'DOMAINS', 'Draw', 'DrawSampler', 'PALETTE',
-    'SeededDrawDataset', 'SyntheticShapesDataset', 'generate', 'render'
+    'SeededDrawDataset', 'SyntheticShapesDataset',
+    'SyntheticShapesTargetDataset', 'TARGET_CLASSES', 'TARGET_PALETTE',
+    'generate', 'render'
 ]

@@ -1,16 +1,13 @@
 """A deterministic two-domain segmentation dataset that nobody downloads.
 
-Images show discs, boxes, triangles and rings on a background. The *source*
-domain (for pretraining) has flat, saturated objects on smooth backgrounds;
-the *target* domain (for fine-tuning) keeps each class's colour (as road and
-sky keep theirs between two driving datasets) but adds stripe and checker
-textures, textured backgrounds, stronger noise, blur and other object scales,
-so that a model pretrained on the source loses accuracy there and
-fine-tuning has something to recover. (Generator version 1 also changed
-every class colour in the target: a network trained on the source could
-then transfer only if its residual branches stayed nearly dead, see
-README.) Labels are written in mmseg's folder format, with a stamp of the
-generator version and arguments written last::
+The images and their classes are drawn by :mod:`.shape_drawing`: a
+*source* domain for pretraining with five classes, and a *target* domain for
+calibration and fine-tuning with other textures, noise and scales and three
+new classes in new colours. (Generator version 1 changed every class colour
+in the target; version 2 kept the source's five classes and colours, so that
+fine-tuning gained little over calibrating the classifier.) Labels are
+written in mmseg's folder format, with a stamp of the generator version and
+arguments written last::
 
     <root>/<domain>/img_dir/{train,val}/00000.png
     <root>/<domain>/ann_dir/{train,val}/00000.png
@@ -26,9 +23,16 @@ import numpy as np
 from mmseg.datasets import BaseSegDataset
 from mmseg.registry import DATASETS
 
-CLASSES = ('background', 'disc', 'box', 'triangle', 'ring')
-PALETTE = [[0, 0, 0], [220, 60, 60], [60, 180, 75], [70, 110, 230],
-           [240, 200, 40]]
+from .shape_drawing import (
+    SOURCE_CLASSES,
+    TARGET_CLASSES,
+    TARGET_PALETTE,
+    render,
+)
+
+#: The source domain's classes and display colours.
+CLASSES = SOURCE_CLASSES
+PALETTE = TARGET_PALETTE[:len(SOURCE_CLASSES)]
 DOMAINS = ('source', 'target')
 #: Default number of images per domain and split.
 DEFAULT_SIZES = {
@@ -43,19 +47,14 @@ DEFAULT_SIZES = {
 }
 
 #: Changes whenever the same arguments would generate other images.
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 #: The stamp file, relative to the dataset root.
 STAMP_NAME = 'generated.json'
-# Object colours (RGB) per class, in both domains.
-_COLOURS = np.array([[200, 50, 50], [50, 170, 70], [60, 90, 210],
-                     [230, 190, 40]], np.float32)
-_SCALES = {'source': (14, 30), 'target': (9, 38)}
-_NOISE = {'source': 6.0, 'target': 18.0}
 
 
 @DATASETS.register_module()
 class SyntheticShapesDataset(BaseSegDataset):
-    """The generated two-domain shapes dataset (see module docstring).
+    """The generated shapes dataset, source domain (see module docstring).
 
     Args:
         **kwargs: As for mmseg's ``BaseSegDataset``; images and maps are PNG.
@@ -90,74 +89,16 @@ class SyntheticShapesDataset(BaseSegDataset):
         return samples
 
 
-def _background(rng, size, domain):
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
-    base = rng.uniform(60, 150, 3).astype(np.float32)
-    tilt = rng.uniform(-50, 50, (2, 3)).astype(np.float32)
-    image = base + yy[..., None] * tilt[0] + xx[..., None] * tilt[1]
-    if domain == 'target':
-        blobs = rng.normal(0, 1, (size // 8, size // 8, 3)).astype(np.float32)
-        image += 25 * cv2.resize(blobs, (size, size),
-                                 interpolation=cv2.INTER_CUBIC)
-    return image
-
-
-def _shape_mask(rng, size, cls, scale):
-    mask = np.zeros((size, size), np.uint8)
-    cx, cy = rng.integers(0, size, 2)
-    r = int(scale)
-    if cls == 1:
-        cv2.circle(mask, (int(cx), int(cy)), r, 1, -1)
-    elif cls == 2:
-        angle = float(rng.uniform(0, 180))
-        dims = (float(2 * r), float(2 * r * rng.uniform(0.5, 1.0)))
-        box = cv2.boxPoints(((float(cx), float(cy)), dims, angle))
-        cv2.fillPoly(mask, [box.astype(np.int32)], 1)
-    elif cls == 3:
-        angles = rng.uniform(0, 2 * np.pi) + np.array([0, 2, 4]) * np.pi / 3
-        pts = np.stack([cx + r * np.cos(angles), cy + r * np.sin(angles)], 1)
-        cv2.fillPoly(mask, [pts.astype(np.int32)], 1)
-    else:
-        cv2.circle(mask, (int(cx), int(cy)), r, 1, max(3, r // 3))
-    return mask.astype(bool)
-
-
-def _texture(rng, size, domain):
-    if domain == 'source':
-        return np.ones((size, size, 1), np.float32)
-    yy, xx = np.mgrid[0:size, 0:size]
-    period = int(rng.integers(4, 9))
-    if rng.random() < 0.5:
-        pattern = ((yy + xx) // period) % 2
-    else:
-        pattern = ((yy // period) + (xx // period)) % 2
-    return (0.7 + 0.5 * pattern[..., None]).astype(np.float32)
-
-
-def render(rng: np.random.Generator, size: int, domain: str):
-    """Draws one image and its label map.
+@DATASETS.register_module()
+class SyntheticShapesTargetDataset(SyntheticShapesDataset):
+    """The generated shapes dataset, target domain: the source's five
+    classes and three new ones (:data:`TARGET_CLASSES`).
 
     Args:
-        rng: Random generator (the only source of randomness).
-        size: Side of the square image in pixels.
-        domain: 'source' or 'target'.
-
-    Returns:
-        ``(image, label)``: uint8 RGB (size, size, 3) and uint8 (size, size).
+        **kwargs: As for :class:`SyntheticShapesDataset`.
     """
-    image = _background(rng, size, domain)
-    label = np.zeros((size, size), np.uint8)
-    low, high = _SCALES[domain]
-    for _ in range(int(rng.integers(2, 6))):
-        cls = int(rng.integers(1, len(CLASSES)))
-        mask = _shape_mask(rng, size, cls, rng.uniform(low, high) * size / 128)
-        colour = _COLOURS[cls - 1] + rng.normal(0, 12, 3)
-        image[mask] = (colour * _texture(rng, size, domain))[mask]
-        label[mask] = cls
-    image += rng.normal(0, _NOISE[domain], image.shape)
-    if domain == 'target':
-        image = cv2.GaussianBlur(image, (3, 3), 0.8)
-    return np.clip(image, 0, 255).astype(np.uint8), label
+
+    METAINFO = dict(classes=TARGET_CLASSES, palette=TARGET_PALETTE)
 
 
 def generate(root: str,

@@ -13,7 +13,7 @@ import glob
 import json
 import os.path as osp
 import re
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 from ..methods import FinetuneMethod, get_method
 from ..reductions.describe import reductions_tag
@@ -22,9 +22,11 @@ from .matrix import MODEL_CONFIGS
 from .pareto_front import mark_front
 from .seed_statistics import (
     add_differences,
+    baseline_of,
     pool_seeds,
     record_seed,
     seed_dirs,
+    vanilla_baselines,
 )
 
 #: Suffix of a lean-region run's method in the table.
@@ -146,15 +148,12 @@ def _ratio(value, base):
 
 
 def add_ratios(rows: List[dict]) -> None:
-    """Ratios of memory and step time to plain vanilla (no reductions) of
-    the same model and layers."""
-    vanilla: Dict[tuple, dict] = {
-        (r['model'], r['layers']): r
-        for r in rows
-        if r['method'] == 'vanilla' and not r.get('reductions')
-    }
+    """Ratios of memory and step time to each row's vanilla baseline: the
+    same model and layers with the same frozen prefix and chunked loss and
+    no other reduction (:func:`~.seed_statistics.baseline_of`)."""
+    vanilla = vanilla_baselines(rows)
     for row in rows:
-        base = vanilla.get((row['model'], row['layers']))
+        base = baseline_of(row, vanilla)
         if base is None:
             row.update(analytical_ratio=None, measured_ratio=None,
                        step_peak_ratio=None, time_ratio=None)

@@ -17,6 +17,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from scipy.stats import t as student_t
 
+from ..reductions.describe import baseline_tag
 from .config_drift import trained_config
 from .matrix import SEED_DIR
 
@@ -150,16 +151,40 @@ def _pooled(runs: List[dict]) -> dict:
     return row
 
 
+def _baseline_key(row: dict) -> tuple:
+    return row['model'], row['layers'], baseline_tag(row.get('reductions'))
+
+
+def vanilla_baselines(rows: List[dict]) -> Dict[tuple, dict]:
+    """The vanilla rows that others are compared with: without reductions
+    but the frozen prefix and chunked loss, by (model, layers, those
+    reductions); see :func:`baseline_of`."""
+    return {_baseline_key(r): r for r in rows
+            if r['method'] == 'vanilla'
+            and baseline_tag(r.get('reductions')) == (r.get('reductions')
+                                                      or '')}
+
+
+def baseline_of(row: dict, vanilla: Dict[tuple, dict]) -> Optional[dict]:
+    """The vanilla row of ``row``'s model and layers that runs the same
+    frozen prefix and chunked loss and no other reduction
+    (:func:`~mmseg_hosvd.reductions.describe.baseline_tag`), or None.
+
+    Args:
+        row: A row of :func:`pool_seeds`.
+        vanilla: :func:`vanilla_baselines` of the rows.
+    """
+    return vanilla.get(_baseline_key(row))
+
+
 def add_differences(rows: List[dict]) -> None:
-    """Each row's mIoU difference to plain vanilla (no reductions) of the
-    same model and layers, paired by seed (:func:`paired_difference`), as
-    ``mIoU_diff``; None for vanilla itself, and where no vanilla row shares
-    a seed."""
-    vanilla = {(r['model'], r['layers']): r
-               for r in rows
-               if r['method'] == 'vanilla' and not r.get('reductions')}
+    """Each row's mIoU difference to its vanilla baseline
+    (:func:`baseline_of`), paired by seed (:func:`paired_difference`), as
+    ``mIoU_diff``; None for the baseline itself, and where no vanilla row
+    shares a seed."""
+    vanilla = vanilla_baselines(rows)
     for row in rows:
-        base = vanilla.get((row['model'], row['layers']))
+        base = baseline_of(row, vanilla)
         row['mIoU_diff'] = (None if base is None or base is row else
                             paired_difference(row['seed_mIoU'],
                                               base['seed_mIoU']))

@@ -95,6 +95,28 @@ def reductions_tag(reductions: Optional[dict]) -> str:
     return '-'.join(parts)
 
 
+#: Reductions of the protocol's every fine-tuning row (frozen prefix,
+#: chunked loss): a row is compared with vanilla running the same ones.
+BASELINE_REDUCTIONS = ('prefix', 'chunkloss')
+
+
+def baseline_tag(tag: Optional[str]) -> str:
+    """The reductions of the vanilla row a run is compared with.
+
+    Args:
+        tag: A run's reductions tag (:func:`reductions_tag`), '' or None
+            for none.
+
+    Returns:
+        The tag's frozen-prefix and chunked-loss parts (those every
+        protocol row runs), without accumulation, checkpointing and
+        autocast (what a peer row is compared on): e.g. 'prefix1-chunkloss1'
+        for 'mb1-prefix1-chunkloss1', '' for 'amp'.
+    """
+    return '-'.join(part for part in (tag or '').split('-')
+                    if part.startswith(BASELINE_REDUCTIONS))
+
+
 def describe_reductions(reductions: Optional[dict]) -> str:
     """The reductions in words, '' for none."""
     if not reductions:

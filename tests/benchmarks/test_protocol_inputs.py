@@ -12,7 +12,12 @@ import torch
 from mmseg.registry import MODELS
 
 from benchmarks.protocol_inputs import raw_batch, target_batch, target_root
-from mmseg_hosvd.datasets.synthetic_shapes import generate, read_stamp
+from mmseg_hosvd.datasets.synthetic_shapes import (
+    GENERATOR_VERSION,
+    TARGET_CLASSES,
+    generate,
+    read_stamp,
+)
 from mmseg_hosvd.protocol.matrix import config_path, final_checkpoint
 
 from ..helpers import CONFIGS, ROOT, TINY_SIZES, model_config
@@ -47,11 +52,12 @@ def test_target_images_are_drawn_at_the_size_asked(protocol_dir):
     inputs, labels = target_batch('fcn', 2, SIZE)
     assert inputs.shape == (2, 3, SIZE, SIZE) and inputs.dtype == torch.float32
     assert labels.shape == (2, SIZE, SIZE)
-    assert set(labels.unique().tolist()) <= {0, 1, 2, 3, 4, 255}
+    assert set(labels.unique().tolist()) <= set(range(len(TARGET_CLASSES))) | {
+        255}
     assert (labels > 0).any() and (labels < 255).any()
     # the generator drew the target domain at 96 px with the protocol's seed
     assert read_stamp(CACHE) == dict(
-        version=2, image_size=SIZE, seed=DATA_SEED,
+        version=GENERATOR_VERSION, image_size=SIZE, seed=DATA_SEED,
         sizes=dict(source={}, target=dict(train=8)))
     data = raw_batch('fcn', True, 2, SIZE)
     for sample in data['data_samples']:
@@ -106,3 +112,4 @@ def test_peak_memory_from_protocol_at_another_size(protocol_dir):
             for r in records] == [('vanilla', SIZE, 1, True),
                                   ('hosvd', SIZE, 1, True)]
     assert all(r['peak_increment_mb'] > 0 for r in records)
+

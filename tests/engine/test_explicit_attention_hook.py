@@ -70,7 +70,8 @@ def segformer_config(work_dir, data_root, swap=True, stop=False,
         out_indices=(0, 1), mlp_ratio=2, drop_path_rate=0.)
     cfg.model.decode_head = dict(
         type='SegformerHead', in_channels=[8, 16], in_index=[0, 1],
-        channels=16, dropout_ratio=0., num_classes=5,
+        channels=16, dropout_ratio=0.,
+        num_classes=cfg.model.decode_head.num_classes,
         norm_cfg=cfg.model.decode_head.norm_cfg, align_corners=False,
         loss_decode=dict(type='CrossEntropyLoss', loss_weight=1.0))
     cfg.model.pop('auxiliary_head', None)

@@ -8,13 +8,15 @@ from mmengine.hooks import Hook
 from mmengine.runner import Runner, load_checkpoint
 from mmseg.registry import HOOKS, MODELS
 
+from mmseg_hosvd.engine import ChunkedLossHook, FrozenPrefixHook
 from mmseg_hosvd.engine.hooks.activation_memory_hook import (
     ANALYTICAL_KEY,
     MEASURED_KEY,
 )
 from mmseg_hosvd.models import PRESETS, CompressedConv2d
+from mmseg_hosvd.protocol.matrix import config_path
 
-from ..helpers import MODEL_NAMES, tiny_runner_config
+from ..helpers import CONFIGS, MODEL_NAMES, tiny_runner_config
 
 
 def hooks(method, num_layers=5, **kwargs):
@@ -67,6 +69,21 @@ def test_each_model_trains_and_validates_with_hosvd(model_name, tiny_data,
     assert memory['iterations'] == 2
     assert 0 < memory['analytical_mb']['peak'] < memory['measured_mb']['peak']
     assert checkpoint['meta']['finetune']['method'] == 'hosvd'
+
+
+@pytest.mark.parametrize('model_name', MODEL_NAMES)
+def test_each_model_trains_with_its_protocol_config_and_exact_reductions(
+        model_name, tiny_data, tmp_path):
+    """The protocol's own hooks (HOSVD lean, frozen prefix and chunked
+    loss, one image at a time) on each model, in a Runner."""
+    config = config_path(model_name, 'finetune', 'hosvd-eps0.8-lean', 5,
+                         root=CONFIGS)
+    runner = train(tiny_runner_config(model_name, str(tmp_path), tiny_data,
+                                      config=config))
+    prefix = next(h for h in runner.hooks if isinstance(h, FrozenPrefixHook))
+    chunked = next(h for h in runner.hooks if isinstance(h, ChunkedLossHook))
+    assert prefix.modules and chunked.heads == ['decode_head']
+    assert {'mIoU', 'mAcc'} <= set(runner.val_loop.run())
 
 
 @pytest.mark.parametrize('method', ['vanilla', 'gradient_filter', 'svd',

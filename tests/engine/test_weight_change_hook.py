@@ -88,8 +88,13 @@ def test_a_layer_moved_by_weight_decay_alone_has_no_gradient_share(
     assert silenced['relative_change'] > 0  # weight decay shrank it
     assert silenced['grad_sum'] == 0 and silenced['grad_share'] == 0
     assert hook.record()['min_grad_share'] == 0
-    others = [v['grad_share'] for k, v in layers.items() if k != SILENCED]
-    assert min(others) > 0.5
+    # Two steps from random weights give the ASPP branches gradients about
+    # as large as their decay (shares 0.46-0.52 on the tiny target data), so
+    # what tells them from the silenced layer is a clearly positive share
+    # and a move well beyond the decay-only path (1.27-1.41x of it).
+    others = {k: v for k, v in layers.items() if k != SILENCED}
+    assert min(v['grad_share'] for v in others.values()) > 0.25
+    assert min(v['change_over_decay'] for v in others.values()) > 1.2
     # it moved as weight decay alone moves a weight (SGD momentum); the
     # tolerance is float32 rounding of W_end - W_start
     assert silenced['change_over_decay'] == pytest.approx(1., rel=1e-3)

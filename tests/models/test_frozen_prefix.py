@@ -147,7 +147,8 @@ def test_an_auxiliary_head_keeps_what_it_reads():
     cfg = model_config('deeplabv3')
     cfg.model.auxiliary_head = dict(
         type='FCNHead', in_channels=256, in_index=2, channels=16,
-        num_convs=1, concat_input=False, num_classes=5,
+        num_convs=1, concat_input=False,
+        num_classes=cfg.model.decode_head.num_classes,
         norm_cfg=cfg.model.decode_head.norm_cfg, align_corners=False,
         loss_decode=dict(type='CrossEntropyLoss', loss_weight=0.4))
     model = MODELS.build(cfg.model)

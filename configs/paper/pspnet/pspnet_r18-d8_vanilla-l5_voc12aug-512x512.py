@@ -9,5 +9,7 @@ default_hooks = dict(
     weight_change=dict(type='WeightChangeHook'))
 custom_hooks = [
     dict(type='CompressConvHook', method='vanilla', num_layers=5),
-    dict(type='ActivationMemoryHook')
+    dict(type='ActivationMemoryHook'),
+    dict(type='FrozenPrefixHook', micro_batch=1),
+    dict(type='ChunkedLossHook', chunk=1)
 ]

@@ -6,5 +6,7 @@
 _base_ = './upernet_swin-t_vanilla-l5_ade20k-512x512.py'
 custom_hooks = [
     dict(type='CompressConvHook', method='quantized', bits=2, num_layers=10),
-    dict(type='ActivationMemoryHook')
+    dict(type='ActivationMemoryHook'),
+    dict(type='FrozenPrefixHook', micro_batch=1),
+    dict(type='ChunkedLossHook', chunk=1)
 ]

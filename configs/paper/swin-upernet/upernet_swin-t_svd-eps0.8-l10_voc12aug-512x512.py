@@ -3,5 +3,7 @@
 _base_ = './upernet_swin-t_vanilla-l5_voc12aug-512x512.py'
 custom_hooks = [
     dict(type='CompressConvHook', method='svd', eps=0.8, num_layers=10),
-    dict(type='ActivationMemoryHook')
+    dict(type='ActivationMemoryHook'),
+    dict(type='FrozenPrefixHook', micro_batch=1),
+    dict(type='ChunkedLossHook', chunk=1)
 ]

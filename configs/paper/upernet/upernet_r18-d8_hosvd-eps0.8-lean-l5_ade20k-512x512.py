@@ -14,5 +14,7 @@ custom_hooks = [
         num_layers=5,
         lean=True,
         lean_eps=dict(norm=0.8, classifier=0.99)),
-    dict(type='ActivationMemoryHook')
+    dict(type='ActivationMemoryHook'),
+    dict(type='FrozenPrefixHook', micro_batch=1),
+    dict(type='ChunkedLossHook', chunk=1)
 ]

@@ -10,5 +10,7 @@ custom_hooks = [
         method='hosvd_subspace',
         num_layers=10,
         eps=0.8),
-    dict(type='ActivationMemoryHook')
+    dict(type='ActivationMemoryHook'),
+    dict(type='FrozenPrefixHook', micro_batch=1),
+    dict(type='ChunkedLossHook', chunk=1)
 ]
