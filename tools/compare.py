@@ -20,6 +20,11 @@ columns. The ``front`` column says whether a row is on its model's front of
 mean mIoU against the whole-step peak: no other row of that model needs no
 more memory and reaches no lower mIoU while better in one of the two; the
 step-peak plot rings these rows.
+
+A second table follows for the models with vanilla rows: the calibrated
+mIoU (the last validation of a ``*_calib_*`` work dir among the paths),
+vanilla at each layer count, its gain over the calibrated classifier, and
+its difference to the next smaller layer count, paired by seed.
 """
 import argparse
 import os
@@ -28,8 +33,15 @@ import sys
 
 from mmseg_hosvd.protocol.comparison import (
     collect,
+    expand,
     markdown_table,
+    model_name,
     write_csv,
+)
+from mmseg_hosvd.protocol.fine_tuning_gain import (
+    calibrations,
+    gain_rows,
+    gain_table,
 )
 from mmseg_hosvd.protocol.pareto_plot import plot_pareto
 
@@ -55,6 +67,9 @@ def main(argv=None):
         print('no finished runs found', file=sys.stderr)
         return 1
     table = markdown_table(rows)
+    gains = gain_rows(rows, calibrations(expand(args.paths), model_name))
+    if gains:
+        table += '\n\nFine-tuning gain\n\n' + gain_table(gains)
     print(table)
     for path in (args.csv, args.markdown, args.plot, args.step_peak_plot):
         if path:

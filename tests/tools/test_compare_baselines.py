@@ -1,9 +1,20 @@
 """compare.py's baselines: each row against vanilla with the same exact
-reductions."""
+reductions, and each vanilla layer count against the calibrated classifier
+and the next smaller count, paired by seed."""
+import json
+
+import numpy as np
 import pytest
 
-from mmseg_hosvd.protocol.comparison import collect
+from mmseg_hosvd.protocol.comparison import collect, expand, model_name
+from mmseg_hosvd.protocol.fine_tuning_gain import (
+    calibrated_miou,
+    calibrations,
+    gain_rows,
+    gain_table,
+)
 from mmseg_hosvd.reductions.describe import baseline_tag
+from tools import compare
 
 from .test_compare import write_run
 from .test_compare_seeds import HOSVD, VANILLA, paired
@@ -57,3 +68,62 @@ def test_the_baseline_keeps_only_the_prefix_and_the_chunked_loss(tag,
                                                                   baseline):
     assert baseline_tag(tag) == baseline
 
+
+def write_calibration(root, miou, model_prefix='pspnet_r18-d8'):
+    """A calibration work dir as MMEngine leaves it: two runs, the newer
+    one's scalars ending with a validation."""
+    work = root / f'{model_prefix}_calib_shapes-target-128x128'
+    for stamp, value in (('20260101_000000', 1.0), ('20260102_000000',
+                                                     miou)):
+        scalars = work / stamp / 'vis_data'
+        scalars.mkdir(parents=True)
+        (scalars / 'scalars.json').write_text(
+            json.dumps(dict(loss=0.5, step=99)) + '\n' +
+            json.dumps(dict(aAcc=90.0, mIoU=value, step=100)) + '\n')
+    return work
+
+
+#: Vanilla at 10 layers: 10-layer minus 5-layer is +2, +2.5, +1.5.
+DEEPER = {0: 72.0, 1: 73.5, 2: 74.0}
+
+
+def test_fine_tuning_gain_pairs_layer_counts_by_seed(tmp_path, capsys):
+    seeded = tmp_path
+    for seed, miou in VANILLA.items():
+        write_run(seeded, 'vanilla-l5', 'vanilla', 5, miou, 8.0, 20.0, 0.2,
+                  step_peak=100.0, seed=seed)
+    write_run(seeded, 'fcn-vanilla-l5', 'vanilla', 5, 90.0, 1.0, 1.0, 0.1,
+              model_prefix='fcn_r18-d8', step_peak=1.0, seed=0)
+    for seed, miou in DEEPER.items():
+        write_run(seeded, 'vanilla-l10', 'vanilla', 10, miou, 8.0, 20.0,
+                  0.2, step_peak=150.0, seed=seed)
+    write_calibration(seeded, 60.25)
+    calibrated = calibrations(expand([str(seeded / '*')]), model_name)
+    assert calibrated == {'pspnet': 60.25}
+    rows, _ = collect([str(seeded / '*')])
+    gains = {g['model']: g for g in gain_rows(rows, calibrated)}
+    assert gains['fcn']['calibrated'] is None
+    pspnet = gains['pspnet']
+    assert [e['layers'] for e in pspnet['layers']] == [5, 10]
+    shallow, deep = pspnet['layers']
+    assert shallow['gain'] == pytest.approx(np.mean(list(VANILLA.values()))
+                                            - 60.25)
+    assert shallow['over_previous'] is None
+    mean, low, high = paired(DEEPER, VANILLA)
+    assert deep['over_previous']['mean'] == pytest.approx(mean)
+    assert deep['over_previous']['low'] == pytest.approx(low, rel=1e-3)
+    assert deep['over_previous']['high'] == pytest.approx(high, rel=1e-3)
+    table = gain_table(list(gains.values()))
+    assert f'| pspnet | 60.25 | 10 | {np.mean(list(DEEPER.values())):.2f}' \
+        in table
+    assert compare.main([str(seeded / '*')]) == 0
+    assert 'Fine-tuning gain' in capsys.readouterr().out
+
+
+def test_a_calibration_without_a_validation_has_no_mIoU(tmp_path):
+    work = tmp_path / 'fcn_r18-d8_calib_shapes-target-128x128'
+    (work / '20260101_000000' / 'vis_data').mkdir(parents=True)
+    (work / '20260101_000000' / 'vis_data' / 'scalars.json').write_text(
+        json.dumps(dict(loss=0.5, step=1)) + '\n')
+    assert calibrated_miou(str(work)) is None
+    assert calibrated_miou(str(tmp_path / 'missing')) is None
