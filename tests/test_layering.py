@@ -26,6 +26,7 @@ LAYERS = {
     'methods': 4,
     'engine': 5,
     'protocol': 5,
+    'planning': 5,
     # the re-export of the public layer and selection names for users
     'models': 5,
 }

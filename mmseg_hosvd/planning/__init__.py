@@ -1,0 +1,20 @@
+"""Choosing a fine-tuning set-up from measurements: the weight-gradient
+error of compressed settings, per layer, and one setting per layer that
+fits a byte budget with the least error."""
+from .allocation import Allocation, allocate
+from .gradient_error import (
+    Candidate,
+    CandidateError,
+    LayerGradients,
+    candidate_error,
+    capture_layer_gradients,
+    gradient_errors,
+    merge_captures,
+    relative_error,
+)
+
+__all__ = [
+    'Allocation', 'Candidate', 'CandidateError', 'LayerGradients',
+    'allocate', 'candidate_error', 'capture_layer_gradients',
+    'gradient_errors', 'merge_captures', 'relative_error'
+]

@@ -1,0 +1,85 @@
+"""Allocation by gradient error under a byte budget: exact against
+enumerating every choice."""
+import itertools
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mmseg_hosvd.planning import CandidateError, allocate
+
+
+def brute_force(errors, budget, weights):
+    layers = {}
+    for c in errors:
+        layers.setdefault(c.layer, []).append(c)
+    best = None
+    for choice in itertools.product(*layers.values()):
+        used = sum(c.stored_bytes for c in choice)
+        if used > budget:
+            continue
+        error = sum(weights.get(c.layer, 1.0) * c.error for c in choice)
+        if best is None or (error, used) < best:
+            best = (error, used)
+    return best
+
+
+@st.composite
+def problems(draw):
+    layers = draw(st.integers(1, 5))
+    errors = [
+        CandidateError(f'layer{i}', f'c{j}', draw(st.floats(0, 1)),
+                       float(draw(st.integers(1, 50))))
+        for i in range(layers) for j in range(draw(st.integers(1, 4)))
+    ]
+    weights = {f'layer{i}': draw(st.floats(0.1, 3))
+               for i in range(layers) if draw(st.booleans())}
+    return errors, float(draw(st.integers(0, 200))), weights
+
+
+@settings(max_examples=200, deadline=None)
+@given(problems())
+def test_the_allocation_is_the_best_choice(problem):
+    errors, budget, weights = problem
+    best = brute_force(errors, budget, weights)
+    if best is None:
+        with pytest.raises(ValueError, match='is below the smallest total'):
+            allocate(errors, budget, weights)
+        return
+    got = allocate(errors, budget, weights)
+    assert got.error == pytest.approx(best[0])
+    assert got.stored_bytes <= budget
+    assert list(got.choices) == list(dict.fromkeys(c.layer for c in errors))
+    assert got.stored_bytes == pytest.approx(
+        sum(c.stored_bytes for c in got.choices.values()))
+    assert got.error == pytest.approx(sum(
+        weights.get(name, 1.0) * c.error for name, c in got.choices.items()))
+
+
+def test_a_bigger_budget_buys_the_less_erring_setting():
+    errors = [CandidateError('a', 'eps0.5', 0.4, 10.0),
+              CandidateError('a', 'eps0.9', 0.1, 30.0),
+              CandidateError('b', 'eps0.5', 0.2, 10.0),
+              CandidateError('b', 'eps0.9', 0.05, 30.0)]
+    assert [c.tag for c in allocate(errors, 20).choices.values()] == [
+        'eps0.5', 'eps0.5']
+    # 20 more bytes go where they cut the error most: layer a
+    assert [c.tag for c in allocate(errors, 40).choices.values()] == [
+        'eps0.9', 'eps0.5']
+    assert [c.tag for c in allocate(errors, 60).choices.values()] == [
+        'eps0.9', 'eps0.9']
+
+
+def test_bad_budgets_and_weights_are_named():
+    errors = [CandidateError('a', 'x', 0.1, 10.0),
+              CandidateError('b', 'x', 0.1, 5.0)]
+    with pytest.raises(ValueError, match='budget of 14 bytes is below the '
+                       'smallest total the candidates store, 15 bytes'):
+        allocate(errors, 14)
+    with pytest.raises(ValueError, match='budget_bytes must be >= 0, got -1'):
+        allocate(errors, -1)
+    with pytest.raises(ValueError, match='no candidates'):
+        allocate([], 10)
+    with pytest.raises(ValueError, match=r"weights name layers without "
+                       r"candidates: \['c'\]"):
+        allocate(errors, 20, dict(c=2.0))
