@@ -169,14 +169,11 @@ def _twin(layer: nn.Module, candidate: Candidate) -> CompressedLayer:
     plain = copy.deepcopy(layer)
     plain.weight.requires_grad_(True)
     spec = get_method(candidate.method)
-    options = spec.check_options(candidate.options)
-    cls = spec.module_for('', plain)
-    if cls is None:
+    if spec.module_for('', plain) is None:
         raise ValueError(f'method {candidate.method!r} does not compress; '
                          'its gradient is exact')
-    twin = getattr(cls, cls.builder)(plain, **spec.module_kwargs(
-        '', options, {}))
-    return twin.train()
+    options = spec.check_options(candidate.options)
+    return spec.build('', plain, options, {}).train()
 
 
 def relative_error(exact: torch.Tensor, approximate: torch.Tensor
