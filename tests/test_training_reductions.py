@@ -16,8 +16,20 @@ PLAIN = dict(accumulate=1, micro_batch=8, amp=None, checkpoint=False,
              frozen_prefix=None, chunked_loss=None)
 
 
-def test_a_plain_protocol_config_has_none():
+def test_a_protocol_config_runs_the_exact_reductions_only():
     reductions = reductions_of(model_config('deeplabv3'))
+    assert reductions == dict(PLAIN, frozen_prefix=1, chunked_loss=1)
+    assert reductions_tag(reductions) == 'prefix1-chunkloss1'
+    assert describe_reductions(reductions) == (
+        'frozen prefix in micro-batches of 1, loss in chunks of 1')
+
+
+def test_a_config_without_reduction_hooks_has_none():
+    cfg = model_config('deeplabv3')
+    cfg.custom_hooks = [h for h in cfg.custom_hooks
+                        if h['type'] not in ('FrozenPrefixHook',
+                                             'ChunkedLossHook')]
+    reductions = reductions_of(Config(cfg.to_dict()))
     assert reductions == PLAIN
     assert reductions_tag(reductions) == describe_reductions(reductions) == ''
 
@@ -30,7 +42,7 @@ def test_the_amp_flag_is_seen_in_the_config_as_trained(cuda, monkeypatch,
     model_config('fcn').dump(path)
     reductions = reductions_of(build_config(parse_args([path, '--amp'])))
     assert reductions['amp'] == ('float16' if cuda else 'bfloat16')
-    assert reductions_tag(reductions) == 'amp'
+    assert reductions_tag(reductions) == 'amp-prefix1-chunkloss1'
 
 
 def test_every_reduction_is_tagged_in_order_and_described():

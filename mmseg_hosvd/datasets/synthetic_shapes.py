@@ -83,7 +83,7 @@ class SyntheticShapesDataset(BaseSegDataset):
         if not samples:
             raise FileNotFoundError(
                 f'image directory {self.data_prefix.get("img_path")!r} of '
-                'SyntheticShapesDataset holds no images (files ending in '
+                f'{type(self).__name__} holds no images (files ending in '
                 f'{self.img_suffix!r}); generate it with: python '
                 'tools/generate_dataset.py')
         return samples

@@ -73,7 +73,7 @@ def test_a_different_classifier_is_accepted(tiny_data, tmp_path):
     keep = dict(type='KeepStartWeightsTestHook')
     second = tiny_runner_config('fcn', str(tmp_path / 'b'), tiny_data,
                                 hooks() + [keep])
-    second.model.decode_head.num_classes = 7
+    second.model.decode_head.num_classes = 10
     second.load_from = str(tmp_path / 'a' / 'iter_2.pth')
     runner = Runner.from_cfg(second)
     runner.train()
@@ -81,9 +81,9 @@ def test_a_different_classifier_is_accepted(tiny_data, tmp_path):
                  if isinstance(h, KeepStartWeightsTestHook)).state
     loaded = torch.load(second.load_from, weights_only=False)['state_dict']
     classifier = 'decode_head.conv_seg.'
-    # the new classifier has 7 classes, the checkpoint's another count
-    assert start[classifier + 'weight'].shape[0] == 7
-    assert loaded[classifier + 'weight'].shape[0] != 7
+    # the new classifier has 10 classes, the checkpoint's another count
+    assert start[classifier + 'weight'].shape[0] == 10
+    assert loaded[classifier + 'weight'].shape[0] != 10
     # everything else starts from the checkpoint, bit for bit
     rest = [k for k in start if not k.startswith(classifier)]
     assert len(rest) == len(start) - 2

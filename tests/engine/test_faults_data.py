@@ -20,7 +20,7 @@ from mmseg_hosvd.engine.config_checks import (
 from ..helpers import tiny_runner_config
 
 #: The tiny model's classes and ignore index, as the errors state them.
-RANGE = r'neither a class \(0\.\.4\) nor the ignore index 255'
+RANGE = r'neither a class \(0\.\.7\) nor the ignore index 255'
 
 
 @pytest.fixture
@@ -162,7 +162,7 @@ def test_an_empty_data_root_is_refused_naming_the_directory(data, tmp_path):
         os.remove(osp.join(img_dir, name))
     hint = 'generate it with: python tools/generate_dataset.py'
     empty = rf"image directory '{re.escape(img_dir)}' of " \
-        rf"SyntheticShapesDataset holds no images \(files ending in " \
+        rf"SyntheticShapesTargetDataset holds no images \(files ending in " \
         rf"'\.png'\); {hint}"
     with pytest.raises(FileNotFoundError, match=f'^val_dataloader: {empty}'):
         check_train_config(cfg)
@@ -178,8 +178,8 @@ def test_an_empty_data_root_is_refused_naming_the_directory(data, tmp_path):
     os.makedirs(osp.join(data, 'target'))
     with pytest.raises(FileNotFoundError,
                        match=r"^train_dataloader: image directory '.*/target/"
-                       rf"img_dir/train' of SyntheticShapesDataset does not "
-                       f'exist; {hint}'):
+                       r"img_dir/train' of SyntheticShapesTargetDataset "
+                       f'does not exist; {hint}'):
         check_train_config(cfg)
 
 
