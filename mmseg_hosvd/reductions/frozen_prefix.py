@@ -48,6 +48,14 @@ def _allocate(first, batch: int):
     return first
 
 
+def _rows_of(value, rows: slice, batch: int):
+    """``value[rows]`` for a tensor argument with one row per image (a
+    residual's identity beside the input), else ``value`` itself."""
+    if torch.is_tensor(value) and value.dim() > 0 and value.shape[0] == batch:
+        return value[rows]
+    return value
+
+
 def _fill(out, chunk, start: int) -> None:
     """Copies a micro-batch's outputs into rows ``start:`` of ``out``."""
     if isinstance(out, UnreadOutput):
@@ -66,7 +74,8 @@ def _fill(out, chunk, start: int) -> None:
 
 
 class MicroBatchedForward:
-    """A module's forward, run on micro-batches of its first argument.
+    """A module's forward, run on micro-batches of its first argument (and
+    of every other tensor argument with one row per image).
 
     Args:
         module: The frozen module.
@@ -116,11 +125,14 @@ class MicroBatchedForward:
                 'statistics would differ per micro-batch. Keep norm_eval=True '
                 '(CompressConvHook) or turn frozen-prefix micro-batching off')
         out = None
+        batch = x.shape[0]
         with torch.no_grad():
-            for start in range(0, x.shape[0], self.micro_batch):
-                chunk = self._drop_unread(
-                    self.forward(x[start:start + self.micro_batch], *args,
-                                 **kwargs))
+            for start in range(0, batch, self.micro_batch):
+                rows = slice(start, start + self.micro_batch)
+                chunk = self._drop_unread(self.forward(
+                    x[rows], *(_rows_of(a, rows, batch) for a in args),
+                    **{k: _rows_of(v, rows, batch)
+                       for k, v in kwargs.items()}))
                 if out is None:
                     out = _allocate(chunk, x.shape[0])
                 _fill(out, chunk, start)
@@ -144,7 +156,9 @@ def frozen_prefix(model: nn.Module, trace: ModelTrace) -> List[str]:
         Module names in call order; empty when the first module to run is
         trainable.
     """
-    modules = dict(model.named_modules())
+    # every name, also a second one of a module used twice (SegFormer's
+    # Mix-FFN lists one dropout twice): the descent below meets them all
+    modules = dict(model.named_modules(remove_duplicate=False))
     trainable = {
         name for name, module in modules.items()
         if any(p.requires_grad for p in module.parameters(recurse=False))

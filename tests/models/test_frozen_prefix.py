@@ -38,6 +38,9 @@ def test_the_largest_frozen_modules_before_the_first_trainable(
     # at 10 layers the prefix holds its patch embedding and first stages,
     # which also return the token grid's size
     ('swin-upernet', 'vanilla', dict(num_layers=10)),
+    # fine-tunes Linear layers inside the backbone's last stage, whose
+    # Mix-FFN lists one dropout module twice
+    ('segformer', 'vanilla', dict(num_layers=10)),
 ])
 def test_micro_batches_give_the_same_outputs_and_gradients(
         model_name, method, options):
@@ -170,3 +173,19 @@ def test_drop_unread_off_keeps_every_output():
     with pytest.raises(ValueError, match="drop_unread must be True or "
                        "False, got 'yes'"):
         FrozenPrefixHook(drop_unread='yes')
+
+
+def test_a_module_listed_twice_does_not_stop_the_search():
+    """``named_modules`` names a module used twice only once; the prefix
+    search descends through the second name too (the trace knows the
+    module by its first name, where it is taken)."""
+    drop = nn.Dropout(0.)
+    model = nn.Sequential(
+        nn.Sequential(nn.Conv2d(3, 4, 1), drop),
+        nn.Sequential(nn.Conv2d(4, 4, 1), drop, nn.Conv2d(4, 2, 1), drop))
+    for p in model.parameters():
+        p.requires_grad_(False)
+    model[1][2].weight.requires_grad_(True)
+    names = FrozenPrefixHook(micro_batch=1,
+                             trace_input_shape=(1, 3, 8, 8)).apply(model)
+    assert names == ['0', '1.0']
