@@ -64,6 +64,9 @@ class FinetuneMethod:
         marker: Matplotlib marker of its points in comparisons.
         lean_marker: The marker of its lean-region variant.
         order: Its place among the methods in tables (low first).
+        per_layer: The option that may be given per layer (a dict by layer
+            name) and that an allocation by gradient error sets (its
+            options then include ``allocate``); empty for none.
     """
 
     name: str = ''
@@ -75,6 +78,7 @@ class FinetuneMethod:
     marker: str = 'x'
     lean_marker: str = 'X'
     order: int = 50
+    per_layer: str = ''
 
     def check_options(self, given: Dict[str, Any]) -> Dict[str, Any]:
         """The method's options with defaults filled in, each checked.
@@ -92,7 +96,22 @@ class FinetuneMethod:
 
     def tag(self, options: Dict[str, Any]) -> str:
         """The config-name tag of these options (e.g. 'hosvd-eps0.8'):
-        :attr:`tag_format` filled in with them, or the name."""
+        :attr:`tag_format` filled in with them, or the name.
+
+        A per-layer setting makes it '<prefix>-per-layer', an allocation
+        '<prefix>-alloc<budget_of>' or '<prefix>-alloc<budget_mb>MB', the
+        prefix being the format's text before its first field (e.g.
+        'hosvd-eps-alloc0.8').
+        """
+        if self.per_layer:
+            prefix = self.tag_format.split('{')[0].rstrip('-') or self.name
+            allocation = options.get('allocate')
+            if allocation is not None:
+                if allocation['budget_of'] is not None:
+                    return f"{prefix}-alloc{allocation['budget_of']:g}"
+                return f"{prefix}-alloc{allocation['budget_mb']:g}MB"
+            if isinstance(options[self.per_layer], dict):
+                return f'{prefix}-per-layer'
         return self.tag_format.format(**options) or self.name
 
     def label(self, meta: Dict[str, Any]) -> str:
@@ -104,13 +123,41 @@ class FinetuneMethod:
         """
         return ''
 
+    def allocation_label(self, meta: Dict[str, Any]) -> str:
+        """How a run's per-layer setting was allocated (e.g. 'eps by
+        gradient error in the bytes of eps 0.8'), or '' for none; the
+        same for every seed, whose allocations differ."""
+        allocation = meta.get('allocate')
+        if not self.per_layer or not allocation:
+            return ''
+        budget = (f"the bytes of {self.per_layer} "
+                  f"{allocation['budget_of']:g}"
+                  if allocation.get('budget_of') is not None else
+                  f"{allocation['budget_mb']:g} MB")
+        return f'{self.per_layer} by gradient error in {budget}'
+
     def check_layers(self, options: Dict[str, Any],
                      compressed: List[str]) -> None:
         """Checks the options against the selected layers.
 
+        The base checks a per-layer setting (:attr:`per_layer`): it must
+        give every compressed layer a value and name no other.
+
         Raises:
-            ValueError: For an option that names layers not fine-tuned.
+            ValueError: For an option that names layers not fine-tuned, or
+                a per-layer setting that misses one.
         """
+        values = options.get(self.per_layer) if self.per_layer else None
+        if isinstance(values, dict):
+            unknown = sorted(set(values) - set(compressed))
+            missing = [name for name in compressed if name not in values]
+            if unknown:
+                raise ValueError(f'{self.per_layer} given for layers that '
+                                 f'are not fine-tuned: {unknown}; the '
+                                 f'fine-tuned layers are {compressed}')
+            if missing:
+                raise ValueError(f'{self.per_layer} has no value for the '
+                                 f'fine-tuned layers {missing}')
 
     def module_kwargs(self, name: str, options: Dict[str, Any],
                       preset_radius: Dict[str, int]) -> Dict[str, Any]:
@@ -121,7 +168,21 @@ class FinetuneMethod:
             options: The checked options.
             preset_radius: The layer preset's Gradient Filter radii.
         """
-        return dict(options)
+        return self.layer_options(name, options)
+
+    def layer_options(self, name: str,
+                      options: Dict[str, Any]) -> Dict[str, Any]:
+        """``options`` for one layer: its own value of a per-layer setting,
+        without ``allocate`` (which the hook, not the module, acts on)."""
+        kwargs = {k: v for k, v in options.items() if k != 'allocate'}
+        if isinstance(kwargs.get(self.per_layer), dict):
+            kwargs[self.per_layer] = kwargs[self.per_layer][name]
+        return kwargs
+
+    def set_layer_setting(self, module: nn.Module, value: Any) -> None:
+        """Sets the per-layer setting of a built module (an allocation's
+        choice); the base sets the attribute of that name."""
+        setattr(module, self.per_layer, value)
 
     @property
     def converts(self) -> bool:

@@ -1,22 +1,35 @@
 """HOSVD-eps (the paper's method): a Tucker form of each input."""
+import dataclasses
+
 from ..layers.compressed_conv import Conv2dHOSVD
 from ..layers.compressed_linear import LinearHOSVD
 from .base import FinetuneMethod
-from .options import EPS, SOLVER, WARM_START
+from .options import EPS, SOLVER, WARM_START, Option, allocation, per_layer
 from .registry import FINETUNE_METHODS
+
+#: The eps values an allocation chooses from unless ``allocate.grid`` says.
+GRID = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 
 
 @FINETUNE_METHODS.register_module(name='hosvd')
 class HOSVD(FinetuneMethod):
     """Per-mode ranks from ``eps`` every step (options ``eps``, ``solver``,
-    ``warm_start``).
+    ``warm_start``, ``allocate``).
+
+    ``eps`` is one value or a dict by layer name. ``allocate`` (e.g.
+    ``dict(budget_of=0.8)``) picks each layer's eps from ``grid`` on the
+    first labelled batches: the least summed weight-gradient error whose
+    stored bytes fit the budget (see :mod:`mmseg_hosvd.planning`).
     """
 
     name = 'hosvd'
     tag_format = 'hosvd-eps{eps:g}'
     module = Conv2dHOSVD
     linear_module = LinearHOSVD
-    options = dict(eps=EPS, solver=SOLVER, warm_start=WARM_START)
+    options = dict(eps=Option(EPS.default, per_layer(EPS.check)),
+                   solver=SOLVER, warm_start=WARM_START,
+                   allocate=Option(None, allocation(EPS.check, GRID)))
+    per_layer = 'eps'
     shares_input = True
     marker = 'D'
     order = 3
@@ -25,8 +38,18 @@ class HOSVD(FinetuneMethod):
         return super().tag(options) + ('' if options['warm_start'] else
                                        '-cold')
 
+    def set_layer_setting(self, module, value):
+        module.eps = value
+        module.decomposition = dataclasses.replace(module.decomposition,
+                                                   eps=value)
+
     def label(self, meta):
         solver = meta.get('solver')
-        return (f"eps={meta.get('eps')}" +
+        eps = self.allocation_label(meta) or meta.get('eps')
+        if isinstance(eps, dict):
+            eps = 'eps=' + '/'.join(f'{v:g}' for v in eps.values())
+        elif not isinstance(eps, str):
+            eps = f'eps={eps}'
+        return (eps +
                 (f', {solver}' if solver not in (None, 'auto') else '') +
                 (', cold start' if meta.get('warm_start') is False else ''))

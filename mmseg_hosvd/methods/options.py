@@ -41,6 +41,77 @@ def check_rank_batches(rank_batches):
     return check_int_at_least('rank_batches', rank_batches, 1)
 
 
+def per_layer(check: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """A check that takes one value for every layer or a dict of values by
+    layer name, each checked by ``check``."""
+
+    def check_per_layer(value):
+        if isinstance(value, Mapping):
+            if not value:
+                raise ValueError('a per-layer setting must name at least '
+                                 'one layer, got an empty dict')
+            checked = {}
+            for name, item in value.items():
+                try:
+                    checked[name] = check(item)
+                except ValueError as error:
+                    raise ValueError(f'{name!r}: {error}') from None
+            return checked
+        return check(value)
+
+    return check_per_layer
+
+
+#: Keys of the ``allocate`` option.
+ALLOCATION_KEYS = ('grid', 'budget_of', 'budget_mb', 'batches')
+
+
+def allocation(check: Callable[[Any], Any],
+               grid: tuple) -> Callable[[Any], Any]:
+    """A check of the ``allocate`` option of a method whose per-layer
+    setting ``check`` validates.
+
+    The option is None (no allocation) or a dict: ``grid`` (the candidate
+    values; ``grid`` here by default), exactly one of ``budget_of`` (the
+    bytes that this value, set on every layer, stores) and ``budget_mb``
+    (MB), and ``batches`` (labelled batches measured, 1 by default).
+    ``budget_of`` joins the grid, so the allocation can always match it.
+    """
+
+    def check_allocation(value):
+        if value is None:
+            return None
+        if not isinstance(value, Mapping):
+            raise ValueError(f'allocate must be None or a dict with keys '
+                             f'{ALLOCATION_KEYS}, got {value!r}')
+        unknown = sorted(set(value) - set(ALLOCATION_KEYS))
+        if unknown:
+            raise ValueError(f'allocate has unknown keys {unknown}; it '
+                             f'accepts {ALLOCATION_KEYS}')
+        if (value.get('budget_of') is None) == (value.get('budget_mb') is
+                                                 None):
+            raise ValueError('allocate needs exactly one of budget_of (a '
+                             'setting whose bytes are the budget) and '
+                             f'budget_mb, got {dict(value)!r}')
+        values = value.get('grid', grid)
+        if isinstance(values, (str, Mapping)) or not hasattr(
+                values, '__iter__') or not list(values):
+            raise ValueError(f'allocate.grid must be a non-empty list of '
+                             f'settings, got {values!r}')
+        budget_of = value.get('budget_of')
+        if budget_of is not None:
+            budget_of = check(budget_of)
+        return dict(
+            grid=sorted({check(v) for v in values} | (
+                set() if budget_of is None else {budget_of})),
+            budget_of=budget_of,
+            budget_mb=check_budget_mb(value.get('budget_mb')),
+            batches=check_int_at_least('allocate.batches',
+                                       value.get('batches', 1), 1))
+
+    return check_allocation
+
+
 #: The options every decomposing method shares.
 EPS = Option(0.8, check_eps)
 SOLVER = Option('auto', check_solver)

@@ -1,7 +1,7 @@
 """Choosing a fine-tuning set-up from measurements: the weight-gradient
 error of compressed settings, per layer, and one setting per layer that
 fits a byte budget with the least error."""
-from .allocation import Allocation, allocate
+from .allocation import Allocation, allocate, uniform_bytes
 from .gradient_error import (
     Candidate,
     CandidateError,
@@ -16,5 +16,5 @@ from .gradient_error import (
 __all__ = [
     'Allocation', 'Candidate', 'CandidateError', 'LayerGradients',
     'allocate', 'candidate_error', 'capture_layer_gradients',
-    'gradient_errors', 'merge_captures', 'relative_error'
+    'gradient_errors', 'merge_captures', 'relative_error', 'uniform_bytes'
 ]

@@ -10,6 +10,7 @@ from ...methods import get_method, split_options
 from ...methods.options import plain_value
 from ...ops import SharedDecomposition, check_solver, check_warm_start
 from ...ops.quantized_codes import check_bits
+from ...planning.allocation_session import GradientAllocationSession
 from ...reductions.lean_concat import concat_in_place_
 from ...reductions.lean_region import lean_eps_of, make_lean_
 from ...selection.finetune_plan import FinetunePlan
@@ -124,8 +125,17 @@ class CompressConvHook(Hook):
             options.get('solver', self.options.get('solver', 'auto')))
         self.lean_warm_start = check_warm_start(
             options.get('warm_start', self.options.get('warm_start', True)))
-        self.lean_eps = lean_eps_of(
-            lean_eps, options.get('eps', self.options.get('eps', 0.8)))
+        eps = options.get('eps', self.options.get('eps', 0.8))
+        if self.lean and isinstance(eps, dict) and not (
+                isinstance(lean_eps, (int, float)) or isinstance(
+                    lean_eps, dict) and set(lean_eps) >= {'norm',
+                                                           'classifier'}):
+            raise ValueError(
+                'eps is given per layer, so the lean region has no single '
+                'default: set lean_eps to one value or to a dict with both '
+                f"'norm' and 'classifier', got lean_eps={lean_eps!r}")
+        self.lean_eps = lean_eps_of(lean_eps,
+                                    None if isinstance(eps, dict) else eps)
         if lean_bits is not None:
             if not self.lean:
                 raise ValueError(f'lean_bits={lean_bits!r} needs lean=True')
@@ -185,18 +195,24 @@ class CompressConvHook(Hook):
                                                 self.lean_warm_start)
             self.plan.results['lean_solver'] = self.lean_solver
             self.plan.results['lean_concat'] = concat_in_place_(model)
-        self.session = self.method.session(self.plan)
+        self.session = (GradientAllocationSession(self.method, self.plan)
+                        if self.options.get('allocate') is not None else
+                        self.method.session(self.plan))
         return self.plan
 
     def _convert(self, model: nn.Module, compress: List[str],
                  preset_radius: dict,
                  shared: List[List[str]]) -> Dict[str, nn.Module]:
         """Swaps the layers the method has a module for, one cache per
-        shared-input group."""
+        shared-input group and per-layer setting (layers of a group given
+        different values decompose the input each their own way)."""
         caches = {}
         for group in shared:
-            cache = SharedDecomposition()
-            caches.update({name: cache for name in group})
+            by_setting = {}
+            for name in group:
+                setting = repr(self.method.layer_options(name, self.options))
+                caches[name] = by_setting.setdefault(setting,
+                                                     SharedDecomposition())
         swapped = [
             name for name in compress if self.method.module_for(
                 name, model.get_submodule(name)) is not None

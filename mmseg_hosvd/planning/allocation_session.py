@@ -1,0 +1,166 @@
+"""Choosing each layer's setting by gradient error while training starts.
+
+A method with a per-layer setting (``hosvd``'s eps, ``quantized``'s bits)
+and the option ``allocate`` runs its first ``allocate.batches`` labelled
+batches through one extra forward and backward each, which keep every
+compressed layer's input and output gradient
+(:func:`~.gradient_error.capture_layer_gradients`). Every value of the
+grid is then measured on every layer (:func:`~.gradient_error.
+gradient_errors`), and :func:`~.allocation.allocate` picks one value per
+layer (one per shared-input group) with the least summed weight-gradient
+error whose stored bytes fit the budget: ``budget_mb``, or the bytes that
+``budget_of`` set on every layer stores on the same batches. The choice is
+set on the layers, logged, kept in the plan (``allocated``) and in
+MessageHub, so a resumed run takes it instead of measuring again. The
+measurement forks the random state and puts back the gradients it found,
+so training draws and steps as it would without it.
+"""
+from typing import Any, Dict, Optional
+
+import torch
+from mmengine.logging import MessageHub
+from torch import nn
+
+from ..methods import FinetuneMethod, MethodSession
+from .allocation import allocate, uniform_bytes
+from .gradient_error import (
+    Candidate,
+    capture_layer_gradients,
+    gradient_errors,
+    merge_captures,
+)
+
+#: MessageHub runtime-info key of the allocated settings (kept on resume).
+ALLOCATED_KEY = 'allocated_settings'
+MB = 2**20
+
+
+def _cuda_devices():
+    """The current CUDA device, whose random state the measurement forks
+    with the CPU's (dropout must draw for training what it would have
+    drawn without the measurement)."""
+    return [torch.cuda.current_device()] if torch.cuda.is_available() else []
+
+
+def _loss_of(model: nn.Module, data_batch):
+    def loss():
+        batch = model.data_preprocessor(data_batch, True)
+        losses = model._run_forward(batch, mode='loss')
+        return model.parse_losses(losses)[0]
+
+    return loss
+
+
+class GradientAllocationSession(MethodSession):
+    """Measures the gradient error of the grid on the first labelled
+    batches and sets each layer's allocated value.
+
+    Args:
+        method: The method (its :attr:`~.FinetuneMethod.per_layer` option
+            is the one allocated).
+        plan: The fine-tuning plan; its options hold ``allocate``, its
+            results get ``allocated``, ``allocated_mb`` and
+            ``allocation_budget_mb``.
+    """
+
+    def __init__(self, method: FinetuneMethod, plan):
+        self.method = method
+        self.plan = plan
+        self.allocation = plan.options['allocate']
+        self.settings: Optional[Dict[str, Any]] = None
+        self._captures = []
+
+    def before_train(self, runner, model: nn.Module) -> None:
+        """Takes the settings a resumed run had allocated (MessageHub)."""
+        resumed = MessageHub.get_current_instance().get_info(
+            ALLOCATED_KEY, None)
+        if resumed:
+            self.set_settings(model, dict(resumed))
+            runner.logger.info(
+                f'allocation: resumed {self.method.per_layer} per layer '
+                f'{resumed}')
+
+    def before_train_iter(self, runner, model: nn.Module,
+                          data_batch=None) -> None:
+        """Measures on the batch until the settings are allocated."""
+        if self.settings is None:
+            self.calibrate(model, None, runner.logger, data_batch)
+
+    def set_settings(self, model: nn.Module, settings: Dict[str,
+                                                           Any]) -> None:
+        """Sets each layer's value on its module and in the plan."""
+        for name, value in settings.items():
+            self.method.set_layer_setting(model.get_submodule(name), value)
+        self.settings = settings
+        self.plan.results['allocated'] = settings
+
+    def candidates(self):
+        """The grid as candidates: the run's options, each grid value set
+        on every layer."""
+        base = {k: v for k, v in self.plan.options.items()
+                if k != 'allocate'}
+        return [
+            Candidate(self.method.name, {**base, self.method.per_layer: v})
+            for v in self.allocation['grid']
+        ]
+
+    def calibrate(self, model: nn.Module, inputs, logger=None,
+                  data_batch=None) -> bool:
+        """Adds one labelled batch; allocates when enough are measured.
+
+        Args:
+            model: The converted (unwrapped) segmentor, in training mode.
+            inputs: Unused: the measurement needs labels.
+            logger: Where the allocation is logged.
+            data_batch: A loader batch (images and labels).
+
+        Returns:
+            Whether the settings are now allocated.
+
+        Raises:
+            ValueError: Without a labelled batch.
+        """
+        if data_batch is None:
+            raise ValueError(
+                f'{self.method.name} with allocate measures the weight-'
+                'gradient error on labelled batches: pass data_batch (a '
+                'loader batch), not images alone')
+        grads = {p: p.grad for p in model.parameters()}
+        model.zero_grad(set_to_none=True)
+        with torch.random.fork_rng(devices=_cuda_devices()):
+            self._captures.append(
+                capture_layer_gradients(model, self.plan.compressed,
+                                        _loss_of(model, data_batch)))
+        for param, grad in grads.items():
+            param.grad = grad
+        if len(self._captures) < self.allocation['batches']:
+            return False
+        errors = gradient_errors(merge_captures(*self._captures),
+                                 self.candidates())
+        self._captures = []
+        groups = self.plan.shared_inputs
+        budget_of = self.allocation['budget_of']
+        if budget_of is None:
+            budget = self.allocation['budget_mb'] * MB
+        else:
+            reference = self.candidates()[self.allocation['grid'].index(
+                budget_of)]
+            budget = uniform_bytes(errors, reference.tag, groups)
+        chosen = allocate(errors, budget, groups=groups)
+        value_of = {c.tag: v for c, v in zip(
+            self.candidates(), self.allocation['grid'], strict=True)}
+        settings = {name: value_of[c.tag]
+                    for name, c in chosen.choices.items()}
+        self.set_settings(model, settings)
+        self.plan.results['allocated_mb'] = chosen.stored_bytes / MB
+        self.plan.results['allocation_budget_mb'] = budget / MB
+        MessageHub.get_current_instance().update_info(ALLOCATED_KEY,
+                                                      settings)
+        if logger is not None:
+            logger.info(
+                f'allocation: {self.method.per_layer} per layer by weight-'
+                f"gradient error on {self.allocation['batches']} batch(es), "
+                f'summed error {chosen.error:.4f}, storing '
+                f'{chosen.stored_bytes / MB:.4f} of {budget / MB:.4f} MB: '
+                f'{settings}')
+        return True

@@ -1,0 +1,118 @@
+"""Allocation by gradient error through the hook and a real Runner: what
+it chooses, that it leaves training as it was, and that a resume keeps
+it."""
+import glob
+import os.path as osp
+
+import pytest
+import torch
+from mmengine.runner import Runner
+
+from mmseg_hosvd.engine import CompressConvHook
+from mmseg_hosvd.planning.allocation_session import (
+    ALLOCATED_KEY,
+    GradientAllocationSession,
+)
+
+from ..helpers import tiny_runner_config
+
+ASPP = [f'decode_head.aspp_modules.{i}.conv' for i in range(4)]
+HEAD = ['decode_head.bottleneck.conv'] + ASPP
+
+
+def run(tmp_path, tiny_data, max_iters=2, resume=False, method='hosvd',
+        **options):
+    hooks = [
+        dict(type='CompressConvHook', method=method, num_layers=5,
+             **options),
+        dict(type='ActivationMemoryHook')
+    ]
+    cfg = tiny_runner_config('deeplabv3', str(tmp_path), tiny_data, hooks,
+                             max_iters=max_iters)
+    cfg.resume = resume
+    cfg.randomness = dict(seed=0)
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    hook = next(h for h in runner.hooks if isinstance(h, CompressConvHook))
+    return runner, hook
+
+
+def logs(tmp_path):
+    return [open(f).read() for f in sorted(
+        glob.glob(osp.join(str(tmp_path), '*', '*.log')))]
+
+
+def test_the_allocation_fits_the_bytes_of_the_uniform_setting(
+        tiny_data, tmp_path):
+    runner, hook = run(tmp_path, tiny_data,
+                       allocate=dict(budget_of=0.8, grid=[0.5, 0.95]))
+    allocated = hook.plan.results['allocated']
+    assert list(allocated) == HEAD
+    assert set(allocated.values()) <= {0.5, 0.8, 0.95}
+    assert len({allocated[name] for name in ASPP}) == 1
+    assert (hook.plan.results['allocated_mb'] <=
+            hook.plan.results['allocation_budget_mb'])
+    for name, eps in allocated.items():
+        layer = runner.model.get_submodule(name)
+        assert layer.eps == eps == layer.decomposition.eps
+    assert 'allocation: eps per layer by weight-gradient error' in logs(
+        tmp_path)[0]
+    meta = torch.load(osp.join(str(tmp_path), 'iter_2.pth'),
+                      weights_only=False)['meta']['finetune']
+    assert meta['allocated'] == allocated
+    assert runner.message_hub.get_info(ALLOCATED_KEY) == allocated
+
+
+def test_a_budget_for_every_layer_buys_the_exact_setting(tiny_data,
+                                                          tmp_path):
+    _, hook = run(tmp_path, tiny_data, solver='eigh',
+                  allocate=dict(budget_mb=1000, grid=[0.5, 1.0]))
+    assert hook.plan.results['allocated'] == {name: 1.0 for name in HEAD}
+    _, hook = run(tmp_path / 'bits', tiny_data, method='quantized',
+                  allocate=dict(budget_mb=1000))
+    assert hook.plan.results['allocated'] == {name: 8 for name in HEAD}
+
+
+def test_a_budget_below_every_setting_names_the_least(tiny_data, tmp_path):
+    with pytest.raises(ValueError, match='is below the smallest total the '
+                       'candidates store'):
+        run(tmp_path, tiny_data, allocate=dict(budget_mb=1e-6))
+
+
+def test_the_measurement_leaves_training_as_it_was(tiny_data, tmp_path):
+    """One grid value: the allocation can only choose it, and the weights
+    after training equal those of that value set for every layer."""
+    plain, _ = run(tmp_path / 'plain', tiny_data, max_iters=3, eps=0.8,
+                   solver='eigh')
+    allocated, hook = run(tmp_path / 'alloc', tiny_data, max_iters=3,
+                          solver='eigh', allocate=dict(budget_of=0.8,
+                                                       grid=[0.8]))
+    assert hook.plan.results['allocated'] == {name: 0.8 for name in HEAD}
+    want = plain.model.state_dict()
+    for key, value in allocated.model.state_dict().items():
+        torch.testing.assert_close(value, want[key], rtol=0, atol=0,
+                                   msg=key)
+
+
+def test_a_resume_keeps_the_allocation_without_measuring(tiny_data,
+                                                         tmp_path):
+    _, first = run(tmp_path, tiny_data, allocate=dict(budget_of=0.8))
+    runner, second = run(tmp_path, tiny_data, max_iters=4, resume=True,
+                         allocate=dict(budget_of=0.8))
+    assert runner.iter == 4
+    assert second.session.settings == first.session.settings
+    for name, eps in first.session.settings.items():
+        assert runner.model.get_submodule(name).eps == eps
+    resumed_log = logs(tmp_path)[-1]
+    assert 'allocation: resumed eps per layer' in resumed_log
+    assert 'by weight-gradient error' not in resumed_log
+
+
+def test_images_alone_cannot_be_measured(tiny_data, tmp_path):
+    runner, hook = run(tmp_path, tiny_data, max_iters=1,
+                       allocate=dict(budget_of=0.8))
+    session = GradientAllocationSession(hook.method, hook.plan)
+    with pytest.raises(ValueError, match='with allocate measures the '
+                       'weight-gradient error on labelled batches: pass '
+                       'data_batch'):
+        session.calibrate(runner.model, torch.zeros(2, 3, 64, 64))
