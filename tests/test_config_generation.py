@@ -70,7 +70,7 @@ def test_the_table_is_the_protocols_matrix():
         for m in MODEL_CONFIGS for s in ('pretrain', 'calib')
     }
     assert set(render_all()) == expected
-    assert len(expected) == 352
+    assert len(expected) == 368
     assert {name: (m.folder, m.prefix)
             for name, m in TABLE.models.items()} == MODEL_CONFIGS
     assert tuple(s.tag for s in TABLE.settings) == protocol_tags()
@@ -133,7 +133,7 @@ def test_adding_a_model_adds_its_configs():
                                 models={**TABLE.models, 'fcn-x': model})
     added = set(render_all(table)) - set(render_all())
     assert len(added) == 2 + len(LAYER_COUNTS) * (
-        len(TABLE.settings) + len(PEER_ROWS)) == 44
+        len(TABLE.settings) + len(PEER_ROWS)) == 46
     assert all(p.startswith('fcn-x/fcn_r50-d8_') for p in added)
     assert isinstance(model, Model)
     real = set(real_dataset_configs.render_all(table)) - set(

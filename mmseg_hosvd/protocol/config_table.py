@@ -111,6 +111,11 @@ user short of memory meets."""
 EPS06_COMMENT = """\
 HOSVD at eps 0.6, below the paper's settings: how fast accuracy falls under
 eps 0.8 ({num_layers} layers)."""
+ALLOC_COMMENT = """\
+HOSVD with each layer's eps allocated by weight-gradient error: on the first
+training batch, every eps of the grid is measured on every fine-tuned layer
+(||dW - dW_hat|| / ||dW||), and the least summed error whose stored bytes fit
+those of eps 0.8 on every layer is kept for the run ({num_layers} layers)."""
 #: Comments of the peer reductions (``mb`` with ``{micro}`` and ``{steps}``).
 PEER_COMMENTS = {
     'mb': """\
@@ -166,6 +171,9 @@ SETTINGS = (
             extension=True),
     Setting('hosvd-eps0.8-lean', 'hosvd', dict(eps=0.8), lean=True,
             comment=LEAN_COMMENT, extension=True),
+    Setting('hosvd-eps-alloc0.8', 'hosvd',
+            dict(allocate=dict(budget_of=0.8)), comment=ALLOC_COMMENT,
+            extension=True),
     # budget_mb is per model and layer count (Model.options)
     Setting('hosvd-subspace', 'hosvd_subspace', comment=SUBSPACE_HEAD + """\
 How it was chosen: HOSVD eps 0.8's mean analytical activation memory for
