@@ -140,7 +140,7 @@ def test_adding_a_model_adds_its_configs():
         real_dataset_configs.render_all())
     # pretraining, then per target dataset a calibration and every setting
     assert len(real) == 1 + 2 * (1 + len(LAYER_COUNTS) * len(
-        TABLE.settings)) == 43
+        TABLE.settings)) == 47
     assert all(p.startswith('paper/fcn-x/fcn_r50-d8_') for p in real)
 
 
