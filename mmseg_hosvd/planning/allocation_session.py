@@ -153,6 +153,7 @@ class GradientAllocationSession(MethodSession):
                     for name, c in chosen.choices.items()}
         self.set_settings(model, settings)
         self.plan.results['allocated_mb'] = chosen.stored_bytes / MB
+        self.plan.results['allocation_error'] = chosen.error
         self.plan.results['allocation_budget_mb'] = budget / MB
         MessageHub.get_current_instance().update_info(ALLOCATED_KEY,
                                                       settings)

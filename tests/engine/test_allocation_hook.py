@@ -52,6 +52,7 @@ def test_the_allocation_fits_the_bytes_of_the_uniform_setting(
     assert len({allocated[name] for name in ASPP}) == 1
     assert (hook.plan.results['allocated_mb'] <=
             hook.plan.results['allocation_budget_mb'])
+    assert 0 < hook.plan.results['allocation_error'] < len(HEAD)
     for name, eps in allocated.items():
         layer = runner.model.get_submodule(name)
         assert layer.eps == eps == layer.decomposition.eps
@@ -68,6 +69,8 @@ def test_a_budget_for_every_layer_buys_the_exact_setting(tiny_data,
     _, hook = run(tmp_path, tiny_data, solver='eigh',
                   allocate=dict(budget_mb=1000, grid=[0.5, 1.0]))
     assert hook.plan.results['allocated'] == {name: 1.0 for name in HEAD}
+    assert hook.plan.results['allocation_error'] == pytest.approx(0,
+                                                                  abs=1e-4)
     _, hook = run(tmp_path / 'bits', tiny_data, method='quantized',
                   allocate=dict(budget_mb=1000))
     assert hook.plan.results['allocated'] == {name: 8 for name in HEAD}

@@ -1,0 +1,117 @@
+"""Short real training runs of a set-up, and what they measured.
+
+Each probe is ``tools/train.py`` in a fresh process (so one set-up's
+allocator state cannot lower or raise another's peak), on the user's
+config with the set-up's overrides, for a few iterations from the user's
+checkpoint: the ``StepPeakMemoryHook`` profiles the second iteration, the
+later ones give the step time, and a compressed set-up's one value logs its
+weight-gradient error on the first batch (an allocation whose grid is that
+value).
+"""
+import os
+import os.path as osp
+import shutil
+import subprocess
+import sys
+from typing import List, Optional
+
+from mmengine.config import Config
+from mmengine.runner import CheckpointLoader
+
+from ..protocol.reporting import median
+from .recommendation import Measured
+from .setups import SetUp, setup_overrides
+
+#: The iteration whose whole-step peak is profiled (the first creates the
+#: optimizer state).
+PROFILED_ITERATION = 2
+HEADER = '# Written by tools/plan.py.'
+
+
+def config_text(config: str, overrides: dict, comment: str = '') -> str:
+    """A config file that is ``config`` with ``overrides`` merged in.
+
+    Args:
+        config: The base config's path (written as an absolute path).
+        overrides: Keys to merge (lists, such as ``custom_hooks``, replace).
+        comment: Lines to put under the header, without '#'.
+    """
+    body = Config(overrides).pretty_text
+    notes = ''.join(f'# {line}\n' for line in comment.splitlines())
+    return (f'{HEADER}\n{notes}_base_ = {osp.abspath(config)!r}\n'
+            f'{body}\n')
+
+
+def probe_options(iters: int, load_from: Optional[str]) -> List[str]:
+    """``--cfg-options`` of a probe run: ``iters`` iterations, no
+    validation, the step peak profiled, every iteration logged, one
+    checkpoint at the end."""
+    options = [
+        f'train_cfg.max_iters={iters}', 'val_cfg=None', 'val_dataloader=None',
+        'val_evaluator=None', 'default_hooks.step_peak.type='
+        'StepPeakMemoryHook',
+        f'default_hooks.step_peak.iteration={PROFILED_ITERATION}',
+        'default_hooks.logger.interval=1',
+        f'default_hooks.checkpoint.interval={iters}'
+    ]
+    if load_from is not None:
+        options.append(f'load_from={load_from}')
+    return options
+
+
+def run_probe(train_script: str, config: str, setup: SetUp, work_dir: str,
+              iters: int, load_from: Optional[str],
+              timeout_s: float) -> Measured:
+    """Runs one probe in a fresh process and reads what it measured.
+
+    Args:
+        train_script: The path of ``tools/train.py``.
+        config: The user's config.
+        setup: The set-up to measure.
+        work_dir: The probe's work dir (emptied first, so that nothing is
+            resumed).
+        iters: Training iterations, at least 3 (one for the step time after
+            the profiled one).
+        load_from: The checkpoint to start from, or None for the config's.
+        timeout_s: The most seconds the probe may run.
+
+    Raises:
+        ValueError: For ``iters`` too few to time a step.
+        RuntimeError: When the run fails, with the end of its log.
+    """
+    if iters <= PROFILED_ITERATION:
+        raise ValueError(f'iters must be > {PROFILED_ITERATION}, got '
+                         f'{iters}')
+    shutil.rmtree(work_dir, ignore_errors=True)
+    os.makedirs(work_dir)
+    path = osp.join(work_dir, f'{setup.name}.py')
+    with open(path, 'w') as f:
+        f.write(config_text(config, setup_overrides(
+            Config.fromfile(config), setup, probe=True)))
+    command = [sys.executable, train_script, path, '--work-dir', work_dir,
+               '--cfg-options'] + probe_options(iters, load_from)
+    log = osp.join(work_dir, 'probe.log')
+    with open(log, 'w') as out:
+        code = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT,
+                              timeout=timeout_s).returncode
+    if code != 0:
+        with open(log) as f:
+            tail = ''.join(f.readlines()[-15:])
+        raise RuntimeError(f'the probe of set-up {setup.name!r} failed '
+                           f'(exit {code}); the end of {log}:\n{tail}')
+    return read_probe(osp.join(work_dir, f'iter_{iters}.pth'), setup)
+
+
+def read_probe(checkpoint: str, setup: SetUp) -> Measured:
+    """What a finished probe measured, from its last checkpoint."""
+    loaded = CheckpointLoader.load_checkpoint(checkpoint, map_location='cpu')
+    meta = loaded.get('meta') or {}
+    peak = (meta.get('step_peak_memory') or {}).get('peak_increment_mb')
+    if peak is None:
+        raise RuntimeError(f'{checkpoint} has no step_peak_memory: the '
+                           'probe did not reach its profiled iteration')
+    times = list(loaded['message_hub']['log_scalars']['train/time'].data[0])
+    error = 0.0 if setup.exact else (meta.get('finetune') or {}).get(
+        'allocation_error')
+    return Measured(setup.name, setup.exact, float(peak),
+                    median(times[PROFILED_ITERATION:]), error)

@@ -1,0 +1,151 @@
+"""The set-ups a planner weighs, each as overrides of a user's config.
+
+A set-up keeps what the user's ``CompressConvHook`` fine-tunes (its
+``num_layers`` or ``layers``, ``trainable``, ``preset``) and changes how:
+the method and its options, the exact reductions (the frozen prefix in
+micro-batches of one image, the decode head's loss one image at a time),
+activation checkpointing, or gradient accumulation over micro-batches of
+one image. Every other hook and setting of the config stays.
+"""
+import copy
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Tuple
+
+#: Hook types a set-up decides on (the user's are replaced).
+SETUP_HOOKS = ('CompressConvHook', 'FrozenPrefixHook', 'ChunkedLossHook',
+               'ActivationCheckpointHook')
+#: What a set-up keeps of the user's ``CompressConvHook``.
+SELECTION_KEYS = ('num_layers', 'layers', 'trainable', 'preset',
+                  'norm_eval', 'trace_input_shape')
+EXACT_REDUCTIONS = (dict(type='FrozenPrefixHook', micro_batch=1),
+                    dict(type='ChunkedLossHook', chunk=1))
+
+
+@dataclass(frozen=True)
+class SetUp:
+    """One way to fine-tune the same layers.
+
+    Attributes:
+        name: Its name in the planner's table and ``--setups``.
+        method: The ``CompressConvHook`` method.
+        options: The method's options (and ``lean``, ``lean_eps``).
+        exact: Whether its gradients are those of vanilla fine-tuning.
+        reductions: Whether it runs the exact reductions.
+        checkpointing: Whether the fine-tuned blocks are recomputed in
+            backward (``ActivationCheckpointHook``).
+        micro_batch: Gradient accumulation over micro-batches of this many
+            images (one optimizer step per iteration), or None.
+    """
+    name: str
+    method: str
+    options: Dict[str, Any] = field(default_factory=dict)
+    exact: bool = False
+    reductions: bool = True
+    checkpointing: bool = False
+    micro_batch: Optional[int] = None
+
+    @property
+    def measured_option(self) -> Optional[Tuple[str, Any]]:
+        """(option, value) whose weight-gradient error a probe run
+        measures, for a compressed set-up with one value on every layer;
+        None for an exact set-up or one that allocates its own."""
+        if self.exact or 'allocate' in self.options:
+            return None
+        key = 'eps' if self.method == 'hosvd' else 'bits'
+        return key, self.options[key]
+
+
+LEAN = dict(lean=True, lean_eps=dict(norm=0.8, classifier=0.99))
+
+#: The set-ups the planner measures by default, exact ones first.
+SETUPS = (
+    SetUp('vanilla', 'vanilla', exact=True, reductions=False),
+    SetUp('vanilla-exact', 'vanilla', exact=True),
+    SetUp('vanilla-exact-ckpt', 'vanilla', exact=True, checkpointing=True),
+    SetUp('vanilla-exact-mb1', 'vanilla', exact=True, micro_batch=1),
+    SetUp('hosvd-eps0.9', 'hosvd', dict(eps=0.9)),
+    SetUp('hosvd-eps0.8', 'hosvd', dict(eps=0.8)),
+    SetUp('hosvd-eps-alloc0.8', 'hosvd', dict(allocate=dict(budget_of=0.8))),
+    SetUp('hosvd-eps0.8-lean', 'hosvd', dict(eps=0.8, **LEAN)),
+    SetUp('qact8', 'quantized', dict(bits=8)),
+    SetUp('qact2', 'quantized', dict(bits=2)),
+)
+
+
+def setup_names() -> List[str]:
+    """The names of :data:`SETUPS`, in order."""
+    return [s.name for s in SETUPS]
+
+
+def get_setup(name: str) -> SetUp:
+    """The set-up called ``name``.
+
+    Raises:
+        ValueError: Naming the unknown set-up and the known ones.
+    """
+    for setup in SETUPS:
+        if setup.name == name:
+            return setup
+    raise ValueError(f'unknown set-up {name!r}; choose from {setup_names()}')
+
+
+def compress_hook_of(cfg) -> dict:
+    """The config's ``CompressConvHook`` entry.
+
+    Raises:
+        ValueError: When the config has none (naming the config's hooks).
+    """
+    hooks = [h for h in cfg.get('custom_hooks', [])
+             if h.get('type') == 'CompressConvHook']
+    if len(hooks) != 1:
+        types = [h.get('type') for h in cfg.get('custom_hooks', [])]
+        raise ValueError(
+            'the planner needs a fine-tuning config with one '
+            f'CompressConvHook (which layers to fine-tune); its custom_hooks '
+            f'are {types}')
+    return hooks[0]
+
+
+def setup_overrides(cfg, setup: SetUp,
+                    probe: bool = False) -> Dict[str, Any]:
+    """The config keys that turn ``cfg`` into ``setup``.
+
+    Args:
+        cfg: The user's config (an MMEngine ``Config``).
+        setup: The set-up.
+        probe: Also measure the weight-gradient error of a compressed
+            set-up's one value (an allocation whose grid is that value and
+            whose budget holds it: it chooses that value and logs its
+            error, and leaves training as it was).
+
+    Returns:
+        ``custom_hooks`` and, for accumulation, ``train_dataloader``,
+        ``optim_wrapper`` and ``train_cfg`` changes (to merge into ``cfg``).
+    """
+    user_hook = compress_hook_of(cfg)
+    hook = dict(type='CompressConvHook', method=setup.method,
+                **copy.deepcopy(setup.options))
+    hook.update({k: copy.deepcopy(user_hook[k]) for k in SELECTION_KEYS
+                 if k in user_hook})
+    measured = setup.measured_option
+    if probe and measured is not None:
+        hook['allocate'] = dict(grid=[measured[1]], budget_mb=1e6)
+    hooks = [hook] + [copy.deepcopy(h) for h in cfg.get('custom_hooks', [])
+                      if h.get('type') not in SETUP_HOOKS]
+    if setup.reductions:
+        hooks += [dict(h) for h in EXACT_REDUCTIONS]
+    if setup.checkpointing:
+        hooks.append(dict(type='ActivationCheckpointHook'))
+    overrides: Dict[str, Any] = dict(custom_hooks=hooks)
+    if setup.micro_batch is not None:
+        batch = cfg.train_dataloader.batch_size
+        if batch % setup.micro_batch:
+            raise ValueError(f'set-up {setup.name!r} needs a batch size '
+                             f'divisible by {setup.micro_batch}, got {batch}')
+        overrides.update(
+            train_dataloader=dict(batch_size=setup.micro_batch),
+            optim_wrapper=dict(accumulative_counts=batch //
+                               setup.micro_batch),
+            train_cfg=dict(type='SeededIterBasedTrainLoop',
+                           whole_steps=True))
+    return overrides

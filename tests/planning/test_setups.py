@@ -1,0 +1,71 @@
+"""The planner's set-ups as configs: what each changes, and what it keeps."""
+import pytest
+from mmengine.config import Config
+
+from mmseg_hosvd.engine import CompressConvHook
+from mmseg_hosvd.planning.probe_runs import HEADER, config_text
+from mmseg_hosvd.planning.setups import (
+    SETUPS,
+    get_setup,
+    setup_names,
+    setup_overrides,
+)
+
+from ..helpers import model_config
+
+CONFIG = model_config('deeplabv3').filename
+
+
+def written(tmp_path, setup, probe=False):
+    path = tmp_path / f'{setup.name}.py'
+    path.write_text(config_text(CONFIG, setup_overrides(
+        Config.fromfile(CONFIG), setup, probe), 'a note'))
+    return Config.fromfile(str(path)), path.read_text()
+
+
+def types(cfg):
+    return [h['type'] for h in cfg.custom_hooks]
+
+
+@pytest.mark.parametrize('setup', SETUPS, ids=setup_names())
+def test_each_set_up_is_a_config_of_the_same_layers(tmp_path, setup):
+    cfg, text = written(tmp_path, setup)
+    assert text.startswith(HEADER + '\n# a note\n_base_ = ')
+    base = Config.fromfile(CONFIG)
+    hook = dict(cfg.custom_hooks[0])
+    assert hook.pop('type') == 'CompressConvHook'
+    assert hook['method'] == setup.method and hook['num_layers'] == 5
+    CompressConvHook(**hook)  # its options are accepted
+    assert 'ActivationMemoryHook' in types(cfg)
+    assert (('FrozenPrefixHook' in types(cfg)) == ('ChunkedLossHook' in
+                                                   types(cfg)) ==
+            setup.reductions)
+    assert ('ActivationCheckpointHook' in types(cfg)) == setup.checkpointing
+    assert cfg.load_from == base.load_from
+    assert cfg.train_cfg.max_iters == base.train_cfg.max_iters
+    if setup.micro_batch is None:
+        assert cfg.train_dataloader.batch_size == 8
+    else:
+        assert cfg.train_dataloader.batch_size == setup.micro_batch
+        assert cfg.optim_wrapper.accumulative_counts == 8
+        assert cfg.train_cfg.whole_steps is True
+
+
+def test_a_probe_measures_the_one_value_of_a_compressed_set_up(tmp_path):
+    cfg, _ = written(tmp_path, get_setup('qact2'), probe=True)
+    assert cfg.custom_hooks[0]['allocate'] == dict(grid=[2], budget_mb=1e6)
+    cfg, _ = written(tmp_path, get_setup('hosvd-eps-alloc0.8'), probe=True)
+    assert cfg.custom_hooks[0]['allocate'] == dict(budget_of=0.8)
+    cfg, _ = written(tmp_path, get_setup('vanilla-exact'), probe=True)
+    assert 'allocate' not in cfg.custom_hooks[0]
+
+
+def test_configs_the_planner_cannot_use_are_named():
+    cfg = Config.fromfile(CONFIG)
+    cfg.custom_hooks = [dict(type='ActivationMemoryHook')]
+    with pytest.raises(ValueError, match=r"one CompressConvHook .* its "
+                       r"custom_hooks are \['ActivationMemoryHook'\]"):
+        setup_overrides(cfg, get_setup('vanilla'))
+    with pytest.raises(ValueError, match="unknown set-up 'mb3'; choose "
+                       r"from \['vanilla', "):
+        get_setup('mb3')

@@ -1,0 +1,77 @@
+"""tools/plan.py end to end: real probes in fresh tools/train.py
+processes, the recommendation, and a real run of the config it writes."""
+import json
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+
+from mmseg_hosvd.planning.probe_runs import probe_options, read_probe
+from mmseg_hosvd.planning.setups import get_setup
+from tools import plan
+
+from ..helpers import ROOT, tiny_runner_config
+
+SETUPS = ['vanilla', 'vanilla-exact', 'hosvd-eps0.8']
+
+
+@pytest.fixture(scope='module')
+def planned(tiny_data, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp('plan')
+    config = str(tmp / 'finetune.py')
+    tiny_runner_config('deeplabv3', str(tmp / 'unused'), tiny_data,
+                       max_iters=3).dump(config)
+    records = str(tmp / 'plan.json')
+    out = str(tmp / 'recommended.py')
+    code = plan.main([config, '--budget-mb', '1e6', '--setups', *SETUPS,
+                      '--iters', '3', '--work-dir', str(tmp / 'probes'),
+                      '--json', records, '--out', out])
+    with open(records) as f:
+        return config, json.load(f), out, tmp, code
+
+
+def test_every_set_up_is_measured(planned, capsys):
+    _, records, _, _, code = planned
+    assert code == 0
+    assert [r['name'] for r in records] == SETUPS
+    for record in records:
+        assert record['peak_mb'] > 0 and record['step_s'] > 0
+        assert record['exact'] == (record['name'] != 'hosvd-eps0.8')
+    exact = {r['name']: r['error'] for r in records if r['exact']}
+    assert exact == dict(vanilla=0.0, **{'vanilla-exact': 0.0})
+    hosvd = records[-1]
+    assert 0 < hosvd['error'] < 5  # summed over the 5 layers
+
+
+def test_the_written_config_trains_within_the_measured_peak(planned):
+    config, records, out, tmp, _ = planned
+    text = open(out).read()
+    assert text.startswith('# Written by tools/plan.py.\n# set-up ')
+    chosen = next(r for r in records if f"set-up {r['name']} " in text)
+    assert chosen['exact']
+    work_dir = str(tmp / 'recommended')
+    subprocess.run([sys.executable, osp.join(ROOT, 'tools', 'train.py'),
+                    out, '--work-dir', work_dir, '--cfg-options'] +
+                   probe_options(3, None), check=True, capture_output=True)
+    measured = read_probe(osp.join(work_dir, 'iter_3.pth'),
+                          get_setup(chosen['name']))
+    assert measured.peak_mb <= chosen['peak_mb'] * 1.02
+
+
+def test_a_budget_below_every_peak_is_refused_with_the_least(
+        planned, tmp_path, capsys):
+    config = planned[0]
+    code = plan.main([config, '--budget-mb', '0.001', '--setups', 'vanilla',
+                      '--iters', '3', '--work-dir', str(tmp_path)])
+    assert code == 1
+    assert ('error: no set-up fits 0.001 MB: the smallest measured '
+            'whole-step peak is ') in capsys.readouterr().err
+
+
+def test_a_config_without_fine_tuning_is_refused(tmp_path):
+    config = tmp_path / 'plain.py'
+    config.write_text('custom_hooks = [dict(type="ActivationMemoryHook")]\n')
+    with pytest.raises(ValueError, match='needs a fine-tuning config with '
+                       'one CompressConvHook'):
+        plan.main([str(config), '--budget-mb', '10'])

@@ -1,0 +1,127 @@
+"""Say the memory, get the config: measure set-ups, recommend one.
+
+For a fine-tuning config (one with a ``CompressConvHook``: which layers to
+fine-tune), every set-up of ``mmseg_hosvd.planning.setups.SETUPS`` (or
+``--setups``) runs a few real training iterations in a fresh
+``tools/train.py`` process on the config's model, crop, batch and data,
+from ``--load-from`` (or the config's ``load_from``): its whole-step peak
+memory, its step time and, for a compressed set-up, the weight-gradient
+error of its fine-tuned layers on the first batch. The table says which
+fit ``--budget-mb``; the recommendation is the fastest exact set-up that
+fits when its step is within ``--time-factor`` of the fastest fitting
+one's, else the fitting compressed set-up with the least gradient error.
+``--out`` writes it as a config for ``tools/train.py``.
+
+Usage::
+
+    python tools/plan.py CONFIG --budget-mb 40 [--load-from CKPT]
+        [--setups vanilla vanilla-exact hosvd-eps0.8 ...] [--iters 4]
+        [--time-factor 2] [--work-dir DIR] [--out PATH] [--json PATH]
+"""
+import argparse
+import dataclasses
+import json
+import os.path as osp
+import sys
+import time
+
+# mmseg_hosvd first: with mmcv-lite, mmseg imports only after its compat fixes
+import mmseg_hosvd  # noqa: F401  # isort: skip
+from mmengine.config import Config
+
+from mmseg_hosvd.planning.probe_runs import config_text, run_probe
+from mmseg_hosvd.planning.recommendation import fits, recommend
+from mmseg_hosvd.planning.setups import (
+    compress_hook_of,
+    get_setup,
+    setup_names,
+    setup_overrides,
+)
+
+TRAIN = osp.join(osp.dirname(osp.abspath(__file__)), 'train.py')
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('config', help='a fine-tuning config')
+    parser.add_argument('--budget-mb', type=float, required=True,
+                        help='memory for the whole-step peak (MB)')
+    parser.add_argument('--load-from', help='checkpoint to start from '
+                        '(default: the config\'s load_from)')
+    parser.add_argument('--setups', nargs='+', choices=setup_names(),
+                        default=setup_names(), help='set-ups to measure')
+    parser.add_argument('--iters', type=int, default=4,
+                        help='training iterations per set-up (> 2)')
+    parser.add_argument('--time-factor', type=float, default=2.0,
+                        help='how much slower than the fastest fitting '
+                        'set-up an exact one may be and still come first')
+    parser.add_argument('--timeout', type=float, default=600,
+                        help='seconds per set-up')
+    parser.add_argument('--work-dir', help='where the probes run (default '
+                        'work_dirs/plan/<config name>)')
+    parser.add_argument('--out', help='write the recommended config here')
+    parser.add_argument('--json', help='write the measurements here')
+    return parser.parse_args(argv)
+
+
+def table(measurements, budget_mb):
+    """The Markdown table of the measured set-ups."""
+    lines = ['| set-up | exact | whole-step peak (MB) | step (s) | '
+             'gradient error | fits |', '|---|---|---|---|---|---|']
+    for m in measurements:
+        error = '-' if m.error is None else f'{m.error:.3f}'
+        lines.append(f"| {m.name} | {'yes' if m.exact else 'no'} | "
+                     f'{m.peak_mb:.1f} | {m.step_s:.3f} | {error} | '
+                     f"{'yes' if fits(m, budget_mb) else 'no'} |")
+    return '\n'.join(lines)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    cfg = Config.fromfile(args.config)
+    compress_hook_of(cfg)
+    name = osp.splitext(osp.basename(args.config))[0]
+    work_dir = args.work_dir or osp.join('work_dirs', 'plan', name)
+    load_from = args.load_from or cfg.get('load_from')
+    start = time.time()
+    measurements = []
+    for setup in map(get_setup, args.setups):
+        print(f'[{time.time() - start:6.0f} s] measuring {setup.name}',
+              flush=True)
+        measurements.append(
+            run_probe(TRAIN, args.config, setup,
+                      osp.join(work_dir, setup.name), args.iters, load_from,
+                      args.timeout))
+    print(table(measurements, args.budget_mb))
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump([dataclasses.asdict(m) for m in measurements], f,
+                      indent=1)
+    try:
+        chosen = recommend(measurements, args.budget_mb, args.time_factor)
+    except ValueError as error:
+        print(f'error: {error}', file=sys.stderr)
+        return 1
+    error = ('exact' if chosen.exact else 'gradient error not measured'
+             if chosen.error is None else
+             f'gradient error {chosen.error:.3f}')
+    print(f'recommended within {args.budget_mb:g} MB: {chosen.name} '
+          f'(whole-step peak {chosen.peak_mb:.1f} MB, step '
+          f'{chosen.step_s:.3f} s, {error}); planning took '
+          f'{time.time() - start:.0f} s')
+    if args.out:
+        overrides = setup_overrides(cfg, get_setup(chosen.name))
+        if load_from is not None:
+            overrides['load_from'] = load_from
+        with open(args.out, 'w') as f:
+            f.write(config_text(args.config, overrides, (
+                f'set-up {chosen.name} for a budget of {args.budget_mb:g} '
+                f'MB: whole-step peak {chosen.peak_mb:.1f} MB, step '
+                f'{chosen.step_s:.3f} s, {error}, measured by '
+                f'{args.iters} iterations')))
+        print(f'wrote {args.out}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
