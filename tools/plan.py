@@ -70,6 +70,8 @@ def table(measurements, budget_mb):
              'gradient error | fits |', '|---|---|---|---|---|---|']
     for m in measurements:
         error = '-' if m.error is None else f'{m.error:.3f}'
+        if get_setup(m.name).options.get('lean'):
+            error += ' (layers only)'
         lines.append(f"| {m.name} | {'yes' if m.exact else 'no'} | "
                      f'{m.peak_mb:.1f} | {m.step_s:.3f} | {error} | '
                      f"{'yes' if fits(m, budget_mb) else 'no'} |")
@@ -93,6 +95,10 @@ def main(argv=None):
                       osp.join(work_dir, setup.name), args.iters, load_from,
                       args.timeout))
     print(table(measurements, args.budget_mb))
+    if any(get_setup(m.name).options.get('lean') for m in measurements):
+        print('(layers only): the error of the fine-tuned layers; the lean '
+              "region's compressed norm and classifier inputs add error "
+              'that is not measured')
     if args.json:
         with open(args.json, 'w') as f:
             json.dump([dataclasses.asdict(m) for m in measurements], f,
