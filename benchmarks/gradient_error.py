@@ -11,9 +11,10 @@ for backward; per candidate, their sums; the allocation of one candidate
 per layer with the least summed error within the bytes of uniform HOSVD
 eps 0.8, itself always a candidate (``mmseg_hosvd.planning.allocate``);
 and what the measurement costs against one training step of the same
-model, timed in the same run. An input that several layers read (the ASPP
-branches of DeepLabV3) is counted once per layer here; training stores it
-once when they share a setting.
+model, timed in the same run. Layers that read one input (the ASPP
+branches of DeepLabV3) take one setting in the allocation and count its
+bytes once, as training stores it; the per-setting sums count it per
+layer.
 
 Usage::
 
@@ -42,8 +43,10 @@ from mmseg_hosvd.planning import (
     capture_layer_gradients,
     gradient_errors,
     merge_captures,
+    uniform_bytes,
 )
 from mmseg_hosvd.protocol.matrix import MODEL_CONFIGS
+from mmseg_hosvd.selection.model_trace import shared_input_groups, trace_model
 
 #: The uniform setting whose stored bytes are the allocation's budget.
 REFERENCE = Candidate('hosvd', dict(eps=0.8))
@@ -100,8 +103,9 @@ def measure(args):
     errors = gradient_errors(captured, settings)
     candidates_s = time.perf_counter() - start
     reference = [e for e in errors if e.tag == REFERENCE.tag]
-    budget = sum(e.stored_bytes for e in reference)
-    allocation = allocate(errors, budget)
+    groups = shared_input_groups(trace_model(model), names)
+    budget = uniform_bytes(errors, REFERENCE.tag, groups)
+    allocation = allocate(errors, budget, groups=groups)
     model.zero_grad()
     optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
     step_s = step_seconds(model, batches, optim_wrapper)
@@ -111,6 +115,7 @@ def measure(args):
         weights='trained' if args.from_protocol else 'random',
         threads=torch.get_num_threads(),
         errors=[dataclasses.asdict(e) for e in errors],
+        shared_inputs=groups,
         reference=dict(tag=REFERENCE.tag,
                        error=sum(e.error for e in reference),
                        stored_bytes=budget),
