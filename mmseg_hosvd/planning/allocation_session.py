@@ -135,20 +135,17 @@ class GradientAllocationSession(MethodSession):
             param.grad = grad
         if len(self._captures) < self.allocation['batches']:
             return False
-        errors = gradient_errors(merge_captures(*self._captures),
-                                 self.candidates())
+        candidates = self.candidates()
+        value_of = dict(zip((c.tag for c in candidates),
+                            self.allocation['grid'], strict=True))
+        tag_of = {value: tag for tag, value in value_of.items()}
+        errors = gradient_errors(merge_captures(*self._captures), candidates)
         self._captures = []
         groups = self.plan.shared_inputs
         budget_of = self.allocation['budget_of']
-        if budget_of is None:
-            budget = self.allocation['budget_mb'] * MB
-        else:
-            reference = self.candidates()[self.allocation['grid'].index(
-                budget_of)]
-            budget = uniform_bytes(errors, reference.tag, groups)
+        budget = (self.allocation['budget_mb'] * MB if budget_of is None else
+                  uniform_bytes(errors, tag_of[budget_of], groups))
         chosen = allocate(errors, budget, groups=groups)
-        value_of = {c.tag: v for c, v in zip(
-            self.candidates(), self.allocation['grid'], strict=True)}
         settings = {name: value_of[c.tag]
                     for name, c in chosen.choices.items()}
         self.set_settings(model, settings)

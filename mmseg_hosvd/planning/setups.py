@@ -11,6 +11,8 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
+from ..methods import get_method
+
 #: Hook types a set-up decides on (the user's are replaced).
 SETUP_HOOKS = ('CompressConvHook', 'FrozenPrefixHook', 'ChunkedLossHook',
                'ActivationCheckpointHook')
@@ -51,7 +53,7 @@ class SetUp:
         None for an exact set-up or one that allocates its own."""
         if self.exact or 'allocate' in self.options:
             return None
-        key = 'eps' if self.method == 'hosvd' else 'bits'
+        key = get_method(self.method).per_layer
         return key, self.options[key]
 
 
