@@ -10,7 +10,8 @@ error of its fine-tuned layers on the first batch. The table says which
 fit ``--budget-mb``; the recommendation is the fastest exact set-up that
 fits when its step is within ``--time-factor`` of the fastest fitting
 one's, else the fitting compressed set-up with the least gradient error.
-``--out`` writes it as a config for ``tools/train.py``.
+``--out`` writes it as a config for ``tools/train.py``. A set-up whose
+probe fails or runs past ``--timeout`` is reported and left out.
 
 Usage::
 
@@ -22,6 +23,7 @@ import argparse
 import dataclasses
 import json
 import os.path as osp
+import subprocess
 import sys
 import time
 
@@ -29,7 +31,11 @@ import time
 import mmseg_hosvd  # noqa: F401  # isort: skip
 from mmengine.config import Config
 
-from mmseg_hosvd.planning.probe_runs import config_text, run_probe
+from mmseg_hosvd.planning.probe_runs import (
+    PROFILED_ITERATION,
+    config_text,
+    run_probe,
+)
 from mmseg_hosvd.planning.recommendation import fits, recommend
 from mmseg_hosvd.planning.setups import (
     compress_hook_of,
@@ -61,7 +67,15 @@ def parse_args(argv=None):
                         'work_dirs/plan/<config name>)')
     parser.add_argument('--out', help='write the recommended config here')
     parser.add_argument('--json', help='write the measurements here')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if not args.budget_mb > 0:
+        parser.error(f'--budget-mb must be > 0, got {args.budget_mb:g}')
+    if args.iters <= PROFILED_ITERATION:
+        parser.error(f'--iters must be > {PROFILED_ITERATION} (one step '
+                     f'timed after the profiled one), got {args.iters}')
+    if not args.time_factor >= 1:
+        parser.error(f'--time-factor must be >= 1, got {args.time_factor:g}')
+    return args
 
 
 def table(measurements, budget_mb):
@@ -90,10 +104,17 @@ def main(argv=None):
     for setup in map(get_setup, args.setups):
         print(f'[{time.time() - start:6.0f} s] measuring {setup.name}',
               flush=True)
-        measurements.append(
-            run_probe(TRAIN, args.config, setup,
-                      osp.join(work_dir, setup.name), args.iters, load_from,
-                      args.timeout))
+        try:
+            measurements.append(
+                run_probe(TRAIN, args.config, setup,
+                          osp.join(work_dir, setup.name), args.iters,
+                          load_from, args.timeout))
+        except (RuntimeError, subprocess.TimeoutExpired) as error:
+            print(f'set-up {setup.name} left out: {error}', flush=True)
+    if not measurements:
+        print(f'error: no set-up could be measured (see the probes in '
+              f'{work_dir})', file=sys.stderr)
+        return 1
     print(table(measurements, args.budget_mb))
     if any(get_setup(m.name).options.get('lean') for m in measurements):
         print('(layers only): the error of the fine-tuned layers; the lean '

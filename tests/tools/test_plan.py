@@ -75,3 +75,28 @@ def test_a_config_without_fine_tuning_is_refused(tmp_path):
     with pytest.raises(ValueError, match='needs a fine-tuning config with '
                        'one CompressConvHook'):
         plan.main([str(config), '--budget-mb', '10'])
+
+
+def test_probes_that_fail_are_left_out_and_named(planned, tmp_path, capsys):
+    config = planned[0]
+    code = plan.main([config, '--budget-mb', '100', '--setups', 'vanilla',
+                      'qact8', '--iters', '3', '--timeout', '0.5',
+                      '--work-dir', str(tmp_path)])
+    assert code == 1
+    captured = capsys.readouterr()
+    assert 'set-up vanilla left out: ' in captured.out
+    assert 'set-up qact8 left out: ' in captured.out
+    assert 'error: no set-up could be measured' in captured.err
+
+
+@pytest.mark.parametrize('flags,match', [
+    (['--budget-mb', '0'], '--budget-mb must be > 0, got 0'),
+    (['--budget-mb', '10', '--iters', '2'], '--iters must be > 2'),
+    (['--budget-mb', '10', '--time-factor', '0.5'],
+     '--time-factor must be >= 1, got 0.5'),
+])
+def test_bad_arguments_are_named_before_any_probe(tmp_path, capsys, flags,
+                                                  match):
+    with pytest.raises(SystemExit):
+        plan.main([str(tmp_path / 'unused.py')] + flags)
+    assert match in capsys.readouterr().err
