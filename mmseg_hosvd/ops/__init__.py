@@ -51,6 +51,7 @@ from .stats import ANALYTICAL_BYTES_PER_ELEMENT, StoredActivation
 from .subspace import subspace_hosvd, subspace_step
 from .svd_conv import svd_conv2d
 from .svd_linear import svd_linear
+from .tap_weight_grad import conv2d_weight_grad_by_taps
 from .tensor_ops import (
                             fold,
                             gram_times,
@@ -66,6 +67,7 @@ __all__ = [
     'check_bits', 'check_group_size', 'check_seed', 'dequantize', 'quantize',
     'quantized_conv2d',
     'ConvGeometry', 'conv2d', 'conv2d_input_grad', 'conv2d_weight_grad',
+    'conv2d_weight_grad_by_taps',
     'check_eps', 'check_solver', 'leading_vectors', 'ritz_leading_vectors',
     'gram_eigh', 'hosvd', 'rank_from_energy',
     'rank_from_explained_variance', 'truncated_svd', 'check_radius',

@@ -4,10 +4,11 @@ The input is kept as the codes of :mod:`.quantized_codes` (ActNN / GACT
 idea). The output and the input gradient are exact; the weight gradient is
 the exact one of the dequantized input, which is unbiased. The input is
 dequantized a batch slice at a time (:data:`WEIGHT_GRAD_SLICE_BYTES`) and
-the slices' weight gradients are summed, so the backward never holds the
-full-size input the codes replace. :func:`quantized_layer` serves the
-convolutions (:mod:`.quantized_conv`) and the Linear layers
-(:mod:`.quantized_linear`).
+the slices' weight gradients are summed, a convolution's one kernel tap at
+a time (:mod:`.tap_weight_grad`), so the backward holds neither the
+full-size input the codes replace nor the CPU kernel's workspace.
+:func:`quantized_layer` serves the convolutions (:mod:`.quantized_conv`)
+and the Linear layers (:mod:`.quantized_linear`).
 """
 import math
 from typing import Optional, Sequence, Tuple
@@ -18,8 +19,8 @@ from .compressed_function import BackwardRule, compressed_layer
 from .conv_geometry import ConvGeometry
 from .layer_operation import (
     check_layer_input,
-    exact_weight_grad,
     layer_forward,
+    linear_weight_grad,
 )
 from .quantized_codes import (
     check_bits,
@@ -30,14 +31,14 @@ from .quantized_codes import (
 )
 from .shared_input import SharedDecomposition, store_decomposition
 from .stats import ANALYTICAL_BYTES_PER_ELEMENT, StoredActivation
+from .tap_weight_grad import conv2d_weight_grad_by_taps
 
 #: The weight gradient dequantizes at most this many bytes of the input at
-#: a time, and at least one sample. The CPU weight-gradient kernel holds
-#: about twice its input in workspace, so a slice must be a small part of
-#: the batch to lower the peak: with half of a batch of 8 the backward's
-#: transient was 1.3 to 2.2 times the full input, with one sample 0.3 to
-#: 0.7 (convolutions of 64 channels at 32 x 32). Smaller samples (a
-#: Linear layer's (B, C) rows) are grouped up to this size.
+#: a time, and at least one sample: a slice's transient is about twice the
+#: slice (the dequantized slice and one kernel tap's copies of it and of
+#: the output gradient), so a slice must be a small part of the batch to
+#: lower the peak. Smaller samples (a Linear layer's (B, C) rows) are
+#: grouped up to this size.
 WEIGHT_GRAD_SLICE_BYTES = 2**18
 
 
@@ -58,7 +59,9 @@ def sliced_weight_grad(stored: Sequence[torch.Tensor], bits: int,
 
     The input is dequantized in batch slices of at most
     :data:`WEIGHT_GRAD_SLICE_BYTES` (at least one sample) and the slices'
-    gradients are summed: the transient is a slice's input, not the whole.
+    gradients are summed (a convolution's by
+    :func:`~.tap_weight_grad.conv2d_weight_grad_by_taps`, into one
+    tensor): the transient is a slice's input, not the whole.
     The codes are those of the whole input, so the result is the gradient
     of the fully dequantized input up to the order of the float sums.
 
@@ -79,19 +82,20 @@ def sliced_weight_grad(stored: Sequence[torch.Tensor], bits: int,
     sample_bytes = math.prod(input_shape[1:]) * torch.finfo(dtype).bits // 8
     size = max(1, WEIGHT_GRAD_SLICE_BYTES // max(sample_bytes, 1))
     total = None
-    # each slice and its gradient are freed before the next is made
+    # each slice is freed before the next is made
     for start in range(0, batch, size):
         rows = slice(start, start + size)
         x = dequantize(packed[rows], low[rows], step[rows], bits,
                        (low[rows].shape[0], ) + tuple(input_shape[1:]),
                        dtype)
-        part = exact_weight_grad(x, weight_shape, grad_output[rows], geo)
-        del x
-        if total is None:
-            total = part
+        if geo is not None:
+            total = conv2d_weight_grad_by_taps(x, weight_shape,
+                                               grad_output[rows], geo, total)
+        elif total is None:
+            total = linear_weight_grad(x, grad_output[rows])
         else:
-            total += part
-        del part
+            total += linear_weight_grad(x, grad_output[rows])
+        del x
     return total
 
 
