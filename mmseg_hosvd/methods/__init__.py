@@ -6,7 +6,7 @@ benchmarks read everything about it from there. Its rows in the embedded
 protocol are entries of
 :data:`~mmseg_hosvd.protocol.config_table.SETTINGS`.
 """
-from .base import FinetuneMethod, MethodSession
+from .base import FinetuneMethod, MethodSession, SessionChain
 from .lookup import accepted_options, get_method, method_names, split_options
 from .options import Option
 from .registry import FINETUNE_METHODS
@@ -14,6 +14,6 @@ from .registry import FINETUNE_METHODS
 from . import gradient_filter, hosvd, hosvd_subspace, quantized, svd, vanilla  # noqa: F401,E501  # isort: skip
 
 __all__ = [
-    'FINETUNE_METHODS', 'FinetuneMethod', 'MethodSession', 'Option',
-    'accepted_options', 'get_method', 'method_names', 'split_options'
+    'FINETUNE_METHODS', 'FinetuneMethod', 'MethodSession', 'SessionChain',
+    'Option', 'accepted_options', 'get_method', 'method_names', 'split_options'
 ]

@@ -39,6 +39,30 @@ class MethodSession:
         return True
 
 
+class SessionChain(MethodSession):
+    """Sessions driven one after the other at each event (an allocation
+    of the per-layer setting, then the method's own session, which reads
+    the allocated values).
+
+    Args:
+        sessions: The sessions, in the order they act.
+    """
+
+    def __init__(self, sessions):
+        self.sessions = list(sessions)
+
+    def before_train(self, runner, model: nn.Module) -> None:
+        """Each session's :meth:`~MethodSession.before_train`, in order."""
+        for session in self.sessions:
+            session.before_train(runner, model)
+
+    def before_train_iter(self, runner, model: nn.Module,
+                          data_batch=None) -> None:
+        """Each session's :meth:`~MethodSession.before_train_iter`."""
+        for session in self.sessions:
+            session.before_train_iter(runner, model, data_batch)
+
+
 class FinetuneMethod:
     """A fine-tuning method: its modules, options, tag, label and marker.
 

@@ -11,6 +11,22 @@ from .registry import FINETUNE_METHODS
 GRID = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 
 
+def set_eps(module, value: float) -> None:
+    """Sets a built HOSVD module's eps (an allocation's choice)."""
+    module.eps = value
+    module.decomposition = dataclasses.replace(module.decomposition,
+                                               eps=value)
+
+
+def eps_label(method: FinetuneMethod, meta) -> str:
+    """A run's eps as comparisons show it: 'eps=0.8', one value per layer
+    ('eps=0.8/0.9/...'), or how the method allocated it."""
+    eps = method.allocation_label(meta) or meta.get('eps')
+    if isinstance(eps, dict):
+        return 'eps=' + '/'.join(f'{v:g}' for v in eps.values())
+    return eps if isinstance(eps, str) else f'eps={eps}'
+
+
 @FINETUNE_METHODS.register_module(name='hosvd')
 class HOSVD(FinetuneMethod):
     """Per-mode ranks from ``eps`` every step (options ``eps``, ``solver``,
@@ -39,17 +55,10 @@ class HOSVD(FinetuneMethod):
                                        '-cold')
 
     def set_layer_setting(self, module, value):
-        module.eps = value
-        module.decomposition = dataclasses.replace(module.decomposition,
-                                                   eps=value)
+        set_eps(module, value)
 
     def label(self, meta):
         solver = meta.get('solver')
-        eps = self.allocation_label(meta) or meta.get('eps')
-        if isinstance(eps, dict):
-            eps = 'eps=' + '/'.join(f'{v:g}' for v in eps.values())
-        elif not isinstance(eps, str):
-            eps = f'eps={eps}'
-        return (eps +
+        return (eps_label(self, meta) +
                 (f', {solver}' if solver not in (None, 'auto') else '') +
                 (', cold start' if meta.get('warm_start') is False else ''))

@@ -16,8 +16,9 @@ class SubspaceRankSession(MethodSession):
 
     Args:
         plan: The fine-tuning plan; its options give ``eps``,
-            ``budget_mb`` and ``rank_batches``, and its results get
-            ``ranks`` and ``ranks_mb``.
+            ``budget_mb`` and ``rank_batches`` (an allocation's eps per
+            layer, when its results hold ``allocated``, replaces
+            ``eps``), and its results get ``ranks`` and ``ranks_mb``.
     """
 
     def __init__(self, plan):
@@ -70,8 +71,9 @@ class SubspaceRankSession(MethodSession):
             ])
             for name in names
         }
-        ranks, used_mb = choose_ranks(merged, self.plan.shared_inputs,
-                                      options['eps'], options['budget_mb'])
+        eps = self.plan.results.get('allocated') or options['eps']
+        ranks, used_mb = choose_ranks(merged, self.plan.shared_inputs, eps,
+                                      options['budget_mb'])
         self.set_ranks(model, ranks)
         self._spectra = []
         self.plan.results['ranks_mb'] = used_mb
@@ -81,7 +83,7 @@ class SubspaceRankSession(MethodSession):
         if logger is not None:
             source = (f"budget {options['budget_mb']} MB"
                       if options['budget_mb'] is not None else
-                      f"eps {options['eps']}")
+                      f'eps {eps}')
             logger.info(
                 f'subspace: ranks from {source} on '
                 f"{options['rank_batches']} batch(es), storing "

@@ -96,11 +96,13 @@ class GradientAllocationSession(MethodSession):
 
     def candidates(self):
         """The grid as candidates: the run's options, each grid value set
-        on every layer."""
+        on every layer, named by the value (e.g. 'eps=0.8')."""
         base = {k: v for k, v in self.plan.options.items()
                 if k != 'allocate'}
+        setting = self.method.per_layer
         return [
-            Candidate(self.method.name, {**base, self.method.per_layer: v})
+            Candidate(self.method.name, {**base, setting: v},
+                      f'{setting}={v:g}')
             for v in self.allocation['grid']
         ]
 

@@ -30,13 +30,20 @@ class Candidate:
         method: A registered method that compresses (e.g. 'hosvd').
         options: Its options (e.g. ``dict(eps=0.8)``); the method's
             defaults fill in the rest.
+        name: What the results call it; None for the tag of the options
+            (which for some methods, such as 'hosvd-subspace', does not
+            tell eps values apart).
     """
     method: str
     options: Dict[str, Any] = field(default_factory=dict)
+    name: Optional[str] = None
 
     @property
     def tag(self) -> str:
-        """The setting's tag, as in config names (e.g. 'hosvd-eps0.8')."""
+        """The setting's name, or its tag as in config names (e.g.
+        'hosvd-eps0.8')."""
+        if self.name is not None:
+            return self.name
         spec = get_method(self.method)
         return spec.tag(spec.check_options(self.options))
 

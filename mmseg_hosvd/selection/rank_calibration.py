@@ -1,5 +1,5 @@
 """Choose the fixed ranks of subspace convolutions from one batch."""
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import nn
@@ -42,9 +42,24 @@ def input_spectra(model: nn.Module, names: Sequence[str],
     return spectra
 
 
+def _group_eps(eps: Union[float, Dict[str, float]],
+               groups: List[List[str]], name: str) -> float:
+    """The one eps of ``name``'s shared-input group (its members store
+    one tensor at one set of ranks)."""
+    if not isinstance(eps, dict):
+        return eps
+    group = next((g for g in groups if name in g), [name])
+    values = {eps[member] for member in group}
+    if len(values) > 1:
+        raise ValueError(
+            f'layers {group} read one input and get fixed ranks together: '
+            f'give them one eps, got {[eps[m] for m in group]}')
+    return values.pop()
+
+
 def choose_ranks(spectra: Dict[str, Tuple[tuple, list]],
                  groups: List[List[str]],
-                 eps: float = 0.8,
+                 eps: Union[float, Dict[str, float]] = 0.8,
                  budget_mb: Optional[float] = None
                  ) -> Tuple[Dict[str, Tuple[int, ...]], float]:
     """Ranks per convolution from eps or from a budget for all of them.
@@ -55,11 +70,15 @@ def choose_ranks(spectra: Dict[str, Tuple[tuple, list]],
     Args:
         spectra: From :func:`input_spectra`.
         groups: Groups of convolution names that share their input.
-        eps: Explained-variance threshold, when there is no budget.
+        eps: Explained-variance threshold, one or a dict by name (the
+            members of a group must have one), when there is no budget.
         budget_mb: Memory budget (MB) for all layers together.
 
     Returns:
         ``(ranks by name, analytical MB that these ranks store)``.
+
+    Raises:
+        ValueError: For members of a group given different eps.
     """
     leader = {}
     for group in groups:
@@ -67,7 +86,8 @@ def choose_ranks(spectra: Dict[str, Tuple[tuple, list]],
             leader[name] = group[0]
     owners = [n for n in spectra if leader.get(n, n) == n]
     if budget_mb is None:
-        chosen = {n: ranks_from_eps(spectra[n][1], eps) for n in owners}
+        chosen = {n: ranks_from_eps(spectra[n][1], _group_eps(eps, groups, n))
+                  for n in owners}
     else:
         chosen = allocate_ranks({n: spectra[n][1]
                                  for n in owners},

@@ -1,4 +1,5 @@
-"""hosvd_subspace through the hook and a real Runner: fixed ranks, budget."""
+"""hosvd_subspace through the hook and a real Runner: fixed ranks, budget,
+allocated eps."""
 import pytest
 import torch
 from mmengine.runner import Runner
@@ -8,6 +9,8 @@ from mmseg_hosvd.engine.hooks.activation_memory_hook import ANALYTICAL_KEY
 from mmseg_hosvd.models import Conv2dHOSVDSubspace
 
 from ..helpers import build_model, tiny_runner_config
+
+BRANCHES = [f'decode_head.aspp_modules.{i}.conv' for i in range(4)]
 
 
 def subspace_convs(model):
@@ -45,8 +48,7 @@ def test_eps_ranks_are_fixed_and_memory_is_constant(tiny_data, tmp_path):
         # the convolution that decomposes keeps the factors for next step
         assert (conv.factor1 is not None) != conv.last_stored.shared
         assert 'factor1' not in conv.state_dict()
-    branches = [f'decode_head.aspp_modules.{i}.conv' for i in range(4)]
-    assert len({hook.session.ranks[b] for b in branches}) == 1
+    assert len({hook.session.ranks[b] for b in BRANCHES}) == 1
     assert len(set(memory)) == 1  # the same stored size every iteration
     assert memory[0] == pytest.approx(hook.plan['ranks_mb'])
 
@@ -76,9 +78,58 @@ def test_resume_keeps_the_ranks_and_rebuilds_the_factors(tiny_data,
         assert (conv.factor0 is not None) != conv.last_stored.shared
 
 
+def test_allocated_eps_sets_the_ranks_and_a_resume_keeps_both(tiny_data,
+                                                               tmp_path):
+    allocate = dict(budget_of=0.8, grid=[0.5, 0.95])
+    _, first, _ = run(tmp_path, tiny_data, max_iters=2, allocate=allocate)
+    allocated = first.plan.results['allocated']
+    assert set(allocated.values()) <= {0.5, 0.8, 0.95}
+    assert len({allocated[b] for b in BRANCHES}) == 1
+    # the ranks reach each layer's allocated eps on the batch measured, so
+    # they store what the allocation counted, within its budget
+    assert first.plan.results['ranks_mb'] == pytest.approx(
+        first.plan.results['allocated_mb'])
+    assert (first.plan.results['ranks_mb'] <=
+            first.plan.results['allocation_budget_mb'] + 1e-9)
+    runner, second, _ = run(tmp_path, tiny_data, max_iters=4, resume=True,
+                            allocate=allocate)
+    assert runner.iter == 4
+    assert second.session.sessions[0].settings == allocated
+    assert second.session.sessions[1].ranks == (
+        first.session.sessions[1].ranks)
+    for name, eps in allocated.items():
+        assert runner.model.get_submodule(name).eps == eps
+
+
+def test_one_allocated_value_trains_as_that_eps(tiny_data, tmp_path):
+    """With one grid value the allocation can only choose it: the ranks
+    and the weights after training are those of that eps."""
+    plain, plain_hook, _ = run(tmp_path / 'plain', tiny_data, eps=0.8,
+                               solver='eigh')
+    allocated, hook, _ = run(tmp_path / 'alloc', tiny_data, solver='eigh',
+                             allocate=dict(budget_of=0.8, grid=[0.8]))
+    assert hook.session.sessions[1].ranks == plain_hook.session.ranks
+    want = plain.model.state_dict()
+    for key, value in allocated.model.state_dict().items():
+        torch.testing.assert_close(value, want[key], rtol=0, atol=0,
+                                   msg=key)
+
+
+def test_a_shared_input_takes_one_eps(tiny_data, tmp_path):
+    eps = {name: 0.8 for name in ['decode_head.bottleneck.conv'] + BRANCHES}
+    eps[BRANCHES[1]] = 0.9
+    with pytest.raises(ValueError, match=r'read one input and get fixed '
+                       r'ranks together: give them one eps, got '
+                       r'\[0.8, 0.9, 0.8, 0.8\]'):
+        run(tmp_path, tiny_data, eps=eps)
+
+
 @pytest.mark.parametrize('kwargs,match', [
     (dict(method='hosvd', num_layers=5, budget_mb=1.0),
      "budget_mb needs method='hosvd_subspace'"),
+    (dict(method='hosvd_subspace', num_layers=5, budget_mb=1.0,
+          allocate=dict(budget_of=0.8)),
+     'hosvd_subspace takes budget_mb .* or allocate .*, not both'),
     (dict(method='hosvd_subspace', num_layers=5, budget_mb=0),
      'budget_mb must be a number > 0, got 0'),
     (dict(method='hosvd_subspace', num_layers=5, rank_batches=0),

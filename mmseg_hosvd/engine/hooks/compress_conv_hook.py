@@ -6,7 +6,7 @@ from mmengine.logging import MessageHub
 from mmseg.registry import HOOKS
 from torch import nn
 
-from ...methods import get_method, split_options
+from ...methods import SessionChain, get_method, split_options
 from ...methods.options import plain_value
 from ...ops import SharedDecomposition, check_solver, check_warm_start
 from ...ops.quantized_codes import check_bits
@@ -195,9 +195,11 @@ class CompressConvHook(Hook):
                                                 self.lean_warm_start)
             self.plan.results['lean_solver'] = self.lean_solver
             self.plan.results['lean_concat'] = concat_in_place_(model)
-        self.session = (GradientAllocationSession(self.method, self.plan)
-                        if self.options.get('allocate') is not None else
-                        self.method.session(self.plan))
+        sessions = [GradientAllocationSession(self.method, self.plan)
+                    ] if self.options.get('allocate') is not None else []
+        sessions += [s for s in [self.method.session(self.plan)] if s]
+        self.session = (SessionChain(sessions) if len(sessions) > 1 else
+                        next(iter(sessions), None))
         return self.plan
 
     def _convert(self, model: nn.Module, compress: List[str],
