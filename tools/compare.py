@@ -25,6 +25,13 @@ A second table follows for the models with vanilla rows: the calibrated
 mIoU (the last validation of a ``*_calib_*`` work dir among the paths),
 vanilla at each layer count, its gain over the calibrated classifier, and
 its difference to the next smaller layer count, paired by seed.
+
+``--decision [FRACTION ...]`` adds the set-up to use for each model and
+layer count within each budget, a fraction of vanilla's whole-step peak
+(1, 0.9, 0.8, 0.7, 0.6, 0.5 by default): the fitting row with the highest
+mean mIoU difference to vanilla, with that difference, its interval, and
+its peak and step time against vanilla's
+(:mod:`mmseg_hosvd.protocol.decision_table`).
 """
 import argparse
 import os
@@ -37,6 +44,11 @@ from mmseg_hosvd.protocol.comparison import (
     markdown_table,
     model_name,
     write_csv,
+)
+from mmseg_hosvd.protocol.decision_table import (
+    BUDGETS,
+    check_budgets,
+    decision_table,
 )
 from mmseg_hosvd.protocol.fine_tuning_gain import (
     calibrations,
@@ -55,7 +67,17 @@ def parse_args(argv=None):
     parser.add_argument('--plot', help='write the accuracy-memory PNG here')
     parser.add_argument('--step-peak-plot',
                         help='write mIoU against the whole-step peak here')
-    return parser.parse_args(argv)
+    parser.add_argument('--decision', nargs='*', type=float,
+                        metavar='FRACTION',
+                        help='add the set-up to use within each budget, a '
+                        "fraction of vanilla's whole-step peak (default "
+                        f"{' '.join(str(b) for b in BUDGETS)})")
+    args = parser.parse_args(argv)
+    try:
+        check_budgets(args.decision or ())
+    except ValueError as error:
+        parser.error(f'--decision: {error}')
+    return args
 
 
 def main(argv=None):
@@ -70,6 +92,9 @@ def main(argv=None):
     gains = gain_rows(rows, calibrations(expand(args.paths), model_name))
     if gains:
         table += '\n\nFine-tuning gain\n\n' + gain_table(gains)
+    if args.decision is not None:
+        table += ('\n\nSet-up by memory budget\n\n' +
+                  decision_table(rows, args.decision or BUDGETS))
     print(table)
     for path in (args.csv, args.markdown, args.plot, args.step_peak_plot):
         if path:

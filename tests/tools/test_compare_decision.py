@@ -1,0 +1,89 @@
+"""compare.py --decision: the set-up to use within each memory budget, read
+off real run records."""
+import pytest
+
+from mmseg_hosvd.protocol.comparison import collect
+from mmseg_hosvd.protocol.decision_table import (
+    choose,
+    decision_table,
+    setup_name,
+)
+from tools import compare
+
+from .test_compare import write_run
+from .test_compare_seeds import cells, paired
+
+MB1 = dict(accumulate=8, micro_batch=1, amp=None, checkpoint=False,
+           frozen_prefix=1, chunked_loss=1)
+EXACT = dict(MB1, accumulate=1, micro_batch=8)
+VANILLA = {0: 70.0, 1: 71.0, 2: 72.5}
+
+
+@pytest.fixture
+def rows(tmp_path):
+    """vanilla 100 MB; accumulation (exact, slower) 45 MB on seed 0;
+    HOSVD 40 MB, -1.33 mIoU; Gradient Filter 30 MB, -10.33; SVD 60 MB,
+    -1.0 on one shared seed; a row without a peak; 10 layers without a
+    vanilla row."""
+    for seed, miou in VANILLA.items():
+        write_run(tmp_path, 'vanilla-l5', 'vanilla', 5, miou, 8.0, 20.0,
+                  0.2, step_peak=100.0, seed=seed, reductions=EXACT)
+        write_run(tmp_path, 'hosvd-l5', 'hosvd', 5,
+                  miou - (1.0, 0.5, 2.5)[seed], 0.5, 12.0, 0.22, eps=0.8,
+                  step_peak=40.0, seed=seed, reductions=EXACT)
+        write_run(tmp_path, 'gf-l5', 'gradient_filter', 5, miou - 10.0 -
+                  (0.0, 0.5, 0.5)[seed], 0.6, 15.0, 0.21, radii={'a': 4},
+                  step_peak=30.0, seed=seed, reductions=EXACT)
+    write_run(tmp_path, 'vanilla-mb1-l5', 'vanilla', 5, VANILLA[0], 1.0,
+              2.5, 0.4, step_peak=45.0, seed=0, reductions=MB1)
+    write_run(tmp_path, 'svd-l5', 'svd', 5, 69.0, 0.7, 13.0, 0.25, eps=0.8,
+              step_peak=60.0, seed=0, reductions=EXACT)
+    write_run(tmp_path, 'svd-eps0.6-l5', 'svd', 5, 99.0, 0.7, 13.0, 0.25,
+              eps=0.6, seed=0, reductions=EXACT)
+    write_run(tmp_path, 'hosvd-l10', 'hosvd', 10, 69.0, 1.0, 14.0, 0.3,
+              eps=0.8, step_peak=10.0, seed=0, reductions=EXACT)
+    return collect([str(tmp_path / '*')])[0]
+
+
+@pytest.mark.parametrize('fraction,name', [
+    (1.0, 'vanilla'),
+    (0.6, 'vanilla +mb1'),  # exact beats SVD's -1.0 at 0.60x
+    (0.45, 'vanilla +mb1'),
+    (0.44, 'hosvd eps=0.8'),  # -1.33 beats Gradient Filter's -10.33
+    (0.3, 'gradient_filter r=4'),
+    (0.29, None),
+])
+def test_the_most_accurate_fitting_row_is_chosen(rows, fraction, name):
+    chosen = choose(rows, 'pspnet', 5, fraction)
+    assert (chosen and setup_name(chosen)) == name
+
+
+def test_ties_go_to_the_faster(rows):
+    fast = dict(next(r for r in rows if setup_name(r) == 'vanilla +mb1'),
+                time_ratio=0.5, setting='fast')
+    assert choose(rows + [fast], 'pspnet', 5, 0.5) is fast
+
+
+def test_the_table_has_a_row_per_vanilla_baseline(rows):
+    table = cells(decision_table(rows, [1.0, 0.44, 0.2]))
+    assert [(c['model'], c['layers']) for c in table] == [('pspnet', '5')]
+    assert table[0]['within 1.00x'] == ('`vanilla`: vanilla, peak 1.00x, '
+                                        'time 1.00x')
+    mean, low, high = paired({0: -1.0, 1: -0.5, 2: -2.5}, {0: 0, 1: 0, 2: 0})
+    assert table[0]['within 0.44x'] == (
+        f'`hosvd eps=0.8`: {mean:+.2f} [{low:+.2f}, {high:+.2f}] ~, peak '
+        '0.40x, time 1.10x')
+    assert table[0]['within 0.20x'] == '-'
+
+
+def test_command_prints_the_decision_and_refuses_bad_budgets(
+        rows, tmp_path, capsys):
+    root = rows[0]['work_dir'].split(';')[0].rsplit('/', 2)[0]
+    assert compare.main([root + '/*', '--decision']) == 0
+    out = capsys.readouterr().out
+    assert 'Set-up by memory budget' in out
+    assert '| within 1.00x | within 0.90x |' in out
+    with pytest.raises(SystemExit):
+        compare.main([root + '/*', '--decision', '1.5'])
+    assert ("--decision: a budget is a fraction of vanilla's whole-step "
+            'peak in (0, 1], got 1.5') in capsys.readouterr().err
