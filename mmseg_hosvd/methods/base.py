@@ -123,17 +123,20 @@ class FinetuneMethod:
         :attr:`tag_format` filled in with them, or the name.
 
         A per-layer setting makes it '<prefix>-per-layer', an allocation
-        '<prefix>-alloc<budget_of>' or '<prefix>-alloc<budget_mb>MB', the
-        prefix being the format's text before its first field (e.g.
-        'hosvd-eps-alloc0.8').
+        '<prefix>-alloc<budget_of>' or '<prefix>-alloc<budget_mb>MB' (with
+        '-whole' for the criterion 'whole'), the prefix being the format's
+        text before its first field (e.g. 'hosvd-eps-alloc0.8').
         """
         if self.per_layer:
             prefix = self.tag_format.split('{')[0].rstrip('-') or self.name
             allocation = options.get('allocate')
             if allocation is not None:
+                whole = ('-whole' if allocation['criterion'] == 'whole' else
+                         '')
                 if allocation['budget_of'] is not None:
-                    return f"{prefix}-alloc{allocation['budget_of']:g}"
-                return f"{prefix}-alloc{allocation['budget_mb']:g}MB"
+                    return (f"{prefix}-alloc{allocation['budget_of']:g}"
+                            f'{whole}')
+                return f"{prefix}-alloc{allocation['budget_mb']:g}MB{whole}"
             if isinstance(options[self.per_layer], dict):
                 return f'{prefix}-per-layer'
         return self.tag_format.format(**options) or self.name
@@ -158,7 +161,9 @@ class FinetuneMethod:
                   f"{allocation['budget_of']:g}"
                   if allocation.get('budget_of') is not None else
                   f"{allocation['budget_mb']:g} MB")
-        return f'{self.per_layer} by gradient error in {budget}'
+        error = ('whole-gradient error' if allocation.get('criterion') ==
+                 'whole' else 'gradient error')
+        return f'{self.per_layer} by {error} in {budget}'
 
     def check_layers(self, options: Dict[str, Any],
                      compressed: List[str]) -> None:

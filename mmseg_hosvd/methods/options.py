@@ -63,7 +63,12 @@ def per_layer(check: Callable[[Any], Any]) -> Callable[[Any], Any]:
 
 
 #: Keys of the ``allocate`` option.
-ALLOCATION_KEYS = ('grid', 'budget_of', 'budget_mb', 'batches')
+ALLOCATION_KEYS = ('grid', 'budget_of', 'budget_mb', 'batches', 'criterion')
+#: What an allocation minimises: 'layers', the sum of each layer's relative
+#: weight-gradient error (every layer counts alike); 'whole', the squared
+#: error of the whole gradient an SGD step follows, the sum over the layers
+#: of ``||dW - dW_hat||^2`` (a layer counts by its gradient's size).
+ALLOCATION_CRITERIA = ('layers', 'whole')
 
 
 def allocation(check: Callable[[Any], Any],
@@ -74,8 +79,10 @@ def allocation(check: Callable[[Any], Any],
     The option is None (no allocation) or a dict: ``grid`` (the candidate
     values; ``grid`` here by default), exactly one of ``budget_of`` (the
     bytes that this value, set on every layer, stores) and ``budget_mb``
-    (MB), and ``batches`` (labelled batches measured, 1 by default).
-    ``budget_of`` joins the grid, so the allocation can always match it.
+    (MB), ``batches`` (labelled batches measured, 1 by default) and
+    ``criterion`` (one of :data:`ALLOCATION_CRITERIA`, 'layers' by
+    default). ``budget_of`` joins the grid, so the allocation can always
+    match it.
     """
 
     def check_allocation(value):
@@ -101,13 +108,18 @@ def allocation(check: Callable[[Any], Any],
         budget_of = value.get('budget_of')
         if budget_of is not None:
             budget_of = check(budget_of)
+        criterion = value.get('criterion', ALLOCATION_CRITERIA[0])
+        if criterion not in ALLOCATION_CRITERIA:
+            raise ValueError(f'allocate.criterion must be one of '
+                             f'{ALLOCATION_CRITERIA}, got {criterion!r}')
         return dict(
             grid=sorted({check(v) for v in values} | (
                 set() if budget_of is None else {budget_of})),
             budget_of=budget_of,
             budget_mb=check_budget_mb(value.get('budget_mb')),
             batches=check_int_at_least('allocate.batches',
-                                       value.get('batches', 1), 1))
+                                       value.get('batches', 1), 1),
+            criterion=criterion)
 
     return check_allocation
 

@@ -1,7 +1,12 @@
 """Choosing a fine-tuning set-up from measurements: the weight-gradient
 error of compressed settings, per layer, and one setting per layer that
 fits a byte budget with the least error."""
-from .allocation import Allocation, allocate, uniform_bytes
+from .allocation import (
+    Allocation,
+    allocate,
+    criterion_errors,
+    uniform_bytes,
+)
 from .gradient_error import (
     Candidate,
     CandidateError,
@@ -16,5 +21,6 @@ from .gradient_error import (
 __all__ = [
     'Allocation', 'Candidate', 'CandidateError', 'LayerGradients',
     'allocate', 'candidate_error', 'capture_layer_gradients',
+    'criterion_errors',
     'gradient_errors', 'merge_captures', 'relative_error', 'uniform_bytes'
 ]

@@ -11,6 +11,7 @@ compression gives. Layers that read one tensor (a shared-input group)
 take one setting together and count its bytes once, as training stores
 it.
 """
+import dataclasses
 from typing import Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 from .gradient_error import CandidateError
@@ -144,6 +145,36 @@ def allocate(errors: Sequence[CandidateError], budget_bytes: float,
     order = {name: i for i, name in enumerate(layers)}
     chosen = sorted(chosen, key=lambda c: order[c.layer])
     return Allocation({c.layer: c for c in chosen}, used, error)
+
+
+def criterion_errors(errors: Sequence[CandidateError],
+                     criterion: str) -> List[CandidateError]:
+    """The errors :func:`allocate` sums for an allocation ``criterion``.
+
+    Args:
+        errors: Measured candidates (relative errors, gradient norms).
+        criterion: 'layers' (each layer's relative error, as measured) or
+            'whole' (each layer's ``||dW - dW_hat||^2``, whose sum is the
+            squared error of the whole gradient).
+
+    Returns:
+        The candidates with ``error`` as the criterion counts it.
+
+    Raises:
+        ValueError: For another criterion, or 'whole' on a candidate
+            without its gradient norm.
+    """
+    if criterion == 'layers':
+        return list(errors)
+    if criterion != 'whole':
+        raise ValueError(f"criterion must be 'layers' or 'whole', got "
+                         f'{criterion!r}')
+    unmeasured = sorted({c.layer for c in errors if c.gradient_norm is None})
+    if unmeasured:
+        raise ValueError(f"criterion 'whole' needs each layer's gradient "
+                         f'norm; not measured for {unmeasured}')
+    return [dataclasses.replace(c, error=(c.error * c.gradient_norm)**2)
+            for c in errors]
 
 
 def uniform_bytes(errors: Sequence[CandidateError], tag: str,

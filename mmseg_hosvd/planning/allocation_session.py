@@ -8,8 +8,10 @@ compressed layer's input and output gradient
 grid is then measured on every layer (:func:`~.gradient_error.
 gradient_errors`), and :func:`~.allocation.allocate` picks one value per
 layer (one per shared-input group) with the least summed weight-gradient
-error whose stored bytes fit the budget: ``budget_mb``, or the bytes that
-``budget_of`` set on every layer stores on the same batches. The choice is
+error (each layer's relative error, or with ``criterion='whole'`` the
+squared error of the whole gradient) whose stored bytes fit the budget:
+``budget_mb``, or the bytes that ``budget_of`` set on every layer stores
+on the same batches. The choice is
 set on the layers, logged, kept in the plan (``allocated``) and in
 MessageHub, so a resumed run takes it instead of measuring again. The
 measurement forks the random state and puts back the gradients it found,
@@ -22,7 +24,7 @@ from mmengine.logging import MessageHub
 from torch import nn
 
 from ..methods import FinetuneMethod, MethodSession
-from .allocation import allocate, uniform_bytes
+from .allocation import allocate, criterion_errors, uniform_bytes
 from .gradient_error import (
     Candidate,
     capture_layer_gradients,
@@ -147,7 +149,9 @@ class GradientAllocationSession(MethodSession):
         budget_of = self.allocation['budget_of']
         budget = (self.allocation['budget_mb'] * MB if budget_of is None else
                   uniform_bytes(errors, tag_of[budget_of], groups))
-        chosen = allocate(errors, budget, groups=groups)
+        criterion = self.allocation['criterion']
+        chosen = allocate(criterion_errors(errors, criterion), budget,
+                          groups=groups)
         settings = {name: value_of[c.tag]
                     for name, c in chosen.choices.items()}
         self.set_settings(model, settings)
@@ -160,7 +164,8 @@ class GradientAllocationSession(MethodSession):
             logger.info(
                 f'allocation: {self.method.per_layer} per layer by weight-'
                 f"gradient error on {self.allocation['batches']} batch(es), "
-                f'summed error {chosen.error:.4f}, storing '
+                f'criterion {criterion}, summed error {chosen.error:.4g}, '
+                'storing '
                 f'{chosen.stored_bytes / MB:.4f} of {budget / MB:.4f} MB: '
                 f'{settings}')
         return True

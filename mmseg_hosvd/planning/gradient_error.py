@@ -77,11 +77,14 @@ class CandidateError:
         stored_bytes: Mean analytical bytes the candidate stored for
             backward (elements times 4, as ``ActivationMemoryHook``
             counts).
+        gradient_norm: Mean over the same batches of the exact ``||dW||``
+            (None where not measured).
     """
     layer: str
     tag: str
     error: float
     stored_bytes: float
+    gradient_norm: Optional[float] = None
 
 
 def _check_layer(name: str, layer: nn.Module) -> None:
@@ -196,14 +199,16 @@ def relative_error(exact: torch.Tensor, approximate: torch.Tensor
 
 def candidate_error(record: LayerGradients,
                     candidate: Candidate) -> CandidateError:
-    """The weight-gradient error of ``candidate`` on a captured layer.
+    """The weight-gradient error of ``candidate`` on a captured layer, and
+    the norm of the exact gradient.
 
     Args:
         record: A layer's captured batches.
         candidate: The setting to measure.
 
     Returns:
-        The mean relative error over the batches and the mean bytes stored.
+        The mean relative error over the batches, the mean bytes stored
+        and the mean exact gradient norm.
 
     Raises:
         ValueError: For a method that does not compress, or a layer whose
@@ -211,7 +216,7 @@ def candidate_error(record: LayerGradients,
     """
     twin = _twin(record.layer, candidate)
     plain = _plain_forward(record.layer)
-    errors, stored = [], []
+    errors, stored, norms = [], [], []
     for x, grad_output in zip(record.inputs, record.grad_outputs,
                               strict=True):
         exact = _weight_grad(twin, plain, x, grad_output)
@@ -219,13 +224,15 @@ def candidate_error(record: LayerGradients,
         error = relative_error(exact, approximate)
         if error is not None:
             errors.append(error)
+            norms.append(float(torch.linalg.vector_norm(exact.double())))
         stored.append(twin.last_stored.bytes)
     if not errors:
         raise ValueError(f'layer {record.name!r} has a zero weight gradient '
                          'on every captured batch')
     return CandidateError(record.name, candidate.tag,
                           sum(errors) / len(errors),
-                          sum(stored) / len(stored))
+                          sum(stored) / len(stored),
+                          sum(norms) / len(norms))
 
 
 def gradient_errors(captured: Dict[str, LayerGradients],

@@ -116,6 +116,12 @@ HOSVD with each layer's eps allocated by weight-gradient error: on the first
 training batch, every eps of the grid is measured on every fine-tuned layer
 (||dW - dW_hat|| / ||dW||), and the least summed error whose stored bytes fit
 those of eps 0.8 on every layer is kept for the run ({num_layers} layers)."""
+ALLOC_WHOLE_COMMENT = """\
+HOSVD with each layer's eps allocated by the error of the whole weight
+gradient: as hosvd-eps-alloc0.8, but the allocation minimises the sum over
+the layers of ||dW - dW_hat||^2 (the squared error of the gradient an SGD
+step follows), so a layer counts by its gradient's size, not alike
+({num_layers} layers)."""
 #: Comments of the peer reductions (``mb`` with ``{micro}`` and ``{steps}``).
 PEER_COMMENTS = {
     'mb': """\
@@ -174,6 +180,9 @@ SETTINGS = (
     Setting('hosvd-eps-alloc0.8', 'hosvd',
             dict(allocate=dict(budget_of=0.8)), comment=ALLOC_COMMENT,
             extension=True),
+    Setting('hosvd-eps-alloc0.8-whole', 'hosvd',
+            dict(allocate=dict(budget_of=0.8, criterion='whole')),
+            comment=ALLOC_WHOLE_COMMENT, extension=True),
     # budget_mb is per model and layer count (Model.options)
     Setting('hosvd-subspace', 'hosvd_subspace', comment=SUBSPACE_HEAD + """\
 How it was chosen: HOSVD eps 0.8's mean analytical activation memory for

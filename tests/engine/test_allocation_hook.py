@@ -9,6 +9,7 @@ import torch
 from mmengine.runner import Runner
 
 from mmseg_hosvd.engine import CompressConvHook
+from mmseg_hosvd.methods import get_method
 from mmseg_hosvd.planning.allocation_session import (
     ALLOCATED_KEY,
     GradientAllocationSession,
@@ -119,3 +120,18 @@ def test_images_alone_cannot_be_measured(tiny_data, tmp_path):
                        'weight-gradient error on labelled batches: pass '
                        'data_batch'):
         session.calibrate(runner.model, torch.zeros(2, 3, 64, 64))
+
+
+def test_the_whole_gradient_criterion_is_run_logged_and_labelled(
+        tiny_data, tmp_path):
+    _, hook = run(tmp_path, tiny_data,
+                  allocate=dict(budget_of=0.8, grid=[0.5, 0.95],
+                                criterion='whole'))
+    results = hook.plan.results
+    assert results['allocated_mb'] <= results['allocation_budget_mb']
+    assert results['allocation_error'] > 0
+    assert 'criterion whole' in logs(tmp_path)[0]
+    meta = torch.load(osp.join(str(tmp_path), 'iter_2.pth'),
+                      weights_only=False)['meta']['finetune']
+    assert get_method('hosvd').label(meta) == (
+        'eps by whole-gradient error in the bytes of eps 0.8')

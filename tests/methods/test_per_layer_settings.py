@@ -23,6 +23,10 @@ def per_layer(value, **changes):
     ('hosvd', dict(eps={'a': 0.8}), 'hosvd-eps-per-layer'),
     ('hosvd', dict(allocate=dict(budget_of=0.8)), 'hosvd-eps-alloc0.8'),
     ('hosvd', dict(allocate=dict(budget_mb=1.5)), 'hosvd-eps-alloc1.5MB'),
+    ('hosvd', dict(allocate=dict(budget_of=0.8, criterion='whole')),
+     'hosvd-eps-alloc0.8-whole'),
+    ('quantized', dict(allocate=dict(budget_mb=2, criterion='whole')),
+     'qact-alloc2MB-whole'),
     ('hosvd', dict(allocate=dict(budget_of=0.8), warm_start=False),
      'hosvd-eps-alloc0.8-cold'),
     ('hosvd_subspace', dict(eps={'a': 0.8}), 'hosvd-subspace-per-layer'),
@@ -40,7 +44,7 @@ def test_the_budget_setting_joins_the_grid():
     allocation = get_method('hosvd').check_options(
         dict(allocate=dict(budget_of=0.85, grid=[0.9, 0.5])))['allocate']
     assert allocation == dict(grid=[0.5, 0.85, 0.9], budget_of=0.85,
-                              budget_mb=None, batches=1)
+                              budget_mb=None, batches=1, criterion='layers')
     assert get_method('quantized').check_options(dict(
         allocate=dict(budget_mb=2)))['allocate']['grid'] == [2, 4, 8]
 
@@ -64,6 +68,8 @@ def test_the_budget_setting_joins_the_grid():
     (dict(allocate=dict(budget_of=0.8, batches=0)),
      'allocate.batches must be an int >= 1, got 0'),
     (dict(allocate=0.8), 'allocate must be None or a dict'),
+    (dict(allocate=dict(budget_of=0.8, criterion='sum')),
+     r"allocate.criterion must be one of \('layers', 'whole'\), got 'sum'"),
 ])
 def test_bad_per_layer_and_allocation_options_are_named(options, match):
     with pytest.raises(ValueError, match=match):

@@ -6,7 +6,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mmseg_hosvd.planning import CandidateError, allocate, uniform_bytes
+from mmseg_hosvd.planning import (
+    CandidateError,
+    allocate,
+    criterion_errors,
+    uniform_bytes,
+)
 
 
 def brute_force(errors, budget, weights):
@@ -166,3 +171,31 @@ def test_bad_groups_are_named():
     with pytest.raises(ValueError, match=r"no candidate 'x' for layers "
                        r"\['b'\]"):
         uniform_bytes(errors, 'x')
+
+
+def test_the_whole_criterion_sums_squared_gradient_errors():
+    """'whole' weighs a layer by its gradient: the small error of a large
+    gradient counts more than the large error of a small one, so the
+    bytes go to layer 'a'; 'layers' gives them to 'b'."""
+    errors = [CandidateError('a', 'low', 0.3, 10.0, gradient_norm=10.0),
+              CandidateError('a', 'high', 0.1, 30.0, gradient_norm=10.0),
+              CandidateError('b', 'low', 0.9, 10.0, gradient_norm=0.5),
+              CandidateError('b', 'high', 0.2, 30.0, gradient_norm=0.5)]
+    whole = criterion_errors(errors, 'whole')
+    assert [c.error for c in whole] == pytest.approx(
+        [9.0, 1.0, 0.2025, 0.01])
+    picks = {criterion: {n: c.tag for n, c in allocate(
+        criterion_errors(errors, criterion), 40.0).choices.items()}
+             for criterion in ('layers', 'whole')}
+    assert picks == dict(layers=dict(a='low', b='high'),
+                         whole=dict(a='high', b='low'))
+    assert criterion_errors(errors, 'layers') == errors
+
+
+def test_bad_criteria_are_named():
+    with pytest.raises(ValueError, match="criterion must be 'layers' or "
+                       "'whole', got 'sum'"):
+        criterion_errors([], 'sum')
+    with pytest.raises(ValueError, match=r"criterion 'whole' needs each "
+                       r"layer's gradient norm; not measured for \['a'\]"):
+        criterion_errors([CandidateError('a', 'x', 0.1, 1.0)], 'whole')

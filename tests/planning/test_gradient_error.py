@@ -56,6 +56,10 @@ def test_hosvd_error_of_a_conv_is_that_of_its_reconstruction(case, eps):
     assert got.error == pytest.approx(want, rel=1e-6, abs=1e-9)
     assert got.tag == f'hosvd-eps{eps:g}'
     assert got.stored_bytes > 0
+    exact = torch.autograd.grad(conv(record.inputs[0]), conv.weight,
+                                record.grad_outputs[0])[0]
+    assert got.gradient_norm == pytest.approx(float(exact.norm()),
+                                              rel=1e-9)
 
 
 @pytest.mark.parametrize('case', CASES, ids=case_id)
@@ -115,6 +119,8 @@ def test_errors_average_over_batches():
     assert mean.error == pytest.approx(sum(e.error for e in each) / 2)
     assert mean.stored_bytes == pytest.approx(
         sum(e.stored_bytes for e in each) / 2)
+    assert mean.gradient_norm == pytest.approx(
+        sum(e.gradient_norm for e in each) / 2)
 
 
 def test_relative_error_of_a_zero_gradient_is_none():
