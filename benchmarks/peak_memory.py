@@ -100,6 +100,7 @@ def measure_in_process(spec: dict) -> dict:
         resident_bytes,
         rss_mb,
         state_tensors,
+        step_ranks,
         train_step,
     )
     setup = build_setup(spec)
@@ -125,7 +126,7 @@ def measure_in_process(spec: dict) -> dict:
                 rss_before_mb=rss_before,
                 rss_peak_increment_mb=max(rss_peak - rss_before, 0.0),
                 step_time_s=statistics.median(times[1:]),
-                ranks=setup['ranks'],
+                ranks=setup['ranks'] or step_ranks(model),
                 options=setup['options'],
                 lean_eps=setup['plan']['lean_eps'])
 

@@ -87,6 +87,19 @@ def state_tensors(model: nn.Module, optimizer) -> List[torch.Tensor]:
     return tensors
 
 
+def step_ranks(model: nn.Module) -> dict:
+    """The ranks each compressed layer stored in the last step (HOSVD's
+    per mode, SVD's one), by layer name; layers without ranks are left
+    out."""
+    ranks = {}
+    for name, module in model.named_modules():
+        stored = getattr(module, 'last_stored', None)
+        if stored is not None and stored.ranks is not None:
+            ranks[name] = (list(stored.ranks) if isinstance(
+                stored.ranks, tuple) else stored.ranks)
+    return ranks
+
+
 def rss_mb() -> float:
     """The process's resident set size now (Linux), in MB."""
     with open('/proc/self/statm') as f:

@@ -154,6 +154,11 @@ def test_peak_memory_records(tmp_path):
     assert records[0]['peak_increment_mb_ratio'] == 1.0
     assert records[2]['peak_increment_mb_ratio'] == 1.0
     assert 'hosvd' in out
+    # HOSVD's per-mode ranks of the profiled step, per fine-tuned layer
+    assert records[0]['ranks'] == {}
+    assert len(records[1]['ranks']) == 5
+    assert all(len(r) == 4 and min(r) >= 1
+               for r in records[1]['ranks'].values())
 
 
 def test_peak_memory_passes_bits_to_the_quantized_method(tmp_path):
