@@ -62,6 +62,12 @@ class SessionChain(MethodSession):
         for session in self.sessions:
             session.before_train_iter(runner, model, data_batch)
 
+    def calibrate(self, model: nn.Module, inputs, logger=None) -> bool:
+        """Each session's :meth:`~MethodSession.calibrate`, in order;
+        whether all are calibrated."""
+        return all([s.calibrate(model, inputs, logger)
+                    for s in self.sessions])
+
 
 class FinetuneMethod:
     """A fine-tuning method: its modules, options, tag, label and marker.

@@ -101,6 +101,14 @@ def test_allocated_eps_sets_the_ranks_and_a_resume_keeps_both(tiny_data,
         assert runner.model.get_submodule(name).eps == eps
 
 
+def test_images_alone_cannot_allocate(tiny_data, tmp_path):
+    runner, hook, _ = run(tmp_path, tiny_data, max_iters=1,
+                          allocate=dict(budget_of=0.8))
+    with pytest.raises(ValueError, match='with allocate measures the '
+                       'weight-gradient error on labelled batches'):
+        hook.session.calibrate(runner.model, torch.zeros(2, 3, 64, 64))
+
+
 def test_one_allocated_value_trains_as_that_eps(tiny_data, tmp_path):
     """With one grid value the allocation can only choose it: the ranks
     and the weights after training are those of that eps."""
