@@ -5,10 +5,13 @@ vanilla's whole-step peak (the same model and layers with the same frozen
 prefix and chunked loss, in the same comparison), the choice is the row
 whose whole-step peak fits (``step_peak_ratio`` at most the fraction) with
 the highest mean mIoU difference to vanilla, paired by seed (vanilla's own
-is 0); on a tie, the faster. The cell says what it costs: that difference
-with its 95% interval (``~``: it holds 0) and the step time against
-vanilla's. A row without a difference (no seed shared with vanilla) or
-without a whole-step peak is never chosen.
+is 0), a difference whose interval holds 0 counting as 0: the seeds do not
+tell it from vanilla. On a tie an exact row (vanilla's gradients:
+accumulation, checkpointing) comes first, then the faster. The cell says
+what it costs: that difference with its 95% interval (``~``: it holds 0)
+and the whole-step peak and step time against vanilla's. A row without a
+difference (no seed shared with vanilla) or without a whole-step peak is
+never chosen.
 """
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -31,10 +34,20 @@ def setup_name(row: dict) -> str:
                                   extra and f'+{extra}']))
 
 
-def _difference(row: dict, vanilla: Dict[tuple, dict]) -> Optional[float]:
-    if row.get('mIoU_diff') is not None:
-        return row['mIoU_diff']['mean']
-    return 0.0 if baseline_of(row, vanilla) is row else None
+def is_exact(row: dict) -> bool:
+    """Whether a row trains with vanilla's gradients: vanilla with any
+    reduction but autocast."""
+    return row['method'] == 'vanilla' and 'amp' not in (
+        row.get('reductions') or '').split('-')
+
+
+def _score(row: dict, vanilla: Dict[tuple, dict]) -> Optional[float]:
+    """The difference to vanilla that the choice ranks by: 0 for vanilla
+    and where the interval holds 0; None without a difference."""
+    diff = row.get('mIoU_diff')
+    if diff is None:
+        return 0.0 if baseline_of(row, vanilla) is row else None
+    return 0.0 if diff['contains_zero'] else diff['mean']
 
 
 def choose(rows: Sequence[dict], model: str, layers: int,
@@ -52,12 +65,12 @@ def choose(rows: Sequence[dict], model: str, layers: int,
     fitting = []
     for row in rows:
         ratio = row.get('step_peak_ratio')
-        difference = _difference(row, vanilla)
+        score = _score(row, vanilla)
         if (row['model'], row['layers']) != (model, layers) or (
-                ratio is None or difference is None or ratio > fraction):
+                ratio is None or score is None or ratio > fraction):
             continue
-        fitting.append((-difference, row.get('time_ratio') or 1.0, ratio,
-                        len(fitting), row))
+        fitting.append((-score, not is_exact(row), row.get('time_ratio')
+                        or 1.0, ratio, len(fitting), row))
     return min(fitting)[-1] if fitting else None
 
 

@@ -64,6 +64,22 @@ def test_ties_go_to_the_faster(rows):
     assert choose(rows + [fast], 'pspnet', 5, 0.5) is fast
 
 
+def test_exact_comes_first_where_the_seeds_tell_no_difference(rows):
+    hosvd = next(r for r in rows if setup_name(r) == 'hosvd eps=0.8')
+    # faster, smaller and +0.2 on average, but its interval holds 0
+    noisy = dict(hosvd, method='quantized', setting='2 bits',
+                 step_peak_ratio=0.3, time_ratio=0.1,
+                 mIoU_diff=dict(hosvd['mIoU_diff'], mean=0.2,
+                                contains_zero=True))
+    assert setup_name(choose(rows + [noisy], 'pspnet', 5,
+                             0.5)) == 'vanilla +mb1'
+    assert choose(rows + [noisy], 'pspnet', 5, 0.4) is noisy
+    # a difference the seeds show counts
+    better = dict(noisy, mIoU_diff=dict(noisy['mIoU_diff'],
+                                        contains_zero=False))
+    assert choose(rows + [better], 'pspnet', 5, 0.5) is better
+
+
 def test_the_table_has_a_row_per_vanilla_baseline(rows):
     table = cells(decision_table(rows, [1.0, 0.44, 0.2]))
     assert [(c['model'], c['layers']) for c in table] == [('pspnet', '5')]
