@@ -29,8 +29,9 @@ its difference to the next smaller layer count, paired by seed.
 ``--decision [FRACTION ...]`` adds the set-up to use for each model and
 layer count within each budget, a fraction of vanilla's whole-step peak
 (1, 0.9, 0.8, 0.7, 0.6, 0.5 by default): the fitting row with the highest
-mean mIoU difference to vanilla, with that difference, its interval, and
-its peak and step time against vanilla's
+mean mIoU difference to vanilla (one whose interval holds 0 counting as 0,
+exact rows first on a tie), with that difference, its interval, and its
+peak and step time against vanilla's
 (:mod:`mmseg_hosvd.protocol.decision_table`).
 """
 import argparse
