@@ -17,7 +17,9 @@ same model and layers with a 95% Student t interval paired by seed (``~``:
 the interval holds 0, the difference is not significant; a row sharing one
 seed with vanilla has no interval). A table of single runs has no seed
 columns. The ``front`` column says whether a row is on its model's front of
-mean mIoU against the whole-step peak: no other row of that model needs no
+mIoU against the whole-step peak (a row with a difference to vanilla placed
+at vanilla's mean plus that difference, so that a row run on fewer seeds is
+not placed by their luck): no other row of that model needs no
 more memory and reaches no lower mIoU while better in one of the two; the
 step-peak plot rings these rows.
 

@@ -5,16 +5,25 @@ from typing import List
 FRONT_MEMORY = 'step_peak_mb'
 
 
+def accuracy(row: dict) -> float:
+    """The mIoU a row is placed at: on its vanilla baseline's seeds where
+    it has a paired difference (``mIoU_paired``), so that a row run on
+    fewer seeds is not placed by their luck; else its mean."""
+    return row.get('mIoU_paired', row['mIoU'])
+
+
 def dominates(row: dict, other: dict, memory: str = FRONT_MEMORY) -> bool:
     """Whether ``row`` needs no more memory than ``other`` and reaches no
-    lower mean mIoU, and is strictly better in one of the two."""
-    return (row[memory] <= other[memory] and row['mIoU'] >= other['mIoU']
-            and (row[memory] < other[memory] or row['mIoU'] > other['mIoU']))
+    lower mIoU (:func:`accuracy`), and is strictly better in one of the
+    two."""
+    mine, theirs = accuracy(row), accuracy(other)
+    return (row[memory] <= other[memory] and mine >= theirs
+            and (row[memory] < other[memory] or mine > theirs))
 
 
 def mark_front(rows: List[dict], memory: str = FRONT_MEMORY) -> None:
     """Sets each row's ``front``: whether no other row of its model
-    dominates it (:func:`dominates`), comparing mean mIoU and ``memory``;
+    dominates it (:func:`dominates`), comparing mIoU and ``memory``;
     None for a row that did not record ``memory``.
 
     Args:

@@ -181,13 +181,17 @@ def add_differences(rows: List[dict]) -> None:
     """Each row's mIoU difference to its vanilla baseline
     (:func:`baseline_of`), paired by seed (:func:`paired_difference`), as
     ``mIoU_diff``; None for the baseline itself, and where no vanilla row
-    shares a seed."""
+    shares a seed. A row with a difference also gets ``mIoU_paired``, its
+    baseline's mean plus that difference: its mIoU on the baseline's seeds,
+    which rows run over different seeds are compared by."""
     vanilla = vanilla_baselines(rows)
     for row in rows:
         base = baseline_of(row, vanilla)
         row['mIoU_diff'] = (None if base is None or base is row else
                             paired_difference(row['seed_mIoU'],
                                               base['seed_mIoU']))
+        if row['mIoU_diff'] is not None:
+            row['mIoU_paired'] = base['mIoU'] + row['mIoU_diff']['mean']
 
 
 def seed_dirs(work_dir: str) -> List[str]:
