@@ -14,8 +14,9 @@ squared error of the whole gradient) whose stored bytes fit the budget:
 on the same batches. The choice is
 set on the layers, logged, kept in the plan (``allocated``) and in
 MessageHub, so a resumed run takes it instead of measuring again. The
-measurement forks the random state and puts back the gradients it found,
-so training draws and steps as it would without it.
+measurement forks the random state and puts back the gradients and the
+randomized solvers' warm starts it found, so training draws and steps as
+it would without it.
 """
 from typing import Any, Dict, Optional
 
@@ -24,6 +25,7 @@ from mmengine.logging import MessageHub
 from torch import nn
 
 from ..methods import FinetuneMethod, MethodSession
+from ..ops import WarmStart
 from .allocation import allocate, criterion_errors, uniform_bytes
 from .gradient_error import (
     Candidate,
@@ -42,6 +44,17 @@ def _cuda_devices():
     with the CPU's (dropout must draw for training what it would have
     drawn without the measurement)."""
     return [torch.cuda.current_device()] if torch.cuda.is_available() else []
+
+
+def _warm_starts(model: nn.Module):
+    """Every randomized solver's warm start in the model, once each (the
+    layers reading one input share theirs)."""
+    found = {}
+    for module in model.modules():
+        warm = getattr(module, 'warm_start', None)
+        if isinstance(warm, WarmStart):
+            found[id(warm)] = warm
+    return list(found.values())
 
 
 def _loss_of(model: nn.Module, data_batch):
@@ -130,6 +143,7 @@ class GradientAllocationSession(MethodSession):
                 'gradient error on labelled batches: pass data_batch (a '
                 'loader batch), not images alone')
         grads = {p: p.grad for p in model.parameters()}
+        warm = [(w, w.snapshot()) for w in _warm_starts(model)]
         model.zero_grad(set_to_none=True)
         with torch.random.fork_rng(devices=_cuda_devices()):
             self._captures.append(
@@ -137,6 +151,8 @@ class GradientAllocationSession(MethodSession):
                                         _loss_of(model, data_batch)))
         for param, grad in grads.items():
             param.grad = grad
+        for start, snapshot in warm:
+            start.restore(snapshot)
         if len(self._captures) < self.allocation['batches']:
             return False
         candidates = self.candidates()
