@@ -51,8 +51,11 @@ def geometries(draw):
     # padding up to past the input: taps that read only zeros
     padding = tuple(draw(st.integers(0, 12)) for _ in range(4))
     top, bottom, left, right = padding
-    h = draw(st.integers(max(1, dh * (kh - 1) + 1 - top - bottom), 9))
-    w = draw(st.integers(max(1, dw * (kw - 1) + 1 - left - right), 9))
+    # the padded input holds the dilated kernel at least once
+    low_h = max(1, dh * (kh - 1) + 1 - top - bottom)
+    low_w = max(1, dw * (kw - 1) + 1 - left - right)
+    h = draw(st.integers(low_h, max(low_h, 9)))
+    w = draw(st.integers(low_w, max(low_w, 9)))
     return dict(cin=cin, cout=groups * draw(st.integers(1, 2)),
                 kernel=(kh, kw), stride=(draw(st.integers(1, 3)),
                                          draw(st.integers(1, 3))),
