@@ -61,7 +61,7 @@ from .tensor_ops import (
                             unfold,
 )
 from .tucker import tucker_core
-from .warm_start import WarmStart, check_warm_start
+from .warm_start import WarmStart, check_warm_start, warm_starts_in
 
 __all__ = [
     'check_bits', 'check_group_size', 'check_seed', 'dequantize', 'quantize',
@@ -82,5 +82,5 @@ __all__ = [
     'ModeUnfolding', 'tucker_core', 'gram_eigenpairs', 'LINEAR_ORDERS',
     'check_linear_input', 'linear_weight_grad', 'hosvd_linear',
     'hosvd_linear_weight_grad', 'subspace_hosvd_linear', 'svd_linear',
-    'quantized_linear', 'WarmStart', 'check_warm_start'
+    'quantized_linear', 'WarmStart', 'check_warm_start', 'warm_starts_in'
 ]

@@ -47,7 +47,7 @@ def conv2d_weight_grad_by_taps(x: torch.Tensor, weight_shape: Sequence[int],
         The weight gradient in the dtype of ``x``: ``out`` with the
         gradient added, or a new tensor.
     """
-    batch, channels, height, width = x.shape
+    height, width = x.shape[-2:]
     out_channels, group_channels, kh, kw = weight_shape
     groups = geo.groups
     _, _, out_h, out_w = grad_output.shape

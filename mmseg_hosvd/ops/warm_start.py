@@ -8,9 +8,10 @@ same mode of the next activation. Only modes that the solver solved are
 kept: a few vectors of the mode's size each (SegFormer-B0's fusion input:
 1024 x 56 floats, 229 kB), held between steps, never in a state dict.
 """
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 import torch
+from torch import nn
 
 from .spectrum import compact
 
@@ -88,3 +89,14 @@ class WarmStart:
 
     def __len__(self) -> int:
         return len(self._vectors)
+
+
+def warm_starts_in(module: nn.Module) -> List[WarmStart]:
+    """Every :class:`WarmStart` of ``module``'s submodules, once each (the
+    layers reading one input share theirs), in module order."""
+    found = {}
+    for sub in module.modules():
+        start = getattr(sub, 'warm_start', None)
+        if isinstance(start, WarmStart):
+            found.setdefault(id(start), start)
+    return list(found.values())

@@ -25,7 +25,7 @@ from mmengine.logging import MessageHub
 from torch import nn
 
 from ..methods import FinetuneMethod, MethodSession
-from ..ops import WarmStart
+from ..ops import warm_starts_in
 from .allocation import allocate, criterion_errors, uniform_bytes
 from .gradient_error import (
     Candidate,
@@ -44,17 +44,6 @@ def _cuda_devices():
     with the CPU's (dropout must draw for training what it would have
     drawn without the measurement)."""
     return [torch.cuda.current_device()] if torch.cuda.is_available() else []
-
-
-def _warm_starts(model: nn.Module):
-    """Every randomized solver's warm start in the model, once each (the
-    layers reading one input share theirs)."""
-    found = {}
-    for module in model.modules():
-        warm = getattr(module, 'warm_start', None)
-        if isinstance(warm, WarmStart):
-            found[id(warm)] = warm
-    return list(found.values())
 
 
 def _loss_of(model: nn.Module, data_batch):
@@ -143,7 +132,7 @@ class GradientAllocationSession(MethodSession):
                 'gradient error on labelled batches: pass data_batch (a '
                 'loader batch), not images alone')
         grads = {p: p.grad for p in model.parameters()}
-        warm = [(w, w.snapshot()) for w in _warm_starts(model)]
+        warm = [(w, w.snapshot()) for w in warm_starts_in(model)]
         model.zero_grad(set_to_none=True)
         with torch.random.fork_rng(devices=_cuda_devices()):
             self._captures.append(

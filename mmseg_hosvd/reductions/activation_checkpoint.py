@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from ..ops import WarmStart
+from ..ops import warm_starts_in
 
 #: Top-level parts of a segmentor that are checkpointed whole.
 HEADS = ('neck', 'decode_head', 'auxiliary_head')
@@ -30,10 +30,7 @@ class _WarmStartReplay:
     from and what it left, replayed around the recomputation."""
 
     def __init__(self, module: nn.Module):
-        self.starts = [
-            m.warm_start for m in module.modules()
-            if isinstance(getattr(m, 'warm_start', None), WarmStart)
-        ]
+        self.starts = warm_starts_in(module)
         self.before = self.after = []
 
     @contextlib.contextmanager
