@@ -12,12 +12,16 @@ fits when its step is within ``--time-factor`` of the fastest fitting
 one's, else the fitting compressed set-up with the least gradient error.
 ``--out`` writes it as a config for ``tools/train.py``. A set-up whose
 probe fails or runs past ``--timeout`` is reported and left out.
+``--jobs N`` runs N probes at a time, each on an Nth of the CPUs: the
+peaks are those of one process each, and the step times compare the
+set-ups with each other at that thread count.
 
 Usage::
 
     python tools/plan.py CONFIG --budget-mb 40 [--load-from CKPT]
         [--setups vanilla vanilla-exact hosvd-eps0.8 ...] [--iters 4]
-        [--time-factor 2] [--work-dir DIR] [--out PATH] [--json PATH]
+        [--time-factor 2] [--jobs 1] [--work-dir DIR] [--out PATH]
+        [--json PATH]
 """
 import argparse
 import dataclasses
@@ -26,6 +30,7 @@ import os.path as osp
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 # mmseg_hosvd first: with mmcv-lite, mmseg imports only after its compat fixes
 import mmseg_hosvd  # noqa: F401  # isort: skip
@@ -34,6 +39,7 @@ from mmengine.config import Config
 from mmseg_hosvd.planning.probe_runs import (
     PROFILED_ITERATION,
     config_text,
+    probe_threads,
     run_probe,
 )
 from mmseg_hosvd.planning.recommendation import fits, recommend
@@ -63,6 +69,9 @@ def parse_args(argv=None):
                         'set-up an exact one may be and still come first')
     parser.add_argument('--timeout', type=float, default=600,
                         help='seconds per set-up')
+    parser.add_argument('--jobs', type=int, default=1,
+                        help='probes run at a time, each on an equal share '
+                        'of the CPUs')
     parser.add_argument('--work-dir', help='where the probes run (default '
                         'work_dirs/plan/<config name>)')
     parser.add_argument('--out', help='write the recommended config here')
@@ -75,6 +84,8 @@ def parse_args(argv=None):
                      f'timed after the profiled one), got {args.iters}')
     if not args.time_factor >= 1:
         parser.error(f'--time-factor must be >= 1, got {args.time_factor:g}')
+    if args.jobs < 1:
+        parser.error(f'--jobs must be >= 1, got {args.jobs}')
     return args
 
 
@@ -100,17 +111,22 @@ def main(argv=None):
     work_dir = args.work_dir or osp.join('work_dirs', 'plan', name)
     load_from = args.load_from or cfg.get('load_from')
     start = time.time()
-    measurements = []
-    for setup in map(get_setup, args.setups):
+    threads = probe_threads(args.jobs)
+
+    def measure(setup):
         print(f'[{time.time() - start:6.0f} s] measuring {setup.name}',
               flush=True)
         try:
-            measurements.append(
-                run_probe(TRAIN, args.config, setup,
-                          osp.join(work_dir, setup.name), args.iters,
-                          load_from, args.timeout))
+            return run_probe(TRAIN, args.config, setup,
+                             osp.join(work_dir, setup.name), args.iters,
+                             load_from, args.timeout, threads)
         except (RuntimeError, subprocess.TimeoutExpired) as error:
             print(f'set-up {setup.name} left out: {error}', flush=True)
+            return None
+
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        measured = list(pool.map(measure, map(get_setup, args.setups)))
+    measurements = [m for m in measured if m is not None]
     if not measurements:
         print(f'error: no set-up could be measured (see the probes in '
               f'{work_dir})', file=sys.stderr)

@@ -59,9 +59,30 @@ def probe_options(iters: int, load_from: Optional[str]) -> List[str]:
     return options
 
 
+def probe_threads(jobs: int, cpus: Optional[int] = None) -> Optional[int]:
+    """The CPU threads each probe gets when ``jobs`` run at once.
+
+    Args:
+        jobs: Probes running at the same time (at least 1).
+        cpus: The machine's CPU count (default ``os.cpu_count()``).
+
+    Returns:
+        None for one probe at a time (it keeps the caller's setting), else
+        the CPUs shared evenly, at least one each.
+
+    Raises:
+        ValueError: For ``jobs`` below 1.
+    """
+    if jobs < 1:
+        raise ValueError(f'jobs must be >= 1, got {jobs}')
+    if jobs == 1:
+        return None
+    return max(1, (cpus or os.cpu_count() or 1) // jobs)
+
+
 def run_probe(train_script: str, config: str, setup: SetUp, work_dir: str,
-              iters: int, load_from: Optional[str],
-              timeout_s: float) -> Measured:
+              iters: int, load_from: Optional[str], timeout_s: float,
+              threads: Optional[int] = None) -> Measured:
     """Runs one probe in a fresh process and reads what it measured.
 
     Args:
@@ -74,6 +95,8 @@ def run_probe(train_script: str, config: str, setup: SetUp, work_dir: str,
             the profiled one).
         load_from: The checkpoint to start from, or None for the config's.
         timeout_s: The most seconds the probe may run.
+        threads: CPU threads of the probe (``OMP_NUM_THREADS`` and
+            ``MKL_NUM_THREADS``), or None to keep the caller's.
 
     Raises:
         ValueError: For ``iters`` too few to time a step.
@@ -90,10 +113,13 @@ def run_probe(train_script: str, config: str, setup: SetUp, work_dir: str,
             Config.fromfile(config), setup, probe=True)))
     command = [sys.executable, train_script, path, '--work-dir', work_dir,
                '--cfg-options'] + probe_options(iters, load_from)
+    env = dict(os.environ)
+    if threads is not None:
+        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     log = osp.join(work_dir, 'probe.log')
     with open(log, 'w') as out:
         code = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT,
-                              timeout=timeout_s).returncode
+                              timeout=timeout_s, env=env).returncode
     if code != 0:
         with open(log) as f:
             tail = ''.join(f.readlines()[-15:])

@@ -25,13 +25,14 @@ def planned(tiny_data, tmp_path_factory):
     records = str(tmp / 'plan.json')
     out = str(tmp / 'recommended.py')
     code = plan.main([config, '--budget-mb', '1e6', '--setups', *SETUPS,
-                      '--iters', '3', '--work-dir', str(tmp / 'probes'),
-                      '--json', records, '--out', out])
+                      '--iters', '3', '--jobs', '2', '--work-dir',
+                      str(tmp / 'probes'), '--json', records, '--out', out])
     with open(records) as f:
         return config, json.load(f), out, tmp, code
 
 
 def test_every_set_up_is_measured(planned, capsys):
+    """Two probes at a time, reported in the order asked for."""
     _, records, _, _, code = planned
     assert code == 0
     assert [r['name'] for r in records] == SETUPS
@@ -94,6 +95,7 @@ def test_probes_that_fail_are_left_out_and_named(planned, tmp_path, capsys):
     (['--budget-mb', '10', '--iters', '2'], '--iters must be > 2'),
     (['--budget-mb', '10', '--time-factor', '0.5'],
      '--time-factor must be >= 1, got 0.5'),
+    (['--budget-mb', '10', '--jobs', '0'], '--jobs must be >= 1, got 0'),
 ])
 def test_bad_arguments_are_named_before_any_probe(tmp_path, capsys, flags,
                                                   match):
