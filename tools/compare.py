@@ -4,6 +4,8 @@ Usage::
 
     python tools/compare.py 'work_dirs/*_shapes-target-128x128' \
         [--csv comparison.csv] [--markdown comparison.md] [--plot pareto.png]
+        [--step-peak-plot peaks.png] [--front-plot front.png]
+        [--decision [FRACTION ...]]
 
 A run is a work dir with ``test_results.json`` (written by tools/test.py);
 the runs of other seeds in its ``seed<N>`` sub-folders
@@ -21,7 +23,8 @@ mIoU against the whole-step peak (a row with a difference to vanilla placed
 at vanilla's mean plus that difference, so that a row run on fewer seeds is
 not placed by their luck): no other row of that model needs no
 more memory and reaches no lower mIoU while better in one of the two; the
-step-peak plot rings these rows.
+step-peak plot rings these rows, and ``--front-plot`` draws one panel per
+model and layer count, relative to its vanilla row, with these rows named.
 
 A second table follows for the models with vanilla rows: the calibrated
 mIoU (the last validation of a ``*_calib_*`` work dir among the paths),
@@ -58,6 +61,7 @@ from mmseg_hosvd.protocol.fine_tuning_gain import (
     gain_rows,
     gain_table,
 )
+from mmseg_hosvd.protocol.front_panels import plot_front_panels
 from mmseg_hosvd.protocol.pareto_plot import plot_pareto
 
 
@@ -70,6 +74,10 @@ def parse_args(argv=None):
     parser.add_argument('--plot', help='write the accuracy-memory PNG here')
     parser.add_argument('--step-peak-plot',
                         help='write mIoU against the whole-step peak here')
+    parser.add_argument('--front-plot',
+                        help='write one panel per model here: mIoU against '
+                        "vanilla's over the whole-step peak against "
+                        "vanilla's, the front named")
     parser.add_argument('--decision', nargs='*', type=float,
                         metavar='FRACTION',
                         help='add the set-up to use within each budget, a '
@@ -99,7 +107,8 @@ def main(argv=None):
         table += ('\n\nSet-up by memory budget\n\n' +
                   decision_table(rows, args.decision or BUDGETS))
     print(table)
-    for path in (args.csv, args.markdown, args.plot, args.step_peak_plot):
+    for path in (args.csv, args.markdown, args.plot, args.step_peak_plot,
+                 args.front_plot):
         if path:
             os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
     if args.csv:
@@ -111,6 +120,12 @@ def main(argv=None):
         plot_pareto(rows, args.plot)
     if args.step_peak_plot:
         plot_pareto(rows, args.step_peak_plot, x='step_peak_mb')
+    if args.front_plot:
+        try:
+            plot_front_panels(rows, args.front_plot)
+        except ValueError as error:
+            print(f'--front-plot: {error}', file=sys.stderr)
+            return 1
     return 0
 
 
