@@ -162,6 +162,9 @@ class GradientAllocationSession(MethodSession):
         self.set_settings(model, settings)
         self.plan.results['allocated_mb'] = chosen.stored_bytes / MB
         self.plan.results['allocation_error'] = chosen.error
+        relative = {(c.layer, c.tag): c.error for c in errors}
+        self.plan.results['allocation_relative_error'] = sum(
+            relative[name, c.tag] for name, c in chosen.choices.items())
         self.plan.results['allocation_budget_mb'] = budget / MB
         MessageHub.get_current_instance().update_info(ALLOCATED_KEY,
                                                       settings)

@@ -137,7 +137,8 @@ def read_probe(checkpoint: str, setup: SetUp) -> Measured:
         raise RuntimeError(f'{checkpoint} has no step_peak_memory: the '
                            'probe did not reach its profiled iteration')
     times = list(loaded['message_hub']['log_scalars']['train/time'].data[0])
-    error = 0.0 if setup.exact else (meta.get('finetune') or {}).get(
-        'allocation_error')
+    finetune = meta.get('finetune') or {}
+    error = 0.0 if setup.exact else finetune.get(
+        'allocation_relative_error')
     return Measured(setup.name, setup.exact, float(peak),
                     median(times[PROFILED_ITERATION:]), error)

@@ -54,6 +54,8 @@ def test_the_allocation_fits_the_bytes_of_the_uniform_setting(
     assert (hook.plan.results['allocated_mb'] <=
             hook.plan.results['allocation_budget_mb'])
     assert 0 < hook.plan.results['allocation_error'] < len(HEAD)
+    assert hook.plan.results['allocation_relative_error'] == pytest.approx(
+        hook.plan.results['allocation_error'], rel=1e-12)
     for name, eps in allocated.items():
         layer = runner.model.get_submodule(name)
         assert layer.eps == eps == layer.decomposition.eps
@@ -139,3 +141,20 @@ def test_the_whole_gradient_criterion_is_run_logged_and_labelled(
                       weights_only=False)['meta']['finetune']
     assert get_method('hosvd').label(meta) == (
         'eps by whole-gradient error in the bytes of eps 0.8')
+
+
+def test_the_whole_criterion_also_reports_the_layers_relative_errors(
+        tiny_data, tmp_path):
+    """One value on every layer: both criteria choose it, and the summed
+    relative error the planner compares set-ups by is the same."""
+    _, layers = run(tmp_path / 'layers', tiny_data, max_iters=1,
+                    allocate=dict(budget_mb=1e6, grid=[0.8]))
+    _, whole = run(tmp_path / 'whole', tiny_data, max_iters=1,
+                   allocate=dict(budget_mb=1e6, grid=[0.8],
+                                 criterion='whole'))
+    assert whole.plan.results['allocated'] == layers.plan.results[
+        'allocated']
+    assert whole.plan.results['allocation_relative_error'] == pytest.approx(
+        layers.plan.results['allocation_error'], rel=1e-6)
+    assert whole.plan.results['allocation_error'] != pytest.approx(
+        whole.plan.results['allocation_relative_error'])

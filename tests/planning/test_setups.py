@@ -55,7 +55,8 @@ def test_a_probe_measures_the_one_value_of_a_compressed_set_up(tmp_path):
     cfg, _ = written(tmp_path, get_setup('qact2'), probe=True)
     assert cfg.custom_hooks[0]['allocate'] == dict(grid=[2], budget_mb=1e6)
     cfg, _ = written(tmp_path, get_setup('hosvd-eps-alloc0.8'), probe=True)
-    assert cfg.custom_hooks[0]['allocate'] == dict(budget_of=0.8)
+    assert cfg.custom_hooks[0]['allocate'] == dict(budget_of=0.8,
+                                                   criterion='whole')
     cfg, _ = written(tmp_path, get_setup('vanilla-exact'), probe=True)
     assert 'allocate' not in cfg.custom_hooks[0]
 
