@@ -88,6 +88,25 @@ def test_unfolding_products_records(tmp_path):
     assert "BxCxHxW or BxCxHxW:cl, got '2x16x4:cl'" in bad.stderr
 
 
+def test_tap_weight_grad_records(tmp_path):
+    """Both ways on the same slices, each with its time and transient; on
+    a wide ASPP branch the taps hold less than the kernel's workspace."""
+    path = tmp_path / 'taps.json'
+    out = run_script('benchmarks/tap_weight_grad.py', '--convs', 'aspp36',
+                     '--repeats', '1', '--json', str(path))
+    (record, ) = json.loads(path.read_text())
+    assert (record['conv'], record['input'], record['slice']) == (
+        'aspp36', [8, 512, 16, 16], 1)
+    assert record['kernel_s'] > 0 and record['taps_s'] > 0
+    assert record['taps_transient_mb'] < record['kernel_transient_mb']
+    assert '| aspp36 | 8x512x16x16, dilation 36 |' in out
+    bad = subprocess.run(
+        [sys.executable, 'benchmarks/tap_weight_grad.py', '--slice', '9'],
+        cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert bad.returncode == 2
+    assert '--slice must be in [1, 8], got 9' in bad.stderr
+
+
 def test_train_speed_records(tmp_path):
     path = tmp_path / 'speed.json'
     run_script('benchmarks/train_speed.py', '--models', 'fcn', '--methods',
