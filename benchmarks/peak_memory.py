@@ -6,15 +6,18 @@ runs in a fresh process: the protocol model is set up for fine-tuning as
 preprocessor, forward, mmseg's decode-head loss on full-size labels,
 backward, optimizer step with the config's clipping). It records
 
-- ``peak_increment_mb``: the most memory live at once during a step over
-  what was live before it, from PyTorch's allocation events (the
+- ``peak_increment_mb``: the most memory live at once during a step (one
+  optimizer step: with accumulation, all its micro-batches, as
+  ``StepPeakMemoryHook`` profiles training) over what was live before
+  it, from PyTorch's allocation events (the
   profiler's memory timeline; see ``mmseg_hosvd/utils/step_memory.py``),
   and
   ``phase_peaks_mb``, the same for each phase (preprocess, frozen forward,
   fine-tuned forward, loss with its own backward, backward, optimizer),
   so a reader sees what sets the peak;
 - ``before_mb``: what the step finds allocated (parameters, buffers,
-  gradients, optimizer state), and ``peak_mb`` = before + increment;
+  optimizer state; gradients are None between steps, as in training),
+  and ``peak_mb`` = before + increment;
 - ``rss_peak_increment_mb``: the process's peak resident set over its
   resident set before the first step, in steps run without the profiler
   (what the operating system, and an out-of-memory kill, see);
@@ -114,11 +117,8 @@ def measure_in_process(spec: dict) -> dict:
             train_step(model, data, optim_wrapper)
         times.append(time.perf_counter() - start)
     rss_peak = max_rss_mb()
-    for data in batches[:-1]:
-        train_step(model, data, optim_wrapper)
     before = resident_bytes(state_tensors(model, optim_wrapper.optimizer))
-    result = profile_step(model, batches[-1], optim_wrapper,
-                          setup['device'])
+    result = profile_step(model, batches, optim_wrapper, setup['device'])
     before_mb = before / 2**20
     return dict(spec, **result,
                 before_mb=before_mb,

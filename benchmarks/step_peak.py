@@ -8,7 +8,7 @@ the library's :mod:`mmseg_hosvd.utils.step_memory` (as
 ``StepPeakMemoryHook`` measures them in training).
 """
 import os
-from typing import Iterable, List
+from typing import Iterable, List, Sequence
 
 # mmseg_hosvd first: with mmcv-lite, mmseg imports only after its compat fixes
 import mmseg_hosvd  # noqa: F401  # isort: skip
@@ -38,9 +38,22 @@ def train_step(model: nn.Module, data: dict, optim_wrapper) -> float:
     return float(loss.detach())
 
 
-def profile_step(model: nn.Module, data: dict, optim_wrapper,
+def profile_step(model: nn.Module, batches: Sequence[dict], optim_wrapper,
                  device: torch.device) -> dict:
     """The allocator's peak of one step and of each phase, in MB.
+
+    A step is one optimizer step: every micro-batch of ``batches`` (one
+    without gradient accumulation), as the train loop runs them with
+    ``whole_steps`` and ``StepPeakMemoryHook`` profiles them. The
+    gradients the first micro-batch creates are part of the step, as they
+    are in training, where the optimizer wrapper sets them to None after
+    each step.
+
+    Args:
+        model: The segmentor.
+        batches: The micro-batches of one optimizer step.
+        optim_wrapper: Its optimizer wrapper.
+        device: Where it runs.
 
     Returns:
         ``peak_increment_mb`` (most bytes live at once, over those live
@@ -53,7 +66,8 @@ def profile_step(model: nn.Module, data: dict, optim_wrapper,
         torch.cuda.reset_peak_memory_stats()
     profiler = start_profiler(device)
     try:
-        train_step(model, data, optim_wrapper)
+        for data in batches:
+            train_step(model, data, optim_wrapper)
     finally:
         profiler.__exit__(None, None, None)
         marks.remove()

@@ -172,6 +172,12 @@ def test_peak_memory_records(tmp_path):
         assert record['peak_mb'] > record['before_mb'] > 0
     assert records[0]['peak_increment_mb_ratio'] == 1.0
     assert records[2]['peak_increment_mb_ratio'] == 1.0
+    # the profiled step is a whole optimizer step, all its micro-batches:
+    # it finds what a step without accumulation finds (no gradients, which
+    # the optimizer wrapper sets to None), and creates the gradients itself
+    for plain, accumulated in ((0, 2), (1, 3)):
+        assert records[accumulated]['before_mb'] == pytest.approx(
+            records[plain]['before_mb'])
     assert 'hosvd' in out
     # HOSVD's per-mode ranks of the profiled step, per fine-tuned layer
     assert records[0]['ranks'] == {}
