@@ -16,6 +16,7 @@ import textwrap
 from typing import Dict, List, Tuple
 
 from .decision_table import setup_name
+from .pareto_front import dominates_at
 from .seed_statistics import baseline_of, vanilla_baselines
 
 #: Panels per row of the figure.
@@ -54,14 +55,10 @@ def front_points(rows: List[dict]) -> Dict[Tuple[str, int], List[dict]]:
     for points in panels.values():
         points.sort(key=lambda p: (p['ratio'], -p['diff']))
         for p in points:
-            p['front'] = not any(_dominates(q, p) for q in points)
+            p['front'] = not any(
+                dominates_at(q['ratio'], q['diff'], p['ratio'], p['diff'])
+                for q in points)
     return panels
-
-
-def _dominates(point: dict, other: dict) -> bool:
-    return (point['ratio'] <= other['ratio'] and point['diff'] >= other['diff']
-            and (point['ratio'] < other['ratio']
-                 or point['diff'] > other['diff']))
 
 
 def plot_front_panels(rows: List[dict], path: str) -> None:
@@ -71,8 +68,7 @@ def plot_front_panels(rows: List[dict], path: str) -> None:
     staircase and named under the panel, the others grey.
 
     Args:
-        rows: Rows of :func:`~mmseg_hosvd.protocol.comparison.collect`
-            (with ``front`` marked).
+        rows: Rows of :func:`~mmseg_hosvd.protocol.comparison.collect`.
         path: The PNG to write.
 
     Raises:

@@ -12,13 +12,21 @@ def accuracy(row: dict) -> float:
     return row.get('mIoU_paired', row['mIoU'])
 
 
+def dominates_at(memory: float, score: float, other_memory: float,
+                 other_score: float) -> bool:
+    """Whether a point at (``memory``, ``score``) needs no more memory than
+    one at (``other_memory``, ``other_score``), scores no lower, and is
+    strictly better in one of the two."""
+    return (memory <= other_memory and score >= other_score
+            and (memory < other_memory or score > other_score))
+
+
 def dominates(row: dict, other: dict, memory: str = FRONT_MEMORY) -> bool:
     """Whether ``row`` needs no more memory than ``other`` and reaches no
     lower mIoU (:func:`accuracy`), and is strictly better in one of the
     two."""
-    mine, theirs = accuracy(row), accuracy(other)
-    return (row[memory] <= other[memory] and mine >= theirs
-            and (row[memory] < other[memory] or mine > theirs))
+    return dominates_at(row[memory], accuracy(row), other[memory],
+                        accuracy(other))
 
 
 def mark_front(rows: List[dict], memory: str = FRONT_MEMORY) -> None:
