@@ -20,17 +20,15 @@ and DeepLabV3's ASPP branches at 512 x 512 (64 x 64 maps). Values are
 random: neither way's time depends on them.
 """
 import argparse
-import json
 import statistics
-import tempfile
 import time
 
 import torch
 from json_records import write_json
-from torch.profiler import ProfilerActivity, profile
 
 from mmseg_hosvd.ops import ConvGeometry, conv2d_weight_grad_by_taps
 from mmseg_hosvd.ops.conv_geometry import conv2d_weight_grad
+from mmseg_hosvd.utils.step_memory import transient_peak_bytes
 
 #: name -> (in channels, out channels, map side, dilation): 3 x 3
 #: convolutions, padding equal to the dilation, batch 8.
@@ -44,21 +42,6 @@ CONVS = {
     'aspp36-512px': (512, 128, 64, 36),
 }
 BATCH = 8
-
-
-def transient_bytes(fn) -> int:
-    """Most bytes the CPU allocator held at once during ``fn()`` over what
-    it held when ``fn`` started."""
-    with tempfile.TemporaryDirectory() as folder:
-        with profile(activities=[ProfilerActivity.CPU], profile_memory=True,
-                     record_shapes=True, with_stack=True) as prof:
-            fn()
-        path = f'{folder}/timeline.json'
-        prof.export_memory_timeline(path, device='cpu')
-        with open(path) as f:
-            _, sizes = json.load(f)
-    totals = [sum(s) for s in sizes]
-    return max(totals) - totals[0]
 
 
 def median_seconds(fn, repeats):
@@ -105,8 +88,8 @@ def measure(name, slice_size, repeats):
                 dilation=dilation, slice=slice_size,
                 kernel_s=kernel_s, taps_s=taps_s,
                 time_ratio=taps_s / kernel_s,
-                kernel_transient_mb=transient_bytes(kernel) / mb,
-                taps_transient_mb=transient_bytes(taps) / mb,
+                kernel_transient_mb=transient_peak_bytes(kernel) / mb,
+                taps_transient_mb=transient_peak_bytes(taps) / mb,
                 threads=torch.get_num_threads())
 
 

@@ -13,7 +13,7 @@ each phase's.
 import json
 import os
 import tempfile
-from typing import Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Tuple
 
 import torch
 from torch import nn
@@ -22,6 +22,7 @@ from torch.profiler import ProfilerActivity, profile, record_function
 MB = 2**20
 PHASES = ('preprocess', 'frozen_forward', 'finetuned_forward', 'loss',
           'backward', 'optimizer')
+CPU = torch.device('cpu')
 _MARKS = ('preprocessed', 'finetuned', 'logits', 'backward', 'optimizer')
 
 
@@ -161,3 +162,25 @@ def step_peaks(prof: profile, device: torch.device) -> dict:
                     if phase in ranges else 0.0)
             for phase in PHASES
         })
+
+
+def transient_peak_bytes(fn: Callable[[], Any],
+                         device: torch.device = CPU) -> int:
+    """The most bytes the allocator held at once while ``fn()`` ran, over
+    what it held when it started (the same profiler timeline as
+    :func:`step_peaks`).
+
+    Args:
+        fn: What to run.
+        device: Whose allocator to read.
+    """
+    prof = start_profiler(device)
+    try:
+        # the timeline's baseline is its first entry, the bytes live after
+        # the first allocation: make that a marker, not fn's first tensor
+        torch.empty(1, device=device)
+        fn()
+    finally:
+        prof.__exit__(None, None, None)
+    _, live = _timeline(prof, device)
+    return max(live)
