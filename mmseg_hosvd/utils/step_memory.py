@@ -84,6 +84,10 @@ def start_profiler(device: torch.device) -> profile:
     prof = profile(activities=activities, profile_memory=True,
                    record_shapes=True, with_stack=True)
     prof.__enter__()
+    # the timeline's baseline is its first entry, the bytes live after the
+    # first allocation: make that a marker, not the profiled code's first
+    # tensor
+    torch.empty(1, device=device)
     return prof
 
 
@@ -176,9 +180,6 @@ def transient_peak_bytes(fn: Callable[[], Any],
     """
     prof = start_profiler(device)
     try:
-        # the timeline's baseline is its first entry, the bytes live after
-        # the first allocation: make that a marker, not fn's first tensor
-        torch.empty(1, device=device)
         fn()
     finally:
         prof.__exit__(None, None, None)
