@@ -1,12 +1,10 @@
 """ASPP, PSP, SegFormer and UPerNet heads write their branches into one
 concatenation."""
 import functools
-import json
 
 import pytest
 import torch
 from torch import nn
-from torch.profiler import ProfilerActivity, profile
 
 from mmseg_hosvd.engine import CompressConvHook
 from mmseg_hosvd.models import set_norm_eval_
@@ -15,6 +13,7 @@ from mmseg_hosvd.reductions.lean_concat import (
     concat_into,
     share_copy_,
 )
+from mmseg_hosvd.utils.step_memory import transient_peak_bytes
 
 from ..helpers import build_model
 
@@ -86,20 +85,14 @@ def test_same_features_and_gradients_as_mmseg(model_name, frozen_input):
         torch.testing.assert_close(grads1[name], grads0[name], msg=name)
 
 
-def forward_peak_bytes(forward, inputs, tmp_path) -> int:
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True,
-                 record_shapes=True, with_stack=True) as prof:
+def forward_peak_bytes(forward, inputs) -> int:
+    def run():
         with torch.no_grad():
-            out = forward(inputs)
-        del out
-    path = tmp_path / 'timeline.json'
-    prof.export_memory_timeline(str(path), device='cpu')
-    _, sizes = json.loads(path.read_text())
-    totals = [sum(s) for s in sizes]
-    return max(totals) - totals[0]
+            forward(inputs)
+    return transient_peak_bytes(run)
 
 
-def test_the_concatenation_never_holds_the_parts_twice(tmp_path):
+def test_the_concatenation_never_holds_the_parts_twice():
     """Five 1 MB branch outputs, each from a trained convolution: mmseg's
     list-then-cat holds all five and the 5 MB result at once; writing in
     place holds the result and one branch."""
@@ -110,9 +103,9 @@ def test_the_concatenation_never_holds_the_parts_twice(tmp_path):
     peaks = {}
     for _ in range(2):  # the first call also makes one-time allocations
         peaks['list'] = forward_peak_bytes(
-            lambda _: torch.cat([p() for p in parts], 1), None, tmp_path)
+            lambda _: torch.cat([p() for p in parts], 1), None)
         peaks['in place'] = forward_peak_bytes(
-            lambda _: concat_into(parts, [16] * 5), None, tmp_path)
+            lambda _: concat_into(parts, [16] * 5), None)
     # relu keeps its output for backward in both: measured without grad.
     # list: five branches and the result (plus one convolution output);
     # in place: the result, one branch's convolution output and its ReLU
@@ -120,22 +113,17 @@ def test_the_concatenation_never_holds_the_parts_twice(tmp_path):
     assert peaks['in place'] <= 7.5 * branch
 
 
-def test_backward_hands_out_slices_of_the_gradient(tmp_path):
+def test_backward_hands_out_slices_of_the_gradient():
     leaves = [torch.randn(4, 16, 64, 64, requires_grad=True)
               for _ in range(5)]
     out = concat_into([lambda leaf=leaf: leaf * 2 for leaf in leaves],
                       [16] * 5)
     grad = torch.randn_like(out)
     branch = 4 * 16 * 64 * 64 * 4
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True,
-                 record_shapes=True, with_stack=True) as prof:
-        out.backward(grad)
-    path = tmp_path / 'timeline.json'
-    prof.export_memory_timeline(str(path), device='cpu')
-    totals = [sum(s) for s in json.loads(path.read_text())[1]]
+    peak = transient_peak_bytes(lambda: out.backward(grad))
     # the five leaves' gradients and one product's; a clone of the whole
     # gradient per part (slice assignment's backward) would add 5 more
-    assert max(totals) - totals[0] <= 6.5 * branch
+    assert peak <= 6.5 * branch
     for index, leaf in enumerate(leaves):
         torch.testing.assert_close(leaf.grad,
                                    2 * grad[:, 16 * index:16 * (index + 1)])
