@@ -70,6 +70,8 @@ SETUPS = (
     SetUp('hosvd-eps-alloc0.8', 'hosvd',
           dict(allocate=dict(budget_of=0.8, criterion='whole'))),
     SetUp('hosvd-eps0.8-lean', 'hosvd', dict(eps=0.8, **LEAN)),
+    SetUp('hosvd-eps0.8-lean-mb1', 'hosvd', dict(eps=0.8, **LEAN),
+          micro_batch=1),
     SetUp('qact8', 'quantized', dict(bits=8)),
     SetUp('qact2', 'quantized', dict(bits=2)),
 )

@@ -10,8 +10,9 @@ from mmseg_hosvd.planning.setups import (
     setup_names,
     setup_overrides,
 )
+from mmseg_hosvd.protocol.matrix import config_path
 
-from ..helpers import model_config
+from ..helpers import CONFIGS, model_config
 
 CONFIG = model_config('deeplabv3').filename
 
@@ -70,3 +71,16 @@ def test_configs_the_planner_cannot_use_are_named():
     with pytest.raises(ValueError, match="unknown set-up 'mb3'; choose "
                        r"from \['vanilla', "):
         get_setup('mb3')
+
+
+def test_lean_with_accumulation_is_the_protocol_row(tmp_path):
+    """The planner's lean set-up at micro-batch 1 trains what the
+    protocol's `hosvd-eps0.8-lean-mb1` config trains."""
+    cfg, _ = written(tmp_path, get_setup('hosvd-eps0.8-lean-mb1'))
+    row = Config.fromfile(config_path('deeplabv3', 'finetune',
+                                      'hosvd-eps0.8-lean-mb1', 5,
+                                      root=CONFIGS))
+    assert [dict(h) for h in cfg.custom_hooks] == [
+        dict(h) for h in row.custom_hooks]
+    for key in ('train_dataloader', 'optim_wrapper', 'train_cfg'):
+        assert cfg[key] == row[key], key
