@@ -5,14 +5,10 @@ phase begins: the data preprocessor's output ends ``preprocess``, the first
 call of a module with trainable parameters ends ``frozen_forward``, the
 classifier's output ends ``finetuned_forward``, the gradient reaching the
 classifier ends ``loss``, and the optimizer's step starts ``optimizer``.
-:func:`step_peaks` reads the profiler's memory timeline (PyTorch's own
-allocation events: the running sum of what the allocator handed out and
-took back) and returns the step's peak over what was live before it, and
-each phase's.
+:func:`step_peaks` reads the profiler's allocation events (the running
+sum of what the allocator handed out and took back) and returns the
+step's peak over what was live before it, and each phase's.
 """
-import json
-import os
-import tempfile
 from typing import Any, Callable, Dict, List, Tuple
 
 import torch
@@ -81,42 +77,53 @@ def start_profiler(device: torch.device) -> profile:
     activities = [ProfilerActivity.CPU]
     if device.type == 'cuda':
         activities.append(ProfilerActivity.CUDA)
+    # shapes and stacks are what export_memory_timeline needs; the timeline
+    # below reads the same allocation events, recorded the same way
     prof = profile(activities=activities, profile_memory=True,
                    record_shapes=True, with_stack=True)
     prof.__enter__()
-    # the timeline's baseline is its first entry, the bytes live after the
-    # first allocation: make that a marker, not the profiled code's first
-    # tensor
+    # a marker first, so that the profiled code's first tensor is not the
+    # first event (the reference timeline's baseline)
     torch.empty(1, device=device)
     return prof
 
 
+def _memory_events(prof: profile, device: torch.device) -> list:
+    """The profiler's allocation and free events on ``device``, in order."""
+    kind = device.type.upper()
+    index = device.index or 0 if device.type == 'cuda' else None
+    events = [
+        e for e in prof.profiler.kineto_results.events()
+        if e.name() == '[memory]' and e.device_type().name == kind and (
+            index is None or e.device_index() == index)
+    ]
+    return sorted(events, key=lambda e: e.start_ns())
+
+
 def _timeline(prof: profile, device: torch.device
-              ) -> Tuple[List[float], List[int]]:
-    """Times (µs) and the bytes live over the timeline's first entry.
+              ) -> Tuple[List[int], List[int]]:
+    """Times (µs) and the bytes live over those live when profiling began,
+    after each allocation or free on ``device``.
 
-    The timeline counts the tensors the step found allocated (parameters,
-    optimizer state, the batch) from its first entry on.
+    The running sum of the allocator's events: the numbers PyTorch's
+    ``export_memory_timeline`` gives (summed over its categories), read in
+    a fraction of its time, since it classifies every tensor first.
     """
-    name = 'cpu' if device.type == 'cpu' else f'cuda:{device.index or 0}'
-    handle, path = tempfile.mkstemp(suffix='.json')
-    os.close(handle)
-    try:
-        prof.export_memory_timeline(path, device=name)
-        with open(path) as f:
-            times, sizes = json.load(f)
-    finally:
-        os.remove(path)
-    totals = [sum(s) for s in sizes]
-    return times, [t - totals[0] for t in totals]
+    times, live, total = [], [], 0
+    for event in _memory_events(prof, device):
+        total += event.nbytes()
+        times.append(event.start_ns() // 1000)
+        live.append(total)
+    return times, live
 
 
-def _phase_ranges(prof: profile, times: List[float]
+def _phase_ranges(prof: profile, times: List[int]
                   ) -> Dict[str, Tuple[float, float]]:
     start = prof.profiler.kineto_results.trace_start_ns() / 1e3
     found = {
-        e.name[len('mark:'):]: start + e.time_range.start
-        for e in prof.events() if e.name.startswith('mark:')
+        e.name()[len('mark:'):]: e.start_ns() / 1e3
+        for e in prof.profiler.kineto_results.events()
+        if e.name().startswith('mark:')
     }
     begin = times[0] if times else start
     end = times[-1] if times else start
