@@ -159,17 +159,29 @@ class FinetuneMethod:
     def allocation_label(self, meta: Dict[str, Any]) -> str:
         """How a run's per-layer setting was allocated (e.g. 'eps by
         gradient error in the bytes of eps 0.8'), or '' for none; the
-        same for every seed, whose allocations differ."""
+        same for every seed, whose allocations differ. A grid other than
+        the method's default and more than one measured batch are named,
+        so that allocations from different candidates are not one row."""
         allocation = meta.get('allocate')
         if not self.per_layer or not allocation:
             return ''
-        budget = (f"the bytes of {self.per_layer} "
-                  f"{allocation['budget_of']:g}"
-                  if allocation.get('budget_of') is not None else
+        budget_of = allocation.get('budget_of')
+        budget = (f'the bytes of {self.per_layer} {budget_of:g}'
+                  if budget_of is not None else
                   f"{allocation['budget_mb']:g} MB")
         error = ('whole-gradient error' if allocation.get('criterion') ==
                  'whole' else 'gradient error')
-        return f'{self.per_layer} by {error} in {budget}'
+        label = f'{self.per_layer} by {error} in {budget}'
+        default = self.options['allocate'].check(
+            dict(budget_of=budget_of) if budget_of is not None else
+            dict(budget_mb=allocation['budget_mb']))['grid']
+        grid = allocation.get('grid', default)
+        if list(grid) != list(default):
+            label += ', grid ' + '/'.join(f'{v:g}' for v in grid)
+        batches = allocation.get('batches', 1)
+        if batches != 1:
+            label += f', {batches} batches'
+        return label
 
     def check_layers(self, options: Dict[str, Any],
                      compressed: List[str]) -> None:

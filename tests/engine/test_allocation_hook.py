@@ -140,7 +140,8 @@ def test_the_whole_gradient_criterion_is_run_logged_and_labelled(
     meta = torch.load(osp.join(str(tmp_path), 'iter_2.pth'),
                       weights_only=False)['meta']['finetune']
     assert get_method('hosvd').label(meta) == (
-        'eps by whole-gradient error in the bytes of eps 0.8')
+        'eps by whole-gradient error in the bytes of eps 0.8, '
+        'grid 0.5/0.8/0.95')
 
 
 def test_the_whole_criterion_also_reports_the_layers_relative_errors(

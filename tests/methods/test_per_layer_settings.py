@@ -40,6 +40,26 @@ def test_tags_say_per_layer_and_allocated_settings(method, options, tag):
     assert setting_tag(method, options) == tag
 
 
+@pytest.mark.parametrize('method,allocate,label', [
+    ('hosvd', dict(budget_of=0.8), 'eps by gradient error in the bytes of '
+     'eps 0.8'),
+    ('hosvd', dict(budget_of=0.8, grid=[0.6, 0.8, 0.9]),
+     'eps by gradient error in the bytes of eps 0.8, grid 0.6/0.8/0.9'),
+    ('hosvd', dict(budget_mb=2, criterion='whole', batches=2),
+     'eps by whole-gradient error in 2 MB, 2 batches'),
+    ('quantized', dict(budget_of=4, grid=[2, 4, 8]),
+     'bits by gradient error in the bytes of bits 4'),
+    ('quantized', dict(budget_of=4, grid=[2, 4]),
+     'bits by gradient error in the bytes of bits 4, grid 2/4'),
+])
+def test_labels_name_the_grid_and_batches_when_not_the_default(
+        method, allocate, label):
+    """Allocations from other candidates are other rows in comparisons."""
+    found = get_method(method)
+    meta = dict(allocate=found.options['allocate'].check(allocate))
+    assert found.allocation_label(meta) == label
+
+
 def test_the_budget_setting_joins_the_grid():
     allocation = get_method('hosvd').check_options(
         dict(allocate=dict(budget_of=0.85, grid=[0.9, 0.5])))['allocate']
