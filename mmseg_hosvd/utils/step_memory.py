@@ -77,8 +77,10 @@ def start_profiler(device: torch.device) -> profile:
     activities = [ProfilerActivity.CPU]
     if device.type == 'cuda':
         activities.append(ProfilerActivity.CUDA)
-    # shapes and stacks are what export_memory_timeline needs; the timeline
-    # below reads the same allocation events, recorded the same way
+    # shapes and stacks as when the peaks were read through PyTorch's
+    # export_memory_timeline, so that the same events are recorded
+    # (without them the profiler also reports frees of tensors allocated
+    # before it started, which moves every later total)
     prof = profile(activities=activities, profile_memory=True,
                    record_shapes=True, with_stack=True)
     prof.__enter__()
