@@ -63,6 +63,7 @@ from mmseg_hosvd.protocol.fine_tuning_gain import (
 )
 from mmseg_hosvd.protocol.front_panels import plot_front_panels
 from mmseg_hosvd.protocol.pareto_plot import plot_pareto
+from mmseg_hosvd.protocol.start_groups import separated_models
 
 
 def parse_args(argv=None):
@@ -99,6 +100,12 @@ def main(argv=None):
     if not rows:
         print('no finished runs found', file=sys.stderr)
         return 1
+    for model, starts in separated_models(rows).items():
+        print(f'note: the runs of {model} started from {len(starts)} '
+              f"checkpoints ({', '.join(starts)}: SHA-256 prefixes); each "
+              f'is compared with the runs from its own start, as '
+              f"{', '.join(f'{model}@{s}' for s in starts)}",
+              file=sys.stderr)
     table = markdown_table(rows)
     gains = gain_rows(rows, calibrations(expand(args.paths), model_name))
     if gains:

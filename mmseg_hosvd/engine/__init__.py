@@ -19,6 +19,7 @@ from .hooks import (
                                    FrozenPrefixHook,
                                    MallocTrimHook,
                                    SafeCheckpointHook,
+                                   StartCheckpointHook,
                                    StepPeakMemoryHook,
 )
 from .seeded_train_loop import SeededIterBasedTrainLoop
@@ -31,7 +32,7 @@ __all__ = [
     'CompressConvHook', 'DataCheckError', 'DataCheckHook',
     'ExplicitAttentionHook',
     'FiniteLossHook', 'FrozenPrefixHook', 'MallocTrimHook',
-    'SafeCheckpointHook',
+    'SafeCheckpointHook', 'StartCheckpointHook',
     'SeededIterBasedTrainLoop', 'StepPeakMemoryHook',
     'prepare_cpu_distributed',
     'register_atomic_local_backend'

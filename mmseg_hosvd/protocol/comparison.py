@@ -28,6 +28,7 @@ from .seed_statistics import (
     seed_dirs,
     vanilla_baselines,
 )
+from .start_groups import separate_starts, start_digest
 
 #: Suffix of a lean-region run's method in the table.
 LEAN_SUFFIX = '-lean'
@@ -137,6 +138,7 @@ def load_run(work_dir: str) -> Tuple[Optional[dict], Optional[str]]:
         min_rel_change=change.get('min_relative_change'),
         min_change_over_decay=change.get('min_change_over_decay'),
         min_grad_share=change.get('min_grad_share'),
+        start=start_digest(record),
         work_dir=work_dir)
     return row, None
 
@@ -187,6 +189,7 @@ def collect(paths: Sequence[str]) -> Tuple[List[dict], List[Tuple[str, str]]]:
             runs.append(row)
         elif not seed_dirs(work_dir):
             skipped.append((work_dir, reason))
+    separate_starts(runs)
     rows, repeated = pool_seeds(runs)
     skipped += repeated
     add_ratios(rows)

@@ -10,11 +10,14 @@ of a ``*_calib_*`` config among the compared paths.
 import glob
 import json
 import os.path as osp
+import re
 from typing import Dict, List, Optional, Sequence
 
 from ..reductions.describe import baseline_tag
+from ..utils.file_digest import file_digest
 from .comparison_table import difference_cell, mean_cell
 from .seed_statistics import paired_difference
+from .start_groups import DIGEST_DIGITS
 
 #: What names a calibration config (``<prefix>_calib_<dataset>.py``).
 CALIB_TAG = '_calib_'
@@ -39,10 +42,20 @@ def calibrated_miou(work_dir: str) -> Optional[float]:
     return last
 
 
+def _last_checkpoint(work_dir: str) -> Optional[str]:
+    """The ``iter_<N>.pth`` of ``work_dir`` with the largest N, or None."""
+    found = glob.glob(osp.join(work_dir, 'iter_*.pth'))
+    numbered = [(int(m.group(1)), path) for path in found
+                if (m := re.search(r'iter_(\d+)\.pth$', path))]
+    return max(numbered)[1] if numbered else None
+
+
 def calibrations(work_dirs: Sequence[str],
                  model_of) -> Dict[str, float]:
     """Model -> calibrated mIoU, from the calibration runs among
-    ``work_dirs``.
+    ``work_dirs``; also under ``<model>@<start>``, the name
+    :func:`~.start_groups.separate_starts` gives the runs that started
+    from the calibration's last checkpoint.
 
     Args:
         work_dirs: Work dirs (expanded paths).
@@ -54,8 +67,13 @@ def calibrations(work_dirs: Sequence[str],
         if CALIB_TAG not in name:
             continue
         miou = calibrated_miou(work_dir)
-        if miou is not None:
-            found[model_of(name)] = miou
+        if miou is None:
+            continue
+        found[model_of(name)] = miou
+        checkpoint = _last_checkpoint(work_dir)
+        if checkpoint is not None:
+            digest = file_digest(checkpoint)[:DIGEST_DIGITS]
+            found[f'{model_of(name)}@{digest}'] = miou
     return found
 
 

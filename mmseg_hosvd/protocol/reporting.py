@@ -41,7 +41,7 @@ def step_time(checkpoint: dict) -> Optional[float]:
 def checkpoint_record(config: str, checkpoint: str,
                       metrics: Dict[str, float]) -> dict:
     """One test result: config, checkpoint, its seed, metrics, memory,
-    fine-tuning.
+    fine-tuning, and the checkpoint its training started from.
 
     Args:
         config: Config path.
@@ -68,7 +68,8 @@ def checkpoint_record(config: str, checkpoint: str,
         weight_change=meta.get('weight_change'),
         reductions=reductions_of(trained),
         iterations=meta.get('iter'),
-        step_time_s=step_time(loaded))
+        step_time_s=step_time(loaded),
+        start_checkpoint=meta.get('start_checkpoint'))
 
 
 def _memory_lines(memory: Optional[dict]):

@@ -20,7 +20,7 @@ from ..helpers import ROOT
 def write_run(root, name, method, layers, miou, analytical, measured, step,
               eps=None, radii=None, model_prefix='pspnet_r18-d8',
               solver=None, learned=None, reductions=None, step_peak=None,
-              seed=None, **lean):
+              seed=None, start=None, **lean):
     work = root / name if seed is None else root / name / f'seed{seed}'
     work.mkdir(parents=True)
     record = dict(
@@ -39,6 +39,10 @@ def write_run(root, name, method, layers, miou, analytical, measured, step,
         record['step_peak_memory'] = dict(peak_increment_mb=step_peak)
     if seed is not None:
         record['seed'] = seed
+    if start is not None:  # the SHA-256 of the checkpoint it started from
+        record['start_checkpoint'] = dict(
+            start=dict(path='calib/iter_100.pth', sha256=start * 64),
+            machine=dict(processor='a CPU', cpus=2, torch='2.13.0'))
     if learned is not None:
         record['weight_change'] = dict(min_relative_change=learned[0],
                                        min_grad_share=learned[1],

@@ -28,5 +28,8 @@ default_hooks = dict(
     # own custom_hooks keeps them: refuse a load_from checkpoint of another
     # model, stop at a non-finite loss before it is checkpointed
     checkpoint_fit=dict(type='CheckpointFitHook'),
+    # which checkpoint the run started from, so that compare.py pairs
+    # seeds only between runs from the same one
+    start_checkpoint=dict(type='StartCheckpointHook'),
     finite_loss=dict(type='FiniteLossHook'),
     data_check=dict(type='DataCheckHook'))

@@ -15,6 +15,7 @@ from .safe_checkpoint_hook import (
                                    SafeCheckpointHook,
                                    use_safe_checkpoint_hook,
 )
+from .start_checkpoint_hook import StartCheckpointHook
 from .step_peak_memory_hook import StepPeakMemoryHook
 from .weight_change_hook import WeightChangeHook
 
@@ -24,7 +25,8 @@ __all__ = [
     'ExplicitAttentionHook',
     'FiniteLossHook',
     'FrozenPrefixHook', 'MallocTrimHook', 'SafeCheckpointHook',
-    'StepPeakMemoryHook', 'CheckpointWriteError', 'use_safe_checkpoint_hook',
+    'StartCheckpointHook', 'StepPeakMemoryHook', 'CheckpointWriteError',
+    'use_safe_checkpoint_hook',
     'WeightChangeHook',
     'check_checkpoint_fits'
 ]
