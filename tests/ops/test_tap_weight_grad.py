@@ -8,9 +8,9 @@ from hypothesis import strategies as st
 from torch.testing import assert_close
 
 from mmseg_hosvd.ops import ConvGeometry, conv2d_weight_grad_by_taps
+from mmseg_hosvd.utils.step_memory import transient_peak_bytes
 
 from .conv_cases import CASES, case_id, make_conv, reference_grads
-from .test_transient_memory import transient_bytes
 
 TIGHT = dict(rtol=1e-12, atol=1e-12)
 
@@ -81,16 +81,15 @@ def test_random_geometries_equal_the_padded_convolution(s):
     assert_close(got, expected, **TIGHT)
 
 
-def test_dilated_branch_holds_a_slice_not_the_kernels_workspace(tmp_path):
+def test_dilated_branch_holds_a_slice_not_the_kernels_workspace():
     # one sample of an ASPP branch at a 128 x 128 crop, output stride 8:
     # PyTorch's CPU kernel held 18 MB for it, as for eight samples
     x = torch.randn(1, 512, 16, 16)
     grad_out = torch.randn(1, 128, 16, 16)
     geo = ConvGeometry.make(1, 12, 12)
     shape = (128, 512, 3, 3)
-    used = transient_bytes(
-        lambda: conv2d_weight_grad_by_taps(x, shape, grad_out, geo),
-        tmp_path)
+    used = transient_peak_bytes(
+        lambda: conv2d_weight_grad_by_taps(x, shape, grad_out, geo))
     weight_bytes = 4 * 128 * 512 * 9
     sample_bytes = x.numel() * x.element_size()
     # the gradient itself, and one tap's copies of the input and the
