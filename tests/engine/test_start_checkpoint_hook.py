@@ -44,7 +44,8 @@ def test_the_start_is_recorded_and_kept_on_resume(tiny_data, tmp_path):
         tmp_path / 'finetune' / 'iter_2.pth'), dict(mIoU=1.0, mAcc=1.0))
     assert start_digest(tested) == file_digest(calibrated)[:8]
     # resumed from its own iteration 2, not started from it
-    train(tmp_path / 'finetune', tiny_data, 3, resume=True)
+    train(tmp_path / 'finetune', tiny_data, 3, load_from=calibrated,
+          resume=True)
     assert start_of(tmp_path / 'finetune' / 'iter_3.pth')['start'] == (
         record['start'])
 
