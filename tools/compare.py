@@ -100,14 +100,16 @@ def main(argv=None):
     if not rows:
         print('no finished runs found', file=sys.stderr)
         return 1
-    for model, starts in separated_models(rows).items():
+    separated = separated_models(rows)
+    for model, starts in separated.items():
         print(f'note: the runs of {model} started from {len(starts)} '
               f"checkpoints ({', '.join(starts)}: SHA-256 prefixes); each "
               f'is compared with the runs from its own start, as '
               f"{', '.join(f'{model}@{s}' for s in starts)}",
               file=sys.stderr)
     table = markdown_table(rows)
-    gains = gain_rows(rows, calibrations(expand(args.paths), model_name))
+    gains = gain_rows(rows, calibrations(expand(args.paths), model_name,
+                                         by_start=bool(separated)))
     if gains:
         table += '\n\nFine-tuning gain\n\n' + gain_table(gains)
     if args.decision is not None:

@@ -50,16 +50,18 @@ def _last_checkpoint(work_dir: str) -> Optional[str]:
     return max(numbered)[1] if numbered else None
 
 
-def calibrations(work_dirs: Sequence[str],
-                 model_of) -> Dict[str, float]:
+def calibrations(work_dirs: Sequence[str], model_of,
+                 by_start: bool = False) -> Dict[str, float]:
     """Model -> calibrated mIoU, from the calibration runs among
-    ``work_dirs``; also under ``<model>@<start>``, the name
-    :func:`~.start_groups.separate_starts` gives the runs that started
-    from the calibration's last checkpoint.
+    ``work_dirs``.
 
     Args:
         work_dirs: Work dirs (expanded paths).
         model_of: Maps a work dir's basename to its model name.
+        by_start: Also under ``<model>@<start>``, the name
+            :func:`~.start_groups.separate_starts` gives the runs that
+            started from the calibration's last checkpoint (which reads
+            and hashes that checkpoint).
     """
     found = {}
     for work_dir in work_dirs:
@@ -70,7 +72,7 @@ def calibrations(work_dirs: Sequence[str],
         if miou is None:
             continue
         found[model_of(name)] = miou
-        checkpoint = _last_checkpoint(work_dir)
+        checkpoint = _last_checkpoint(work_dir) if by_start else None
         if checkpoint is not None:
             digest = file_digest(checkpoint)[:DIGEST_DIGITS]
             found[f'{model_of(name)}@{digest}'] = miou

@@ -66,6 +66,9 @@ def test_the_calibration_is_found_under_its_start(tmp_path):
         json.dumps(dict(mIoU=33.5, step=100)) + '\n')
     for iteration in (50, 100):
         (calib / f'iter_{iteration}.pth').write_bytes(bytes([iteration]) * 9)
-    found = calibrations([str(calib)], lambda name: 'pspnet')
+    found = calibrations([str(calib)], lambda name: 'pspnet', by_start=True)
     digest = file_digest(str(calib / 'iter_100.pth'))[:8]
     assert found == {'pspnet': 33.5, f'pspnet@{digest}': 33.5}
+    # one start per model: no checkpoint is read
+    assert calibrations([str(calib)], lambda name: 'pspnet') == {
+        'pspnet': 33.5}
