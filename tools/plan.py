@@ -46,6 +46,7 @@ from mmseg_hosvd.planning.recommendation import fits, recommend
 from mmseg_hosvd.planning.setups import (
     compress_hook_of,
     get_setup,
+    inapplicable,
     setup_names,
     setup_overrides,
 )
@@ -61,7 +62,8 @@ def parse_args(argv=None):
     parser.add_argument('--load-from', help='checkpoint to start from '
                         '(default: the config\'s load_from)')
     parser.add_argument('--setups', nargs='+', choices=setup_names(),
-                        default=setup_names(), help='set-ups to measure')
+                        help='set-ups to measure (default: every one the '
+                        "config's batch size can take)")
     parser.add_argument('--iters', type=int, default=4,
                         help='training iterations per set-up (> 2)')
     parser.add_argument('--time-factor', type=float, default=2.0,
@@ -103,10 +105,35 @@ def table(measurements, budget_mb):
     return '\n'.join(lines)
 
 
+def chosen_setups(names, batch_size):
+    """The set-ups to measure: ``names``, each of which must take the
+    config's batch size, or (``names`` None) every set-up that does, the
+    others reported as skipped.
+
+    Raises:
+        ValueError: For a named set-up the batch size cannot take.
+    """
+    if names is not None:
+        for name in names:
+            reason = inapplicable(get_setup(name), batch_size)
+            if reason is not None:
+                raise ValueError(reason)
+        return [get_setup(name) for name in names]
+    setups = []
+    for name in setup_names():
+        reason = inapplicable(get_setup(name), batch_size)
+        if reason is None:
+            setups.append(get_setup(name))
+        else:
+            print(f'skipped: {reason}', flush=True)
+    return setups
+
+
 def main(argv=None):
     args = parse_args(argv)
     cfg = Config.fromfile(args.config)
     compress_hook_of(cfg)
+    setups = chosen_setups(args.setups, cfg.train_dataloader.batch_size)
     name = osp.splitext(osp.basename(args.config))[0]
     work_dir = args.work_dir or osp.join('work_dirs', 'plan', name)
     load_from = args.load_from or cfg.get('load_from')
@@ -125,7 +152,7 @@ def main(argv=None):
             return None
 
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        measured = list(pool.map(measure, map(get_setup, args.setups)))
+        measured = list(pool.map(measure, setups))
     measurements = [m for m in measured if m is not None]
     if not measurements:
         print(f'error: no set-up could be measured (see the probes in '

@@ -5,7 +5,7 @@ A set-up keeps what the user's ``CompressConvHook`` fine-tunes (its
 the method and its options, the exact reductions (the frozen prefix in
 micro-batches of one image, the decode head's loss one image at a time),
 activation checkpointing, or gradient accumulation over micro-batches of
-one image. Every other hook and setting of the config stays.
+four, two or one image. Every other hook and setting of the config stays.
 """
 import copy
 from dataclasses import dataclass, field
@@ -64,6 +64,8 @@ SETUPS = (
     SetUp('vanilla', 'vanilla', exact=True, reductions=False),
     SetUp('vanilla-exact', 'vanilla', exact=True),
     SetUp('vanilla-exact-ckpt', 'vanilla', exact=True, checkpointing=True),
+    SetUp('vanilla-exact-mb4', 'vanilla', exact=True, micro_batch=4),
+    SetUp('vanilla-exact-mb2', 'vanilla', exact=True, micro_batch=2),
     SetUp('vanilla-exact-mb1', 'vanilla', exact=True, micro_batch=1),
     SetUp('hosvd-eps0.9', 'hosvd', dict(eps=0.9)),
     SetUp('hosvd-eps0.8', 'hosvd', dict(eps=0.8)),
@@ -92,6 +94,20 @@ def get_setup(name: str) -> SetUp:
         if setup.name == name:
             return setup
     raise ValueError(f'unknown set-up {name!r}; choose from {setup_names()}')
+
+
+def inapplicable(setup: SetUp, batch_size: int) -> Optional[str]:
+    """Why ``setup`` cannot train batches of ``batch_size`` images, or None.
+
+    Accumulation needs micro-batches that divide the batch and are smaller
+    than it (a micro-batch of the whole batch is ``vanilla-exact``).
+    """
+    micro = setup.micro_batch
+    if micro is None or (micro < batch_size and batch_size % micro == 0):
+        return None
+    return (f'set-up {setup.name!r} accumulates micro-batches of {micro} '
+            f'image(s), which needs a larger batch size divisible by '
+            f'{micro}; the config has {batch_size}')
 
 
 def compress_hook_of(cfg) -> dict:
@@ -126,6 +142,11 @@ def setup_overrides(cfg, setup: SetUp,
     Returns:
         ``custom_hooks`` and, for accumulation, ``train_dataloader``,
         ``optim_wrapper`` and ``train_cfg`` changes (to merge into ``cfg``).
+
+    Raises:
+        ValueError: For a config without one ``CompressConvHook``, or an
+            accumulation set-up the config's batch size cannot take
+            (:func:`inapplicable`).
     """
     user_hook = compress_hook_of(cfg)
     hook = dict(type='CompressConvHook', method=setup.method,
@@ -144,9 +165,9 @@ def setup_overrides(cfg, setup: SetUp,
     overrides: Dict[str, Any] = dict(custom_hooks=hooks)
     if setup.micro_batch is not None:
         batch = cfg.train_dataloader.batch_size
-        if batch % setup.micro_batch:
-            raise ValueError(f'set-up {setup.name!r} needs a batch size '
-                             f'divisible by {setup.micro_batch}, got {batch}')
+        reason = inapplicable(setup, batch)
+        if reason is not None:
+            raise ValueError(reason)
         overrides.update(
             train_dataloader=dict(batch_size=setup.micro_batch),
             optim_wrapper=dict(accumulative_counts=batch //

@@ -7,6 +7,7 @@ from mmseg_hosvd.planning.probe_runs import HEADER, config_text
 from mmseg_hosvd.planning.setups import (
     SETUPS,
     get_setup,
+    inapplicable,
     setup_names,
     setup_overrides,
 )
@@ -48,7 +49,8 @@ def test_each_set_up_is_a_config_of_the_same_layers(tmp_path, setup):
         assert cfg.train_dataloader.batch_size == 8
     else:
         assert cfg.train_dataloader.batch_size == setup.micro_batch
-        assert cfg.optim_wrapper.accumulative_counts == 8
+        assert cfg.optim_wrapper.accumulative_counts == 8 // (
+            setup.micro_batch)
         assert cfg.train_cfg.whole_steps is True
 
 
@@ -73,14 +75,43 @@ def test_configs_the_planner_cannot_use_are_named():
         get_setup('mb3')
 
 
-def test_lean_with_accumulation_is_the_protocol_row(tmp_path):
-    """The planner's lean set-up at micro-batch 1 trains what the
-    protocol's `hosvd-eps0.8-lean-mb1` config trains."""
-    cfg, _ = written(tmp_path, get_setup('hosvd-eps0.8-lean-mb1'))
-    row = Config.fromfile(config_path('deeplabv3', 'finetune',
-                                      'hosvd-eps0.8-lean-mb1', 5,
+@pytest.mark.parametrize('setup,row', [
+    ('vanilla-exact-mb4', 'vanilla-mb4'),
+    ('vanilla-exact-mb2', 'vanilla-mb2'),
+    ('vanilla-exact-mb1', 'vanilla-mb1'),
+    ('hosvd-eps0.8-lean-mb1', 'hosvd-eps0.8-lean-mb1'),
+])
+def test_accumulation_set_ups_are_the_protocol_rows(tmp_path, setup, row):
+    """Each accumulation set-up trains what the protocol's row of that
+    micro-batch trains (the exact reductions on, as on every row)."""
+    cfg, _ = written(tmp_path, get_setup(setup))
+    row = Config.fromfile(config_path('deeplabv3', 'finetune', row, 5,
                                       root=CONFIGS))
     assert [dict(h) for h in cfg.custom_hooks] == [
         dict(h) for h in row.custom_hooks]
     for key in ('train_dataloader', 'optim_wrapper', 'train_cfg'):
         assert cfg[key] == row[key], key
+
+
+@pytest.mark.parametrize('name,batch,applies', [
+    ('vanilla-exact-mb4', 8, True), ('vanilla-exact-mb4', 4, False),
+    ('vanilla-exact-mb4', 6, False), ('vanilla-exact-mb2', 6, True),
+    ('vanilla-exact-mb2', 2, False), ('vanilla-exact-mb1', 2, True),
+    ('vanilla-exact-mb1', 1, False), ('hosvd-eps0.8-lean-mb1', 1, False),
+    ('vanilla-exact', 1, True), ('hosvd-eps0.8', 1, True),
+])
+def test_accumulation_needs_a_batch_its_micro_batches_divide(
+        name, batch, applies):
+    reason = inapplicable(get_setup(name), batch)
+    assert (reason is None) == applies
+    if not applies:
+        assert reason.startswith(f"set-up '{name}' accumulates micro-")
+        assert reason.endswith(f'the config has {batch}')
+
+
+def test_an_accumulation_set_up_the_batch_cannot_take_is_refused():
+    cfg = Config.fromfile(CONFIG)
+    cfg.train_dataloader.batch_size = 6
+    with pytest.raises(ValueError, match="'vanilla-exact-mb4' accumulates "
+                       'micro-batches of 4 image.*the config has 6'):
+        setup_overrides(cfg, get_setup('vanilla-exact-mb4'))

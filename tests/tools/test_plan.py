@@ -102,3 +102,28 @@ def test_bad_arguments_are_named_before_any_probe(tmp_path, capsys, flags,
     with pytest.raises(SystemExit):
         plan.main([str(tmp_path / 'unused.py')] + flags)
     assert match in capsys.readouterr().err
+
+
+def test_by_default_set_ups_the_batch_cannot_take_are_skipped(capsys):
+    """A batch of 2 cannot accumulate micro-batches of 4 or 2: the default
+    list leaves them out and says so; the others keep their order."""
+    names = [s.name for s in plan.chosen_setups(None, 2)]
+    assert 'vanilla-exact-mb4' not in names
+    assert 'vanilla-exact-mb2' not in names
+    assert names[:4] == ['vanilla', 'vanilla-exact', 'vanilla-exact-ckpt',
+                         'vanilla-exact-mb1']
+    out = capsys.readouterr().out
+    assert ("skipped: set-up 'vanilla-exact-mb4' accumulates micro-batches "
+            'of 4 image(s)') in out
+    assert "skipped: set-up 'vanilla-exact-mb2'" in out
+    assert len(plan.chosen_setups(None, 8)) == len(plan.setup_names())
+
+
+def test_a_named_set_up_the_batch_cannot_take_is_refused_before_probes(
+        planned, tmp_path):
+    config = planned[0]
+    with pytest.raises(ValueError, match="'vanilla-exact-mb2' accumulates "
+                       'micro-batches of 2 .* the config has 2'):
+        plan.main([config, '--budget-mb', '10', '--setups', 'vanilla',
+                   'vanilla-exact-mb2', '--work-dir', str(tmp_path)])
+    assert not (tmp_path / 'vanilla').exists()
