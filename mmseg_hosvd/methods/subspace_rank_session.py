@@ -1,10 +1,16 @@
-"""Fixing the ranks of subspace convolutions once, and keeping them."""
+"""Fixing the ranks of subspace convolutions once, and keeping them.
+
+The measurement's forward runs in training mode and puts back the random
+state and the buffers it changed (dropout draws, a training-mode norm's
+running statistics), so training goes on as it would without it.
+"""
 from typing import Dict, List, Optional
 
 from mmengine.logging import MessageHub
 from torch import nn
 
 from ..selection.rank_calibration import choose_ranks, input_spectra
+from ..utils.untouched_training import training_untouched
 from .base import MethodSession
 
 #: MessageHub runtime-info key of the fixed subspace ranks (kept on resume).
@@ -61,7 +67,8 @@ class SubspaceRankSession(MethodSession):
         """
         options = self.plan.options
         names = self.plan.compressed
-        self._spectra.append(input_spectra(model, names, inputs))
+        with training_untouched(model):
+            self._spectra.append(input_spectra(model, names, inputs))
         if len(self._spectra) < options['rank_batches']:
             return False
         merged = {

@@ -14,19 +14,20 @@ squared error of the whole gradient) whose stored bytes fit the budget:
 on the same batches. The choice is
 set on the layers, logged, kept in the plan (``allocated``) and in
 MessageHub, so a resumed run takes it instead of measuring again. The
-measurement forks the random state and puts back the gradients and the
-randomized solvers' warm starts it found, so training draws and steps as
-it would without it.
+measurement puts back the random state, the gradients, the buffers (a
+norm in training mode updates its statistics) and the randomized solvers'
+warm starts (:func:`~mmseg_hosvd.utils.untouched_training.training_untouched`),
+so training draws, normalises and steps as it would without it.
 """
 from typing import Any, Dict, Optional
 
-import torch
 from mmengine.logging import MessageHub
 from torch import nn
 
 from ..methods import FinetuneMethod, MethodSession
-from ..ops import warm_starts_in
+from ..utils.untouched_training import training_untouched
 from .allocation import allocate, criterion_errors, uniform_bytes
+from .batch_loss import batch_loss
 from .gradient_error import (
     Candidate,
     capture_layer_gradients,
@@ -37,22 +38,6 @@ from .gradient_error import (
 #: MessageHub runtime-info key of the allocated settings (kept on resume).
 ALLOCATED_KEY = 'allocated_settings'
 MB = 2**20
-
-
-def _cuda_devices():
-    """The current CUDA device, whose random state the measurement forks
-    with the CPU's (dropout must draw for training what it would have
-    drawn without the measurement)."""
-    return [torch.cuda.current_device()] if torch.cuda.is_available() else []
-
-
-def _loss_of(model: nn.Module, data_batch):
-    def loss():
-        batch = model.data_preprocessor(data_batch, True)
-        losses = model._run_forward(batch, mode='loss')
-        return model.parse_losses(losses)[0]
-
-    return loss
 
 
 class GradientAllocationSession(MethodSession):
@@ -131,17 +116,10 @@ class GradientAllocationSession(MethodSession):
                 f'{self.method.name} with allocate measures the weight-'
                 'gradient error on labelled batches: pass data_batch (a '
                 'loader batch), not images alone')
-        grads = {p: p.grad for p in model.parameters()}
-        warm = [(w, w.snapshot()) for w in warm_starts_in(model)]
-        model.zero_grad(set_to_none=True)
-        with torch.random.fork_rng(devices=_cuda_devices()):
+        with training_untouched(model):
             self._captures.append(
                 capture_layer_gradients(model, self.plan.compressed,
-                                        _loss_of(model, data_batch)))
-        for param, grad in grads.items():
-            param.grad = grad
-        for start, snapshot in warm:
-            start.restore(snapshot)
+                                        batch_loss(model, data_batch)))
         if len(self._captures) < self.allocation['batches']:
             return False
         candidates = self.candidates()

@@ -85,18 +85,21 @@ def test_a_budget_below_every_setting_names_the_least(tiny_data, tmp_path):
         run(tmp_path, tiny_data, allocate=dict(budget_mb=1e-6))
 
 
-@pytest.mark.parametrize('solver', ['eigh', 'ritz'])
+@pytest.mark.parametrize('solver,norm_eval', [('eigh', True),
+                                               ('ritz', True),
+                                               ('eigh', False)])
 def test_the_measurement_leaves_training_as_it_was(tiny_data, tmp_path,
-                                                   solver):
+                                                   solver, norm_eval):
     """One grid value: the allocation can only choose it, and the weights
-    after training equal those of that value set for every layer (with
-    the randomized solver too, whose warm start the measurement's extra
-    forward must not move)."""
+    and buffers after training equal those of that value set for every
+    layer (with the randomized solver too, whose warm start the
+    measurement's extra forward must not move, and with the norms in
+    training mode, whose running statistics it must not update)."""
     plain, _ = run(tmp_path / 'plain', tiny_data, max_iters=3, eps=0.8,
-                   solver=solver)
+                   solver=solver, norm_eval=norm_eval)
     allocated, hook = run(tmp_path / 'alloc', tiny_data, max_iters=3,
-                          solver=solver, allocate=dict(budget_of=0.8,
-                                                       grid=[0.8]))
+                          solver=solver, norm_eval=norm_eval,
+                          allocate=dict(budget_of=0.8, grid=[0.8]))
     assert hook.plan.results['allocated'] == {name: 0.8 for name in HEAD}
     want = plain.model.state_dict()
     for key, value in allocated.model.state_dict().items():

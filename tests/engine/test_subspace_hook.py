@@ -6,7 +6,9 @@ from mmengine.runner import Runner
 
 from mmseg_hosvd.engine import CompressConvHook
 from mmseg_hosvd.engine.hooks.activation_memory_hook import ANALYTICAL_KEY
+from mmseg_hosvd.methods.subspace_rank_session import SubspaceRankSession
 from mmseg_hosvd.models import Conv2dHOSVDSubspace
+from mmseg_hosvd.selection.rank_calibration import input_spectra
 
 from ..helpers import build_model, tiny_runner_config
 
@@ -159,3 +161,38 @@ def test_bad_ranks_are_named():
     x = torch.randn(2, 3, 64, 64)
     model._forward(x).sum().backward()
     assert conv.last_stored.ranks == (2, 8, 4, 4)
+
+
+def test_the_rank_measurement_leaves_training_as_it_was(tiny_data,
+                                                         tmp_path):
+    """With the norms in training mode, the measurement's forward updates
+    their running statistics; the session puts them back, and the random
+    state a dropout would draw from, so training goes on as without it."""
+    runner, hook, _ = run(tmp_path, tiny_data, max_iters=1,
+                          norm_eval=False)
+    model = runner.model.train()
+    batch = next(iter(runner.train_dataloader))
+    inputs = model.data_preprocessor(batch, True)['inputs']
+
+    def state():
+        """The random state and the norms' statistics (the subspace
+        layers' own factors are what a calibration sets anew)."""
+        return torch.get_rng_state(), {
+            name: buffer.clone()
+            for name, buffer in model.named_buffers()
+            if name.rsplit('.', 1)[-1] in ('running_mean', 'running_var',
+                                           'num_batches_tracked')}
+
+    def assert_same(first, second):
+        assert torch.equal(first[0], second[0])
+        for name, buffer in first[1].items():
+            torch.testing.assert_close(second[1][name], buffer, rtol=0,
+                                       atol=0, msg=name)
+
+    before = state()
+    assert SubspaceRankSession(hook.plan).calibrate(model, inputs)
+    assert_same(before, state())
+    input_spectra(model, hook.plan.compressed, inputs)  # the bare forward
+    changed = state()
+    assert not torch.equal(changed[1]['backbone.stem.1.running_mean'],
+                           before[1]['backbone.stem.1.running_mean'])
