@@ -18,6 +18,7 @@ from typing import List, Optional
 from mmengine.config import Config
 from mmengine.runner import CheckpointLoader
 
+from ..engine.hooks.autocast_error_hook import AUTOCAST_ERROR_KEY
 from ..protocol.reporting import median
 from .recommendation import Measured
 from .setups import SetUp, setup_overrides
@@ -137,8 +138,26 @@ def read_probe(checkpoint: str, setup: SetUp) -> Measured:
         raise RuntimeError(f'{checkpoint} has no step_peak_memory: the '
                            'probe did not reach its profiled iteration')
     times = list(loaded['message_hub']['log_scalars']['train/time'].data[0])
-    finetune = meta.get('finetune') or {}
-    error = 0.0 if setup.exact else finetune.get(
-        'allocation_relative_error')
     return Measured(setup.name, setup.exact, float(peak),
-                    median(times[PROFILED_ITERATION:]), error)
+                    median(times[PROFILED_ITERATION:]),
+                    probe_error(meta, setup))
+
+
+def probe_error(meta: dict, setup: SetUp) -> Optional[float]:
+    """The summed relative weight-gradient error a probe measured: 0 for
+    an exact set-up; else the compressed layers' (its allocation's) plus,
+    under autocast, autocast's (``AutocastErrorHook``): the sum of the two
+    bounds their joint error, up to the norm each is relative to; None
+    when a part was not measured."""
+    if setup.exact:
+        return 0.0
+    parts = []
+    if setup.method != 'vanilla':
+        parts.append((meta.get('finetune') or {}).get(
+            'allocation_relative_error'))
+    if setup.autocast:
+        parts.append((meta.get(AUTOCAST_ERROR_KEY) or {}).get(
+            'relative_error'))
+    if not parts or any(part is None for part in parts):
+        return None
+    return float(sum(parts))

@@ -4,8 +4,9 @@ A set-up keeps what the user's ``CompressConvHook`` fine-tunes (its
 ``num_layers`` or ``layers``, ``trainable``, ``preset``) and changes how:
 the method and its options, the exact reductions (the frozen prefix in
 micro-batches of one image, the decode head's loss one image at a time),
-activation checkpointing, or gradient accumulation over micro-batches of
-four, two or one image. Every other hook and setting of the config stays.
+activation checkpointing, gradient accumulation over micro-batches of
+four, two or one image, or mixed precision (bfloat16 autocast). Every other
+hook and setting of the config stays.
 """
 import copy
 from dataclasses import dataclass, field
@@ -15,7 +16,10 @@ from ..methods import get_method
 
 #: Hook types a set-up decides on (the user's are replaced).
 SETUP_HOOKS = ('CompressConvHook', 'FrozenPrefixHook', 'ChunkedLossHook',
-               'ActivationCheckpointHook')
+               'ActivationCheckpointHook', 'AutocastErrorHook')
+#: The optimizer wrapper of a mixed-precision set-up (as the protocol's
+#: ``-amp`` rows: bfloat16 autocast, on CPU and CUDA alike).
+AUTOCAST_WRAPPER = dict(type='AutocastOptimWrapper', dtype='bfloat16')
 #: What a set-up keeps of the user's ``CompressConvHook``.
 SELECTION_KEYS = ('num_layers', 'layers', 'trainable', 'preset',
                   'norm_eval', 'trace_input_shape')
@@ -37,6 +41,8 @@ class SetUp:
             backward (``ActivationCheckpointHook``).
         micro_batch: Gradient accumulation over micro-batches of this many
             images (one optimizer step per iteration), or None.
+        autocast: Whether the forward runs under bfloat16 autocast
+            (:data:`AUTOCAST_WRAPPER`).
     """
     name: str
     method: str
@@ -45,15 +51,17 @@ class SetUp:
     reductions: bool = True
     checkpointing: bool = False
     micro_batch: Optional[int] = None
+    autocast: bool = False
 
     @property
     def measured_option(self) -> Optional[Tuple[str, Any]]:
         """(option, value) whose weight-gradient error a probe run
         measures, for a compressed set-up with one value on every layer;
-        None for an exact set-up or one that allocates its own."""
-        if self.exact or 'allocate' in self.options:
-            return None
+        None for an exact set-up, one that allocates its own, or a method
+        without a per-layer setting (vanilla under autocast)."""
         key = get_method(self.method).per_layer
+        if self.exact or 'allocate' in self.options or not key:
+            return None
         return key, self.options[key]
 
 
@@ -74,6 +82,9 @@ SETUPS = (
     SetUp('hosvd-eps0.8-lean', 'hosvd', dict(eps=0.8, **LEAN)),
     SetUp('hosvd-eps0.8-lean-mb1', 'hosvd', dict(eps=0.8, **LEAN),
           micro_batch=1),
+    SetUp('vanilla-exact-amp', 'vanilla', autocast=True),
+    SetUp('hosvd-eps0.8-lean-amp', 'hosvd', dict(eps=0.8, **LEAN),
+          autocast=True),
     SetUp('qact8', 'quantized', dict(bits=8)),
     SetUp('qact2', 'quantized', dict(bits=2)),
 )
@@ -137,11 +148,13 @@ def setup_overrides(cfg, setup: SetUp,
         probe: Also measure the weight-gradient error of a compressed
             set-up's one value (an allocation whose grid is that value and
             whose budget holds it: it chooses that value and logs its
-            error, and leaves training as it was).
+            error, and leaves training as it was), and of autocast
+            (``AutocastErrorHook``).
 
     Returns:
         ``custom_hooks`` and, for accumulation, ``train_dataloader``,
-        ``optim_wrapper`` and ``train_cfg`` changes (to merge into ``cfg``).
+        ``optim_wrapper`` and ``train_cfg`` changes, for mixed precision
+        ``optim_wrapper`` (to merge into ``cfg``).
 
     Raises:
         ValueError: For a config without one ``CompressConvHook``, or an
@@ -162,7 +175,11 @@ def setup_overrides(cfg, setup: SetUp,
         hooks += [dict(h) for h in EXACT_REDUCTIONS]
     if setup.checkpointing:
         hooks.append(dict(type='ActivationCheckpointHook'))
+    if setup.autocast and probe:
+        hooks.append(dict(type='AutocastErrorHook'))
     overrides: Dict[str, Any] = dict(custom_hooks=hooks)
+    if setup.autocast:
+        overrides['optim_wrapper'] = dict(AUTOCAST_WRAPPER)
     if setup.micro_batch is not None:
         batch = cfg.train_dataloader.batch_size
         reason = inapplicable(setup, batch)

@@ -45,6 +45,9 @@ def test_each_set_up_is_a_config_of_the_same_layers(tmp_path, setup):
     assert ('ActivationCheckpointHook' in types(cfg)) == setup.checkpointing
     assert cfg.load_from == base.load_from
     assert cfg.train_cfg.max_iters == base.train_cfg.max_iters
+    assert (cfg.optim_wrapper.type == 'AutocastOptimWrapper') == (
+        setup.autocast)
+    assert cfg.optim_wrapper.optimizer == base.optim_wrapper.optimizer
     if setup.micro_batch is None:
         assert cfg.train_dataloader.batch_size == 8
     else:
@@ -52,6 +55,18 @@ def test_each_set_up_is_a_config_of_the_same_layers(tmp_path, setup):
         assert cfg.optim_wrapper.accumulative_counts == 8 // (
             setup.micro_batch)
         assert cfg.train_cfg.whole_steps is True
+
+
+def test_a_mixed_precision_probe_measures_autocast(tmp_path):
+    cfg, _ = written(tmp_path, get_setup('vanilla-exact-amp'), probe=True)
+    assert types(cfg)[-1] == 'AutocastErrorHook'
+    assert 'allocate' not in cfg.custom_hooks[0]
+    cfg, _ = written(tmp_path, get_setup('hosvd-eps0.8-lean-amp'),
+                     probe=True)
+    assert types(cfg)[-1] == 'AutocastErrorHook'
+    assert cfg.custom_hooks[0]['allocate'] == dict(grid=[0.8], budget_mb=1e6)
+    cfg, _ = written(tmp_path, get_setup('vanilla-exact-amp'))
+    assert 'AutocastErrorHook' not in types(cfg)
 
 
 def test_a_probe_measures_the_one_value_of_a_compressed_set_up(tmp_path):
@@ -80,10 +95,13 @@ def test_configs_the_planner_cannot_use_are_named():
     ('vanilla-exact-mb2', 'vanilla-mb2'),
     ('vanilla-exact-mb1', 'vanilla-mb1'),
     ('hosvd-eps0.8-lean-mb1', 'hosvd-eps0.8-lean-mb1'),
+    ('vanilla-exact-amp', 'vanilla-amp'),
+    ('hosvd-eps0.8-lean-amp', 'hosvd-eps0.8-lean-amp'),
 ])
-def test_accumulation_set_ups_are_the_protocol_rows(tmp_path, setup, row):
-    """Each accumulation set-up trains what the protocol's row of that
-    micro-batch trains (the exact reductions on, as on every row)."""
+def test_set_ups_are_the_protocol_rows(tmp_path, setup, row):
+    """Each accumulation and mixed-precision set-up trains what the
+    protocol's row of that name trains (the exact reductions on, as on
+    every row)."""
     cfg, _ = written(tmp_path, get_setup(setup))
     row = Config.fromfile(config_path('deeplabv3', 'finetune', row, 5,
                                       root=CONFIGS))

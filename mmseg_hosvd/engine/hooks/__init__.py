@@ -1,6 +1,7 @@
 """MMEngine hooks registered in mmseg's HOOKS."""
 from .activation_checkpoint_hook import ActivationCheckpointHook
 from .activation_memory_hook import ActivationMemoryHook
+from .autocast_error_hook import AutocastErrorHook
 from .checkpoint_fit_hook import CheckpointFitHook, check_checkpoint_fits
 from .chunked_loss_hook import ChunkedLossHook
 from .compress_conv_hook import CompressConvHook
@@ -20,7 +21,8 @@ from .step_peak_memory_hook import StepPeakMemoryHook
 from .weight_change_hook import WeightChangeHook
 
 __all__ = [
-    'ActivationCheckpointHook', 'ActivationMemoryHook', 'CheckpointFitHook',
+    'ActivationCheckpointHook', 'ActivationMemoryHook', 'AutocastErrorHook',
+    'CheckpointFitHook',
     'ChunkedLossHook', 'CompressConvHook', 'DataCheckError', 'DataCheckHook',
     'ExplicitAttentionHook',
     'FiniteLossHook',

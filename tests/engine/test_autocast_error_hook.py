@@ -1,0 +1,86 @@
+"""AutocastErrorHook through a real Runner: what it records, that it
+leaves training as it was, that a resume keeps it, and which runs it
+refuses."""
+import os.path as osp
+
+import pytest
+import torch
+from mmengine.runner import Runner
+
+from mmseg_hosvd.engine.hooks.autocast_error_hook import AUTOCAST_ERROR_KEY
+
+from ..helpers import tiny_runner_config
+
+#: The 5 fine-tuned layers (the classifier trains too, but is not one).
+HEAD = ['decode_head.bottleneck.conv'] + [
+    f'decode_head.aspp_modules.{i}.conv' for i in range(4)]
+
+
+def run(tmp_path, tiny_data, measure=True, max_iters=2, resume=False,
+        wrapper='AutocastOptimWrapper'):
+    hooks = [dict(type='CompressConvHook', method='vanilla', num_layers=5)]
+    if measure:
+        hooks.append(dict(type='AutocastErrorHook'))
+    cfg = tiny_runner_config('deeplabv3', str(tmp_path), tiny_data, hooks,
+                             max_iters=max_iters)
+    cfg.optim_wrapper.type = wrapper
+    if wrapper == 'AutocastOptimWrapper':
+        cfg.optim_wrapper.dtype = 'bfloat16'
+    cfg.randomness = dict(seed=0)
+    cfg.resume = resume
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    return runner
+
+
+def test_the_error_is_recorded_per_fine_tuned_layer(tiny_data, tmp_path):
+    """The layers the compressed methods' errors sum over."""
+    runner = run(tmp_path, tiny_data)
+    meta = torch.load(osp.join(str(tmp_path), 'iter_2.pth'),
+                      weights_only=False)['meta'][AUTOCAST_ERROR_KEY]
+    assert meta['dtype'] == 'bfloat16'
+    assert sorted(meta['layers']) == sorted(HEAD)
+    for error in meta['layers'].values():
+        assert 0 < error < 0.2
+    assert meta['relative_error'] == pytest.approx(
+        sum(meta['layers'].values()))
+    assert runner.message_hub.get_info(AUTOCAST_ERROR_KEY) == meta
+
+
+def test_the_measurement_leaves_training_as_it_was(tiny_data, tmp_path):
+    plain = run(tmp_path / 'plain', tiny_data, measure=False, max_iters=3)
+    measured = run(tmp_path / 'measured', tiny_data, max_iters=3)
+    want = plain.model.state_dict()
+    for key, value in measured.model.state_dict().items():
+        torch.testing.assert_close(value, want[key], rtol=0, atol=0,
+                                   msg=key)
+
+
+def test_a_resume_keeps_the_record_without_measuring(tiny_data, tmp_path):
+    first = run(tmp_path, tiny_data).message_hub.get_info(AUTOCAST_ERROR_KEY)
+    resumed = run(tmp_path, tiny_data, max_iters=4, resume=True)
+    assert resumed.iter == 4
+    assert resumed.message_hub.get_info(AUTOCAST_ERROR_KEY) == first
+    meta = torch.load(osp.join(str(tmp_path), 'iter_4.pth'),
+                      weights_only=False)['meta'][AUTOCAST_ERROR_KEY]
+    assert meta == first
+
+
+def test_a_run_without_autocast_is_refused(tiny_data, tmp_path):
+    with pytest.raises(ValueError, match="train with optim_wrapper type "
+                       "'AutocastOptimWrapper', not OptimWrapper"):
+        run(tmp_path, tiny_data, wrapper='OptimWrapper')
+
+
+def test_without_a_plan_every_trained_layer_counts(tiny_data, tmp_path):
+    """A run without CompressConvHook: every trainable convolution (here
+    all of them) is measured."""
+    cfg = tiny_runner_config('deeplabv3', str(tmp_path), tiny_data,
+                             [dict(type='AutocastErrorHook')], max_iters=1)
+    cfg.optim_wrapper.type = 'AutocastOptimWrapper'
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    layers = runner.message_hub.get_info(AUTOCAST_ERROR_KEY)['layers']
+    convs = [name for name, module in runner.model.named_modules()
+             if isinstance(module, torch.nn.Conv2d)]
+    assert sorted(layers) == sorted(convs)
