@@ -68,6 +68,15 @@ def conv2d_weight_grad_by_taps(x: torch.Tensor, weight_shape: Sequence[int],
             iy, ix = y0 * sh + i * dh - top, x0 * sw + j * dw - left
             shifted = xg[..., iy:iy + (y1 - y0 - 1) * sh + 1:sh,
                          ix:ix + (x1 - x0 - 1) * sw + 1:sw]
-            by_group[..., i, j] += torch.einsum(
-                'bgohw,bgchw->goc', gg[..., y0:y1, x0:x1], shifted)
+            by_group[..., i, j] += torch.bmm(
+                _rows(gg[..., y0:y1, x0:x1]),
+                _rows(shifted).transpose(1, 2))
     return out
+
+
+def _rows(tap: torch.Tensor) -> torch.Tensor:
+    """A tap's slice (B, G, C, h, w) as (G, C, B * h * w): one copy whose
+    rows are contiguous, which the matrix product reads as it is (its
+    transpose without a copy)."""
+    groups, channels = tap.shape[1:3]
+    return tap.movedim(0, 2).reshape(groups, channels, -1)
