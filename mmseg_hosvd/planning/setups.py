@@ -121,6 +121,17 @@ def inapplicable(setup: SetUp, batch_size: int) -> Optional[str]:
             f'{micro}; the config has {batch_size}')
 
 
+def autocast_wrapper(user_wrapper) -> Dict[str, Any]:
+    """The user's optimizer wrapper as :data:`AUTOCAST_WRAPPER`: its
+    optimizer and other settings kept, the options only MMEngine's
+    ``AmpOptimWrapper`` takes (``loss_scale``, ``dtype``, ``use_fsdp``)
+    dropped, the whole entry replacing the base config's
+    (``_delete_``)."""
+    kept = {k: copy.deepcopy(v) for k, v in dict(user_wrapper).items()
+            if k not in ('type', 'loss_scale', 'dtype', 'use_fsdp')}
+    return dict(_delete_=True, **AUTOCAST_WRAPPER, **kept)
+
+
 def compress_hook_of(cfg) -> dict:
     """The config's ``CompressConvHook`` entry.
 
@@ -179,7 +190,7 @@ def setup_overrides(cfg, setup: SetUp,
         hooks.append(dict(type='AutocastErrorHook'))
     overrides: Dict[str, Any] = dict(custom_hooks=hooks)
     if setup.autocast:
-        overrides['optim_wrapper'] = dict(AUTOCAST_WRAPPER)
+        overrides['optim_wrapper'] = autocast_wrapper(cfg.optim_wrapper)
     if setup.micro_batch is not None:
         batch = cfg.train_dataloader.batch_size
         reason = inapplicable(setup, batch)

@@ -133,3 +133,21 @@ def test_an_accumulation_set_up_the_batch_cannot_take_is_refused():
     with pytest.raises(ValueError, match="'vanilla-exact-mb4' accumulates "
                        'micro-batches of 4 image.*the config has 6'):
         setup_overrides(cfg, get_setup('vanilla-exact-mb4'))
+
+
+def test_mixed_precision_replaces_a_float16_wrapper(tmp_path):
+    """A config trained with MMEngine's AmpOptimWrapper (loss scaling) gets
+    bfloat16 autocast with its optimizer, without the options only
+    AmpOptimWrapper takes."""
+    base = Config.fromfile(CONFIG)
+    path = tmp_path / 'fp16.py'
+    path.write_text(f'_base_ = {CONFIG!r}\noptim_wrapper = dict(type='
+                    "'AmpOptimWrapper', loss_scale='dynamic', "
+                    "dtype='float16')\n")
+    user = Config.fromfile(str(path))
+    out = tmp_path / 'amp.py'
+    out.write_text(config_text(str(path), setup_overrides(
+        user, get_setup('vanilla-exact-amp'))))
+    wrapper = Config.fromfile(str(out)).optim_wrapper
+    assert wrapper == dict(base.optim_wrapper, type='AutocastOptimWrapper',
+                           dtype='bfloat16')
