@@ -7,14 +7,16 @@ fine-tune), every set-up of ``mmseg_hosvd.planning.setups.SETUPS`` (or
 from ``--load-from`` (or the config's ``load_from``): its whole-step peak
 memory, its step time and, for a compressed set-up, the weight-gradient
 error of its fine-tuned layers on the first batch. The table says which
-fit ``--budget-mb``; the recommendation is the fastest exact set-up that
-fits when its step is within ``--time-factor`` of the fastest fitting
-one's, else the fitting compressed set-up with the least gradient error.
+fit ``--budget-mb``; among those whose step is within ``--time-factor``
+of the fastest fitting one's, the recommendation is the fastest exact
+set-up, else the one with the least gradient error.
 ``--out`` writes it as a config for ``tools/train.py``. A set-up whose
 probe fails or runs past ``--timeout`` is reported and left out.
 ``--jobs N`` runs N probes at a time, each on an Nth of the CPUs: the
 peaks are those of one process each, and the step times compare the
-set-ups with each other at that thread count.
+set-ups with each other at that thread count. The mixed-precision set-ups
+are skipped by default where a bfloat16 convolution runs more than
+``--time-factor`` times slower than in float32.
 
 Usage::
 
@@ -34,8 +36,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 # mmseg_hosvd first: with mmcv-lite, mmseg imports only after its compat fixes
 import mmseg_hosvd  # noqa: F401  # isort: skip
+import torch
 from mmengine.config import Config
 
+from mmseg_hosvd.planning.autocast_speed import autocast_slowdown
 from mmseg_hosvd.planning.probe_runs import (
     PROFILED_ITERATION,
     config_text,
@@ -105,10 +109,11 @@ def table(measurements, budget_mb):
     return '\n'.join(lines)
 
 
-def chosen_setups(names, batch_size):
+def chosen_setups(names, batch_size, slow_autocast=None):
     """The set-ups to measure: ``names``, each of which must take the
-    config's batch size, or (``names`` None) every set-up that does, the
-    others reported as skipped.
+    config's batch size, or (``names`` None) every set-up that does and,
+    when ``slow_autocast`` says why, none under autocast; the others are
+    reported as skipped.
 
     Raises:
         ValueError: For a named set-up the batch size cannot take.
@@ -121,19 +126,38 @@ def chosen_setups(names, batch_size):
         return [get_setup(name) for name in names]
     setups = []
     for name in setup_names():
-        reason = inapplicable(get_setup(name), batch_size)
+        setup = get_setup(name)
+        reason = inapplicable(setup, batch_size)
+        if reason is None and setup.autocast and slow_autocast:
+            reason = f'set-up {name!r}: {slow_autocast}'
         if reason is None:
-            setups.append(get_setup(name))
+            setups.append(setup)
         else:
             print(f'skipped: {reason}', flush=True)
     return setups
+
+
+def slow_autocast_reason(time_factor):
+    """Why the autocast set-ups are not worth a probe on this machine, or
+    None: a bfloat16 convolution more than ``time_factor`` times slower
+    than in float32 (a processor without bfloat16 arithmetic)."""
+    device = 'cuda' if torch.cuda.is_available() else 'cpu'
+    slowdown = autocast_slowdown(device)
+    if slowdown <= time_factor:
+        return None
+    return (f'a bfloat16 convolution takes {slowdown:.0f} times as long as '
+            f'in float32 on this {device}, more than --time-factor '
+            f'{time_factor:g} (name the set-up in --setups to measure it)')
 
 
 def main(argv=None):
     args = parse_args(argv)
     cfg = Config.fromfile(args.config)
     compress_hook_of(cfg)
-    setups = chosen_setups(args.setups, cfg.train_dataloader.batch_size)
+    slow = (slow_autocast_reason(args.time_factor)
+            if args.setups is None else None)
+    setups = chosen_setups(args.setups, cfg.train_dataloader.batch_size,
+                           slow)
     name = osp.splitext(osp.basename(args.config))[0]
     work_dir = args.work_dir or osp.join('work_dirs', 'plan', name)
     load_from = args.load_from or cfg.get('load_from')

@@ -33,11 +33,11 @@ def recommend(measurements: Sequence[Measured], budget_mb: float,
               time_factor: float = 2.0) -> Measured:
     """The set-up to use within ``budget_mb``.
 
-    Exact set-ups come first: among those that fit and whose step takes
-    at most ``time_factor`` times the fastest fitting set-up's, the
-    fastest. Otherwise the fitting compressed set-up with the least
-    gradient error (then the faster; one whose error was not measured
-    comes last), or, when none fits, the fastest exact one that does.
+    Only set-ups that fit and whose step takes at most ``time_factor``
+    times the fastest fitting set-up's are considered (the fastest always
+    is). Exact ones come first: the fastest of them. Otherwise the one
+    with the least gradient error (then the faster; one whose error was
+    not measured comes last).
 
     Args:
         measurements: Every measured set-up.
@@ -63,12 +63,9 @@ def recommend(measurements: Sequence[Measured], budget_mb: float,
             f'no set-up fits {budget_mb:g} MB: the smallest measured '
             f'whole-step peak is {least.peak_mb:.1f} MB ({least.name})')
     fastest = min(m.step_s for m in fitting)
-    exact = [m for m in fitting
-             if m.exact and m.step_s <= time_factor * fastest]
+    timely = [m for m in fitting if m.step_s <= time_factor * fastest]
+    exact = [m for m in timely if m.exact]
     if exact:
         return min(exact, key=lambda m: (m.step_s, m.peak_mb))
-    compressed = [m for m in fitting if not m.exact]
-    if not compressed:
-        return min(fitting, key=lambda m: (m.step_s, m.peak_mb))
-    return min(compressed, key=lambda m: (m.error is None, m.error or 0.0,
-                                          m.step_s))
+    return min(timely, key=lambda m: (m.error is None, m.error or 0.0,
+                                      m.step_s))

@@ -25,8 +25,17 @@ def test_a_slow_exact_set_up_yields_to_the_least_gradient_error():
     assert recommend(ALL, 22) == EXACT_SLOW
 
 
+def test_a_slow_compressed_set_up_yields_to_a_timely_one():
+    """bfloat16 autocast on a processor without bfloat16 arithmetic: the
+    least error, but a hundred times slower."""
+    slow = Measured('vanilla-exact-amp', False, 25.0, 100.0, 0.1)
+    assert recommend([HOSVD, ALLOC, slow], 28) == ALLOC
+    assert recommend([HOSVD, ALLOC, slow], 28, time_factor=100) == slow
+    assert recommend([HOSVD, ALLOC, slow], 26) == slow  # it alone fits
+
+
 def test_unmeasured_errors_come_last():
-    unmeasured = Measured('x', False, 10.0, 0.5, None)
+    unmeasured = Measured('x', False, 10.0, 1.0, None)
     assert recommend([unmeasured, HOSVD], 30) == HOSVD
     assert recommend([unmeasured, HOSVD], 15) == unmeasured
 

@@ -122,6 +122,28 @@ def test_by_default_set_ups_the_batch_cannot_take_are_skipped(capsys):
     assert len(plan.chosen_setups(None, 8)) == len(plan.setup_names())
 
 
+def test_autocast_set_ups_are_skipped_where_bfloat16_is_slow(capsys):
+    names = [s.name for s in plan.chosen_setups(None, 8, 'too slow here')]
+    assert 'vanilla-exact-amp' not in names
+    assert 'hosvd-eps0.8-lean-amp' not in names
+    assert len(names) == len(plan.setup_names()) - 2
+    assert ("skipped: set-up 'vanilla-exact-amp': too slow here"
+            in capsys.readouterr().out)
+    named = plan.chosen_setups(['vanilla-exact-amp'], 8, 'too slow here')
+    assert [s.name for s in named] == ['vanilla-exact-amp']
+
+
+def test_the_slowdown_of_bfloat16_is_measured_on_this_machine():
+    """Whatever this machine's speed, the reason is given exactly when the
+    measured slowdown exceeds the factor."""
+    slowdown = plan.autocast_slowdown()
+    assert slowdown > 0
+    assert plan.slow_autocast_reason(slowdown * 4) is None
+    reason = plan.slow_autocast_reason(slowdown / 4)
+    assert reason.startswith('a bfloat16 convolution takes ')
+    assert reason.endswith('(name the set-up in --setups to measure it)')
+
+
 def test_a_named_set_up_the_batch_cannot_take_is_refused_before_probes(
         planned, tmp_path):
     config = planned[0]
