@@ -154,6 +154,34 @@ def test_allowlist_is_scoped_to_the_load(tmp_path, monkeypatch):
         torch.load(path)
 
 
+def test_loads_in_several_threads_keep_their_allowlist(tmp_path,
+                                                      monkeypatch):
+    """tools/plan.py reads its probes' checkpoints from several threads: a
+    load must not lose the allowlist when another one, which entered while
+    it was there, exits."""
+    monkeypatch.delenv(TRUST_ENV, raising=False)
+    path = str(tmp_path / 'hub.pth')
+    torch.save({'message_hub': {'log_scalars': {
+        'loss': HistoryBuffer([1.0, 2.0], [1, 1])}}, 'values': np.arange(3)},
+        path)
+    failures = []
+
+    def load_many():
+        for _ in range(20):
+            try:
+                loaded = CheckpointLoader.load_checkpoint(path)
+                assert loaded['values'].tolist() == [0, 1, 2]
+            except Exception as error:  # any failure fails the test
+                failures.append(error)
+
+    threads = [threading.Thread(target=load_many) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+
+
 def test_only_history_buffer_statistics_may_be_read_with_getattr(
         tmp_path, monkeypatch):
     monkeypatch.delenv(TRUST_ENV, raising=False)

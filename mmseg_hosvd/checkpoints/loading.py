@@ -36,6 +36,7 @@ import functools
 import os
 import os.path as osp
 import pickle
+import threading
 import urllib.parse
 import zipfile
 
@@ -127,17 +128,25 @@ def allowed_globals() -> tuple:
     return tuple(entries)
 
 
+#: Held around each allowlisted load: torch's safe globals are one list
+#: per process, and a load in another thread that entered while this one's
+#: entries were there would otherwise lose them when this one exits.
+_ALLOWLIST_LOCK = threading.Lock()
+
+
 @contextlib.contextmanager
 def _allowlisted():
-    """``safe_globals`` with what the user has not allowlisted already.
+    """``safe_globals`` with what the user has not allowlisted already, one
+    load at a time in a process (:data:`_ALLOWLIST_LOCK`).
 
     ``safe_globals`` removes its entries on exit, so entries the user added
     with ``add_safe_globals`` are left out of it and stay.
     """
-    present = torch.serialization.get_safe_globals()
-    with torch.serialization.safe_globals(
-        [entry for entry in allowed_globals() if entry not in present]):
-        yield
+    with _ALLOWLIST_LOCK:
+        present = torch.serialization.get_safe_globals()
+        with torch.serialization.safe_globals(
+            [entry for entry in allowed_globals() if entry not in present]):
+            yield
 
 
 def _unsafe_globals(filename: str) -> list:
