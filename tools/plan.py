@@ -39,7 +39,6 @@ import mmseg_hosvd  # noqa: F401  # isort: skip
 import torch
 from mmengine.config import Config
 
-from mmseg_hosvd.planning.autocast_speed import autocast_slowdown
 from mmseg_hosvd.planning.probe_runs import (
     PROFILED_ITERATION,
     config_text,
@@ -54,6 +53,7 @@ from mmseg_hosvd.planning.setups import (
     setup_names,
     setup_overrides,
 )
+from mmseg_hosvd.utils.autocast_speed import autocast_slowdown
 
 TRAIN = osp.join(osp.dirname(osp.abspath(__file__)), 'train.py')
 
@@ -72,7 +72,9 @@ def parse_args(argv=None):
                         help='training iterations per set-up (> 2)')
     parser.add_argument('--time-factor', type=float, default=2.0,
                         help='how much slower than the fastest fitting '
-                        'set-up an exact one may be and still come first')
+                        'set-up a set-up may be and still be recommended '
+                        '(also: the autocast set-ups are skipped where '
+                        'bfloat16 is slower than this)')
     parser.add_argument('--timeout', type=float, default=600,
                         help='seconds per set-up')
     parser.add_argument('--jobs', type=int, default=1,
@@ -110,10 +112,18 @@ def table(measurements, budget_mb):
 
 
 def chosen_setups(names, batch_size, slow_autocast=None):
-    """The set-ups to measure: ``names``, each of which must take the
-    config's batch size, or (``names`` None) every set-up that does and,
-    when ``slow_autocast`` says why, none under autocast; the others are
-    reported as skipped.
+    """The set-ups to measure.
+
+    Args:
+        names: Set-up names (``--setups``), or None for the defaults.
+        batch_size: The config's training batch size.
+        slow_autocast: Why the autocast set-ups are not worth probing here
+            (:func:`slow_autocast_reason`), or None.
+
+    Returns:
+        The named set-ups, each of which must take the batch size; or,
+        for None, every set-up that does and, when ``slow_autocast`` is
+        given, none under autocast (the others are reported as skipped).
 
     Raises:
         ValueError: For a named set-up the batch size cannot take.
@@ -138,9 +148,17 @@ def chosen_setups(names, batch_size, slow_autocast=None):
 
 
 def slow_autocast_reason(time_factor):
-    """Why the autocast set-ups are not worth a probe on this machine, or
-    None: a bfloat16 convolution more than ``time_factor`` times slower
-    than in float32 (a processor without bfloat16 arithmetic)."""
+    """Why the autocast set-ups are not worth a probe on this machine.
+
+    Args:
+        time_factor: The slowdown (``--time-factor``) above which a set-up
+            cannot be recommended.
+
+    Returns:
+        The reason (a bfloat16 convolution more than ``time_factor`` times
+        slower than in float32, as on a processor without bfloat16
+        arithmetic), or None.
+    """
     device = 'cuda' if torch.cuda.is_available() else 'cpu'
     slowdown = autocast_slowdown(device)
     if slowdown <= time_factor:

@@ -9,7 +9,7 @@ from mmengine.optim import OptimWrapper
 from mmseg.registry import OPTIM_WRAPPERS
 from torch import nn
 
-from ..planning.autocast_speed import autocast_slowdown
+from ..utils.autocast_speed import autocast_slowdown
 
 #: A dtype this many times slower than float32 (a convolution, timed on
 #: the first step) gets a warning.

@@ -15,6 +15,10 @@ from torch import nn
 
 from ..utils.untouched_training import training_untouched
 
+#: Where a run keeps the measured record: its MessageHub runtime-info key
+#: and its checkpoints' meta key (``AutocastErrorHook``).
+AUTOCAST_ERROR_KEY = 'autocast_gradient_error'
+
 
 def _weight_grads(model: nn.Module, layers: Dict[str, nn.Module],
                   loss: Callable[[], torch.Tensor],

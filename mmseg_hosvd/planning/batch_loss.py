@@ -15,6 +15,9 @@ def batch_loss(model: nn.Module,
     Args:
         model: The unwrapped segmentor.
         data_batch: A loader batch (images and labels).
+
+    Returns:
+        A function of no arguments returning the scalar loss.
     """
 
     def loss() -> torch.Tensor:

@@ -18,8 +18,8 @@ from typing import List, Optional
 from mmengine.config import Config
 from mmengine.runner import CheckpointLoader
 
-from ..engine.hooks.autocast_error_hook import AUTOCAST_ERROR_KEY
 from ..protocol.reporting import median
+from .autocast_error import AUTOCAST_ERROR_KEY
 from .recommendation import Measured
 from .setups import SetUp, setup_overrides
 
@@ -144,11 +144,19 @@ def read_probe(checkpoint: str, setup: SetUp) -> Measured:
 
 
 def probe_error(meta: dict, setup: SetUp) -> Optional[float]:
-    """The summed relative weight-gradient error a probe measured: 0 for
-    an exact set-up; else the compressed layers' (its allocation's) plus,
-    under autocast, autocast's (``AutocastErrorHook``): the sum of the two
-    bounds their joint error, up to the norm each is relative to; None
-    when a part was not measured."""
+    """The summed relative weight-gradient error a probe measured.
+
+    Args:
+        meta: The probe's last checkpoint's meta.
+        setup: The set-up it ran.
+
+    Returns:
+        0 for an exact set-up; else the compressed layers' error (its
+        allocation's) plus, under autocast, autocast's
+        (``AutocastErrorHook``): the sum of the two bounds their joint
+        error, up to the norm each is relative to; None when a part was not
+        measured.
+    """
     if setup.exact:
         return 0.0
     parts = []

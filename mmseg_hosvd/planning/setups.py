@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
 from ..methods import get_method
+from ..reductions.describe import MIXED_PRECISION_WRAPPERS
 
 #: Hook types a set-up decides on (the user's are replaced).
 SETUP_HOOKS = ('CompressConvHook', 'FrozenPrefixHook', 'ChunkedLossHook',
@@ -108,10 +109,18 @@ def get_setup(name: str) -> SetUp:
 
 
 def inapplicable(setup: SetUp, batch_size: int) -> Optional[str]:
-    """Why ``setup`` cannot train batches of ``batch_size`` images, or None.
+    """Why ``setup`` cannot train batches of ``batch_size`` images.
 
     Accumulation needs micro-batches that divide the batch and are smaller
     than it (a micro-batch of the whole batch is ``vanilla-exact``).
+
+    Args:
+        setup: The set-up.
+        batch_size: The config's training batch size.
+
+    Returns:
+        The reason, naming the set-up and the batch size, or None when it
+        applies.
     """
     micro = setup.micro_batch
     if micro is None or (micro < batch_size and batch_size % micro == 0):
@@ -121,15 +130,33 @@ def inapplicable(setup: SetUp, batch_size: int) -> Optional[str]:
             f'{micro}; the config has {batch_size}')
 
 
-def autocast_wrapper(user_wrapper) -> Dict[str, Any]:
-    """The user's optimizer wrapper as :data:`AUTOCAST_WRAPPER`: its
-    optimizer and other settings kept, the options only MMEngine's
-    ``AmpOptimWrapper`` takes (``loss_scale``, ``dtype``, ``use_fsdp``)
-    dropped, the whole entry replacing the base config's
-    (``_delete_``)."""
+def optim_wrapper_of(setup: SetUp, user_wrapper) -> Dict[str, Any]:
+    """The optimizer-wrapper keys of ``setup`` over the user's wrapper.
+
+    Under autocast the user's wrapper becomes :data:`AUTOCAST_WRAPPER`; a
+    set-up without autocast trains in float32, so a user's mixed-precision
+    wrapper becomes MMEngine's ``OptimWrapper``. Either way the entry
+    replaces the base config's (``_delete_``), keeping the optimizer and
+    the other settings and dropping the options only the mixed-precision
+    wrappers take (``loss_scale``, ``dtype``, ``use_fsdp``). Accumulation
+    adds ``accumulative_counts`` (set by the caller).
+
+    Args:
+        setup: The set-up.
+        user_wrapper: The config's ``optim_wrapper``.
+
+    Returns:
+        The keys to merge into ``optim_wrapper`` (empty when the user's
+        float32 wrapper stays as it is).
+    """
+    kind = user_wrapper.get('type', 'OptimWrapper')
+    if not setup.autocast and kind not in MIXED_PRECISION_WRAPPERS:
+        return {}
     kept = {k: copy.deepcopy(v) for k, v in dict(user_wrapper).items()
             if k not in ('type', 'loss_scale', 'dtype', 'use_fsdp')}
-    return dict(_delete_=True, **AUTOCAST_WRAPPER, **kept)
+    wrapper = AUTOCAST_WRAPPER if setup.autocast else dict(
+        type='OptimWrapper')
+    return dict(_delete_=True, **wrapper, **kept)
 
 
 def compress_hook_of(cfg) -> dict:
@@ -163,9 +190,10 @@ def setup_overrides(cfg, setup: SetUp,
             (``AutocastErrorHook``).
 
     Returns:
-        ``custom_hooks`` and, for accumulation, ``train_dataloader``,
-        ``optim_wrapper`` and ``train_cfg`` changes, for mixed precision
-        ``optim_wrapper`` (to merge into ``cfg``).
+        ``custom_hooks``; ``optim_wrapper`` for accumulation, for mixed
+        precision and for a user's mixed-precision wrapper
+        (:func:`optim_wrapper_of`); ``train_dataloader`` and ``train_cfg``
+        for accumulation (to merge into ``cfg``).
 
     Raises:
         ValueError: For a config without one ``CompressConvHook``, or an
@@ -189,17 +217,17 @@ def setup_overrides(cfg, setup: SetUp,
     if setup.autocast and probe:
         hooks.append(dict(type='AutocastErrorHook'))
     overrides: Dict[str, Any] = dict(custom_hooks=hooks)
-    if setup.autocast:
-        overrides['optim_wrapper'] = autocast_wrapper(cfg.optim_wrapper)
+    wrapper = optim_wrapper_of(setup, cfg.optim_wrapper)
     if setup.micro_batch is not None:
         batch = cfg.train_dataloader.batch_size
         reason = inapplicable(setup, batch)
         if reason is not None:
             raise ValueError(reason)
+        wrapper['accumulative_counts'] = batch // setup.micro_batch
         overrides.update(
             train_dataloader=dict(batch_size=setup.micro_batch),
-            optim_wrapper=dict(accumulative_counts=batch //
-                               setup.micro_batch),
             train_cfg=dict(type='SeededIterBasedTrainLoop',
                            whole_steps=True))
+    if wrapper:
+        overrides['optim_wrapper'] = wrapper
     return overrides

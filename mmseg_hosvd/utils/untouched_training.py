@@ -21,13 +21,17 @@ def training_untouched(model: nn.Module) -> Iterator[None]:
     and steps as it would have without it.
 
     Put back on exit: every parameter's gradient (set to None on entry, so
-    a backward inside starts from zero), every buffer's value and object (a
-    norm in training mode updates its running statistics on each forward),
+    a backward inside starts from zero), the value and object of every
+    buffer the model had on entry (a norm in training mode updates its
+    running statistics on each forward; a buffer registered inside stays),
     the randomized solvers' warm starts, and the random state of the CPU
     and of the current CUDA device (dropout draws in a forward).
 
     Args:
         model: The model being trained.
+
+    Yields:
+        None, while the measurement runs.
     """
     grads = {param: param.grad for param in model.parameters()}
     buffers = [(module, name, buffer, buffer.clone())

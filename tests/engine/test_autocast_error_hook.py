@@ -17,12 +17,14 @@ HEAD = ['decode_head.bottleneck.conv'] + [
 
 
 def run(tmp_path, tiny_data, measure=True, max_iters=1, resume=False,
-        wrapper='AutocastOptimWrapper'):
-    hooks = [dict(type='CompressConvHook', method='vanilla', num_layers=5)]
+        wrapper='AutocastOptimWrapper', norm_eval=True, dropout=0.):
+    hooks = [dict(type='CompressConvHook', method='vanilla', num_layers=5,
+                  norm_eval=norm_eval)]
     if measure:
         hooks.append(dict(type='AutocastErrorHook'))
     cfg = tiny_runner_config('deeplabv3', str(tmp_path), tiny_data, hooks,
                              max_iters=max_iters)
+    cfg.model.decode_head.dropout_ratio = dropout
     cfg.optim_wrapper.type = wrapper
     if wrapper == 'AutocastOptimWrapper':
         cfg.optim_wrapper.dtype = 'bfloat16'
@@ -48,8 +50,12 @@ def test_the_error_is_recorded_per_fine_tuned_layer(tiny_data, tmp_path):
 
 
 def test_the_measurement_leaves_training_as_it_was(tiny_data, tmp_path):
-    plain = run(tmp_path / 'plain', tiny_data, measure=False, max_iters=2)
-    measured = run(tmp_path / 'measured', tiny_data, max_iters=2)
+    """With the norms training and dropout in the head, which the two
+    measuring passes would move (statistics, random draws)."""
+    plain = run(tmp_path / 'plain', tiny_data, measure=False, max_iters=2,
+                norm_eval=False, dropout=0.1)
+    measured = run(tmp_path / 'measured', tiny_data, max_iters=2,
+                   norm_eval=False, dropout=0.1)
     want = plain.model.state_dict()
     for key, value in measured.model.state_dict().items():
         torch.testing.assert_close(value, want[key], rtol=0, atol=0,

@@ -91,6 +91,8 @@ def test_configs_the_planner_cannot_use_are_named():
 
 
 @pytest.mark.parametrize('setup,row', [
+    ('vanilla-exact', 'vanilla'),
+    ('vanilla-exact-ckpt', 'vanilla-ckpt'),
     ('vanilla-exact-mb4', 'vanilla-mb4'),
     ('vanilla-exact-mb2', 'vanilla-mb2'),
     ('vanilla-exact-mb1', 'vanilla-mb1'),
@@ -99,9 +101,9 @@ def test_configs_the_planner_cannot_use_are_named():
     ('hosvd-eps0.8-lean-amp', 'hosvd-eps0.8-lean-amp'),
 ])
 def test_set_ups_are_the_protocol_rows(tmp_path, setup, row):
-    """Each accumulation and mixed-precision set-up trains what the
-    protocol's row of that name trains (the exact reductions on, as on
-    every row)."""
+    """Each exact, accumulation and mixed-precision set-up trains what
+    the protocol's row of that name trains (the exact reductions on, as
+    on every row)."""
     cfg, _ = written(tmp_path, get_setup(setup))
     row = Config.fromfile(config_path('deeplabv3', 'finetune', row, 5,
                                       root=CONFIGS))
@@ -135,9 +137,20 @@ def test_an_accumulation_set_up_the_batch_cannot_take_is_refused():
         setup_overrides(cfg, get_setup('vanilla-exact-mb4'))
 
 
-def test_mixed_precision_replaces_a_float16_wrapper(tmp_path):
-    """A config trained with MMEngine's AmpOptimWrapper (loss scaling) gets
-    bfloat16 autocast with its optimizer, without the options only
+@pytest.mark.parametrize('setup,want', [
+    ('vanilla-exact-amp', dict(type='AutocastOptimWrapper',
+                               dtype='bfloat16')),
+    ('hosvd-eps0.8-lean-amp', dict(type='AutocastOptimWrapper',
+                                   dtype='bfloat16')),
+    ('vanilla-exact', dict(type='OptimWrapper')),
+    ('hosvd-eps0.8', dict(type='OptimWrapper')),
+    ('vanilla-exact-mb2', dict(type='OptimWrapper', accumulative_counts=4)),
+])
+def test_a_float16_wrapper_becomes_the_set_up_s_precision(tmp_path, setup,
+                                                          want):
+    """A config trained with MMEngine's AmpOptimWrapper (loss scaling):
+    the autocast set-ups get bfloat16 autocast, the others float32, each
+    with the config's optimizer and without the options only
     AmpOptimWrapper takes."""
     base = Config.fromfile(CONFIG)
     path = tmp_path / 'fp16.py'
@@ -145,9 +158,8 @@ def test_mixed_precision_replaces_a_float16_wrapper(tmp_path):
                     "'AmpOptimWrapper', loss_scale='dynamic', "
                     "dtype='float16')\n")
     user = Config.fromfile(str(path))
-    out = tmp_path / 'amp.py'
+    out = tmp_path / 'setup.py'
     out.write_text(config_text(str(path), setup_overrides(
-        user, get_setup('vanilla-exact-amp'))))
+        user, get_setup(setup))))
     wrapper = Config.fromfile(str(out)).optim_wrapper
-    assert wrapper == dict(base.optim_wrapper, type='AutocastOptimWrapper',
-                           dtype='bfloat16')
+    assert wrapper == dict(base.optim_wrapper, **want)

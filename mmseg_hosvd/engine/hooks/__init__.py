@@ -22,13 +22,10 @@ from .weight_change_hook import WeightChangeHook
 
 __all__ = [
     'ActivationCheckpointHook', 'ActivationMemoryHook', 'AutocastErrorHook',
-    'CheckpointFitHook',
-    'ChunkedLossHook', 'CompressConvHook', 'DataCheckError', 'DataCheckHook',
-    'ExplicitAttentionHook',
-    'FiniteLossHook',
-    'FrozenPrefixHook', 'MallocTrimHook', 'SafeCheckpointHook',
-    'StartCheckpointHook', 'StepPeakMemoryHook', 'CheckpointWriteError',
-    'use_safe_checkpoint_hook',
-    'WeightChangeHook',
-    'check_checkpoint_fits'
+    'CheckpointFitHook', 'CheckpointWriteError', 'ChunkedLossHook',
+    'CompressConvHook', 'DataCheckError', 'DataCheckHook',
+    'ExplicitAttentionHook', 'FiniteLossHook', 'FrozenPrefixHook',
+    'MallocTrimHook', 'SafeCheckpointHook', 'StartCheckpointHook',
+    'StepPeakMemoryHook', 'WeightChangeHook', 'check_checkpoint_fits',
+    'use_safe_checkpoint_hook'
 ]

@@ -4,21 +4,29 @@ from typing import List, Optional
 from mmengine.hooks import Hook
 from mmseg.registry import HOOKS
 
-from ...planning.autocast_error import autocast_gradient_errors
+from ...planning.autocast_error import (
+    AUTOCAST_ERROR_KEY,
+    autocast_gradient_errors,
+)
 from ...planning.batch_loss import batch_loss
 from ..autocast_optim_wrapper import AutocastOptimWrapper
 from .compress_conv_hook import CompressConvHook
 from .unwrap import unwrap_model
 from .weight_change_hook import trainable_convs
 
-#: MessageHub runtime-info key and checkpoint-meta key of the record.
-AUTOCAST_ERROR_KEY = 'autocast_gradient_error'
-
 
 def fine_tuned_layers(runner, model) -> List[str]:
-    """The layers whose gradient error counts: the fine-tuned layers of the
-    run's ``CompressConvHook`` plan (those the compressed methods' errors
-    sum over), else every convolution and Linear layer that trains."""
+    """The layers whose gradient error counts.
+
+    Args:
+        runner: The MMEngine runner.
+        model: Its unwrapped model.
+
+    Returns:
+        The fine-tuned layers of the run's ``CompressConvHook`` plan (those
+        the compressed methods' errors sum over), else every convolution
+        and Linear layer that trains.
+    """
     for hook in runner.hooks:
         if isinstance(hook, CompressConvHook) and hook.plan is not None:
             return list(hook.plan.compressed)
