@@ -36,7 +36,7 @@ demo: $(STAMP)
 
 test: $(TEST_STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q -n $(JOBS) --dist loadgroup tests
+	$(BIN)/python -m pytest -q -n $(JOBS) tests
 
 clean-venv:
 	rm -rf $(VENV)

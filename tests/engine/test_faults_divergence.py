@@ -17,10 +17,6 @@ from mmseg_hosvd.engine.hooks.divergence_checkpoints import checkpoint_verdict
 
 from ..helpers import tiny_runner_config
 
-#: One worker runs the whole module, so its module fixture is built once
-#: (``--dist loadgroup``), not once per worker.
-pytestmark = pytest.mark.xdist_group('faults_divergence')
-
 VANILLA = [dict(type='CompressConvHook', method='vanilla', num_layers=5)]
 #: A number as the messages print it (``%g``-like).
 NUMBER = r'([-+]?[\d.]+(?:e[-+]\d+)?|nan|inf)'

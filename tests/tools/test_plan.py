@@ -14,10 +14,6 @@ from tools import plan
 
 from ..helpers import ROOT, tiny_runner_config
 
-#: One worker runs the whole module, so its module fixture is built once
-#: (``--dist loadgroup``), not once per worker.
-pytestmark = pytest.mark.xdist_group('plan')
-
 SETUPS = ['vanilla', 'vanilla-exact', 'hosvd-eps0.8', 'hosvd-eps0.8-lean-mb1',
           'vanilla-exact-amp']
 

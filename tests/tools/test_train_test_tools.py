@@ -22,10 +22,6 @@ from ..helpers import (
     tiny_runner_config,
 )
 
-#: One worker runs the whole module, so its module fixture is built once
-#: (``--dist loadgroup``), not once per worker.
-pytestmark = pytest.mark.xdist_group('train_test_tools')
-
 
 def run_tool(*args):
     result = subprocess.run([sys.executable] + list(args),
