@@ -13,6 +13,7 @@ import os.path as osp
 import shutil
 import subprocess
 import sys
+import threading
 from typing import List, Optional
 
 from mmengine.config import Config
@@ -27,6 +28,11 @@ from .setups import SetUp, setup_overrides
 #: optimizer state).
 PROFILED_ITERATION = 2
 HEADER = '# Written by tools/plan.py.'
+#: Held while a probe's config is read and written: MMEngine parses
+#: configs with ``ast``, which CPython 3.11.7 does not run safely in two
+#: threads at once ('AST constructor recursion depth mismatch'), and
+#: ``tools/plan.py --jobs N`` starts probes from N threads.
+_CONFIG_LOCK = threading.Lock()
 
 
 def config_text(config: str, overrides: dict, comment: str = '') -> str:
@@ -109,7 +115,7 @@ def run_probe(train_script: str, config: str, setup: SetUp, work_dir: str,
     shutil.rmtree(work_dir, ignore_errors=True)
     os.makedirs(work_dir)
     path = osp.join(work_dir, f'{setup.name}.py')
-    with open(path, 'w') as f:
+    with _CONFIG_LOCK, open(path, 'w') as f:
         f.write(config_text(config, setup_overrides(
             Config.fromfile(config), setup, probe=True)))
     command = [sys.executable, train_script, path, '--work-dir', work_dir,
