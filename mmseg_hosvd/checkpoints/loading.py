@@ -128,9 +128,8 @@ def allowed_globals() -> tuple:
     return tuple(entries)
 
 
-#: Held around each allowlisted load: torch's safe globals are one list
-#: per process, and a load in another thread that entered while this one's
-#: entries were there would otherwise lose them when this one exits.
+#: Held around each allowlisted load: torch's safe globals are one list per
+#: process, which a load in another thread would lose when this one exits.
 _ALLOWLIST_LOCK = threading.Lock()
 
 
