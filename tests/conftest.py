@@ -1,4 +1,7 @@
-"""Shared test set-up: deterministic torch, a tiny generated dataset."""
+"""Shared test set-up: CPU threads per test process, deterministic torch,
+a tiny generated dataset."""
+import os
+
 # mmseg_hosvd first: with mmcv-lite, mmseg imports only after its compat fixes
 import mmseg_hosvd  # noqa: F401  # isort: skip
 import pytest
@@ -10,6 +13,29 @@ from mmseg_hosvd.datasets import generate
 from .helpers import TINY_SIZES
 
 register_all_modules(init_default_scope=True)
+
+
+def threads_per_worker() -> int:
+    """This process's share of the CPUs: the suite runs one pytest-xdist
+    worker per share (``-n N``), and a worker's torch threads and the
+    processes its tests start (``tools/train.py``, the benchmarks) should
+    not compete with the other workers' for the same cores."""
+    workers = int(os.environ.get('PYTEST_XDIST_WORKER_COUNT', '1'))
+    return max(1, len(os.sched_getaffinity(0)) // workers)
+
+
+def pytest_configure(config):
+    """Each worker computes on its share of the CPUs, it and its child
+    processes: with two workers of two threads each on two cores, their
+    thread pools wait on each other. A thread count set in the
+    environment is kept. The controller of ``-n N`` runs no tests, and its
+    workers inherit its environment: it sets nothing."""
+    if getattr(config.option, 'numprocesses', None):
+        return
+    threads = int(os.environ.setdefault('OMP_NUM_THREADS',
+                                        str(threads_per_worker())))
+    os.environ.setdefault('MKL_NUM_THREADS', str(threads))
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(autouse=True)
