@@ -39,7 +39,8 @@ def trained(tiny_data, tmp_path_factory):
     cfg = tiny_runner_config('deeplabv3', str(work), tiny_data,
                              [dict(type='CompressConvHook', method='hosvd',
                                    eps=0.8, num_layers=5),
-                              dict(type='ActivationMemoryHook')])
+                              dict(type='ActivationMemoryHook')],
+                             size=32)
     path = str(work / 'tiny_hosvd.py')
     cfg.dump(path)
     code, out = run_tool('tools/train.py', path, '--work-dir', str(work))
