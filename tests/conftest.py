@@ -1,5 +1,6 @@
 """Shared test set-up: CPU threads per test process, deterministic torch,
 a tiny generated dataset."""
+import gc
 import os
 
 # mmseg_hosvd first: with mmcv-lite, mmseg imports only after its compat fixes
@@ -36,6 +37,16 @@ def pytest_configure(config):
                                         str(threads_per_worker())))
     os.environ.setdefault('MKL_NUM_THREADS', str(threads))
     torch.set_num_threads(threads)
+
+
+def pytest_collection_finish(session):
+    """Moves what the imports and the collection made out of the garbage
+    collector's sight: MMEngine runs a full collection each time it builds
+    a dataset, which in a worker holding torch, mmseg and every test module
+    took 0.4 s per dataset (a third of a short Runner test). Objects the
+    tests make are collected as before."""
+    gc.collect()
+    gc.freeze()
 
 
 @pytest.fixture(autouse=True)
