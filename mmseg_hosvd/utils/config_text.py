@@ -3,11 +3,11 @@
 ``Config.pretty_text`` runs yapf over the whole config text on every call,
 and a training run asks for it several times with the same config: the
 config log, the dumped config in the work dir, the run's meta and every
-checkpoint's meta (about 0.6-0.9 s each on a 2-core CPU machine, ~4 s of
-a short run). :func:`cache_config_formatting` keeps yapf's answer for each
-text it formatted, so the same text is formatted once per process. The
-cache is keyed by the text and style themselves: a changed config gives
-another text and is formatted anew.
+checkpoint's meta (0.2-0.6 s each for a protocol config, timed on a
+2-core CPU machine under load). :func:`cache_config_formatting` keeps
+yapf's answer for each text it formatted, so the same text is formatted
+once per process. The cache is keyed by the text and style themselves:
+a changed config gives another text and is formatted anew.
 """
 import functools
 
