@@ -144,13 +144,17 @@ class HOSVDLayer(WarmStarted, SharedInput):
             the vectors it found the step before (default; a third of the
             cost, a rank equal or a few vectors larger). False makes each
             step's decomposition depend on its input and seed only.
+        keep_batch: Whether the batch mode is kept whole (each sample its
+            own slice of the core; only the other modes truncated).
         **kwargs: As for :class:`SharedInput`.
     """
 
     def __init__(self, *args, solver: str = 'auto', seed: int = 0,
-                 warm_start: bool = True, **kwargs):
+                 warm_start: bool = True, keep_batch: bool = False,
+                 **kwargs):
         super().__init__(*args, **kwargs)
-        self.decomposition = DecompositionSettings(self.eps, solver, seed)
+        self.decomposition = DecompositionSettings(self.eps, solver, seed,
+                                                   keep_batch)
         self.init_warm_start(warm_start)
 
     @property
@@ -165,8 +169,10 @@ class HOSVDLayer(WarmStarted, SharedInput):
                            self.warm_start)
 
     def extra_repr(self) -> str:
+        kept = (', keep_batch=True' if self.decomposition.keep_batch
+                else '')
         return (f'{super().extra_repr()}, solver={self.solver!r}'
-                f'{self.warm_start_repr()}')
+                f'{self.warm_start_repr()}{kept}')
 
 
 class SVDLayer(SharedInput):

@@ -10,7 +10,11 @@ from .conv_geometry import (
                             conv2d_weight_grad,
 )
 from .decomposition import hosvd, leading_vectors, truncated_svd
-from .decomposition_settings import DecompositionSettings, check_seed
+from .decomposition_settings import (
+    DecompositionSettings,
+    check_keep_batch,
+    check_seed,
+)
 from .gradient_filter_conv import check_radius, gradient_filter_conv2d
 from .hosvd_conv import (
                             hosvd_conv2d,
@@ -78,7 +82,8 @@ __all__ = [
     'tucker_to_tensor',
     'unfold', 'subspace_hosvd_conv2d', 'allocate_ranks', 'ranks_from_eps',
     'tucker_numel', 'subspace_hosvd', 'subspace_step',
-    'DecompositionSettings', 'SolverUnsuitable', 'SOLVER_TABLE', 'SOLVERS',
+    'DecompositionSettings', 'check_keep_batch', 'SolverUnsuitable',
+    'SOLVER_TABLE', 'SOLVERS',
     'ModeUnfolding', 'tucker_core', 'gram_eigenpairs', 'LINEAR_ORDERS',
     'check_linear_input', 'linear_weight_grad', 'hosvd_linear',
     'hosvd_linear_weight_grad', 'subspace_hosvd_linear', 'svd_linear',

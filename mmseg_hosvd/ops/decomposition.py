@@ -177,7 +177,8 @@ def hosvd(tensor: torch.Tensor,
     taken from the eigendecomposition of that unfolding's Gram matrix (or,
     for large modes under ``solver='auto'``, from randomized subspace
     iteration); the rank per mode comes from ``eps`` (the paper's
-    HOSVD-eps) or is given.
+    HOSVD-eps) or is given. With ``settings.keep_batch`` the first mode
+    is not truncated: its factor is the identity.
 
     Args:
         tensor: Tensor of any order, any floating dtype.
@@ -223,7 +224,10 @@ def hosvd(tensor: torch.Tensor,
     factors, projected, shrink = [], None, 1.0
     for mode in range(work.ndim):
         matrix = ModeUnfolding(work, order.index(mode))
-        if rank is None:
+        if mode == 0 and settings is not None and settings.keep_batch:
+            factor = torch.eye(matrix.shape[0], device=work.device,
+                               dtype=decomposition_dtype(work.dtype))
+        elif rank is None:
             solution = _solve_mode(matrix, mode, settings, warm_start)
             factor = solution.vectors
             # the projection that shrinks the tensor most is kept

@@ -25,6 +25,24 @@ def check_seed(seed: int) -> int:
     return check_int_at_least('seed', seed, 0)
 
 
+def check_keep_batch(keep_batch: bool) -> bool:
+    """Validates the switch that keeps the batch mode whole.
+
+    Args:
+        keep_batch: True or False.
+
+    Returns:
+        ``keep_batch``.
+
+    Raises:
+        ValueError: For any other value, which the message names.
+    """
+    if not isinstance(keep_batch, bool):
+        raise ValueError(f'keep_batch must be True or False, got '
+                         f'{keep_batch!r}')
+    return keep_batch
+
+
 @dataclasses.dataclass(frozen=True)
 class DecompositionSettings:
     """How HOSVD-eps finds each mode's leading vectors.
@@ -37,6 +55,9 @@ class DecompositionSettings:
             'eigh' (the paper's exact ranks) or 'ritz' (Ritz wherever it
             works, eigh where it gives up).
         seed: Seed of the Ritz solver's private generator, an int >= 0.
+        keep_batch: Keep the first mode (the batch) whole: its factor is
+            the identity, so every sample keeps its own slice of the core
+            and only the other modes are truncated at ``eps``.
 
     Raises:
         ValueError: If a value is out of range; the message names it.
@@ -44,11 +65,13 @@ class DecompositionSettings:
     eps: float = 0.8
     solver: str = 'auto'
     seed: int = 0
+    keep_batch: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, 'eps', check_eps(self.eps))
         check_solver(self.solver)
         check_seed(self.seed)
+        check_keep_batch(self.keep_batch)
 
 
 def resolve_settings(settings: Optional[DecompositionSettings],

@@ -5,9 +5,11 @@ from hypothesis import strategies as st
 from torch.testing import assert_close
 
 from mmseg_hosvd.ops import (
+    DecompositionSettings,
     hosvd,
     rank_from_explained_variance,
     truncated_svd,
+    tucker_core,
     tucker_to_tensor,
     unfold,
 )
@@ -126,3 +128,27 @@ def test_truncated_svd_matches_torch(shape):
 def test_truncated_svd_rejects_tensors():
     with pytest.raises(ValueError, match='expects a matrix'):
         truncated_svd(torch.randn(2, 3, 4), eps=0.5)
+
+
+@pytest.mark.parametrize('dtype', [torch.float64, torch.bfloat16])
+def test_a_kept_batch_mode_is_the_identity_and_the_rest_is_truncated(dtype):
+    """The batch factor is the identity in the decomposition's dtype, the
+    other factors are those of the paper's HOSVD at the same eps, and the
+    core holds every image."""
+    x = low_rank_activation().to(dtype)
+    plain_core, plain = hosvd(x, settings=DecompositionSettings(
+        0.7, 'eigh'))
+    core, factors = hosvd(x, settings=DecompositionSettings(
+        0.7, 'eigh', keep_batch=True))
+    assert plain_core.shape[0] < x.shape[0] == core.shape[0]
+    assert_close(factors[0], torch.eye(x.shape[0], dtype=factors[1].dtype))
+    for got, want in zip(factors[1:], plain[1:], strict=True):
+        assert_close(got @ got.T, want @ want.T)
+    assert core.shape[1:] == plain_core.shape[1:]
+    assert_close(core, tucker_core(x.to(core.dtype), factors))
+
+
+def test_keep_batch_is_checked_and_named():
+    with pytest.raises(ValueError, match="keep_batch must be True or False, "
+                       "got 'yes'"):
+        DecompositionSettings(0.8, keep_batch='yes')

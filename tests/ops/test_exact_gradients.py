@@ -7,6 +7,7 @@ from torch.testing import assert_close
 
 from mmseg_hosvd.ops import (
     ConvGeometry,
+    DecompositionSettings,
     conv_geometry,
     hosvd_conv2d,
     svd_conv2d,
@@ -14,7 +15,15 @@ from mmseg_hosvd.ops import (
 
 from .conv_cases import CASES, case_id, make_conv, reference_grads
 
-FUNCTIONS = {'hosvd': hosvd_conv2d, 'svd': svd_conv2d}
+
+def hosvd_keep_batch_conv2d(x, weight, bias, geo, eps):
+    """HOSVD with the batch mode kept whole."""
+    return hosvd_conv2d(x, weight, bias, geo,
+                        settings=DecompositionSettings(eps, keep_batch=True))
+
+
+FUNCTIONS = {'hosvd': hosvd_conv2d, 'svd': svd_conv2d,
+             'hosvd-keep-batch': hosvd_keep_batch_conv2d}
 
 
 def check_exact(conv, x, function):

@@ -18,7 +18,15 @@ from mmseg_hosvd.ops import (
     tucker_to_tensor,
 )
 
-FUNCTIONS = {'hosvd': hosvd_linear, 'svd': svd_linear}
+
+def hosvd_keep_batch_linear(x, weight, bias, eps):
+    """HOSVD with the batch mode kept whole."""
+    return hosvd_linear(x, weight, bias,
+                        settings=DecompositionSettings(eps, keep_batch=True))
+
+
+FUNCTIONS = {'hosvd': hosvd_linear, 'svd': svd_linear,
+             'hosvd-keep-batch': hosvd_keep_batch_linear}
 SHAPES = [(3, 5, 7), (2, 4, 3, 7), (6, 7)]
 
 
@@ -77,11 +85,13 @@ def exact_grads_of(rebuilt, x, linear, grad_out):
     return grad_x, grad_w
 
 
+@pytest.mark.parametrize('keep_batch', [False, True])
 @pytest.mark.parametrize('shape', [(4, 12, 10), (3, 5, 6, 10)], ids=str)
-def test_hosvd_weight_grad_is_that_of_the_tucker_reconstruction(shape):
+def test_hosvd_weight_grad_is_that_of_the_tucker_reconstruction(
+        shape, keep_batch):
     x = low_rank_tokens(shape).requires_grad_()
     linear = torch.nn.Linear(10, 5).double()
-    chosen = DecompositionSettings(0.8)
+    chosen = DecompositionSettings(0.8, keep_batch=keep_batch)
     out, stored = hosvd_linear(x, linear.weight, None, settings=chosen)
     assert stored.ranks[-1] < 10 and stored.numel < x.numel()
     grad_out = torch.randn_like(out)
