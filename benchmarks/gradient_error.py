@@ -20,7 +20,8 @@ Usage::
 
     python benchmarks/gradient_error.py [--model deeplabv3] [--layers 5]
         [--from-protocol] [--batches 2] [--batch 8] [--size 128]
-        [--eps 0.5 0.6 0.7 0.8 0.9 0.95] [--bits 2 4 8] [--json PATH]
+        [--eps 0.5 0.6 0.7 0.8 0.9 0.95] [--bits 2 4 8] [--keep-batch]
+        [--json PATH]
 """
 import argparse
 import dataclasses
@@ -53,12 +54,15 @@ REFERENCE = Candidate('hosvd', dict(eps=0.8))
 KB = 1024
 
 
-def candidates(eps_values, bits_values):
+def candidates(eps_values, bits_values, keep_batch=False):
     """HOSVD at each eps (eps 0.8 always among them, so that the
-    allocation can match the uniform setting), then quantized at each bit
-    width."""
+    allocation can match the uniform setting), with ``keep_batch`` also
+    with the batch mode kept whole at each eps, then quantized at each
+    bit width."""
     eps_values = sorted(set(eps_values) | {REFERENCE.options['eps']})
-    return ([Candidate('hosvd', dict(eps=e)) for e in eps_values] +
+    kept = [Candidate('hosvd', dict(eps=e, keep_batch=True))
+            for e in eps_values] if keep_batch else []
+    return ([Candidate('hosvd', dict(eps=e)) for e in eps_values] + kept +
             [Candidate('quantized', dict(bits=b)) for b in bits_values])
 
 
@@ -98,7 +102,7 @@ def measure(args):
         capture_layer_gradients(model, names, lambda d=data: loss_of(model, d))
         for data in batches])
     capture_s = time.perf_counter() - start
-    settings = candidates(args.eps, args.bits)
+    settings = candidates(args.eps, args.bits, args.keep_batch)
     start = time.perf_counter()
     errors = gradient_errors(captured, settings)
     candidates_s = time.perf_counter() - start
@@ -175,6 +179,9 @@ def parse_args(argv=None):
                         default=[0.5, 0.6, 0.7, 0.8, 0.9, 0.95])
     parser.add_argument('--bits', type=int, nargs='*', default=list(BITS),
                         choices=BITS)
+    parser.add_argument('--keep-batch', action='store_true',
+                        help='also HOSVD with the batch mode kept whole '
+                        'at each eps')
     parser.add_argument('--json', help='also write the record here')
     return parser.parse_args(argv)
 

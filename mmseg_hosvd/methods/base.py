@@ -226,6 +226,11 @@ class FinetuneMethod:
             kwargs[self.per_layer] = kwargs[self.per_layer][name]
         return kwargs
 
+    def budget_options(self, options: Dict[str, Any]) -> Dict[str, Any]:
+        """The options whose uniform setting an allocation's ``budget_of``
+        means (``options`` itself unless the method says otherwise)."""
+        return options
+
     def set_layer_setting(self, module: nn.Module, value: Any) -> None:
         """Sets the per-layer setting of a built module (an allocation's
         choice); the base sets the attribute of that name."""

@@ -4,7 +4,15 @@ import dataclasses
 from ..layers.compressed_conv import Conv2dHOSVD
 from ..layers.compressed_linear import LinearHOSVD
 from .base import FinetuneMethod
-from .options import EPS, SOLVER, WARM_START, Option, allocation, per_layer
+from .options import (
+    EPS,
+    KEEP_BATCH,
+    SOLVER,
+    WARM_START,
+    Option,
+    allocation,
+    per_layer,
+)
 from .registry import FINETUNE_METHODS
 
 #: The eps values an allocation chooses from unless ``allocate.grid`` says.
@@ -30,12 +38,17 @@ def eps_label(method: FinetuneMethod, meta) -> str:
 @FINETUNE_METHODS.register_module(name='hosvd')
 class HOSVD(FinetuneMethod):
     """Per-mode ranks from ``eps`` every step (options ``eps``, ``solver``,
-    ``warm_start``, ``allocate``).
+    ``warm_start``, ``keep_batch``, ``allocate``).
 
-    ``eps`` is one value or a dict by layer name. ``allocate`` (e.g.
-    ``dict(budget_of=0.8)``) picks each layer's eps from ``grid`` on the
-    first labelled batches: the least summed weight-gradient error whose
-    stored bytes fit the budget (see :mod:`mmseg_hosvd.planning`).
+    ``eps`` is one value or a dict by layer name. ``keep_batch=True`` keeps
+    the batch mode whole (every image its own slice of the core, the
+    channel and spatial modes truncated at eps), which the paper's HOSVD
+    truncates too. ``allocate`` (e.g. ``dict(budget_of=0.8)``) picks each
+    layer's eps from ``grid`` on the first labelled batches: the least
+    summed weight-gradient error whose stored bytes fit the budget (see
+    :mod:`mmseg_hosvd.planning`); ``budget_of`` is the bytes of the
+    paper's HOSVD at that eps, the batch mode truncated, whatever
+    ``keep_batch`` is.
     """
 
     name = 'hosvd'
@@ -44,6 +57,7 @@ class HOSVD(FinetuneMethod):
     linear_module = LinearHOSVD
     options = dict(eps=Option(EPS.default, per_layer(EPS.check)),
                    solver=SOLVER, warm_start=WARM_START,
+                   keep_batch=KEEP_BATCH,
                    allocate=Option(None, allocation(EPS.check, GRID)))
     per_layer = 'eps'
     shares_input = True
@@ -51,8 +65,12 @@ class HOSVD(FinetuneMethod):
     order = 3
 
     def tag(self, options):
-        return super().tag(options) + ('' if options['warm_start'] else
-                                       '-cold')
+        return (super().tag(options) +
+                ('' if options['warm_start'] else '-cold') +
+                ('-keepbatch' if options['keep_batch'] else ''))
+
+    def budget_options(self, options):
+        return {**options, 'keep_batch': False}
 
     def set_layer_setting(self, module, value):
         set_eps(module, value)
@@ -61,4 +79,5 @@ class HOSVD(FinetuneMethod):
         solver = meta.get('solver')
         return (eps_label(self, meta) +
                 (f', {solver}' if solver not in (None, 'auto') else '') +
-                (', cold start' if meta.get('warm_start') is False else ''))
+                (', cold start' if meta.get('warm_start') is False else '') +
+                (', batch mode kept' if meta.get('keep_batch') else ''))

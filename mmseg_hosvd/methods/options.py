@@ -2,7 +2,13 @@
 from collections.abc import Mapping
 from typing import Any, Callable, NamedTuple
 
-from ..ops import check_eps, check_radius, check_solver, check_warm_start
+from ..ops import (
+    check_eps,
+    check_keep_batch,
+    check_radius,
+    check_solver,
+    check_warm_start,
+)
 from ..ops.checks import check_int_at_least
 
 
@@ -129,6 +135,8 @@ EPS = Option(0.8, check_eps)
 SOLVER = Option('auto', check_solver)
 #: Whether the Ritz solver starts from the previous step's vectors.
 WARM_START = Option(True, check_warm_start)
+#: Whether HOSVD keeps the batch mode whole (only the others truncated).
+KEEP_BATCH = Option(False, check_keep_batch)
 
 
 def plain_value(value):

@@ -11,7 +11,8 @@ layer (one per shared-input group) with the least summed weight-gradient
 error (each layer's relative error, or with ``criterion='whole'`` the
 squared error of the whole gradient) whose stored bytes fit the budget:
 ``budget_mb``, or the bytes that ``budget_of`` set on every layer stores
-on the same batches. The choice is
+on the same batches (for ``hosvd`` with ``keep_batch``, the bytes of the
+paper's HOSVD at that eps, measured beside the grid). The choice is
 set on the layers, logged, kept in the plan (``allocated``) and in
 MessageHub, so a resumed run takes it instead of measuring again. The
 measurement puts back the random state, the gradients, the buffers (a
@@ -95,6 +96,21 @@ class GradientAllocationSession(MethodSession):
             for v in self.allocation['grid']
         ]
 
+    def budget_candidate(self) -> Optional[Candidate]:
+        """The setting whose bytes ``budget_of`` means, where the method
+        measures it with other options than the grid's (``hosvd`` with
+        ``keep_batch``: the paper's HOSVD at that eps); None where it is
+        the grid's own candidate, or the budget is in MB."""
+        budget_of = self.allocation['budget_of']
+        base = {k: v for k, v in self.plan.options.items()
+                if k != 'allocate'}
+        reference = self.method.budget_options(base)
+        if budget_of is None or reference == base:
+            return None
+        setting = self.method.per_layer
+        return Candidate(self.method.name, {**reference, setting: budget_of},
+                         f'budget: {setting}={budget_of:g}')
+
     def calibrate(self, model: nn.Module, inputs, logger=None,
                   data_batch=None) -> bool:
         """Adds one labelled batch; allocates when enough are measured.
@@ -126,15 +142,33 @@ class GradientAllocationSession(MethodSession):
         value_of = dict(zip((c.tag for c in candidates),
                             self.allocation['grid'], strict=True))
         tag_of = {value: tag for tag, value in value_of.items()}
-        errors = gradient_errors(merge_captures(*self._captures), candidates)
+        reference = self.budget_candidate()
+        measured = candidates + ([reference] if reference else [])
+        errors = gradient_errors(merge_captures(*self._captures), measured)
         self._captures = []
         groups = self.plan.shared_inputs
         budget_of = self.allocation['budget_of']
         budget = (self.allocation['budget_mb'] * MB if budget_of is None else
-                  uniform_bytes(errors, tag_of[budget_of], groups))
+                  uniform_bytes(errors, reference.tag if reference else
+                                tag_of[budget_of], groups))
+        errors = [e for e in errors if e.tag in value_of]
         criterion = self.allocation['criterion']
-        chosen = allocate(criterion_errors(errors, criterion), budget,
-                          groups=groups)
+        try:
+            chosen = allocate(criterion_errors(errors, criterion), budget,
+                              groups=groups)
+        except ValueError as error:
+            if reference is None:
+                raise
+            given = ', '.join(
+                f'{key}={value!r}' for key, value in self.plan.options.items()
+                if key in reference.options
+                and value != reference.options[key]
+                and key != self.method.per_layer)
+            raise ValueError(
+                f'{error}; the budget is what {self.method.name} stores '
+                f'without {given} at {self.method.per_layer} {budget_of:g}:'
+                ' add lower values to allocate.grid or give '
+                'allocate.budget_mb') from None
         settings = {name: value_of[c.tag]
                     for name, c in chosen.choices.items()}
         self.set_settings(model, settings)

@@ -122,6 +122,9 @@ gradient: as hosvd-eps-alloc0.8, but the allocation minimises the sum over
 the layers of ||dW - dW_hat||^2 (the squared error of the gradient an SGD
 step follows), so a layer counts by its gradient's size, not alike
 ({num_layers} layers)."""
+ALLOC_KEEPBATCH_COMMENT = """\
+As hosvd-eps-alloc0.8-whole, with the batch mode kept whole (each image its
+own slice of the core), within the bytes of the paper's HOSVD at eps 0.8."""
 #: Comments of the peer reductions (``mb`` with ``{micro}`` and ``{steps}``).
 PEER_COMMENTS = {
     'mb': """\
@@ -183,6 +186,9 @@ SETTINGS = (
     Setting('hosvd-eps-alloc0.8-whole', 'hosvd',
             dict(allocate=dict(budget_of=0.8, criterion='whole')),
             comment=ALLOC_WHOLE_COMMENT, extension=True),
+    Setting('hosvd-eps-alloc0.8-whole-keepbatch', 'hosvd', dict(
+        keep_batch=True, allocate=dict(budget_of=0.8, criterion='whole')),
+        comment=ALLOC_KEEPBATCH_COMMENT, extension=True),
     # budget_mb is per model and layer count (Model.options)
     Setting('hosvd-subspace', 'hosvd_subspace', comment=SUBSPACE_HEAD + """\
 How it was chosen: HOSVD eps 0.8's mean analytical activation memory for

@@ -116,9 +116,10 @@ def test_peak_memory_from_protocol_at_another_size(protocol_dir):
 
 def test_gradient_error_from_protocol(protocol_dir):
     """The gradient-error benchmark on the calibrated checkpoint and target
-    images: every fine-tuned layer and candidate, exact at full rank, an
-    allocation within uniform eps 0.8's bytes, and the step it compares
-    its cost with."""
+    images: every fine-tuned layer and candidate (with the batch mode kept
+    too, storing at least as much), exact at full rank, an allocation
+    within uniform eps 0.8's bytes, and the step it compares its cost
+    with."""
     # the fixture's constant classifier passes no gradient upstream (every
     # class scores alike), so the calibrated checkpoint gets a random one
     torch.manual_seed(0)
@@ -130,7 +131,7 @@ def test_gradient_error_from_protocol(protocol_dir):
         [sys.executable, osp.join(ROOT, 'benchmarks', 'gradient_error.py'),
          '--model', 'fcn', '--from-protocol', '--size', str(DATA_SIZE),
          '--batch', '2', '--batches', '2', '--eps', '0.5', '1.0', '--bits',
-         '8', '--json', str(path)],
+         '8', '--keep-batch', '--json', str(path)],
         cwd=protocol_dir, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
     record = json.loads(path.read_text())
@@ -138,11 +139,18 @@ def test_gradient_error_from_protocol(protocol_dir):
     assert len(layers) == 5 and record['weights'] == 'trained'
     assert [(e['layer'], e['tag']) for e in record['errors']] == [
         (layer, tag) for layer in layers
-        for tag in ('hosvd-eps0.5', 'hosvd-eps0.8', 'hosvd-eps1', 'qact8')]
+        for tag in ('hosvd-eps0.5', 'hosvd-eps0.8', 'hosvd-eps1',
+                    'hosvd-eps0.5-keepbatch', 'hosvd-eps0.8-keepbatch',
+                    'hosvd-eps1-keepbatch', 'qact8')]
     by_tag = {(e['layer'], e['tag']): e for e in record['errors']}
     for layer in layers:
         assert by_tag[layer, 'hosvd-eps1']['error'] < 1e-4
+        assert by_tag[layer, 'hosvd-eps1-keepbatch']['error'] < 1e-4
         assert by_tag[layer, 'hosvd-eps0.5']['error'] > 1e-4
+        for eps in ('0.5', '0.8'):
+            kept = by_tag[layer, f'hosvd-eps{eps}-keepbatch']
+            assert kept['stored_bytes'] >= by_tag[layer, f'hosvd-eps{eps}'][
+                'stored_bytes']
     allocation, reference = record['allocation'], record['reference']
     assert list(allocation['choices']) == layers
     assert allocation['stored_bytes'] <= reference['stored_bytes']
