@@ -32,9 +32,11 @@ Reductions (``--reductions``, each a set of the library's reduction names,
 or '+', 'none' for plain): ``amp`` (bfloat16 autocast on CPU, float16 on
 CUDA), ``prefix<n>`` (the frozen prefix in micro-batches of n images,
 ``FrozenPrefixHook``), ``chunkloss<n>`` (the decode head's loss n images at
-a time, ``ChunkedLossHook``), ``ckpt`` (the fine-tuned blocks recomputed in
-backward, ``ActivationCheckpointHook``) and ``mb<n>`` (gradient accumulation
-over micro-batches of n images, MMEngine's ``accumulative_counts``). Ratios
+a time, ``ChunkedLossHook``), ``concat`` (the decode head's branches
+written into its concatenation, ``ConcatInPlaceHook``), ``ckpt`` (the
+fine-tuned blocks recomputed in backward, ``ActivationCheckpointHook``) and
+``mb<n>`` (gradient accumulation over micro-batches of n images, MMEngine's
+``accumulative_counts``). Ratios
 compare each record with vanilla of the same model, layers and reductions,
 measured in the same run.
 

@@ -13,6 +13,7 @@ from mmseg_hosvd.engine import ActivationCheckpointHook, FrozenPrefixHook
 from mmseg_hosvd.methods import accepted_options
 from mmseg_hosvd.models import set_norm_eval_
 from mmseg_hosvd.reductions.chunked_loss import chunk_losses_
+from mmseg_hosvd.reductions.concat_in_place import concat_in_place_
 from mmseg_hosvd.reductions.describe import parse_reductions_tag
 
 
@@ -56,6 +57,8 @@ def build_setup(spec: dict) -> dict:
         FrozenPrefixHook(micro_batch=reductions['frozen_prefix']).apply(model)
     if reductions['chunked_loss'] is not None:
         chunk_losses_(model, reductions['chunked_loss'])
+    if reductions['concat']:
+        concat_in_place_(model)
     if reductions['checkpoint']:
         ActivationCheckpointHook().apply(model)
     model.to(device).train()

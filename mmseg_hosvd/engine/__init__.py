@@ -12,6 +12,7 @@ from .hooks import (
                                    CheckpointFitHook,
                                    ChunkedLossHook,
                                    CompressConvHook,
+                                   ConcatInPlaceHook,
                                    DataCheckError,
                                    DataCheckHook,
                                    ExplicitAttentionHook,
@@ -29,7 +30,8 @@ register_atomic_local_backend()
 __all__ = [
     'ActivationCheckpointHook', 'ActivationMemoryHook', 'AtomicLocalBackend',
     'AutocastOptimWrapper', 'CheckpointFitHook', 'ChunkedLossHook',
-    'CompressConvHook', 'DataCheckError', 'DataCheckHook',
+    'CompressConvHook', 'ConcatInPlaceHook', 'DataCheckError',
+    'DataCheckHook',
     'ExplicitAttentionHook',
     'FiniteLossHook', 'FrozenPrefixHook', 'MallocTrimHook',
     'SafeCheckpointHook', 'StartCheckpointHook',

@@ -151,8 +151,8 @@ def _ratio(value, base):
 
 def add_ratios(rows: List[dict]) -> None:
     """Ratios of memory and step time to each row's vanilla baseline: the
-    same model and layers with the same frozen prefix and chunked loss and
-    no other reduction (:func:`~.seed_statistics.baseline_of`)."""
+    same model and layers with the same exact reductions and no other
+    (:func:`~.seed_statistics.baseline_of`)."""
     vanilla = vanilla_baselines(rows)
     for row in rows:
         base = baseline_of(row, vanilla)

@@ -25,7 +25,7 @@ BUDGETS = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5)
 
 def setup_name(row: dict) -> str:
     """A row's set-up: method and setting, and the reductions beyond the
-    frozen prefix and chunked loss that its vanilla baseline runs too (e.g.
+    exact ones that its vanilla baseline runs too (e.g.
     'vanilla +mb1', 'hosvd lean eps=0.8')."""
     tag = row.get('reductions') or ''
     common = set(baseline_tag(tag).split('-'))

@@ -157,8 +157,9 @@ def _baseline_key(row: dict) -> tuple:
 
 def vanilla_baselines(rows: List[dict]) -> Dict[tuple, dict]:
     """The vanilla rows that others are compared with: without reductions
-    but the frozen prefix and chunked loss, by (model, layers, those
-    reductions); see :func:`baseline_of`."""
+    but the exact ones (frozen prefix, chunked loss, in-place
+    concatenation), by (model, layers, those reductions); see
+    :func:`baseline_of`."""
     return {_baseline_key(r): r for r in rows
             if r['method'] == 'vanilla'
             and baseline_tag(r.get('reductions')) == (r.get('reductions')
@@ -167,7 +168,8 @@ def vanilla_baselines(rows: List[dict]) -> Dict[tuple, dict]:
 
 def baseline_of(row: dict, vanilla: Dict[tuple, dict]) -> Optional[dict]:
     """The vanilla row of ``row``'s model and layers that runs the same
-    frozen prefix and chunked loss and no other reduction
+    exact reductions (frozen prefix, chunked loss, in-place concatenation)
+    and no other
     (:func:`~mmseg_hosvd.reductions.describe.baseline_tag`), or None.
 
     Args:

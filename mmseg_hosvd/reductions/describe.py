@@ -1,7 +1,8 @@
 """What a training config does, besides its method, to lower memory.
 
 Gradient accumulation, activation checkpointing, mixed precision, the frozen
-prefix in micro-batches and the chunked loss change a run's whole-step peak
+prefix in micro-batches, the chunked loss and the in-place concatenation
+change a run's whole-step peak
 (and, for mixed precision, its accuracy), so a comparison must tell such runs
 from the plain ones: their rows carry the tag of :func:`reductions_tag`.
 
@@ -22,8 +23,10 @@ MIXED_PRECISION_WRAPPERS = ('AmpOptimWrapper', 'AutocastOptimWrapper')
 #: The names of a reductions tag, in the tag's order; ``<n>`` is a count of
 #: images: 'mb<n>' accumulation over micro-batches of n, 'ckpt' activation
 #: checkpointing, 'amp' mixed precision, 'prefix<n>' the frozen prefix in
-#: micro-batches of n, 'chunkloss<n>' the loss in chunks of n.
-REDUCTION_NAMES = ('mb<n>', 'ckpt', 'amp', 'prefix<n>', 'chunkloss<n>')
+#: micro-batches of n, 'chunkloss<n>' the loss in chunks of n, 'concat' the
+#: heads' branches written into their concatenation.
+REDUCTION_NAMES = ('mb<n>', 'ckpt', 'amp', 'prefix<n>', 'chunkloss<n>',
+                   'concat')
 _PATTERNS = tuple(
     re.compile(name.replace('<n>', r'([1-9][0-9]*)') + '$')
     for name in REDUCTION_NAMES)
@@ -54,10 +57,11 @@ def reductions_of(cfg: Config) -> dict:
 
     Returns:
         ``dict(accumulate, micro_batch, amp, checkpoint, frozen_prefix,
-        chunked_loss)``: the accumulation count and the data loader's batch
-        size, the autocast dtype (None without), whether
+        chunked_loss, concat)``: the accumulation count and the data
+        loader's batch size, the autocast dtype (None without), whether
         ``ActivationCheckpointHook`` runs, the frozen prefix's micro-batch
-        and the loss chunk (None without).
+        and the loss chunk (None without), and whether
+        ``ConcatInPlaceHook`` runs.
     """
     optim_wrapper = cfg.get('optim_wrapper', None) or {}
     hooks = _hooks(cfg)
@@ -69,7 +73,8 @@ def reductions_of(cfg: Config) -> dict:
         amp=_amp_dtype(optim_wrapper),
         checkpoint='ActivationCheckpointHook' in hooks,
         frozen_prefix=None if prefix is None else prefix.get('micro_batch', 1),
-        chunked_loss=None if loss is None else loss.get('chunk', 1))
+        chunked_loss=None if loss is None else loss.get('chunk', 1),
+        concat='ConcatInPlaceHook' in hooks)
 
 
 def reductions_tag(reductions: Optional[dict]) -> str:
@@ -77,7 +82,7 @@ def reductions_tag(reductions: Optional[dict]) -> str:
 
     In the order of the protocol's config names: 'mb1' (accumulation down
     to micro-batches of 1), 'ckpt', 'amp', 'prefix1' (frozen prefix in
-    micro-batches of 1), 'chunkloss1'; joined by '-'.
+    micro-batches of 1), 'chunkloss1', 'concat'; joined by '-'.
     """
     if not reductions:
         return ''
@@ -92,12 +97,16 @@ def reductions_tag(reductions: Optional[dict]) -> str:
         parts.append(f"prefix{reductions['frozen_prefix']}")
     if reductions.get('chunked_loss') is not None:
         parts.append(f"chunkloss{reductions['chunked_loss']}")
+    if reductions.get('concat'):
+        parts.append('concat')
     return '-'.join(parts)
 
 
-#: Reductions of the protocol's every fine-tuning row (frozen prefix,
-#: chunked loss): a row is compared with vanilla running the same ones.
-BASELINE_REDUCTIONS = ('prefix', 'chunkloss')
+#: The exact reductions that leave the step's arithmetic as it is (frozen
+#: prefix, chunked loss, in-place concatenation; the protocol's every
+#: fine-tuning row runs the first two): a row is compared with vanilla
+#: running the same ones.
+BASELINE_REDUCTIONS = ('prefix', 'chunkloss', 'concat')
 
 
 def baseline_tag(tag: Optional[str]) -> str:
@@ -108,10 +117,10 @@ def baseline_tag(tag: Optional[str]) -> str:
             for none.
 
     Returns:
-        The tag's frozen-prefix and chunked-loss parts (those every
-        protocol row runs), without accumulation, checkpointing and
-        autocast (what a peer row is compared on): e.g. 'prefix1-chunkloss1'
-        for 'mb1-prefix1-chunkloss1', '' for 'amp'.
+        The tag's frozen-prefix, chunked-loss and in-place concatenation
+        parts (:data:`BASELINE_REDUCTIONS`), without accumulation,
+        checkpointing and autocast (what a peer row is compared on): e.g.
+        'prefix1-chunkloss1' for 'mb1-prefix1-chunkloss1', '' for 'amp'.
     """
     return '-'.join(part for part in (tag or '').split('-')
                     if part.startswith(BASELINE_REDUCTIONS))
@@ -134,6 +143,8 @@ def describe_reductions(reductions: Optional[dict]) -> str:
                      f"{reductions['frozen_prefix']}")
     if reductions.get('chunked_loss') is not None:
         words.append(f"loss in chunks of {reductions['chunked_loss']}")
+    if reductions.get('concat'):
+        words.append('branches written into the concatenation')
     return ', '.join(words)
 
 
@@ -172,9 +183,9 @@ def parse_reductions_tag(tag: str) -> dict:
 
     Returns:
         ``dict(micro_batch, checkpoint, amp, frozen_prefix,
-        chunked_loss)``: the micro-batch of accumulation ('mb<n>'), the
-        frozen prefix's micro-batch and the loss chunk (None when not
-        named), and whether 'ckpt' and 'amp' are named.
+        chunked_loss, concat)``: the micro-batch of accumulation ('mb<n>'),
+        the frozen prefix's micro-batch and the loss chunk (None when not
+        named), and whether 'ckpt', 'amp' and 'concat' are named.
     """
     counts = {}
     for name in reduction_names(tag):
@@ -184,4 +195,5 @@ def parse_reductions_tag(tag: str) -> dict:
                 checkpoint='ckpt' in counts,
                 amp='amp' in counts,
                 frozen_prefix=counts.get('prefix'),
-                chunked_loss=counts.get('chunkloss'))
+                chunked_loss=counts.get('chunkloss'),
+                concat='concat' in counts)

@@ -58,14 +58,40 @@ def test_rows_are_compared_with_vanilla_running_the_same_exact_reductions(
     assert plain['mIoU_diff'] is None and plain['step_peak_ratio'] == 1.0
 
 
+def test_rows_with_the_concatenation_in_place_have_their_own_baseline(
+        tmp_path):
+    """The in-place concatenation is exact but lowers peaks: a row that
+    runs it is compared with vanilla running it too, not with the
+    protocol's vanilla."""
+    for seed, miou in VANILLA.items():
+        write_run(tmp_path, 'vanilla-l5', 'vanilla', 5, miou, 8.0, 20.0, 0.2,
+                  step_peak=100.0, seed=seed, reductions=exact())
+        write_run(tmp_path, 'vanilla-concat-l5', 'vanilla', 5, miou + 1,
+                  8.0, 20.0, 0.2, step_peak=90.0, seed=seed,
+                  reductions=exact(concat=True))
+    for seed, miou in HOSVD.items():
+        write_run(tmp_path, 'qact2-concat-l5', 'quantized', 5, miou, 0.5,
+                  12.0, 0.22, step_peak=45.0, seed=seed,
+                  reductions=exact(concat=True))
+    rows, _ = collect([str(tmp_path / '*')])
+    by_key = {(r['method'], r['reductions']): r for r in rows}
+    codes = by_key[('quantized', 'prefix1-chunkloss1-concat')]
+    assert codes['step_peak_ratio'] == pytest.approx(0.5)
+    mean, _, _ = paired(HOSVD, {s: m + 1 for s, m in VANILLA.items()})
+    assert codes['mIoU_diff']['mean'] == pytest.approx(mean)
+    assert by_key[('vanilla', 'prefix1-chunkloss1-concat')][
+        'mIoU_diff'] is None
+
+
 @pytest.mark.parametrize('tag, baseline', [
     ('', ''), (None, ''), ('amp', ''), ('prefix1-chunkloss1',
                                         'prefix1-chunkloss1'),
     ('mb1-ckpt-amp-prefix2-chunkloss1', 'prefix2-chunkloss1'),
     ('mb4-chunkloss2', 'chunkloss2'),
+    ('mb1-prefix1-chunkloss1-concat', 'prefix1-chunkloss1-concat'),
+    ('ckpt-concat', 'concat'),
 ])
-def test_the_baseline_keeps_only_the_prefix_and_the_chunked_loss(tag,
-                                                                  baseline):
+def test_the_baseline_keeps_only_the_exact_reductions(tag, baseline):
     assert baseline_tag(tag) == baseline
 
 

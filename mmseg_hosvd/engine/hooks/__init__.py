@@ -5,6 +5,7 @@ from .autocast_error_hook import AutocastErrorHook
 from .checkpoint_fit_hook import CheckpointFitHook, check_checkpoint_fits
 from .chunked_loss_hook import ChunkedLossHook
 from .compress_conv_hook import CompressConvHook
+from .concat_in_place_hook import ConcatInPlaceHook
 from .data_check_hook import DataCheckHook
 from .data_checks import DataCheckError
 from .explicit_attention_hook import ExplicitAttentionHook
@@ -23,7 +24,7 @@ from .weight_change_hook import WeightChangeHook
 __all__ = [
     'ActivationCheckpointHook', 'ActivationMemoryHook', 'AutocastErrorHook',
     'CheckpointFitHook', 'CheckpointWriteError', 'ChunkedLossHook',
-    'CompressConvHook', 'DataCheckError', 'DataCheckHook',
+    'CompressConvHook', 'ConcatInPlaceHook', 'DataCheckError', 'DataCheckHook',
     'ExplicitAttentionHook', 'FiniteLossHook', 'FrozenPrefixHook',
     'MallocTrimHook', 'SafeCheckpointHook', 'StartCheckpointHook',
     'StepPeakMemoryHook', 'WeightChangeHook', 'check_checkpoint_fits',

@@ -11,7 +11,7 @@ from ...methods.options import plain_value
 from ...ops import SharedDecomposition, check_solver, check_warm_start
 from ...ops.quantized_codes import check_bits
 from ...planning.allocation_session import GradientAllocationSession
-from ...reductions.lean_concat import concat_in_place_
+from ...reductions.concat_in_place import concat_in_place_
 from ...reductions.lean_region import lean_eps_of, make_lean_
 from ...selection.finetune_plan import FinetunePlan
 from ...selection.layer_presets import CLASSIFIER

@@ -5,14 +5,19 @@ in a list and then concatenate it, so at that moment every branch output
 exists twice (80 MB list plus 80 MB concatenation for DeepLabV3-R18-d8 at
 512 x 512, batch 8; 128 plus 128 MB for PSPNet, whose concatenation also
 copies the head's input; 32 plus 32 MB for SegFormer-B0 at 128 x 128;
-UPerNet's four FPN outputs at a quarter of the input's resolution). In the
-lean region nothing keeps a branch output for backward (its ReLU stores a
-bit mask; upsampling keeps nothing), so the head can write each branch into
-its slice of one preallocated concatenation and free it at once
-(:func:`concat_into`).
+UPerNet's four FPN outputs at a quarter of the input's resolution), and the
+list lives until the head's method returns. Here the head writes each
+branch into its slice of one preallocated concatenation and frees it at
+once (:func:`concat_into`). A branch output that nothing saves for
+backward (an upsampled map, a frozen branch, or any branch in the lean
+region, whose ReLU stores a bit mask) then exists only in the
+concatenation; one that a trained ReLU saves stays as long as backward
+needs it.
 The computation is the one of mmseg 1.2's ``ASPPHead._forward_feature``,
 ``PSPHead._forward_feature``, ``SegformerHead.forward`` and
-``UPerHead._forward_feature``; values and gradients are the same.
+``UPerHead._forward_feature``; values and gradients are the same, so it
+is an exact reduction on its own (``ConcatInPlaceHook``) as well as part
+of the lean region.
 """
 import functools
 from typing import Callable, Dict, List, NamedTuple
@@ -232,7 +237,7 @@ def uper_features(head: UPerHead, inputs) -> torch.Tensor:
         concat_into(parts, [head.channels] * levels))
 
 
-class LeanHead(NamedTuple):
+class ConcatHead(NamedTuple):
     """The method of a head that gets the in-place concatenation.
 
     Attributes:
@@ -245,11 +250,11 @@ class LeanHead(NamedTuple):
 
 #: The heads with an in-place concatenation, by exact type (a subclass
 #: such as DeepLabV3+'s head has a forward of its own).
-LEAN_HEADS: Dict[type, LeanHead] = {
-    ASPPHead: LeanHead('_forward_feature', aspp_features),
-    PSPHead: LeanHead('_forward_feature', psp_features),
-    SegformerHead: LeanHead('forward', segformer_forward),
-    UPerHead: LeanHead('_forward_feature', uper_features),
+CONCAT_HEADS: Dict[type, ConcatHead] = {
+    ASPPHead: ConcatHead('_forward_feature', aspp_features),
+    PSPHead: ConcatHead('_forward_feature', psp_features),
+    SegformerHead: ConcatHead('forward', segformer_forward),
+    UPerHead: ConcatHead('_forward_feature', uper_features),
 }
 
 
@@ -257,7 +262,7 @@ def concat_in_place_(model: nn.Module) -> List[str]:
     """Gives every ASPP, PSP, SegFormer or UPerNet head of ``model`` the
     in-place concatenation.
 
-    The head's method (:data:`LEAN_HEADS`) is replaced on the instance
+    The head's method (:data:`CONCAT_HEADS`) is replaced on the instance
     only; its class, parameters and state dict are untouched.
 
     Returns:
@@ -265,9 +270,9 @@ def concat_in_place_(model: nn.Module) -> List[str]:
     """
     names = []
     for name, module in model.named_modules():
-        lean = LEAN_HEADS.get(type(module))
-        if lean is not None:
-            setattr(module, lean.attribute,
-                    functools.partial(lean.function, module))
+        concat = CONCAT_HEADS.get(type(module))
+        if concat is not None:
+            setattr(module, concat.attribute,
+                    functools.partial(concat.function, module))
             names.append(name)
     return names

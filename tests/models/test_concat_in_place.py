@@ -8,8 +8,8 @@ from torch import nn
 
 from mmseg_hosvd.engine import CompressConvHook
 from mmseg_hosvd.models import set_norm_eval_
-from mmseg_hosvd.reductions.lean_concat import (
-    LEAN_HEADS,
+from mmseg_hosvd.reductions.concat_in_place import (
+    CONCAT_HEADS,
     concat_into,
     share_copy_,
 )
@@ -57,7 +57,7 @@ def test_same_features_and_gradients_as_mmseg(model_name, frozen_input):
     model, _ = head_of(model_name, lean=False)
     model.double()
     head = model.decode_head
-    lean = LEAN_HEADS[type(head)]
+    lean = CONCAT_HEADS[type(head)]
     results = []
     for forward in (getattr(head, lean.attribute),
                     functools.partial(lean.function, head)):
@@ -133,7 +133,7 @@ def test_the_lean_heads_are_swapped():
     for model_name in LEAN_HEAD_MODELS:
         model, plan = head_of(model_name, lean=True)
         assert plan['lean_concat'] == ['decode_head']
-        lean = LEAN_HEADS[type(model.decode_head)]
+        lean = CONCAT_HEADS[type(model.decode_head)]
         assert getattr(model.decode_head,
                        lean.attribute).func is lean.function
 
