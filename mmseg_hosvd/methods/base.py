@@ -231,6 +231,12 @@ class FinetuneMethod:
         means (``options`` itself unless the method says otherwise)."""
         return options
 
+    def budget_setting(self, value: Any) -> Any:
+        """The per-layer setting that stores what :meth:`budget_options`
+        at ``value`` stores, for an allocation that falls back to it on
+        some layers (``value`` itself unless the method says otherwise)."""
+        return value
+
     def set_layer_setting(self, module: nn.Module, value: Any) -> None:
         """Sets the per-layer setting of a built module (an allocation's
         choice); the base sets the attribute of that name."""

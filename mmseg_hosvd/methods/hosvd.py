@@ -1,5 +1,7 @@
 """HOSVD-eps (the paper's method): a Tucker form of each input."""
 import dataclasses
+from collections.abc import Mapping
+from typing import Optional
 
 from ..layers.compressed_conv import Conv2dHOSVD
 from ..layers.compressed_linear import LinearHOSVD
@@ -19,11 +21,14 @@ from .registry import FINETUNE_METHODS
 GRID = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 
 
-def set_eps(module, value: float) -> None:
-    """Sets a built HOSVD module's eps (an allocation's choice)."""
+def set_eps(module, value: float, keep_batch: Optional[bool] = None) -> None:
+    """Sets a built HOSVD module's eps (an allocation's choice), and
+    whether it keeps the batch mode when ``keep_batch`` is not None."""
     module.eps = value
-    module.decomposition = dataclasses.replace(module.decomposition,
-                                               eps=value)
+    kept = module.decomposition.keep_batch if keep_batch is None else \
+        keep_batch
+    module.decomposition = dataclasses.replace(
+        module.decomposition, eps=value, keep_batch=kept)
 
 
 def eps_label(method: FinetuneMethod, meta) -> str:
@@ -48,7 +53,10 @@ class HOSVD(FinetuneMethod):
     summed weight-gradient error whose stored bytes fit the budget (see
     :mod:`mmseg_hosvd.planning`); ``budget_of`` is the bytes of the
     paper's HOSVD at that eps, the batch mode truncated, whatever
-    ``keep_batch`` is.
+    ``keep_batch`` is. Where no kept-batch choice fits those bytes (a small
+    batch the paper's HOSVD truncates), the allocation may also give a
+    layer the paper's HOSVD at ``budget_of``, so it always fits; such a
+    layer's setting is ``dict(eps=..., keep_batch=False)``.
     """
 
     name = 'hosvd'
@@ -72,8 +80,14 @@ class HOSVD(FinetuneMethod):
     def budget_options(self, options):
         return {**options, 'keep_batch': False}
 
+    def budget_setting(self, value):
+        return dict(eps=value, keep_batch=False)
+
     def set_layer_setting(self, module, value):
-        set_eps(module, value)
+        if isinstance(value, Mapping):
+            set_eps(module, value['eps'], value['keep_batch'])
+        else:
+            set_eps(module, value)
 
     def label(self, meta):
         solver = meta.get('solver')

@@ -12,7 +12,9 @@ error (each layer's relative error, or with ``criterion='whole'`` the
 squared error of the whole gradient) whose stored bytes fit the budget:
 ``budget_mb``, or the bytes that ``budget_of`` set on every layer stores
 on the same batches (for ``hosvd`` with ``keep_batch``, the bytes of the
-paper's HOSVD at that eps, measured beside the grid). The choice is
+paper's HOSVD at that eps, measured beside the grid; where no grid value
+fits those bytes, that setting joins the choices, so the allocation always
+fits, and the layers that take it are logged as a warning). The choice is
 set on the layers, logged, kept in the plan (``allocated``) and in
 MessageHub, so a resumed run takes it instead of measuring again. The
 measurement puts back the random state, the gradients, the buffers (a
@@ -111,6 +113,23 @@ class GradientAllocationSession(MethodSession):
         return Candidate(self.method.name, {**reference, setting: budget_of},
                          f'budget: {setting}={budget_of:g}')
 
+    def _warn_fallback(self, logger, reference: Candidate, chosen) -> None:
+        """Says which layers took the budget's own setting because no grid
+        value fitted the budget with the run's options."""
+        if logger is None:
+            return
+        given = ', '.join(
+            f'{key}={value!r}' for key, value in self.plan.options.items()
+            if key in reference.options and value != reference.options[key]
+            and key != self.method.per_layer)
+        fallen = [name for name, c in chosen.choices.items()
+                  if c.tag == reference.tag]
+        logger.warning(
+            f'allocation: no choice with {given} fits the budget (what '
+            f'{self.method.name} stores without it at '
+            f"{self.method.per_layer} {self.allocation['budget_of']:g}); "
+            f'{fallen} take that setting instead')
+
     def calibrate(self, model: nn.Module, inputs, logger=None,
                   data_batch=None) -> bool:
         """Adds one labelled batch; allocates when enough are measured.
@@ -151,24 +170,19 @@ class GradientAllocationSession(MethodSession):
         budget = (self.allocation['budget_mb'] * MB if budget_of is None else
                   uniform_bytes(errors, reference.tag if reference else
                                 tag_of[budget_of], groups))
-        errors = [e for e in errors if e.tag in value_of]
         criterion = self.allocation['criterion']
         try:
-            chosen = allocate(criterion_errors(errors, criterion), budget,
+            chosen = allocate(criterion_errors(
+                [e for e in errors if e.tag in value_of], criterion), budget,
                               groups=groups)
-        except ValueError as error:
+        except ValueError:
             if reference is None:
                 raise
-            given = ', '.join(
-                f'{key}={value!r}' for key, value in self.plan.options.items()
-                if key in reference.options
-                and value != reference.options[key]
-                and key != self.method.per_layer)
-            raise ValueError(
-                f'{error}; the budget is what {self.method.name} stores '
-                f'without {given} at {self.method.per_layer} {budget_of:g}:'
-                ' add lower values to allocate.grid or give '
-                'allocate.budget_mb') from None
+            # the reference, set on every layer, stores the budget exactly
+            chosen = allocate(criterion_errors(errors, criterion), budget,
+                              groups=groups)
+            value_of[reference.tag] = self.method.budget_setting(budget_of)
+            self._warn_fallback(logger, reference, chosen)
         settings = {name: value_of[c.tag]
                     for name, c in chosen.choices.items()}
         self.set_settings(model, settings)

@@ -1,6 +1,7 @@
 """HOSVD with the batch mode kept whole: the option reaches every
 compressed layer, names its runs, is checked, and an allocation with it
-takes the paper's HOSVD bytes as its budget."""
+takes the paper's HOSVD bytes as its budget (and its setting where
+nothing else fits)."""
 import pytest
 
 from mmseg_hosvd.engine import CompressConvHook
@@ -49,3 +50,22 @@ def test_the_budget_is_the_paper_hosvd_at_budget_of(keep_batch):
     assert reference.options['eps'] == 0.8
     assert reference.tag == 'budget: eps=0.8'
     assert all(c.options['keep_batch'] for c in session.candidates())
+
+
+def test_the_budget_setting_is_set_on_a_kept_batch_layer():
+    """An allocation that falls back to the budget's own setting on a
+    layer gives it eps and a truncated batch mode; a plain eps leaves the
+    batch mode as the run has it."""
+    model = build_model('deeplabv3')
+    plan = CompressConvHook(num_layers=5, keep_batch=True).apply(model)
+    hosvd = get_method('hosvd')
+    setting = hosvd.budget_setting(0.6)
+    assert setting == dict(eps=0.6, keep_batch=False)
+    first, second = (model.get_submodule(n) for n in plan.compressed[:2])
+    hosvd.set_layer_setting(first, setting)
+    hosvd.set_layer_setting(second, 0.7)
+    assert (first.eps, first.decomposition.eps) == (0.6, 0.6)
+    assert first.decomposition.keep_batch is False
+    assert (second.eps, second.decomposition.eps) == (0.7, 0.7)
+    assert second.decomposition.keep_batch is True
+    assert get_method('quantized').budget_setting(4) == 4
