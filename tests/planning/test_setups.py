@@ -97,13 +97,14 @@ def test_configs_the_planner_cannot_use_are_named():
     ('vanilla-exact-mb2', 'vanilla-mb2'),
     ('vanilla-exact-mb1', 'vanilla-mb1'),
     ('hosvd-eps0.8-lean-mb1', 'hosvd-eps0.8-lean-mb1'),
+    ('hosvd-eps-alloc0.8', 'hosvd-eps-alloc0.8-whole-keepbatch'),
     ('vanilla-exact-amp', 'vanilla-amp'),
     ('hosvd-eps0.8-lean-amp', 'hosvd-eps0.8-lean-amp'),
 ])
 def test_set_ups_are_the_protocol_rows(tmp_path, setup, row):
-    """Each exact, accumulation and mixed-precision set-up trains what
-    the protocol's row of that name trains (the exact reductions on, as
-    on every row)."""
+    """Each exact, accumulation and mixed-precision set-up, and the
+    allocation, trains what the protocol's row of that name trains (the
+    exact reductions on, as on every row)."""
     cfg, _ = written(tmp_path, get_setup(setup))
     row = Config.fromfile(config_path('deeplabv3', 'finetune', row, 5,
                                       root=CONFIGS))

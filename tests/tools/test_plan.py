@@ -14,8 +14,8 @@ from tools import plan
 
 from ..helpers import ROOT, tiny_runner_config
 
-SETUPS = ['vanilla', 'vanilla-exact', 'hosvd-eps0.8', 'hosvd-eps0.8-lean-mb1',
-          'vanilla-exact-amp']
+SETUPS = ['vanilla', 'vanilla-exact', 'hosvd-eps0.8', 'hosvd-eps-alloc0.8',
+          'hosvd-eps0.8-lean-mb1', 'vanilla-exact-amp']
 
 
 @pytest.fixture(scope='module')
@@ -43,7 +43,8 @@ def test_every_set_up_is_measured(planned, capsys):
         assert record['exact'] == get_setup(record['name']).exact
     errors = {r['name']: r['error'] for r in records}
     assert errors['vanilla'] == errors['vanilla-exact'] == 0.0
-    for hosvd in ('hosvd-eps0.8', 'hosvd-eps0.8-lean-mb1'):
+    for hosvd in ('hosvd-eps0.8', 'hosvd-eps-alloc0.8',
+                  'hosvd-eps0.8-lean-mb1'):
         assert 0 < errors[hosvd] < 5  # summed over the 5 layers
     # bfloat16 autocast, summed over the same layers: far below eps 0.8
     assert 0 < errors['vanilla-exact-amp'] < errors['hosvd-eps0.8'] / 5
