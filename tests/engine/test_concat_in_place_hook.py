@@ -55,6 +55,20 @@ def test_segformer_trains_the_same_with_less_in_its_head(method, tiny_data,
         'prefix1-chunkloss1-concat')
 
 
+@pytest.mark.parametrize('model_name', ['deeplabv3', 'pspnet', 'upernet'])
+def test_the_convolutional_heads_train_the_same(model_name, tiny_data,
+                                                tmp_path):
+    """ASPP, PSP (its frozen input read from the concatenation) and
+    UPerNet heads, behind the protocol's frozen prefix."""
+    _, plain = train(model_name, tmp_path / 'plain', tiny_data, False)
+    runner, concat = train(model_name, tmp_path / 'concat', tiny_data, True)
+    head = runner.model.decode_head
+    concat_head = CONCAT_HEADS[type(head)]
+    assert getattr(head, concat_head.attribute).func is concat_head.function
+    for name, value in plain['state_dict'].items():
+        assert torch.equal(concat['state_dict'][name], value), name
+
+
 def test_a_model_without_such_a_head_is_left_alone_with_a_warning(
         tiny_data, tmp_path):
     runner, _ = train('fcn', tmp_path, tiny_data, True)
