@@ -263,15 +263,31 @@ def concat_in_place_(model: nn.Module) -> List[str]:
     in-place concatenation.
 
     The head's method (:data:`CONCAT_HEADS`) is replaced on the instance
-    only; its class, parameters and state dict are untouched.
+    only; its class, parameters and state dict are untouched. Replacing it
+    again is a no-op.
 
     Returns:
         The names of the heads changed.
+
+    Raises:
+        ValueError: When something else already replaced that method on
+            the instance (activation checkpointing wraps a head's
+            ``forward``): replacing it would silently undo that.
     """
     names = []
     for name, module in model.named_modules():
         concat = CONCAT_HEADS.get(type(module))
         if concat is not None:
+            current = vars(module).get(concat.attribute)
+            if current is not None and not (
+                    isinstance(current, functools.partial)
+                    and current.func is concat.function):
+                raise ValueError(
+                    f'{name}.{concat.attribute} is already replaced on the '
+                    f'instance ({type(current).__name__}); write the '
+                    'branches into the concatenation before wrapping it '
+                    '(ConcatInPlaceHook runs before the NORMAL-priority '
+                    'hooks)')
             setattr(module, concat.attribute,
                     functools.partial(concat.function, module))
             names.append(name)

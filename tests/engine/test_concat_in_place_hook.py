@@ -6,18 +6,27 @@ from mmengine.runner import Runner
 
 from mmseg_hosvd.engine import ConcatInPlaceHook
 from mmseg_hosvd.protocol.reporting import checkpoint_record
-from mmseg_hosvd.reductions.concat_in_place import CONCAT_HEADS
+from mmseg_hosvd.reductions.activation_checkpoint import (
+    CheckpointedForward,
+    checkpoint_modules_,
+)
+from mmseg_hosvd.reductions.concat_in_place import (
+    CONCAT_HEADS,
+    concat_in_place_,
+    segformer_forward,
+)
 from mmseg_hosvd.reductions.describe import reductions_of, reductions_tag
 
-from ..helpers import model_config, tiny_runner_config
+from ..helpers import build_model, model_config, tiny_runner_config
 
 
-def train(model_name, work_dir, data, concat, method='vanilla'):
+def train(model_name, work_dir, data, concat, method='vanilla',
+          hooks=()):
     """Three iterations of the 5-layer protocol config, iteration 2
-    profiled; the hook added after the config's own."""
+    profiled; ``hooks`` and then the hook added after the config's own."""
     cfg = tiny_runner_config(model_name, str(work_dir), data, max_iters=3)
     cfg.custom_hooks = list(cfg.custom_hooks) + [
-        dict(type='StepPeakMemoryHook', iteration=2)]
+        dict(type='StepPeakMemoryHook', iteration=2)] + list(hooks)
     if method != 'vanilla':
         cfg.custom_hooks[0].update(method=method, bits=2)
     if concat:
@@ -55,6 +64,37 @@ def test_segformer_trains_the_same_with_less_in_its_head(method, tiny_data,
         'prefix1-chunkloss1-concat')
 
 
+def test_checkpointing_listed_first_wraps_the_new_forward(tiny_data,
+                                                         tmp_path):
+    """Both hooks change SegFormer's head ``forward``: whatever their order
+    in the config, the concatenation is written in place and the head is
+    recomputed in backward (neither undoes the other), with the weights
+    of checkpointing alone."""
+    checkpointed = [dict(type='ActivationCheckpointHook')]
+    _, alone = train('segformer', tmp_path / 'alone', tiny_data, False,
+                     hooks=checkpointed)
+    runner, both = train('segformer', tmp_path / 'both', tiny_data, True,
+                         hooks=checkpointed)
+    forward = runner.model.decode_head.forward
+    assert isinstance(forward, CheckpointedForward)
+    assert forward.forward.func is segformer_forward
+    for name, value in alone['state_dict'].items():
+        assert torch.equal(both['state_dict'][name], value), name
+
+
+def test_a_head_method_wrapped_before_is_not_replaced():
+    model = build_model('segformer')
+    checkpoint_modules_(model, ['decode_head'])
+    with pytest.raises(ValueError, match=r'decode_head.forward is already '
+                       r'replaced on the instance \(CheckpointedForward\); '
+                       'write the branches into the concatenation before '
+                       'wrapping it'):
+        concat_in_place_(model)
+    lean = build_model('segformer')
+    assert concat_in_place_(lean) == concat_in_place_(lean) == [
+        'decode_head']
+
+
 @pytest.mark.parametrize('model_name', ['deeplabv3', 'pspnet', 'upernet'])
 def test_the_convolutional_heads_train_the_same(model_name, tiny_data,
                                                 tmp_path):
@@ -76,8 +116,9 @@ def test_a_model_without_such_a_head_is_left_alone_with_a_warning(
     assert hook.heads == []
     with open(runner.logger.log_file) as f:
         log = f.read()
-    assert 'WARNING - ConcatInPlaceHook: the model has no head of type ' \
-        'ASPPHead, PSPHead, SegformerHead, UPerHead; nothing changed' in log
+    assert 'WARNING - ConcatInPlaceHook: the model has no head of exactly ' \
+        'the types ASPPHead, PSPHead, SegformerHead, UPerHead; nothing ' \
+        'changed' in log
 
 
 def test_the_protocol_configs_do_not_run_it():

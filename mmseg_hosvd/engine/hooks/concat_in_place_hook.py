@@ -24,10 +24,14 @@ class ConcatInPlaceHook(Hook):
     features), whatever the fine-tuning method. The lean region
     (``CompressConvHook(lean=True)``) already does this.
 
-    A model without such a head is left as it is, with a warning.
+    It runs before the ``NORMAL``-priority hooks, so that activation
+    checkpointing wraps the head's new method rather than being undone by
+    it. A model without a head of exactly those types (a subclass such as
+    DeepLabV3+'s has a forward of its own) is left as it is, with a
+    warning.
     """
 
-    priority = 'NORMAL'
+    priority = 'ABOVE_NORMAL'
 
     def __init__(self):
         self.heads: List[str] = []
@@ -41,5 +45,5 @@ class ConcatInPlaceHook(Hook):
         else:
             kinds = ', '.join(sorted(t.__name__ for t in CONCAT_HEADS))
             runner.logger.warning(
-                'ConcatInPlaceHook: the model has no head of type '
-                f'{kinds}; nothing changed')
+                'ConcatInPlaceHook: the model has no head of exactly the '
+                f'types {kinds}; nothing changed')
