@@ -19,16 +19,19 @@ from ..reductions.describe import baseline_tag
 from .comparison_table import difference_cell
 from .seed_statistics import baseline_of, vanilla_baselines
 
+#: The exact reductions every protocol row runs, left out of set-up names.
+PROTOCOL_REDUCTIONS = ('prefix', 'chunkloss')
 #: The budgets of the README's table, as fractions of vanilla's peak.
 BUDGETS = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5)
 
 
 def setup_name(row: dict) -> str:
     """A row's set-up: method and setting, and the reductions beyond the
-    exact ones that its vanilla baseline runs too (e.g.
-    'vanilla +mb1', 'hosvd lean eps=0.8')."""
+    frozen prefix and chunked loss that every protocol row runs (e.g.
+    'vanilla +mb1', 'hosvd lean eps=0.8', 'quantized bits=2 +concat')."""
     tag = row.get('reductions') or ''
-    common = set(baseline_tag(tag).split('-'))
+    common = {part for part in baseline_tag(tag).split('-')
+              if part.startswith(PROTOCOL_REDUCTIONS)}
     extra = '-'.join(p for p in tag.split('-') if p and p not in common)
     return ' '.join(filter(None, [row['method'], row['setting'],
                                   extra and f'+{extra}']))

@@ -103,3 +103,14 @@ def test_command_prints_the_decision_and_refuses_bad_budgets(
         compare.main([root + '/*', '--decision', '1.5'])
     assert ("--decision: a budget is a fraction of vanilla's whole-step "
             'peak in (0, 1], got 1.5') in capsys.readouterr().err
+
+
+@pytest.mark.parametrize('reductions, name', [
+    ('prefix1-chunkloss1', 'quantized bits=2'),
+    ('prefix1-chunkloss1-concat', 'quantized bits=2 +concat'),
+    ('mb1-prefix1-chunkloss1-concat', 'quantized bits=2 +mb1-concat'),
+])
+def test_a_set_up_names_the_reductions_beyond_the_protocol_s(reductions,
+                                                              name):
+    row = dict(method='quantized', setting='bits=2', reductions=reductions)
+    assert setup_name(row) == name
