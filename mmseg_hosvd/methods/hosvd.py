@@ -22,8 +22,14 @@ GRID = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 
 
 def set_eps(module, value: float, keep_batch: Optional[bool] = None) -> None:
-    """Sets a built HOSVD module's eps (an allocation's choice), and
-    whether it keeps the batch mode when ``keep_batch`` is not None."""
+    """Sets a built HOSVD module's eps (an allocation's choice).
+
+    Args:
+        module: A ``Conv2dHOSVD`` or ``LinearHOSVD``.
+        value: Its eps.
+        keep_batch: Whether it keeps the batch mode whole; None leaves
+            that as it is.
+    """
     module.eps = value
     kept = module.decomposition.keep_batch if keep_batch is None else \
         keep_batch

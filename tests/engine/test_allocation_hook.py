@@ -186,6 +186,8 @@ def test_a_kept_batch_mode_is_allocated_in_the_paper_hosvd_bytes(
     took = [name for name, value in results['allocated'].items()
             if value == paper]
     assert took and set(results['allocated']) == set(HEAD)
+    # the ASPP branches read one input: one setting for the group
+    assert len({repr(results['allocated'][name]) for name in ASPP}) == 1
     for name, value in results['allocated'].items():
         decomposition = runner.model.get_submodule(name).decomposition
         assert decomposition.keep_batch == (value != paper), name
@@ -200,6 +202,8 @@ def test_a_kept_batch_mode_is_allocated_in_the_paper_hosvd_bytes(
     for name in HEAD:
         assert resumed.model.get_submodule(name).decomposition.keep_batch \
             == (name not in took), name
+    assert f"allocation: resumed eps per layer {results['allocated']}" in \
+        logs(tmp_path / 'fallen')[-1]
     runner, kept = run(tmp_path / 'kept', tiny_data, max_iters=1,
                        keep_batch=True,
                        allocate=dict(budget_of=0.95, grid=[0.2, 0.95]))

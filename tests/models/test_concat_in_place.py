@@ -17,10 +17,10 @@ from mmseg_hosvd.utils.step_memory import transient_peak_bytes
 
 from ..helpers import build_model
 
-#: A protocol model for each lean head (UPerNet's at one resolution and at
-#: four).
-LEAN_HEAD_MODELS = ['deeplabv3', 'pspnet', 'segformer', 'upernet',
-                    'swin-upernet']
+#: A protocol model for each head with an in-place concatenation
+#: (UPerNet's at one resolution and at four).
+CONCAT_HEAD_MODELS = ['deeplabv3', 'pspnet', 'segformer', 'upernet',
+                      'swin-upernet']
 
 
 def features_in(model, batch=2, size=16):
@@ -52,7 +52,7 @@ def head_of(model_name, lean, eps=1.0):
 
 
 @pytest.mark.parametrize('frozen_input', [False, True])
-@pytest.mark.parametrize('model_name', LEAN_HEAD_MODELS)
+@pytest.mark.parametrize('model_name', CONCAT_HEAD_MODELS)
 def test_same_features_and_gradients_as_mmseg(model_name, frozen_input):
     model, _ = head_of(model_name, lean=False)
     model.double()
@@ -129,8 +129,8 @@ def test_backward_hands_out_slices_of_the_gradient():
                                    2 * grad[:, 16 * index:16 * (index + 1)])
 
 
-def test_the_lean_heads_are_swapped():
-    for model_name in LEAN_HEAD_MODELS:
+def test_the_lean_region_writes_its_heads_in_place():
+    for model_name in CONCAT_HEAD_MODELS:
         model, plan = head_of(model_name, lean=True)
         assert plan['lean_concat'] == ['decode_head']
         lean = CONCAT_HEADS[type(model.decode_head)]
