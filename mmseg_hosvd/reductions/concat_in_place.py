@@ -108,8 +108,9 @@ def concat_into(parts: List[Callable[[], torch.Tensor]],
     """``torch.cat([part() for part in parts], 1)``, one part alive at once.
 
     Each part is copied into its slice of one preallocated tensor (in the
-    first part's layout, channels-last or contiguous: :func:`_layout_of`)
-    and freed; backward gives each part its slice of the gradient, as
+    first part's layout, channels-last or contiguous: :func:`_layout_of`;
+    in the widest dtype of the parts so far, as ``torch.cat`` promotes
+    under autocast) and freed; backward gives each part its slice of the gradient, as
     ``torch.cat`` does (an in-place slice assignment would instead clone
     the whole gradient once per part).
 
@@ -139,6 +140,9 @@ def concat_into(parts: List[Callable[[], torch.Tensor]],
                 (piece.shape[0], sum(widths)) + tuple(piece.shape[2:]),
                 dtype=piece.dtype, device=piece.device,
                 memory_format=_layout_of(piece)))
+        wider = torch.promote_types(holder[0].dtype, piece.dtype)
+        if wider != holder[0].dtype:  # as torch.cat, in the widest dtype
+            holder[0] = holder[0].to(wider)
         tokens.append(_WriteSlot.apply(piece, holder, start))
         if share_frozen:
             share_copy_(piece, holder[0][:, start:start + width])

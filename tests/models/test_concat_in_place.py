@@ -220,3 +220,27 @@ def test_parts_of_mixed_layouts_give_the_values_of_torch_cat(
         torch.testing.assert_close(leaf.grad,
                                    2 * grad[:, 3 * index:3 * (index + 1)])
 
+
+
+@pytest.mark.parametrize('dtypes', [
+    (torch.bfloat16, torch.float32, torch.bfloat16),
+    (torch.float32, torch.bfloat16), (torch.bfloat16, torch.float16)])
+def test_parts_of_mixed_dtypes_are_concatenated_as_torch_cat_does(dtypes):
+    """Under autocast a head's branches can differ in dtype: the result has
+    ``torch.cat``'s promoted dtype and values, whichever part comes first,
+    and each part gets its slice of the gradient in its own dtype."""
+    gen = torch.Generator().manual_seed(0)
+    leaves = [torch.randn(2, 3, 4, 4, generator=gen).to(dtype)
+              .requires_grad_() for dtype in dtypes]
+    out = concat_into([lambda leaf=leaf: leaf * 2 for leaf in leaves],
+                      [3] * len(leaves))
+    expected = torch.cat([leaf * 2 for leaf in leaves], 1)
+    assert out.dtype == expected.dtype
+    torch.testing.assert_close(out, expected, rtol=0, atol=0)
+    grad = torch.randn(out.shape, generator=gen, dtype=out.dtype)
+    out.backward(grad)
+    for index, leaf in enumerate(leaves):
+        assert leaf.grad.dtype == leaf.dtype
+        torch.testing.assert_close(
+            leaf.grad, (2 * grad[:, 3 * index:3 * (index + 1)]).to(
+                leaf.dtype), rtol=0, atol=0)
