@@ -42,16 +42,16 @@ def test_segformer_trains_the_same_with_less_in_its_head(method, tiny_data,
                                                         tmp_path):
     plain, plain_ckpt = train('segformer', tmp_path / 'plain', tiny_data,
                               False, method)
-    lean, lean_ckpt = train('segformer', tmp_path / 'concat', tiny_data,
-                            True, method)
-    hook = next(h for h in lean.hooks if isinstance(h, ConcatInPlaceHook))
+    concat, concat_ckpt = train('segformer', tmp_path / 'concat',
+                                tiny_data, True, method)
+    hook = next(h for h in concat.hooks if isinstance(h, ConcatInPlaceHook))
     assert hook.heads == ['decode_head']
-    head = lean.model.decode_head
+    head = concat.model.decode_head
     assert head.forward.func is CONCAT_HEADS[type(head)].function
     for name, value in plain_ckpt['state_dict'].items():
-        assert torch.equal(lean_ckpt['state_dict'][name], value), name
+        assert torch.equal(concat_ckpt['state_dict'][name], value), name
     phases = [c['meta']['step_peak_memory']['phase_peaks_mb']
-              for c in (plain_ckpt, lean_ckpt)]
+              for c in (plain_ckpt, concat_ckpt)]
     # the four upsampled stage features (the tiny config's batch of 2, 32
     # channels at 16 x 16) are no longer kept beside their concatenation
     # while the fusion convolution runs
@@ -90,8 +90,8 @@ def test_a_head_method_wrapped_before_is_not_replaced():
                        'write the branches into the concatenation before '
                        'wrapping it'):
         concat_in_place_(model)
-    lean = build_model('segformer')
-    assert concat_in_place_(lean) == concat_in_place_(lean) == [
+    fresh = build_model('segformer')  # its own replacement again: a no-op
+    assert concat_in_place_(fresh) == concat_in_place_(fresh) == [
         'decode_head']
 
 
