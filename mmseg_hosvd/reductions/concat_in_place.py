@@ -110,9 +110,9 @@ def concat_into(parts: List[Callable[[], torch.Tensor]],
     Each part is copied into its slice of one preallocated tensor (in the
     first part's layout, channels-last or contiguous: :func:`_layout_of`;
     in the widest dtype of the parts so far, as ``torch.cat`` promotes
-    under autocast) and freed; backward gives each part its slice of the gradient, as
-    ``torch.cat`` does (an in-place slice assignment would instead clone
-    the whole gradient once per part).
+    under autocast) and freed; backward gives each part its slice of the
+    gradient, as ``torch.cat`` does (an in-place slice assignment would
+    instead clone the whole gradient once per part).
 
     Args:
         parts: Functions returning tensors of one shape but for dim 1,
