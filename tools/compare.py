@@ -37,7 +37,10 @@ layer count within each budget, a fraction of vanilla's whole-step peak
 mean mIoU difference to vanilla (one whose interval holds 0 counting as 0,
 exact rows first on a tie), with that difference, its interval, and its
 peak and step time against vanilla's
-(:mod:`mmseg_hosvd.protocol.decision_table`).
+(:mod:`mmseg_hosvd.protocol.decision_table`). Where the paths hold vanilla
+rows with different exact reductions (one with the in-place
+concatenation, one without), the fractions are of the one with the
+largest peak, for every row of that model and layer count.
 """
 import argparse
 import os

@@ -1,15 +1,20 @@
 """Which set-up to use for a memory budget, read off a comparison's rows.
 
 For each model and layer count, and each budget given as a fraction of
-vanilla's whole-step peak (the same model and layers with the same frozen
-prefix and chunked loss, in the same comparison), the choice is the row
-whose whole-step peak fits (``step_peak_ratio`` at most the fraction) with
-the highest mean mIoU difference to vanilla, paired by seed (vanilla's own
-is 0), a difference whose interval holds 0 counting as 0: the seeds do not
-tell it from vanilla. On a tie an exact row (vanilla's gradients:
+its reference vanilla's whole-step peak (:func:`reference_vanillas`: the
+vanilla row of that model and layer count, in the same comparison, with
+the largest peak), the choice is the row whose whole-step peak fits (at
+most the fraction of the reference's) with the highest mean mIoU
+difference to vanilla, paired by seed (vanilla's own is 0), a difference
+whose interval holds 0 counting as 0: the seeds do not tell it from
+vanilla. Each row's difference is to the vanilla row that runs its exact
+reductions (:func:`~.seed_statistics.baseline_of`); the fraction is of
+one peak per model and layer count, so that rows compared with different
+vanilla rows (one with the in-place concatenation, one without) are
+placed on one scale. On a tie an exact row (vanilla's gradients:
 accumulation, checkpointing) comes first, then the faster. The cell says
 what it costs: that difference with its 95% interval (``~``: it holds 0)
-and the whole-step peak and step time against vanilla's. A row without a
+and the whole-step peak and step time against the reference's. A row without a
 difference (no seed shared with vanilla) or without a whole-step peak is
 never chosen.
 """
@@ -44,6 +49,29 @@ def is_exact(row: dict) -> bool:
         row.get('reductions') or '').split('-')
 
 
+def reference_vanillas(rows: Sequence[dict]) -> Dict[Tuple[str, int], dict]:
+    """The vanilla row each model and layer count's budgets are fractions
+    of: of its vanilla baselines (:func:`~.seed_statistics.
+    vanilla_baselines`, one per set of exact reductions) with a whole-step
+    peak, the one with the largest (the plainest, as every exact reduction
+    lowers the peak or keeps it)."""
+    references: Dict[Tuple[str, int], dict] = {}
+    for row in vanilla_baselines(list(rows)).values():
+        key = (row['model'], row['layers'])
+        peak = row.get('step_peak_mb')
+        if peak is not None and (key not in references or
+                                 peak > references[key]['step_peak_mb']):
+            references[key] = row
+    return references
+
+
+def against(row: dict, reference: dict, key: str) -> Optional[float]:
+    """``row[key]`` as a fraction of ``reference[key]`` (e.g.
+    'step_peak_mb', 'step_time_s'); None where either is missing."""
+    value, base = row.get(key), reference.get(key)
+    return None if value is None or not base else value / base
+
+
 def _score(row: dict, vanilla: Dict[tuple, dict]) -> Optional[float]:
     """The difference to vanilla that the choice ranks by: 0 for vanilla
     and where the interval holds 0; None without a difference."""
@@ -56,38 +84,45 @@ def _score(row: dict, vanilla: Dict[tuple, dict]) -> Optional[float]:
 def choose(rows: Sequence[dict], model: str, layers: int,
            fraction: float) -> Optional[dict]:
     """The row of ``model`` at ``layers`` layers to use within ``fraction``
-    of vanilla's whole-step peak, or None when none fits.
+    of its reference vanilla's whole-step peak
+    (:func:`reference_vanillas`), or None when none fits or there is no
+    reference.
 
     Args:
         rows: Rows of :func:`~mmseg_hosvd.protocol.comparison.collect`.
         model: The model's name.
         layers: The layer count.
-        fraction: The budget, a fraction of vanilla's whole-step peak.
+        fraction: The budget, a fraction of the reference's whole-step
+            peak.
     """
+    reference = reference_vanillas(rows).get((model, layers))
+    if reference is None:
+        return None
     vanilla = vanilla_baselines(list(rows))
     fitting = []
     for row in rows:
-        ratio = row.get('step_peak_ratio')
+        ratio = against(row, reference, 'step_peak_mb')
         score = _score(row, vanilla)
         if (row['model'], row['layers']) != (model, layers) or (
                 ratio is None or score is None or ratio > fraction):
             continue
-        fitting.append((-score, not is_exact(row), row.get('time_ratio')
-                        or 1.0, ratio, len(fitting), row))
+        fitting.append((-score, not is_exact(row),
+                        against(row, reference, 'step_time_s') or 1.0,
+                        ratio, len(fitting), row))
     return min(fitting)[-1] if fitting else None
 
 
-def decision_cell(row: Optional[dict]) -> str:
+def decision_cell(row: Optional[dict], reference: dict) -> str:
     """A chosen row as '`set-up`: difference [interval], peak and time
-    against vanilla's'; '-' for none."""
+    against the reference vanilla's'; '-' for none."""
     if row is None:
         return '-'
     cost = difference_cell(row.get('mIoU_diff'))
     if row.get('mIoU_diff') is None:
         cost = 'vanilla'
-    time = row.get('time_ratio')
+    time = against(row, reference, 'step_time_s')
     return (f"`{setup_name(row)}`: {cost}, peak "
-            f"{row['step_peak_ratio']:.2f}x" +
+            f"{against(row, reference, 'step_peak_mb'):.2f}x" +
             (f', time {time:.2f}x' if time is not None else ''))
 
 
@@ -102,20 +137,19 @@ def check_budgets(budgets: Sequence[float]) -> None:
 
 def decision_table(rows: Sequence[dict],
                    budgets: Sequence[float] = BUDGETS) -> str:
-    """The choice for every model and layer count with a vanilla baseline
-    and every budget, as a Markdown table.
+    """The choice for every model and layer count with a reference vanilla
+    row (:func:`reference_vanillas`) and every budget, as a Markdown table.
 
     Raises:
         ValueError: For a budget that is not a number in (0, 1].
     """
     check_budgets(budgets)
-    keys: List[Tuple[str, int]] = sorted(
-        {(r['model'], r['layers']) for r in vanilla_baselines(list(rows))
-         .values()})
+    references = reference_vanillas(rows)
+    keys: List[Tuple[str, int]] = sorted(references)
     header = ['model', 'layers'] + [f'within {b:.2f}x' for b in budgets]
     lines = ['| ' + ' | '.join(header) + ' |', '|---' * len(header) + '|']
     for model, layers in keys:
-        cells = [decision_cell(choose(rows, model, layers, b))
-                 for b in budgets]
+        cells = [decision_cell(choose(rows, model, layers, b),
+                               references[model, layers]) for b in budgets]
         lines.append('| ' + ' | '.join([model, str(layers)] + cells) + ' |')
     return '\n'.join(lines)

@@ -4,18 +4,19 @@ vanilla's whole-step peak.
 
 Every model's rows share one plot in :mod:`.pareto_plot`; with a dozen
 set-ups on eight models their markers cannot be told apart. Here each
-model and layer count gets its own panel, on axes relative to its own
-vanilla row, and only the panel's rows on its front (no other row of the
-panel needs no more memory and loses no more mIoU, while better in one of
-the two) are numbered, joined and named under the panel; the others are
-grey dots. Within one panel this is the comparison's ``front`` column
-restricted to one layer count.
+model and layer count gets its own panel, on axes relative to its
+reference vanilla row (:func:`~.decision_table.reference_vanillas`, the
+scale of the decision table too), and only the panel's rows on its front
+(no other row of the panel needs no more memory and loses no more mIoU,
+while better in one of the two) are numbered, joined and named under the
+panel; the others are grey dots. Within one panel this is the
+comparison's ``front`` column restricted to one layer count.
 """
 import math
 import textwrap
 from typing import Dict, List, Tuple
 
-from .decision_table import setup_name
+from .decision_table import against, reference_vanillas, setup_name
 from .pareto_front import dominates_at
 from .seed_statistics import baseline_of, vanilla_baselines
 
@@ -27,11 +28,12 @@ NAME_WIDTH = 70
 
 def front_points(rows: List[dict]) -> Dict[Tuple[str, int], List[dict]]:
     """The points of each panel, by (model, layers), for the model and
-    layer counts with a vanilla row.
+    layer counts with a reference vanilla row
+    (:func:`~.decision_table.reference_vanillas`).
 
     Each point has ``name`` (:func:`setup_name`), ``ratio`` (whole-step
-    peak against vanilla's), ``diff`` (mean mIoU difference to vanilla,
-    paired by seed; 0 for vanilla), ``low`` and ``high`` (its 95%
+    peak against the reference's), ``diff`` (mean mIoU difference to
+    vanilla, paired by seed; 0 for vanilla), ``low`` and ``high`` (its 95%
     interval, None with one shared seed) and ``front`` (whether no other
     point of the panel dominates it). A row without a whole-step peak or
     without a seed shared with vanilla is left out. Points are sorted by
@@ -41,9 +43,11 @@ def front_points(rows: List[dict]) -> Dict[Tuple[str, int], List[dict]]:
         rows: Rows of :func:`~mmseg_hosvd.protocol.comparison.collect`.
     """
     vanilla = vanilla_baselines(rows)
+    references = reference_vanillas(rows)
     panels: Dict[Tuple[str, int], List[dict]] = {}
     for row in rows:
-        ratio = row.get('step_peak_ratio')
+        reference = references.get((row['model'], row['layers']))
+        ratio = reference and against(row, reference, 'step_peak_mb')
         diff = row.get('mIoU_diff')
         if baseline_of(row, vanilla) is row:
             diff = dict(mean=0.0, low=None, high=None)
@@ -93,8 +97,7 @@ def plot_front_panels(rows: List[dict], path: str) -> None:
         _draw_panel(ax, key, panels[key])
     for ax in list(axes.flat)[len(keys):]:
         ax.set_visible(False)
-    fig.supxlabel("whole-step peak / vanilla's (every row with the frozen "
-                  'prefix and chunked loss)')
+    fig.supxlabel("whole-step peak / the panel's vanilla's (its largest)")
     fig.supylabel('mIoU - vanilla (paired by seed; bars: 95% interval)')
     fig.tight_layout()
     fig.savefig(path, dpi=110)

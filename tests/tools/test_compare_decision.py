@@ -8,6 +8,7 @@ from mmseg_hosvd.protocol.decision_table import (
     decision_table,
     setup_name,
 )
+from mmseg_hosvd.protocol.front_panels import front_points
 from tools import compare
 
 from .test_compare import write_run
@@ -60,7 +61,7 @@ def test_the_most_accurate_fitting_row_is_chosen(rows, fraction, name):
 
 def test_ties_go_to_the_faster(rows):
     fast = dict(next(r for r in rows if setup_name(r) == 'vanilla +mb1'),
-                time_ratio=0.5, setting='fast')
+                step_time_s=0.1, setting='fast')
     assert choose(rows + [fast], 'pspnet', 5, 0.5) is fast
 
 
@@ -68,7 +69,7 @@ def test_exact_comes_first_where_the_seeds_tell_no_difference(rows):
     hosvd = next(r for r in rows if setup_name(r) == 'hosvd eps=0.8')
     # faster, smaller and +0.2 on average, but its interval holds 0
     noisy = dict(hosvd, method='quantized', setting='2 bits',
-                 step_peak_ratio=0.3, time_ratio=0.1,
+                 step_peak_mb=30.0, step_time_s=0.02,
                  mIoU_diff=dict(hosvd['mIoU_diff'], mean=0.2,
                                 contains_zero=True))
     assert setup_name(choose(rows + [noisy], 'pspnet', 5,
@@ -114,3 +115,32 @@ def test_a_set_up_names_the_reductions_beyond_the_protocol_s(reductions,
                                                               name):
     row = dict(method='quantized', setting='bits=2', reductions=reductions)
     assert setup_name(row) == name
+
+
+def test_rows_of_two_vanilla_baselines_are_placed_on_one_scale(
+        rows, tmp_path):
+    """A vanilla row with the in-place concatenation (90 MB) and a 2-bit
+    row compared with it (38 MB, -0.5 mIoU) beside the plain rows: both
+    are placed against the plain vanilla's 100 MB, not their own 90."""
+    root = tmp_path / 'concat'
+    concat = dict(EXACT, concat=True)
+    for seed, miou in VANILLA.items():
+        write_run(root, 'vanilla-l5', 'vanilla', 5, miou, 8.0, 20.0, 0.18,
+                  step_peak=90.0, seed=seed, reductions=concat)
+        write_run(root, 'qact2-l5', 'quantized', 5,
+                  miou - (0.5, 0.6, 0.4)[seed], 0.5, 12.0, 0.2, bits=2,
+                  group_size=64, step_peak=38.0, seed=seed, reductions=concat)
+    both = collect([str(tmp_path / '*'), str(root / '*')])[0]
+    assert setup_name(choose(both, 'pspnet', 5, 0.9)) == 'vanilla +concat'
+    two_bits = 'quantized 2 bits, groups of 64 +concat'
+    assert setup_name(choose(both, 'pspnet', 5, 0.38)) == two_bits
+    table = cells(decision_table(both, [0.9, 0.38]))
+    assert [(c['model'], c['layers']) for c in table] == [('pspnet', '5')]
+    assert table[0]['within 0.90x'] == ('`vanilla +concat`: vanilla, peak '
+                                        '0.90x, time 0.90x')
+    assert table[0]['within 0.38x'].endswith('peak 0.38x, time 1.00x')
+    points = {p['name']: p['ratio']
+              for p in front_points(both)[('pspnet', 5)]}
+    assert points['vanilla +concat'] == pytest.approx(0.9)
+    assert points[two_bits] == pytest.approx(0.38)
+    assert points['vanilla'] == 1.0
