@@ -16,11 +16,13 @@ from .gradient_error import (
     gradient_errors,
     merge_captures,
     relative_error,
+    whole_relative_error,
 )
 
 __all__ = [
     'Allocation', 'Candidate', 'CandidateError', 'LayerGradients',
     'allocate', 'candidate_error', 'capture_layer_gradients',
     'criterion_errors',
-    'gradient_errors', 'merge_captures', 'relative_error', 'uniform_bytes'
+    'gradient_errors', 'merge_captures', 'relative_error', 'uniform_bytes',
+    'whole_relative_error'
 ]

@@ -15,9 +15,11 @@ on the same batches (for ``hosvd`` with ``keep_batch``, the bytes of the
 paper's HOSVD at that eps, measured beside the grid; where no grid value
 fits those bytes, that setting joins the choices, so the allocation always
 fits, and the layers that take it are logged as a warning). The choice is
-set on the layers, logged, kept in the plan (``allocated``) and in
-MessageHub, so a resumed run takes it instead of measuring again. The
-measurement puts back the random state, the gradients, the buffers (a
+set on the layers, logged, kept in the plan (``allocated``, with the
+chosen settings' summed relative error ``allocation_relative_error`` and
+their whole gradient's ``allocation_whole_error``) and in MessageHub,
+so a resumed run takes it instead of measuring again. The measurement
+puts back the random state, the gradients, the buffers (a
 norm in training mode updates its statistics) and the randomized solvers'
 warm starts (:func:`~mmseg_hosvd.utils.untouched_training.training_untouched`),
 so training draws, normalises and steps as it would without it.
@@ -36,6 +38,7 @@ from .gradient_error import (
     capture_layer_gradients,
     gradient_errors,
     merge_captures,
+    whole_relative_error,
 )
 
 #: MessageHub runtime-info key of the allocated settings (kept on resume).
@@ -188,9 +191,12 @@ class GradientAllocationSession(MethodSession):
         self.set_settings(model, settings)
         self.plan.results['allocated_mb'] = chosen.stored_bytes / MB
         self.plan.results['allocation_error'] = chosen.error
-        relative = {(c.layer, c.tag): c.error for c in errors}
+        measured = {(c.layer, c.tag): c for c in errors}
+        picked = [measured[name, c.tag] for name, c in chosen.choices.items()]
         self.plan.results['allocation_relative_error'] = sum(
-            relative[name, c.tag] for name, c in chosen.choices.items())
+            c.error for c in picked)
+        self.plan.results['allocation_whole_error'] = whole_relative_error(
+            (c.error, c.gradient_norm) for c in picked)
         self.plan.results['allocation_budget_mb'] = budget / MB
         MessageHub.get_current_instance().update_info(ALLOCATED_KEY,
                                                       settings)
@@ -198,7 +204,9 @@ class GradientAllocationSession(MethodSession):
             logger.info(
                 f'allocation: {self.method.per_layer} per layer by weight-'
                 f"gradient error on {self.allocation['batches']} batch(es), "
-                f'criterion {criterion}, summed error {chosen.error:.4g}, '
+                f'criterion {criterion}, summed error {chosen.error:.4g} '
+                '(relative error of the whole gradient '
+                f"{self.plan.results['allocation_whole_error']:.4g}), "
                 'storing '
                 f'{chosen.stored_bytes / MB:.4f} of {budget / MB:.4f} MB: '
                 f'{settings}')

@@ -12,8 +12,18 @@ through the very module training would use, so what is measured is what
 training computes.
 """
 import copy
+import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    Iterable,
+    List,
+    Optional,
+    Sequence,
+    Tuple,
+)
 
 import torch
 from torch import nn
@@ -195,6 +205,30 @@ def relative_error(exact: torch.Tensor, approximate: torch.Tensor
         return None
     difference = torch.linalg.vector_norm((exact - approximate).double())
     return float(difference / norm)
+
+
+def whole_relative_error(parts: Iterable[Tuple[float, float]]
+                         ) -> Optional[float]:
+    """The relative error of several layers' weight gradients taken as one
+    vector, ``||dW - dW_hat|| / ||dW||`` over all of them, from each
+    layer's relative error and exact gradient norm: the square root of
+    ``sum (error * norm)^2 / sum norm^2``. A layer counts by its
+    gradient's size, as in the step the optimizer takes.
+
+    Args:
+        parts: ``(relative error, exact gradient norm)`` per layer.
+
+    Returns:
+        The whole gradient's relative error; None when every norm is 0 or
+        there are no parts.
+    """
+    squared_error = squared_norm = 0.0
+    for error, norm in parts:
+        squared_error += (error * norm)**2
+        squared_norm += norm**2
+    if squared_norm == 0:
+        return None
+    return math.sqrt(squared_error / squared_norm)
 
 
 def candidate_error(record: LayerGradients,

@@ -6,7 +6,7 @@ config with the set-up's overrides, for a few iterations from the user's
 checkpoint: the ``StepPeakMemoryHook`` profiles the second iteration, the
 later ones give the step time, and a compressed set-up's one value logs its
 weight-gradient error on the first batch (an allocation whose grid is that
-value).
+value), of the fine-tuned layers' gradients taken together.
 """
 import os
 import os.path as osp
@@ -150,7 +150,8 @@ def read_probe(checkpoint: str, setup: SetUp) -> Measured:
 
 
 def probe_error(meta: dict, setup: SetUp) -> Optional[float]:
-    """The summed relative weight-gradient error a probe measured.
+    """The relative weight-gradient error a probe measured, of the
+    fine-tuned layers' gradients taken as one vector.
 
     Args:
         meta: The probe's last checkpoint's meta.
@@ -158,20 +159,20 @@ def probe_error(meta: dict, setup: SetUp) -> Optional[float]:
 
     Returns:
         0 for an exact set-up; else the compressed layers' error (its
-        allocation's) plus, under autocast, autocast's
-        (``AutocastErrorHook``): the sum of the two bounds their joint
-        error, up to the norm each is relative to; None when a part was not
-        measured.
+        allocation's ``allocation_whole_error``) plus, under autocast,
+        autocast's (``AutocastErrorHook``'s ``whole_relative_error``): the
+        sum of the two bounds their joint error, both relative to the same
+        exact gradient; None when a part was not measured.
     """
     if setup.exact:
         return 0.0
     parts = []
     if setup.method != 'vanilla':
         parts.append((meta.get('finetune') or {}).get(
-            'allocation_relative_error'))
+            'allocation_whole_error'))
     if setup.autocast:
         parts.append((meta.get(AUTOCAST_ERROR_KEY) or {}).get(
-            'relative_error'))
+            'whole_relative_error'))
     if not parts or any(part is None for part in parts):
         return None
     return float(sum(parts))

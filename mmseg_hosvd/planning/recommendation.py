@@ -13,9 +13,10 @@ class Measured:
         peak_mb: Its whole-step peak memory (the most live at once during a
             training step over what was live before it).
         step_s: Median seconds of a training step after the profiled one.
-        error: Summed relative weight-gradient error of its fine-tuned
-            layers on the measured batch (0 for an exact set-up; None when
-            not measured).
+        error: Relative weight-gradient error of its fine-tuned layers'
+            gradients taken as one vector, ``||dW - dW_hat|| / ||dW||``
+            on the measured batch (0 for an exact set-up; None when not
+            measured).
     """
     name: str
     exact: bool

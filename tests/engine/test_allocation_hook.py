@@ -162,6 +162,12 @@ def test_the_whole_criterion_also_reports_the_layers_relative_errors(
         layers.plan.results['allocation_error'], rel=1e-6)
     assert whole.plan.results['allocation_error'] != pytest.approx(
         whole.plan.results['allocation_relative_error'])
+    # the error of the whole gradient, what the planner ranks set-ups by:
+    # the same choice gives the same, below the sum of the five layers'
+    together = whole.plan.results['allocation_whole_error']
+    assert together == pytest.approx(
+        layers.plan.results['allocation_whole_error'], rel=1e-6)
+    assert 0 < together < whole.plan.results['allocation_relative_error'] / 2
 
 
 def test_a_kept_batch_mode_is_allocated_in_the_paper_hosvd_bytes(

@@ -50,6 +50,9 @@ def test_the_error_is_recorded_per_fine_tuned_layer(tiny_data, tmp_path):
         assert 0 < error < 0.2
     assert meta['relative_error'] == pytest.approx(
         sum(meta['layers'].values()))
+    # the layers' gradients together: within the range of their own errors
+    assert min(meta['layers'].values()) <= meta['whole_relative_error'] <= (
+        max(meta['layers'].values()))
     assert runner.message_hub.get_info(AUTOCAST_ERROR_KEY) == meta
 
 

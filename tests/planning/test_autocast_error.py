@@ -41,22 +41,28 @@ def direct(model, loss, context, rng):
 def test_the_errors_are_the_relative_distance_of_the_two_gradients():
     model, layers, loss = setting()
     rng = torch.get_rng_state()
-    errors = autocast_gradient_errors(model, layers, loss, bfloat16)
+    measured = autocast_gradient_errors(model, layers, loss, bfloat16)
+    errors = measured.layers
     exact = direct(model, loss, contextlib.nullcontext, rng)
     mixed = direct(model, loss, bfloat16, rng)
     for name, want, got in zip(('0', '4'), exact, mixed, strict=True):
         assert errors[name] == pytest.approx(
             float((got - want).norm() / want.norm()), rel=1e-6)
         assert 0 < errors[name] < 0.05  # bfloat16 keeps ~3 digits
+    joined = [torch.cat([g.flatten() for g in grads])
+              for grads in (exact, mixed)]
+    assert measured.whole == pytest.approx(
+        float((joined[1] - joined[0]).norm() / joined[0].norm()), rel=1e-5)
 
 
 def test_without_autocast_the_error_is_zero():
     """The two backwards start from the same state: the same dropout mask,
     the same norm statistics."""
     model, layers, loss = setting()
-    errors = autocast_gradient_errors(model, layers, loss,
-                                      contextlib.nullcontext)
-    assert errors == {'0': 0.0, '4': 0.0}
+    measured = autocast_gradient_errors(model, layers, loss,
+                                        contextlib.nullcontext)
+    assert measured.layers == {'0': 0.0, '4': 0.0}
+    assert measured.whole == 0.0
 
 
 def test_the_model_is_left_as_it_was():

@@ -18,6 +18,7 @@ from mmseg_hosvd.planning import (
     gradient_errors,
     merge_captures,
     relative_error,
+    whole_relative_error,
 )
 
 from ..helpers import model_config
@@ -127,6 +128,34 @@ def test_relative_error_of_a_zero_gradient_is_none():
     zero = torch.zeros(3, 3)
     assert relative_error(zero, torch.ones(3, 3)) is None
     assert relative_error(torch.ones(3, 3), zero) == pytest.approx(1.0)
+
+
+def test_the_whole_gradient_s_error_is_that_of_the_layers_joined():
+    """Two layers of different sizes: the error of their weight gradients
+    taken as one vector, against the two reconstructions' gradients
+    concatenated; a layer counts by its gradient's size, not alike."""
+    differences, exacts, parts = [], [], []
+    for case, scale, eps in ((CASES[0], 1.0, 0.4), (CASES[3], 50.0, 0.95)):
+        conv, x = make_conv(case)
+        record = captured(conv, x)
+        record.grad_outputs[0] *= scale
+        got = candidate_error(record, Candidate('hosvd', dict(
+            eps=eps, solver='eigh')))
+        parts.append((got.error, got.gradient_norm))
+        x = record.inputs[0]
+        core, factors = hosvd(x, eps=eps, solver='eigh')
+        rebuilt = multi_mode_dot(core, factors, modes=list(range(x.dim())))
+        exact, approximate = (torch.autograd.grad(
+            conv(inputs), conv.weight, record.grad_outputs[0])[0].flatten()
+                              for inputs in (x, rebuilt))
+        differences.append(exact - approximate)
+        exacts.append(exact)
+    want = float(torch.cat(differences).norm() / torch.cat(exacts).norm())
+    assert whole_relative_error(parts) == pytest.approx(want, rel=1e-6)
+    assert whole_relative_error(parts) != pytest.approx(
+        sum(e for e, _ in parts) / 2, rel=1e-2)
+    assert whole_relative_error([(0.5, 0.0)]) is None
+    assert whole_relative_error([]) is None
 
 
 def test_bad_candidates_and_layers_are_named():

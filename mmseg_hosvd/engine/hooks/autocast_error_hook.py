@@ -43,8 +43,10 @@ class AutocastErrorHook(Hook):
     errors count them, or without one every trained convolution and Linear
     layer.
 
-    The record (``dtype``, ``relative_error``: the sum over the layers,
-    ``layers``: each layer's) is logged, kept in MessageHub (so a resumed
+    The record (``dtype``; ``whole_relative_error``: the layers' weight
+    gradients taken as one vector, what ``tools/plan.py`` ranks by;
+    ``relative_error``: the sum of the layers' own; ``layers``: each
+    layer's) is logged, kept in MessageHub (so a resumed
     run keeps it without measuring again) and written into every
     checkpoint's meta as ``autocast_gradient_error``. The measurement puts
     back what it changed, so training goes on as without it.
@@ -80,17 +82,21 @@ class AutocastErrorHook(Hook):
         layers = {name: model.get_submodule(name)
                   for name in fine_tuned_layers(runner, model)}
         wrapper = runner.optim_wrapper
-        errors = autocast_gradient_errors(
+        measured = autocast_gradient_errors(
             model, layers, batch_loss(model, data_batch),
             lambda: wrapper.optim_context(model))
+        errors = measured.layers
         self.record = dict(dtype=str(wrapper.dtype).replace('torch.', ''),
+                           whole_relative_error=measured.whole,
                            relative_error=sum(errors.values()),
                            layers=errors)
         runner.message_hub.update_info(AUTOCAST_ERROR_KEY, self.record)
+        whole = measured.whole
         runner.logger.info(
-            f"autocast ({self.record['dtype']}): summed relative weight-"
-            f"gradient error {self.record['relative_error']:.4g} over "
-            f'{len(errors)} layers: '
+            f"autocast ({self.record['dtype']}): relative weight-gradient "
+            f"error {'-' if whole is None else f'{whole:.4g}'} of the "
+            f'{len(errors)} layers together, '
+            f"{self.record['relative_error']:.4g} summed over them: "
             + ', '.join(f'{n} {e:.3g}' for n, e in errors.items()))
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
