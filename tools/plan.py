@@ -5,11 +5,12 @@ fine-tune), every set-up of ``mmseg_hosvd.planning.setups.SETUPS`` (or
 ``--setups``) runs a few real training iterations in a fresh
 ``tools/train.py`` process on the config's model, crop, batch and data,
 from ``--load-from`` (or the config's ``load_from``): its whole-step peak
-memory, its step time and, for a compressed set-up, the weight-gradient
-error of its fine-tuned layers on the first batch. The table says which
-fit ``--budget-mb``; among those whose step is within ``--time-factor``
-of the fastest fitting one's, the recommendation is the fastest exact
-set-up, else the one with the least gradient error.
+memory, its step time and, for a compressed set-up, the relative error
+of its fine-tuned layers' weight gradients, taken as one vector, on the
+first batch. The table says which fit ``--budget-mb``; among those whose
+step is within ``--time-factor`` of the fastest fitting one's, the
+recommendation is the fastest exact set-up, else the one with the least
+gradient error.
 ``--out`` writes it as a config for ``tools/train.py``. A set-up whose
 probe fails or runs past ``--timeout`` is reported and left out.
 ``--jobs N`` runs N probes at a time, each on an Nth of the CPUs: the
