@@ -24,7 +24,10 @@ at vanilla's mean plus that difference, so that a row run on fewer seeds is
 not placed by their luck): no other row of that model needs no
 more memory and reaches no lower mIoU while better in one of the two; the
 step-peak plot rings these rows, and ``--front-plot`` draws one panel per
-model and layer count, relative to its vanilla row, with these rows named.
+model and layer count, relative to its reference vanilla row (of its
+vanilla rows, the one with the largest whole-step peak), with these rows
+named. The table's ratio columns are each row's against its own vanilla
+row (the one with its exact reductions).
 
 A second table follows for the models with vanilla rows: the calibrated
 mIoU (the last validation of a ``*_calib_*`` work dir among the paths),

@@ -17,7 +17,8 @@ fits those bytes, that setting joins the choices, so the allocation always
 fits, and the layers that take it are logged as a warning). The choice is
 set on the layers, logged, kept in the plan (``allocated``, with the
 chosen settings' summed relative error ``allocation_relative_error`` and
-their whole gradient's ``allocation_whole_error``) and in MessageHub,
+their whole gradient's ``allocation_whole_error``, from the means over
+the measured batches when there are several) and in MessageHub,
 so a resumed run takes it instead of measuring again. The measurement
 puts back the random state, the gradients, the buffers (a
 norm in training mode updates its statistics) and the randomized solvers'
@@ -191,12 +192,13 @@ class GradientAllocationSession(MethodSession):
         self.set_settings(model, settings)
         self.plan.results['allocated_mb'] = chosen.stored_bytes / MB
         self.plan.results['allocation_error'] = chosen.error
-        measured = {(c.layer, c.tag): c for c in errors}
-        picked = [measured[name, c.tag] for name, c in chosen.choices.items()]
+        by_key = {(c.layer, c.tag): c for c in errors}
+        picked = [by_key[name, c.tag] for name, c in chosen.choices.items()]
         self.plan.results['allocation_relative_error'] = sum(
             c.error for c in picked)
-        self.plan.results['allocation_whole_error'] = whole_relative_error(
-            (c.error, c.gradient_norm) for c in picked)
+        whole = whole_relative_error((c.error, c.gradient_norm)
+                                     for c in picked)
+        self.plan.results['allocation_whole_error'] = whole
         self.plan.results['allocation_budget_mb'] = budget / MB
         MessageHub.get_current_instance().update_info(ALLOCATED_KEY,
                                                       settings)
@@ -206,7 +208,7 @@ class GradientAllocationSession(MethodSession):
                 f"gradient error on {self.allocation['batches']} batch(es), "
                 f'criterion {criterion}, summed error {chosen.error:.4g} '
                 '(relative error of the whole gradient '
-                f"{self.plan.results['allocation_whole_error']:.4g}), "
+                f"{'-' if whole is None else f'{whole:.4g}'}), "
                 'storing '
                 f'{chosen.stored_bytes / MB:.4f} of {budget / MB:.4f} MB: '
                 f'{settings}')

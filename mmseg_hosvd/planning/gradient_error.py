@@ -213,7 +213,9 @@ def whole_relative_error(parts: Iterable[Tuple[float, float]]
     vector, ``||dW - dW_hat|| / ||dW||`` over all of them, from each
     layer's relative error and exact gradient norm: the square root of
     ``sum (error * norm)^2 / sum norm^2``. A layer counts by its
-    gradient's size, as in the step the optimizer takes.
+    gradient's size, as in the step the optimizer takes. Exact for one
+    batch; from :func:`candidate_error`'s means over several batches, an
+    approximation of the batches' own errors.
 
     Args:
         parts: ``(relative error, exact gradient norm)`` per layer.

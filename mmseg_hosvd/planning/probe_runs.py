@@ -159,10 +159,12 @@ def probe_error(meta: dict, setup: SetUp) -> Optional[float]:
 
     Returns:
         0 for an exact set-up; else the compressed layers' error (its
-        allocation's ``allocation_whole_error``) plus, under autocast,
-        autocast's (``AutocastErrorHook``'s ``whole_relative_error``): the
-        sum of the two bounds their joint error, both relative to the same
-        exact gradient; None when a part was not measured.
+        allocation's ``allocation_whole_error``, relative to the exact
+        gradient) plus, under autocast, autocast's
+        (``AutocastErrorHook``'s ``whole_relative_error``, relative to the
+        float32 gradient of the run's layers, compressed where the run
+        compresses): the sum bounds their joint error up to the product
+        of the two; None when a part was not measured.
     """
     if setup.exact:
         return 0.0

@@ -53,8 +53,7 @@ def reference_vanillas(rows: Sequence[dict]) -> Dict[Tuple[str, int], dict]:
     """The vanilla row each model and layer count's budgets are fractions
     of: of its vanilla baselines (:func:`~.seed_statistics.
     vanilla_baselines`, one per set of exact reductions) with a whole-step
-    peak, the one with the largest (the plainest, as every exact reduction
-    lowers the peak or keeps it)."""
+    peak, the one with the largest."""
     references: Dict[Tuple[str, int], dict] = {}
     for row in vanilla_baselines(list(rows)).values():
         key = (row['model'], row['layers'])

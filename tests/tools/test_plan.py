@@ -33,9 +33,15 @@ def planned(tiny_data, tmp_path_factory):
         return config, json.load(f), out, tmp, code
 
 
+def probe_meta(tmp, name):
+    """The last checkpoint's meta of the probe of set-up ``name``."""
+    return torch.load(str(tmp / 'probes' / name / 'iter_3.pth'),
+                      weights_only=False, map_location='cpu')['meta']
+
+
 def test_every_set_up_is_measured(planned, capsys):
     """Two probes at a time, reported in the order asked for."""
-    _, records, _, _, code = planned
+    _, records, _, tmp, code = planned
     assert code == 0
     assert [r['name'] for r in records] == SETUPS
     for record in records:
@@ -45,8 +51,16 @@ def test_every_set_up_is_measured(planned, capsys):
     assert errors['vanilla'] == errors['vanilla-exact'] == 0.0
     for hosvd in ('hosvd-eps0.8', 'hosvd-eps-alloc0.8',
                   'hosvd-eps0.8-lean-mb1'):
-        assert 0 < errors[hosvd] < 5  # summed over the 5 layers
-    # bfloat16 autocast, summed over the same layers: far below eps 0.8
+        # the whole gradient's error, below the sum of the 5 layers' own
+        finetune = probe_meta(tmp, hosvd)['finetune']
+        assert errors[hosvd] == pytest.approx(
+            finetune['allocation_whole_error'], rel=1e-9)
+        assert 0 < errors[hosvd] < finetune['allocation_relative_error']
+    # bfloat16 autocast, over the same layers: far below eps 0.8
+    autocast = probe_meta(tmp, 'vanilla-exact-amp')[
+        'autocast_gradient_error']
+    assert errors['vanilla-exact-amp'] == pytest.approx(
+        autocast['whole_relative_error'], rel=1e-9)
     assert 0 < errors['vanilla-exact-amp'] < errors['hosvd-eps0.8'] / 5
 
 

@@ -24,8 +24,8 @@ def fine_tuned_layers(runner, model) -> List[str]:
 
     Returns:
         The fine-tuned layers of the run's ``CompressConvHook`` plan (those
-        the compressed methods' errors sum over), else every convolution
-        and Linear layer that trains.
+        the compressed methods' errors are measured on), else every
+        convolution and Linear layer that trains.
     """
     for hook in runner.hooks:
         if isinstance(hook, CompressConvHook) and hook.plan is not None:
@@ -41,7 +41,9 @@ class AutocastErrorHook(Hook):
     (:func:`~mmseg_hosvd.planning.autocast_error.autocast_gradient_errors`):
     the layers of the ``CompressConvHook`` plan, as the compressed methods'
     errors count them, or without one every trained convolution and Linear
-    layer.
+    layer. Both backwards run the layers as the run has them, so in a
+    compressed run the reference is the compressed layers' float32
+    gradient.
 
     The record (``dtype``; ``whole_relative_error``: the layers' weight
     gradients taken as one vector, what ``tools/plan.py`` ranks by;
