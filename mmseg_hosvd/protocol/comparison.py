@@ -17,7 +17,7 @@ from typing import List, Optional, Sequence, Tuple
 
 from ..methods import FinetuneMethod, get_method
 from ..reductions.describe import reductions_tag
-from .comparison_table import COLUMNS, markdown_table, write_csv
+from .comparison_table import COLUMNS, against, markdown_table, write_csv
 from .matrix import MODEL_CONFIGS
 from .pareto_front import mark_front
 from .seed_statistics import (
@@ -143,12 +143,6 @@ def load_run(work_dir: str) -> Tuple[Optional[dict], Optional[str]]:
     return row, None
 
 
-def _ratio(value, base):
-    if value is None or not base:
-        return None
-    return value / base
-
-
 def add_ratios(rows: List[dict]) -> None:
     """Ratios of memory and step time to each row's vanilla baseline: the
     same model and layers with the same exact reductions and no other
@@ -160,13 +154,10 @@ def add_ratios(rows: List[dict]) -> None:
             row.update(analytical_ratio=None, measured_ratio=None,
                        step_peak_ratio=None, time_ratio=None)
             continue
-        row['analytical_ratio'] = _ratio(row['analytical_peak_mb'],
-                                         base['analytical_peak_mb'])
-        row['measured_ratio'] = _ratio(row['measured_peak_mb'],
-                                       base['measured_peak_mb'])
-        row['step_peak_ratio'] = _ratio(row['step_peak_mb'],
-                                        base['step_peak_mb'])
-        row['time_ratio'] = _ratio(row['step_time_s'], base['step_time_s'])
+        row['analytical_ratio'] = against(row, base, 'analytical_peak_mb')
+        row['measured_ratio'] = against(row, base, 'measured_peak_mb')
+        row['step_peak_ratio'] = against(row, base, 'step_peak_mb')
+        row['time_ratio'] = against(row, base, 'step_time_s')
 
 
 def collect(paths: Sequence[str]) -> Tuple[List[dict], List[Tuple[str, str]]]:

@@ -30,6 +30,14 @@ DIFF_HEADER = (f'mIoU - vanilla, mean [95% interval paired by seed] '
 FRONT_CELLS = {True: 'yes', False: 'no', None: '-'}
 
 
+def against(row: dict, reference: dict, key: str) -> Optional[float]:
+    """``row[key]`` as a fraction of ``reference[key]`` (e.g.
+    'step_peak_mb', 'step_time_s'); None where either is missing or the
+    reference's is 0."""
+    value, base = row.get(key), reference.get(key)
+    return None if value is None or not base else value / base
+
+
 def _fmt(value, digits=2):
     if value is None:
         return '-'

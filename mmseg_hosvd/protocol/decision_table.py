@@ -21,7 +21,7 @@ never chosen.
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from ..reductions.describe import baseline_tag
-from .comparison_table import difference_cell
+from .comparison_table import against, difference_cell
 from .seed_statistics import baseline_of, vanilla_baselines
 
 #: The exact reductions every protocol row runs, left out of set-up names.
@@ -62,13 +62,6 @@ def reference_vanillas(rows: Sequence[dict]) -> Dict[Tuple[str, int], dict]:
                                  peak > references[key]['step_peak_mb']):
             references[key] = row
     return references
-
-
-def against(row: dict, reference: dict, key: str) -> Optional[float]:
-    """``row[key]`` as a fraction of ``reference[key]`` (e.g.
-    'step_peak_mb', 'step_time_s'); None where either is missing."""
-    value, base = row.get(key), reference.get(key)
-    return None if value is None or not base else value / base
 
 
 def _score(row: dict, vanilla: Dict[tuple, dict]) -> Optional[float]:

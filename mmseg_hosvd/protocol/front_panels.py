@@ -16,7 +16,8 @@ import math
 import textwrap
 from typing import Dict, List, Tuple
 
-from .decision_table import against, reference_vanillas, setup_name
+from .comparison_table import against
+from .decision_table import reference_vanillas, setup_name
 from .pareto_front import dominates_at
 from .seed_statistics import baseline_of, vanilla_baselines
 
