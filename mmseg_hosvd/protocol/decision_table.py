@@ -127,10 +127,20 @@ def check_budgets(budgets: Sequence[float]) -> None:
                              f'step peak in (0, 1], got {budget!r}')
 
 
+def unplaced(rows: Sequence[dict]) -> List[Tuple[str, int]]:
+    """The (model, layers) of ``rows`` that have no reference vanilla
+    (:func:`reference_vanillas`: no vanilla baseline with a whole-step
+    peak), whose rows no budget can place, sorted."""
+    references = reference_vanillas(rows)
+    return sorted({(r['model'], r['layers']) for r in rows} - set(references))
+
+
 def decision_table(rows: Sequence[dict],
                    budgets: Sequence[float] = BUDGETS) -> str:
     """The choice for every model and layer count with a reference vanilla
-    row (:func:`reference_vanillas`) and every budget, as a Markdown table.
+    row (:func:`reference_vanillas`) and every budget, as a Markdown table,
+    followed by a line naming the model and layer counts without one
+    (:func:`unplaced`), where there are any.
 
     Raises:
         ValueError: For a budget that is not a number in (0, 1].
@@ -144,4 +154,9 @@ def decision_table(rows: Sequence[dict],
         cells = [decision_cell(choose(rows, model, layers, b),
                                references[model, layers]) for b in budgets]
         lines.append('| ' + ' | '.join([model, str(layers)] + cells) + ' |')
+    missing = unplaced(rows)
+    if missing:
+        lines.append('\nNot placed, no vanilla row with a whole-step peak: ' +
+                     ', '.join(f'{m} at {n} layers' for m, n in missing) +
+                     '.')
     return '\n'.join(lines)

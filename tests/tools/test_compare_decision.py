@@ -81,8 +81,14 @@ def test_exact_comes_first_where_the_seeds_tell_no_difference(rows):
     assert choose(rows + [better], 'pspnet', 5, 0.5) is better
 
 
+def table_cells(rows, budgets):
+    """The decision table's cells, and the lines after it."""
+    table, _, after = decision_table(rows, budgets).partition('\n\n')
+    return cells(table), after
+
+
 def test_the_table_has_a_row_per_vanilla_baseline(rows):
-    table = cells(decision_table(rows, [1.0, 0.44, 0.2]))
+    table, after = table_cells(rows, [1.0, 0.44, 0.2])
     assert [(c['model'], c['layers']) for c in table] == [('pspnet', '5')]
     assert table[0]['within 1.00x'] == ('`vanilla`: vanilla, peak 1.00x, '
                                         'time 1.00x')
@@ -91,6 +97,20 @@ def test_the_table_has_a_row_per_vanilla_baseline(rows):
         f'`hosvd eps=0.8`: {mean:+.2f} [{low:+.2f}, {high:+.2f}] ~, peak '
         '0.40x, time 1.10x')
     assert table[0]['within 0.20x'] == '-'
+    assert after == ('Not placed, no vanilla row with a whole-step peak: '
+                     'pspnet at 10 layers.')
+
+
+def test_a_model_whose_vanilla_has_no_peak_is_named(rows):
+    """Its rows cannot be placed on a budget; the table says so instead of
+    leaving the model out."""
+    without_peak = [dict(r, step_peak_mb=None) if r['model'] == 'pspnet'
+                    and r['layers'] == 5 and r['method'] == 'vanilla'
+                    else r for r in rows]
+    table, after = table_cells(without_peak, [1.0])
+    assert table == []
+    assert after == ('Not placed, no vanilla row with a whole-step peak: '
+                     'pspnet at 5 layers, pspnet at 10 layers.')
 
 
 def test_command_prints_the_decision_and_refuses_bad_budgets(
@@ -134,7 +154,7 @@ def test_rows_of_two_vanilla_baselines_are_placed_on_one_scale(
     assert setup_name(choose(both, 'pspnet', 5, 0.9)) == 'vanilla +concat'
     two_bits = 'quantized 2 bits, groups of 64 +concat'
     assert setup_name(choose(both, 'pspnet', 5, 0.38)) == two_bits
-    table = cells(decision_table(both, [0.9, 0.38]))
+    table, _ = table_cells(both, [0.9, 0.38])
     assert [(c['model'], c['layers']) for c in table] == [('pspnet', '5')]
     assert table[0]['within 0.90x'] == ('`vanilla +concat`: vanilla, peak '
                                         '0.90x, time 0.90x')
