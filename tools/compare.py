@@ -26,8 +26,10 @@ more memory and reaches no lower mIoU while better in one of the two; the
 step-peak plot rings these rows, and ``--front-plot`` draws one panel per
 model and layer count, relative to its reference vanilla row (of its
 vanilla rows, the one with the largest whole-step peak), with these rows
-named. The table's ratio columns are each row's against its own vanilla
-row (the one with its exact reductions).
+named; a model and layer count without a vanilla row with a whole-step
+peak gets no panel, and a line on stderr says so. The table's ratio
+columns are each row's against its own vanilla row (the one with its exact
+reductions).
 
 A second table follows for the models with vanilla rows: the calibrated
 mIoU (the last validation of a ``*_calib_*`` work dir among the paths),
@@ -43,7 +45,9 @@ peak and step time against vanilla's
 (:mod:`mmseg_hosvd.protocol.decision_table`). Where the paths hold vanilla
 rows with different exact reductions (one with the in-place
 concatenation, one without), the fractions are of the one with the
-largest peak, for every row of that model and layer count.
+largest peak, for every row of that model and layer count. A line under
+the table names the model and layer counts it cannot place (no vanilla row
+with a whole-step peak).
 """
 import argparse
 import os
@@ -61,6 +65,7 @@ from mmseg_hosvd.protocol.decision_table import (
     BUDGETS,
     check_budgets,
     decision_table,
+    unplaced,
 )
 from mmseg_hosvd.protocol.fine_tuning_gain import (
     calibrations,
@@ -141,6 +146,9 @@ def main(argv=None):
         except ValueError as error:
             print(f'--front-plot: {error}', file=sys.stderr)
             return 1
+        for model, layers in unplaced(rows):
+            print(f'--front-plot: no panel for {model} at {layers} layers '
+                  '(no vanilla row with a whole-step peak)', file=sys.stderr)
     return 0
 
 

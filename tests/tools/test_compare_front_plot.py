@@ -48,12 +48,15 @@ def test_the_front_is_the_comparison_s_at_one_layer_count(
     assert front['vanilla-mb1-l5'] and front['hosvd-l5']
 
 
-def test_command_writes_the_panels(rows, tmp_path):  # noqa: F811
+def test_command_writes_the_panels(rows, tmp_path, capsys):  # noqa: F811
     root = rows[0]['work_dir'].split(';')[0].rsplit('/', 2)[0]
     path = tmp_path / 'out' / 'front.png'
     assert compare.main([root + '/*', '--front-plot', str(path)]) == 0
     height, width, _ = matplotlib.image.imread(str(path)).shape
     assert width > 300 and height > 300
+    # the 10-layer row has no vanilla to be placed against: said, not lost
+    assert ('--front-plot: no panel for pspnet at 10 layers (no vanilla row '
+            'with a whole-step peak)') in capsys.readouterr().err
 
 
 def test_rows_without_a_vanilla_to_compare_with_are_refused(
