@@ -65,6 +65,7 @@ from mmseg_hosvd.protocol.decision_table import (
     BUDGETS,
     check_budgets,
     decision_table,
+    layers_phrase,
     unplaced,
 )
 from mmseg_hosvd.protocol.fine_tuning_gain import (
@@ -147,8 +148,9 @@ def main(argv=None):
             print(f'--front-plot: {error}', file=sys.stderr)
             return 1
         for model, layers in unplaced(rows):
-            print(f'--front-plot: no panel for {model} at {layers} layers '
-                  '(no vanilla row with a whole-step peak)', file=sys.stderr)
+            print(f'--front-plot: no panel for {model} '
+                  f'{layers_phrase(layers)} (no vanilla row with a whole-'
+                  'step peak)', file=sys.stderr)
     return 0
 
 

@@ -127,12 +127,25 @@ def check_budgets(budgets: Sequence[float]) -> None:
                              f'step peak in (0, 1], got {budget!r}')
 
 
-def unplaced(rows: Sequence[dict]) -> List[Tuple[str, int]]:
+def by_model_and_layers(key: Tuple[str, Optional[int]]) -> tuple:
+    """Sort key of a (model, layers) pair whose layer count may be
+    unknown (None, sorted first)."""
+    return key[0], key[1] or 0
+
+
+def unplaced(rows: Sequence[dict]) -> List[Tuple[str, Optional[int]]]:
     """The (model, layers) of ``rows`` that have no reference vanilla
     (:func:`reference_vanillas`: no vanilla baseline with a whole-step
     peak), whose rows no budget can place, sorted."""
     references = reference_vanillas(rows)
-    return sorted({(r['model'], r['layers']) for r in rows} - set(references))
+    return sorted({(r['model'], r['layers']) for r in rows} - set(references),
+                  key=by_model_and_layers)
+
+
+def layers_phrase(layers: Optional[int]) -> str:
+    """'at 5 layers', or 'at an unknown layer count' for None."""
+    return ('at an unknown layer count' if layers is None else
+            f'at {layers} layers')
 
 
 def decision_table(rows: Sequence[dict],
@@ -147,7 +160,7 @@ def decision_table(rows: Sequence[dict],
     """
     check_budgets(budgets)
     references = reference_vanillas(rows)
-    keys: List[Tuple[str, int]] = sorted(references)
+    keys = sorted(references, key=by_model_and_layers)
     header = ['model', 'layers'] + [f'within {b:.2f}x' for b in budgets]
     lines = ['| ' + ' | '.join(header) + ' |', '|---' * len(header) + '|']
     for model, layers in keys:
@@ -157,6 +170,7 @@ def decision_table(rows: Sequence[dict],
     missing = unplaced(rows)
     if missing:
         lines.append('\nNot placed, no vanilla row with a whole-step peak: ' +
-                     ', '.join(f'{m} at {n} layers' for m, n in missing) +
+                     ', '.join(f'{m} {layers_phrase(n)}'
+                               for m, n in missing) +
                      '.')
     return '\n'.join(lines)

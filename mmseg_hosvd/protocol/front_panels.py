@@ -17,7 +17,11 @@ import textwrap
 from typing import Dict, List, Tuple
 
 from .comparison_table import against
-from .decision_table import reference_vanillas, setup_name
+from .decision_table import (
+    by_model_and_layers,
+    reference_vanillas,
+    setup_name,
+)
 from .pareto_front import dominates_at
 from .seed_statistics import baseline_of, vanilla_baselines
 
@@ -88,7 +92,7 @@ def plot_front_panels(rows: List[dict], path: str) -> None:
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
 
-    keys = sorted(panels)
+    keys = sorted(panels, key=by_model_and_layers)
     columns = min(COLUMNS, len(keys))
     lines = math.ceil(len(keys) / columns)
     fig, axes = plt.subplots(lines, columns, figsize=(4.4 * columns,

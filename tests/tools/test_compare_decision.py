@@ -8,7 +8,10 @@ from mmseg_hosvd.protocol.decision_table import (
     decision_table,
     setup_name,
 )
-from mmseg_hosvd.protocol.front_panels import front_points
+from mmseg_hosvd.protocol.front_panels import (
+    front_points,
+    plot_front_panels,
+)
 from tools import compare
 
 from .test_compare import write_run
@@ -164,3 +167,28 @@ def test_rows_of_two_vanilla_baselines_are_placed_on_one_scale(
     assert points['vanilla +concat'] == pytest.approx(0.9)
     assert points[two_bits] == pytest.approx(0.38)
     assert points['vanilla'] == 1.0
+
+
+def test_rows_of_an_unknown_layer_count_sort_beside_known_ones(
+        rows, tmp_path):
+    """A run whose config has no -lN tag and whose plan no layer count
+    (layers None) beside 5- and 10-layer rows of the same model: the table
+    and the panels sort them (None first) instead of failing to compare
+    None with an int."""
+    root = tmp_path / 'untagged'
+    write_run(root, 'vanilla', 'vanilla', None, 70.0, 8.0, 20.0, 0.2,
+              step_peak=100.0, seed=0, reductions=EXACT)
+    write_run(root, 'hosvd', 'hosvd', None, 69.0, 0.5, 12.0, 0.22, eps=0.8,
+              step_peak=40.0, seed=0, reductions=EXACT)
+    write_run(root, 'hosvd-mine', 'hosvd', None, 69.0, 0.5, 12.0, 0.22,
+              eps=0.8, step_peak=40.0, seed=0, reductions=EXACT,
+              model_prefix='fcn_r18-d8')
+    both = collect([str(tmp_path / '*'), str(root / '*')])[0]
+    table, after = table_cells(both, [1.0])
+    assert [(c['model'], c['layers']) for c in table] == [('pspnet', 'None'),
+                                                           ('pspnet', '5')]
+    assert after == ('Not placed, no vanilla row with a whole-step peak: '
+                     'fcn at an unknown layer count, pspnet at 10 layers.')
+    assert set(front_points(both)) == {('pspnet', None), ('pspnet', 5)}
+    plot_front_panels(both, str(tmp_path / 'front.png'))
+    assert (tmp_path / 'front.png').stat().st_size > 0
