@@ -14,6 +14,7 @@ from .decomposition_settings import (
     DecompositionSettings,
     check_keep_batch,
     check_seed,
+    check_spatial_eps,
 )
 from .gradient_filter_conv import check_radius, gradient_filter_conv2d
 from .hosvd_conv import (
@@ -82,7 +83,8 @@ __all__ = [
     'tucker_to_tensor',
     'unfold', 'subspace_hosvd_conv2d', 'allocate_ranks', 'ranks_from_eps',
     'tucker_numel', 'subspace_hosvd', 'subspace_step',
-    'DecompositionSettings', 'check_keep_batch', 'SolverUnsuitable',
+    'DecompositionSettings', 'check_keep_batch', 'check_spatial_eps',
+    'SolverUnsuitable',
     'SOLVER_TABLE', 'SOLVERS',
     'ModeUnfolding', 'tucker_core', 'gram_eigenpairs', 'LINEAR_ORDERS',
     'check_linear_input', 'linear_weight_grad', 'hosvd_linear',

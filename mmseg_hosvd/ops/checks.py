@@ -103,11 +103,12 @@ def check_int_at_least(name: str, value: int, low: int) -> int:
     return value
 
 
-def check_eps(eps: float) -> float:
+def check_eps(eps: float, name: str = 'eps') -> float:
     """Validates an explained-variance threshold.
 
     Args:
         eps: Threshold that must lie in (0, 1].
+        name: The option's name in the error message.
 
     Returns:
         ``eps`` as a float.
@@ -116,7 +117,7 @@ def check_eps(eps: float) -> float:
         ValueError: If ``eps`` is not a number in (0, 1].
     """
     if isinstance(eps, bool) or not isinstance(eps, (int, float)):
-        raise ValueError(f'eps must be a number in (0, 1], got {eps!r}')
+        raise ValueError(f'{name} must be a number in (0, 1], got {eps!r}')
     if not 0.0 < float(eps) <= 1.0:
-        raise ValueError(f'eps must be in (0, 1], got {eps!r}')
+        raise ValueError(f'{name} must be in (0, 1], got {eps!r}')
     return float(eps)

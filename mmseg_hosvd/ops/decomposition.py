@@ -169,7 +169,8 @@ def hosvd(tensor: torch.Tensor,
           seed: int = 0,
           *,
           settings: Optional[DecompositionSettings] = None,
-          warm_start: Optional[WarmStart] = None
+          warm_start: Optional[WarmStart] = None,
+          channel_mode: int = 1
           ) -> Tuple[torch.Tensor, List[torch.Tensor]]:
     """Higher-order SVD (truncated Tucker decomposition).
 
@@ -178,7 +179,9 @@ def hosvd(tensor: torch.Tensor,
     for large modes under ``solver='auto'``, from randomized subspace
     iteration); the rank per mode comes from ``eps`` (the paper's
     HOSVD-eps) or is given. With ``settings.keep_batch`` the first mode
-    is not truncated: its factor is the identity.
+    is not truncated: its factor is the identity. With
+    ``settings.spatial_eps`` the modes other than the first and
+    ``channel_mode`` are truncated at that threshold.
 
     Args:
         tensor: Tensor of any order, any floating dtype.
@@ -195,6 +198,9 @@ def hosvd(tensor: torch.Tensor,
             :class:`~.warm_start.WarmStart`): the Ritz solver starts from
             them, and they are replaced by this call's. Only used with
             ``eps``; None solves cold.
+        channel_mode: The channel mode, which ``settings.spatial_eps``
+            leaves at ``eps``: 1 for a convolution input (B, C, H, W), the
+            last for a Linear input (B, ..., C).
 
     Returns:
         ``(core, factors)``: core of shape (K0, ..., Kn) and factors of shape
@@ -203,7 +209,8 @@ def hosvd(tensor: torch.Tensor,
 
     Raises:
         ValueError: Unless exactly one of ``eps`` (or ``settings``) and
-            ``rank`` is given, for out-of-range values, and for NaN/Inf.
+            ``rank`` is given, for out-of-range values (``channel_mode``
+            included), and for NaN/Inf.
     """
     if settings is not None and rank is not None:
         raise ValueError('give exactly one of settings and rank, got '
@@ -220,6 +227,11 @@ def hosvd(tensor: torch.Tensor,
     if rank is not None and len(rank) != tensor.ndim:
         raise ValueError(f'rank needs one entry per mode ({tensor.ndim}), '
                          f'got {rank!r}')
+    if tensor.ndim > 1 and not 0 < channel_mode < tensor.ndim:
+        raise ValueError(f'channel_mode must be a mode after the first of '
+                         f'a tensor of order {tensor.ndim}, got '
+                         f'{channel_mode!r}')
+    spatial = settings.spatial() if settings is not None else None
     work, order = dense_layout(tensor.detach())
     factors, projected, shrink = [], None, 1.0
     for mode in range(work.ndim):
@@ -228,7 +240,9 @@ def hosvd(tensor: torch.Tensor,
             factor = torch.eye(matrix.shape[0], device=work.device,
                                dtype=decomposition_dtype(work.dtype))
         elif rank is None:
-            solution = _solve_mode(matrix, mode, settings, warm_start)
+            solution = _solve_mode(
+                matrix, mode, settings if mode in (0, channel_mode) else
+                spatial, warm_start)
             factor = solution.vectors
             # the projection that shrinks the tensor most is kept
             if (solution.projection is not None

@@ -1,4 +1,4 @@
-"""One object for how HOSVD-eps decomposes: threshold, solver and seed.
+"""One object for how HOSVD-eps decomposes: thresholds, solver and seed.
 
 The public functional entry points keep TensorLy-like flat keyword arguments
 (``eps``, ``solver``, ``seed``) and also take a ``settings`` object whole;
@@ -43,13 +43,30 @@ def check_keep_batch(keep_batch: bool) -> bool:
     return keep_batch
 
 
+def check_spatial_eps(spatial_eps: Optional[float]) -> Optional[float]:
+    """Validates the threshold of the spatial modes.
+
+    Args:
+        spatial_eps: None (the spatial modes take ``eps``) or a number in
+            (0, 1].
+
+    Returns:
+        ``spatial_eps`` as a float, or None.
+
+    Raises:
+        ValueError: For any other value, which the message names.
+    """
+    return None if spatial_eps is None else check_eps(spatial_eps,
+                                                      'spatial_eps')
+
+
 @dataclasses.dataclass(frozen=True)
 class DecompositionSettings:
     """How HOSVD-eps finds each mode's leading vectors.
 
     Args:
         eps: Explained-variance threshold in (0, 1], per mode (stored as a
-            float).
+            float); with ``spatial_eps``, of the batch and channel modes.
         solver: One of :data:`~mmseg_hosvd.ops.checks.SOLVERS`: 'auto'
             (Ritz for large, not-too-wide unfoldings, eigh for the others),
             'eigh' (the paper's exact ranks) or 'ritz' (Ritz wherever it
@@ -58,6 +75,10 @@ class DecompositionSettings:
         keep_batch: Keep the first mode (the batch) whole: its factor is
             the identity, so every sample keeps its own slice of the core
             and only the other modes are truncated at ``eps``.
+        spatial_eps: The threshold of the spatial modes (a convolution
+            input's height and width, a Linear input's token modes: every
+            mode but the first and the channel mode), in (0, 1]; None
+            (default) truncates them at ``eps`` too.
 
     Raises:
         ValueError: If a value is out of range; the message names it.
@@ -66,12 +87,22 @@ class DecompositionSettings:
     solver: str = 'auto'
     seed: int = 0
     keep_batch: bool = False
+    spatial_eps: Optional[float] = None
 
     def __post_init__(self):
         object.__setattr__(self, 'eps', check_eps(self.eps))
         check_solver(self.solver)
         check_seed(self.seed)
         check_keep_batch(self.keep_batch)
+        object.__setattr__(self, 'spatial_eps',
+                           check_spatial_eps(self.spatial_eps))
+
+    def spatial(self) -> 'DecompositionSettings':
+        """These settings with ``eps`` the spatial modes' threshold: what
+        each spatial mode is solved with."""
+        if self.spatial_eps is None or self.spatial_eps == self.eps:
+            return self
+        return dataclasses.replace(self, eps=self.spatial_eps)
 
 
 def resolve_settings(settings: Optional[DecompositionSettings],

@@ -159,7 +159,9 @@ def hosvd_layer(
 
     def decompose(tensor):
         core, factors = hosvd(tensor, settings=settings,
-                              warm_start=warm_start)
+                              warm_start=warm_start,
+                              channel_mode=1 if geo is not None else
+                              tensor.ndim - 1)
         return (core, *factors)
 
     out, stored, _ = decomposed_layer(x, weight, bias, geo, TUCKER_RULE,

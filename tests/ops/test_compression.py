@@ -7,6 +7,7 @@ from torch.testing import assert_close
 
 from mmseg_hosvd.ops import (
     ConvGeometry,
+    DecompositionSettings,
     conv2d_weight_grad,
     hosvd,
     hosvd_conv2d,
@@ -118,6 +119,25 @@ def test_hosvd_weight_grad_is_that_of_the_tucker_reconstruction(case):
                                   conv.weight.shape, grad_output, geo)
     assert_close(hosvd_weight_grad(core, factors, grad_output,
                                    conv.weight.shape, geo), expected)
+
+
+@pytest.mark.parametrize('case', CASES, ids=[case_id(c) for c in CASES])
+def test_a_spatial_eps_weight_grad_is_that_of_its_tucker_reconstruction(
+        case):
+    """With the spatial modes at their own threshold, the convolution
+    stores the form that ``hosvd`` gives with channel mode 1, and its
+    weight gradient is the exact one of that form's input."""
+    conv, x = make_conv(case)
+    chosen = DecompositionSettings(0.6, keep_batch=True, spatial_eps=0.95)
+    out, stored = hosvd_conv2d(x, conv.weight, conv.bias,
+                               ConvGeometry.of(conv), settings=chosen)
+    core, factors = hosvd(x.detach(), settings=chosen, channel_mode=1)
+    assert stored.ranks == tuple(core.shape)
+    grad_output = torch.randn_like(out)
+    (grad, ) = torch.autograd.grad(out, [conv.weight], grad_output)
+    assert_close(grad, conv2d_weight_grad(tucker_to_tensor((core, factors)),
+                                          conv.weight.shape, grad_output,
+                                          ConvGeometry.of(conv)))
 
 
 def test_pointwise_weight_grad_of_a_bfloat16_gradient():

@@ -26,7 +26,7 @@ def brute_force_rank(singular_values, eps):
 
 def low_rank_activation(shape=(6, 12, 9, 7), rank=3, noise=0.05):
     parts = [torch.randn(s, rank, dtype=torch.float64) for s in shape]
-    core = torch.randn(rank, rank, rank, rank, dtype=torch.float64)
+    core = torch.randn([rank] * len(shape), dtype=torch.float64)
     return tucker_to_tensor((core, parts)) + noise * torch.randn(
         shape, dtype=torch.float64)
 
@@ -146,6 +146,39 @@ def test_a_kept_batch_mode_is_the_identity_and_the_rest_is_truncated(dtype):
         assert_close(got @ got.T, want @ want.T)
     assert core.shape[1:] == plain_core.shape[1:]
     assert_close(core, tucker_core(x.to(core.dtype), factors))
+
+
+@pytest.mark.parametrize('shape,channel_mode', [((6, 12, 9, 7), 1),
+                                                ((6, 9, 7, 12), 3),
+                                                ((6, 9, 12), 2)], ids=str)
+def test_spatial_eps_truncates_every_other_mode_at_its_own_threshold(
+        shape, channel_mode):
+    """The batch and channel modes get the factors of ``eps``, the other
+    modes those of ``spatial_eps``, each as the one-threshold HOSVD at
+    that threshold gives them."""
+    x = low_rank_activation(shape, noise=0.3)
+    low, high = (hosvd(x, settings=DecompositionSettings(e, 'eigh'))[1]
+                 for e in (0.5, 0.95))
+    core, factors = hosvd(x, settings=DecompositionSettings(
+        0.5, 'eigh', spatial_eps=0.95), channel_mode=channel_mode)
+    for mode, factor in enumerate(factors):
+        want = low[mode] if mode in (0, channel_mode) else high[mode]
+        assert factor.shape == want.shape, mode
+        assert_close(factor @ factor.T, want @ want.T)
+    assert any(a.shape != b.shape for a, b in zip(low, high, strict=True))
+    assert_close(core, tucker_core(x, factors))
+
+
+def test_spatial_eps_and_the_channel_mode_are_checked_and_named():
+    with pytest.raises(ValueError, match=r'spatial_eps must be in \(0, 1\], '
+                       'got 1.5'):
+        DecompositionSettings(0.8, spatial_eps=1.5)
+    with pytest.raises(ValueError, match="spatial_eps must be a number in "
+                       r"\(0, 1\], got '0.9'"):
+        DecompositionSettings(0.8, spatial_eps='0.9')
+    with pytest.raises(ValueError, match='channel_mode must be a mode after '
+                       'the first of a tensor of order 4, got 4'):
+        hosvd(low_rank_activation(), eps=0.8, channel_mode=4)
 
 
 def test_keep_batch_is_checked_and_named():

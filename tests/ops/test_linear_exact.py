@@ -25,8 +25,16 @@ def hosvd_keep_batch_linear(x, weight, bias, eps):
                         settings=DecompositionSettings(eps, keep_batch=True))
 
 
+def hosvd_spatial_linear(x, weight, bias, eps):
+    """HOSVD with the token modes at their own threshold (full rank at 1
+    too)."""
+    return hosvd_linear(x, weight, bias,
+                        settings=DecompositionSettings(eps, spatial_eps=1.0))
+
+
 FUNCTIONS = {'hosvd': hosvd_linear, 'svd': svd_linear,
-             'hosvd-keep-batch': hosvd_keep_batch_linear}
+             'hosvd-keep-batch': hosvd_keep_batch_linear,
+             'hosvd-spatial': hosvd_spatial_linear}
 SHAPES = [(3, 5, 7), (2, 4, 3, 7), (6, 7)]
 
 
@@ -85,18 +93,25 @@ def exact_grads_of(rebuilt, x, linear, grad_out):
     return grad_x, grad_w
 
 
-@pytest.mark.parametrize('keep_batch', [False, True])
+@pytest.mark.parametrize('keep_batch,spatial_eps', [(False, None),
+                                                     (True, None),
+                                                     (True, 0.95)])
 @pytest.mark.parametrize('shape', [(4, 12, 10), (3, 5, 6, 10)], ids=str)
 def test_hosvd_weight_grad_is_that_of_the_tucker_reconstruction(
-        shape, keep_batch):
+        shape, keep_batch, spatial_eps):
+    """The stored form is ``hosvd``'s with the channel mode last (a
+    spatial eps applies to the token modes only)."""
     x = low_rank_tokens(shape).requires_grad_()
     linear = torch.nn.Linear(10, 5).double()
-    chosen = DecompositionSettings(0.8, keep_batch=keep_batch)
+    chosen = DecompositionSettings(0.8, keep_batch=keep_batch,
+                                   spatial_eps=spatial_eps)
     out, stored = hosvd_linear(x, linear.weight, None, settings=chosen)
     assert stored.ranks[-1] < 10 and stored.numel < x.numel()
     grad_out = torch.randn_like(out)
     got = torch.autograd.grad(out, [x, linear.weight], grad_out)
-    rebuilt = tucker_to_tensor(hosvd(x, settings=chosen))
+    form = hosvd(x, settings=chosen, channel_mode=x.ndim - 1)
+    assert stored.ranks == tuple(form[0].shape)
+    rebuilt = tucker_to_tensor(form)
     assert_close(out, torch.nn.functional.linear(x, linear.weight))
     linear.bias = None
     for grad, want in zip(got, exact_grads_of(rebuilt, x, linear,
