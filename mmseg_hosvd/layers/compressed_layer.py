@@ -146,15 +146,18 @@ class HOSVDLayer(WarmStarted, SharedInput):
             step's decomposition depend on its input and seed only.
         keep_batch: Whether the batch mode is kept whole (each sample its
             own slice of the core; only the other modes truncated).
+        spatial_eps: The threshold of the spatial modes (a convolution
+            input's height and width, a Linear input's token modes); None
+            truncates them at ``eps``.
         **kwargs: As for :class:`SharedInput`.
     """
 
     def __init__(self, *args, solver: str = 'auto', seed: int = 0,
                  warm_start: bool = True, keep_batch: bool = False,
-                 **kwargs):
+                 spatial_eps: Optional[float] = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.decomposition = DecompositionSettings(self.eps, solver, seed,
-                                                   keep_batch)
+                                                   keep_batch, spatial_eps)
         self.init_warm_start(warm_start)
 
     @property
@@ -171,8 +174,10 @@ class HOSVDLayer(WarmStarted, SharedInput):
     def extra_repr(self) -> str:
         kept = (', keep_batch=True' if self.decomposition.keep_batch
                 else '')
+        spatial = self.decomposition.spatial_eps
+        spatial = '' if spatial is None else f', spatial_eps={spatial}'
         return (f'{super().extra_repr()}, solver={self.solver!r}'
-                f'{self.warm_start_repr()}{kept}')
+                f'{self.warm_start_repr()}{kept}{spatial}')
 
 
 class SVDLayer(SharedInput):

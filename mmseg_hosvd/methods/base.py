@@ -1,9 +1,9 @@
 """What defines a fine-tuning method; everything else reads it from here."""
-from typing import Any, Dict, List, Optional, Type
+from typing import Any, Dict, List, Optional, Tuple, Type
 
 from torch import nn
 
-from .options import Option
+from .options import Option, PairedSetting
 
 
 class MethodSession:
@@ -97,6 +97,9 @@ class FinetuneMethod:
         per_layer: The option that may be given per layer (a dict by layer
             name) and that an allocation by gradient error sets (its
             options then include ``allocate``); empty for none.
+        paired: A second option that may be given per layer and that an
+            allocation may choose with :attr:`per_layer`
+            (:class:`~.options.PairedSetting`); None for none.
     """
 
     name: str = ''
@@ -109,6 +112,23 @@ class FinetuneMethod:
     lean_marker: str = 'X'
     order: int = 50
     per_layer: str = ''
+    paired: Optional[PairedSetting] = None
+
+    @property
+    def per_layer_options(self) -> Tuple[str, ...]:
+        """The options that may be given per layer: :attr:`per_layer` and
+        :attr:`paired`'s."""
+        return tuple(name for name in (
+            self.per_layer, self.paired.option if self.paired else '')
+                     if name)
+
+    def paired_grid(self, allocation: Optional[Dict[str, Any]]
+                    ) -> Optional[list]:
+        """The values of :attr:`paired` that ``allocation`` chooses from,
+        or None where it allocates :attr:`per_layer` alone."""
+        if not allocation or self.paired is None:
+            return None
+        return allocation.get(self.paired.grid_key)
 
     def check_options(self, given: Dict[str, Any]) -> Dict[str, Any]:
         """The method's options with defaults filled in, each checked.
@@ -171,13 +191,19 @@ class FinetuneMethod:
                   f"{allocation['budget_mb']:g} MB")
         error = ('whole-gradient error' if allocation.get('criterion') ==
                  'whole' else 'gradient error')
-        label = f'{self.per_layer} by {error} in {budget}'
+        second = self.paired_grid(allocation)
+        chosen = self.per_layer + (
+            f' and {self.paired.option}' if second else '')
+        label = f'{chosen} by {error} in {budget}'
         default = self.options['allocate'].check(
             dict(budget_of=budget_of) if budget_of is not None else
             dict(budget_mb=allocation['budget_mb']))['grid']
         grid = allocation.get('grid', default)
         if list(grid) != list(default):
             label += ', grid ' + '/'.join(f'{v:g}' for v in grid)
+        if second:
+            label += (f', {self.paired.grid_key} ' +
+                      '/'.join(f'{v:g}' for v in second))
         batches = allocation.get('batches', 1)
         if batches != 1:
             label += f', {batches} batches'
@@ -187,23 +213,26 @@ class FinetuneMethod:
                      compressed: List[str]) -> None:
         """Checks the options against the selected layers.
 
-        The base checks a per-layer setting (:attr:`per_layer`): it must
-        give every compressed layer a value and name no other.
+        The base checks the per-layer settings
+        (:attr:`per_layer_options`): each given as a dict must give every
+        compressed layer a value and name no other.
 
         Raises:
             ValueError: For an option that names layers not fine-tuned, or
                 a per-layer setting that misses one.
         """
-        values = options.get(self.per_layer) if self.per_layer else None
-        if isinstance(values, dict):
+        for option in self.per_layer_options:
+            values = options.get(option)
+            if not isinstance(values, dict):
+                continue
             unknown = sorted(set(values) - set(compressed))
             missing = [name for name in compressed if name not in values]
             if unknown:
-                raise ValueError(f'{self.per_layer} given for layers that '
+                raise ValueError(f'{option} given for layers that '
                                  f'are not fine-tuned: {unknown}; the '
                                  f'fine-tuned layers are {compressed}')
             if missing:
-                raise ValueError(f'{self.per_layer} has no value for the '
+                raise ValueError(f'{option} has no value for the '
                                  f'fine-tuned layers {missing}')
 
     def module_kwargs(self, name: str, options: Dict[str, Any],
@@ -219,11 +248,13 @@ class FinetuneMethod:
 
     def layer_options(self, name: str,
                       options: Dict[str, Any]) -> Dict[str, Any]:
-        """``options`` for one layer: its own value of a per-layer setting,
-        without ``allocate`` (which the hook, not the module, acts on)."""
+        """``options`` for one layer: its own value of each per-layer
+        setting, without ``allocate`` (which the hook, not the module, acts
+        on)."""
         kwargs = {k: v for k, v in options.items() if k != 'allocate'}
-        if isinstance(kwargs.get(self.per_layer), dict):
-            kwargs[self.per_layer] = kwargs[self.per_layer][name]
+        for option in self.per_layer_options:
+            if isinstance(kwargs.get(option), dict):
+                kwargs[option] = kwargs[option][name]
         return kwargs
 
     def budget_options(self, options: Dict[str, Any]) -> Dict[str, Any]:

@@ -1,12 +1,13 @@
 """Checks of the methods' options; each returns the value or names it."""
 from collections.abc import Mapping
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, NamedTuple, Optional
 
 from ..ops import (
     check_eps,
     check_keep_batch,
     check_radius,
     check_solver,
+    check_spatial_eps,
     check_warm_start,
 )
 from ..ops.checks import check_int_at_least
@@ -77,8 +78,42 @@ ALLOCATION_KEYS = ('grid', 'budget_of', 'budget_mb', 'batches', 'criterion')
 ALLOCATION_CRITERIA = ('layers', 'whole')
 
 
-def allocation(check: Callable[[Any], Any],
-               grid: tuple) -> Callable[[Any], Any]:
+class PairedSetting(NamedTuple):
+    """A second per-layer setting that an allocation may choose together
+    with the method's :attr:`~.FinetuneMethod.per_layer` one (``hosvd``'s
+    ``spatial_eps`` beside ``eps``).
+
+    Attributes:
+        option: Its option's name.
+        grid_key: The ``allocate`` key listing its candidate values; None
+            there (the default) allocates the first setting alone.
+        check: Checks one of its values.
+    """
+    option: str
+    grid_key: str
+    check: Callable[[Any], Any]
+
+
+def check_grid(key: str, values, check: Callable[[Any], Any],
+               budget_of) -> list:
+    """The sorted, checked values of an allocation grid, ``budget_of``
+    (when not None) among them.
+
+    Raises:
+        ValueError: For an empty or non-list grid, naming ``key``, or a
+            bad value.
+    """
+    if isinstance(values, (str, Mapping)) or not hasattr(
+            values, '__iter__') or not list(values):
+        raise ValueError(f'allocate.{key} must be a non-empty list of '
+                         f'settings, got {values!r}')
+    return sorted({check(v) for v in values} | (
+        set() if budget_of is None else {budget_of}))
+
+
+def allocation(check: Callable[[Any], Any], grid: tuple,
+               paired: Optional[PairedSetting] = None
+               ) -> Callable[[Any], Any]:
     """A check of the ``allocate`` option of a method whose per-layer
     setting ``check`` validates.
 
@@ -88,29 +123,27 @@ def allocation(check: Callable[[Any], Any],
     (MB), ``batches`` (labelled batches measured, 1 by default) and
     ``criterion`` (one of :data:`ALLOCATION_CRITERIA`, 'layers' by
     default). ``budget_of`` joins the grid, so the allocation can always
-    match it.
+    match it. With ``paired``, its ``grid_key`` lists the values of the
+    second setting (None: not allocated); every pair of the two grids is
+    a candidate, and ``budget_of`` joins that grid too.
     """
+    keys = ALLOCATION_KEYS + ((paired.grid_key, ) if paired else ())
 
     def check_allocation(value):
         if value is None:
             return None
         if not isinstance(value, Mapping):
             raise ValueError(f'allocate must be None or a dict with keys '
-                             f'{ALLOCATION_KEYS}, got {value!r}')
-        unknown = sorted(set(value) - set(ALLOCATION_KEYS))
+                             f'{keys}, got {value!r}')
+        unknown = sorted(set(value) - set(keys))
         if unknown:
             raise ValueError(f'allocate has unknown keys {unknown}; it '
-                             f'accepts {ALLOCATION_KEYS}')
+                             f'accepts {keys}')
         if (value.get('budget_of') is None) == (value.get('budget_mb') is
                                                  None):
             raise ValueError('allocate needs exactly one of budget_of (a '
                              'setting whose bytes are the budget) and '
                              f'budget_mb, got {dict(value)!r}')
-        values = value.get('grid', grid)
-        if isinstance(values, (str, Mapping)) or not hasattr(
-                values, '__iter__') or not list(values):
-            raise ValueError(f'allocate.grid must be a non-empty list of '
-                             f'settings, got {values!r}')
         budget_of = value.get('budget_of')
         if budget_of is not None:
             budget_of = check(budget_of)
@@ -118,14 +151,19 @@ def allocation(check: Callable[[Any], Any],
         if criterion not in ALLOCATION_CRITERIA:
             raise ValueError(f'allocate.criterion must be one of '
                              f'{ALLOCATION_CRITERIA}, got {criterion!r}')
-        return dict(
-            grid=sorted({check(v) for v in values} | (
-                set() if budget_of is None else {budget_of})),
+        checked = dict(
+            grid=check_grid('grid', value.get('grid', grid), check,
+                            budget_of),
             budget_of=budget_of,
             budget_mb=check_budget_mb(value.get('budget_mb')),
             batches=check_int_at_least('allocate.batches',
                                        value.get('batches', 1), 1),
             criterion=criterion)
+        if paired is not None:
+            second = value.get(paired.grid_key)
+            checked[paired.grid_key] = None if second is None else \
+                check_grid(paired.grid_key, second, paired.check, budget_of)
+        return checked
 
     return check_allocation
 
@@ -137,6 +175,8 @@ SOLVER = Option('auto', check_solver)
 WARM_START = Option(True, check_warm_start)
 #: Whether HOSVD keeps the batch mode whole (only the others truncated).
 KEEP_BATCH = Option(False, check_keep_batch)
+#: HOSVD's threshold of the spatial modes (None: ``eps``).
+SPATIAL_EPS = Option(None, check_spatial_eps)
 
 
 def plain_value(value):

@@ -5,9 +5,11 @@ and the option ``allocate`` runs its first ``allocate.batches`` labelled
 batches through one extra forward and backward each, which keep every
 compressed layer's input and output gradient
 (:func:`~.gradient_error.capture_layer_gradients`). Every value of the
-grid is then measured on every layer (:func:`~.gradient_error.
-gradient_errors`), and :func:`~.allocation.allocate` picks one value per
-layer (one per shared-input group) with the least summed weight-gradient
+grid (for ``hosvd`` with ``allocate.spatial_grid``, every pair of an eps
+and a spatial eps) is then measured on every layer
+(:func:`~.gradient_error.gradient_errors`), and
+:func:`~.allocation.allocate` picks one value per layer (one per
+shared-input group) with the least summed weight-gradient
 error (each layer's relative error, or with ``criterion='whole'`` the
 squared error of the whole gradient) whose stored bytes fit the budget:
 ``budget_mb``, or the bytes that ``budget_of`` set on every layer stores
@@ -25,7 +27,7 @@ norm in training mode updates its statistics) and the randomized solvers'
 warm starts (:func:`~mmseg_hosvd.utils.untouched_training.training_untouched`),
 so training draws, normalises and steps as it would without it.
 """
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from mmengine.logging import MessageHub
 from torch import nn
@@ -73,7 +75,7 @@ class GradientAllocationSession(MethodSession):
         if resumed:
             self.set_settings(model, dict(resumed))
             runner.logger.info(
-                f'allocation: resumed {self.method.per_layer} per layer '
+                f'allocation: resumed {self.chosen_settings()} per layer '
                 f'{resumed}')
 
     def before_train_iter(self, runner, model: nn.Module,
@@ -90,17 +92,48 @@ class GradientAllocationSession(MethodSession):
         self.settings = settings
         self.plan.results['allocated'] = settings
 
-    def candidates(self):
-        """The grid as candidates: the run's options, each grid value set
-        on every layer, named by the value (e.g. 'eps=0.8')."""
+    def chosen_settings(self) -> str:
+        """What the allocation sets per layer: 'eps', or with the paired
+        grid 'eps and spatial_eps'."""
+        if self.method.paired_grid(self.allocation):
+            return f'{self.method.per_layer} and {self.method.paired.option}'
+        return self.method.per_layer
+
+    def grid(self) -> List[Tuple[Any, str]]:
+        """The values to choose from per layer and their candidates' tags:
+        each value of ``allocate.grid`` (tag e.g. 'eps=0.8'), or with the
+        method's paired grid every pair, as a dict (e.g.
+        ``dict(eps=0.7, spatial_eps=0.9)``, tag 'eps=0.7,spatial_eps=0.9').
+        """
+        setting = self.method.per_layer
+        second = self.method.paired_grid(self.allocation)
+        if not second:
+            return [(v, f'{setting}={v:g}') for v in self.allocation['grid']]
+        option = self.method.paired.option
+        return [({setting: v, option: w}, f'{setting}={v:g},{option}={w:g}')
+                for v in self.allocation['grid'] for w in second]
+
+    def candidates(self) -> List[Candidate]:
+        """The grid as candidates: the run's options, each value of
+        :meth:`grid` set on every layer, named by its tag."""
         base = {k: v for k, v in self.plan.options.items()
                 if k != 'allocate'}
         setting = self.method.per_layer
         return [
-            Candidate(self.method.name, {**base, setting: v},
-                      f'{setting}={v:g}')
-            for v in self.allocation['grid']
+            Candidate(self.method.name, {
+                **base, **(value if isinstance(value, dict) else {
+                    setting: value})
+            }, tag) for value, tag in self.grid()
         ]
+
+    def _uniform_tag(self, budget_of) -> str:
+        """The grid's tag of ``budget_of`` on every layer (with a paired
+        grid, both settings at ``budget_of``)."""
+        second = self.method.paired_grid(self.allocation)
+        uniform = ({self.method.per_layer: budget_of,
+                    self.method.paired.option: budget_of}
+                   if second else budget_of)
+        return next(tag for value, tag in self.grid() if value == uniform)
 
     def budget_candidate(self) -> Optional[Candidate]:
         """The setting whose bytes ``budget_of`` means, where the method
@@ -162,9 +195,7 @@ class GradientAllocationSession(MethodSession):
         if len(self._captures) < self.allocation['batches']:
             return False
         candidates = self.candidates()
-        value_of = dict(zip((c.tag for c in candidates),
-                            self.allocation['grid'], strict=True))
-        tag_of = {value: tag for tag, value in value_of.items()}
+        value_of = {tag: value for value, tag in self.grid()}
         reference = self.budget_candidate()
         measured = candidates + ([reference] if reference else [])
         errors = gradient_errors(merge_captures(*self._captures), measured)
@@ -173,7 +204,7 @@ class GradientAllocationSession(MethodSession):
         budget_of = self.allocation['budget_of']
         budget = (self.allocation['budget_mb'] * MB if budget_of is None else
                   uniform_bytes(errors, reference.tag if reference else
-                                tag_of[budget_of], groups))
+                                self._uniform_tag(budget_of), groups))
         criterion = self.allocation['criterion']
         try:
             chosen = allocate(criterion_errors(
@@ -204,7 +235,7 @@ class GradientAllocationSession(MethodSession):
                                                       settings)
         if logger is not None:
             logger.info(
-                f'allocation: {self.method.per_layer} per layer by weight-'
+                f'allocation: {self.chosen_settings()} per layer by weight-'
                 f"gradient error on {self.allocation['batches']} batch(es), "
                 f'criterion {criterion}, summed error {chosen.error:.4g} '
                 '(relative error of the whole gradient '

@@ -188,7 +188,7 @@ def test_a_kept_batch_mode_is_allocated_in_the_paper_hosvd_bytes(
     assert results['allocation_budget_mb'] == (
         plain.plan.results['allocation_budget_mb'])
     assert results['allocated_mb'] <= results['allocation_budget_mb']
-    paper = dict(eps=0.5, keep_batch=False)
+    paper = dict(eps=0.5, keep_batch=False, spatial_eps=None)
     took = [name for name, value in results['allocated'].items()
             if value == paper]
     assert took and set(results['allocated']) == set(HEAD)

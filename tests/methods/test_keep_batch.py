@@ -60,7 +60,7 @@ def test_the_budget_setting_is_set_on_a_kept_batch_layer():
     plan = CompressConvHook(num_layers=5, keep_batch=True).apply(model)
     hosvd = get_method('hosvd')
     setting = hosvd.budget_setting(0.6)
-    assert setting == dict(eps=0.6, keep_batch=False)
+    assert setting == dict(eps=0.6, keep_batch=False, spatial_eps=None)
     first, second = (model.get_submodule(n) for n in plan.compressed[:2])
     hosvd.set_layer_setting(first, setting)
     hosvd.set_layer_setting(second, 0.7)

@@ -177,7 +177,8 @@ def test_unknown_methods_and_options_are_named():
         get_method('hosvdd')
     with pytest.raises(ValueError, match="unknown option 'epsilon' for "
                        "method 'hosvd'; it takes \\['allocate', 'eps', "
-                       "'keep_batch', 'solver', 'warm_start'\\]"):
+                       "'keep_batch', 'solver', 'spatial_eps', "
+                       "'warm_start'\\]"):
         CompressConvHook(method='hosvd', num_layers=5, epsilon=0.8)
     with pytest.raises(ValueError, match=r"eps=0.8 applies to the methods "
                        r"\('svd', 'hosvd', 'hosvd_subspace'\) and to the "

@@ -1,5 +1,6 @@
-"""A setting per layer (hosvd's eps, quantized's bits): options, tags, the
-modules built, and the caches of a shared-input group."""
+"""A setting per layer (hosvd's eps and spatial eps, quantized's bits):
+options, tags, the modules built, and the caches of a shared-input
+group."""
 import pytest
 import torch
 
@@ -29,6 +30,12 @@ def per_layer(value, **changes):
      'qact-alloc2MB-whole'),
     ('hosvd', dict(allocate=dict(budget_of=0.8), warm_start=False),
      'hosvd-eps-alloc0.8-cold'),
+    ('hosvd', dict(spatial_eps=0.9), 'hosvd-eps0.8-spatial0.9'),
+    ('hosvd', dict(spatial_eps={'a': 0.9}, keep_batch=True),
+     'hosvd-eps0.8-keepbatch-spatial-per-layer'),
+    ('hosvd', dict(keep_batch=True, allocate=dict(
+        budget_of=0.8, criterion='whole', spatial_grid=[0.8, 0.9])),
+     'hosvd-eps-alloc0.8-whole-keepbatch-spatial'),
     ('hosvd_subspace', dict(eps={'a': 0.8}), 'hosvd-subspace-per-layer'),
     ('hosvd_subspace', dict(allocate=dict(budget_of=0.8)),
      'hosvd-subspace-alloc0.8'),
@@ -47,6 +54,9 @@ def test_tags_say_per_layer_and_allocated_settings(method, options, tag):
      'eps by gradient error in the bytes of eps 0.8, grid 0.6/0.8/0.9'),
     ('hosvd', dict(budget_mb=2, criterion='whole', batches=2),
      'eps by whole-gradient error in 2 MB, 2 batches'),
+    ('hosvd', dict(budget_of=0.8, criterion='whole', spatial_grid=[0.9]),
+     'eps and spatial_eps by whole-gradient error in the bytes of eps 0.8, '
+     'spatial_grid 0.8/0.9'),
     ('quantized', dict(budget_of=4, grid=[2, 4, 8]),
      'bits by gradient error in the bytes of bits 4'),
     ('quantized', dict(budget_of=4, grid=[2, 4]),
@@ -64,7 +74,11 @@ def test_the_budget_setting_joins_the_grid():
     allocation = get_method('hosvd').check_options(
         dict(allocate=dict(budget_of=0.85, grid=[0.9, 0.5])))['allocate']
     assert allocation == dict(grid=[0.5, 0.85, 0.9], budget_of=0.85,
-                              budget_mb=None, batches=1, criterion='layers')
+                              budget_mb=None, batches=1, criterion='layers',
+                              spatial_grid=None)
+    paired = get_method('hosvd').check_options(dict(allocate=dict(
+        budget_of=0.85, grid=[0.9], spatial_grid=[0.95, 0.6])))['allocate']
+    assert paired['spatial_grid'] == [0.6, 0.85, 0.95]
     assert get_method('quantized').check_options(dict(
         allocate=dict(budget_mb=2)))['allocate']['grid'] == [2, 4, 8]
 
@@ -90,10 +104,28 @@ def test_the_budget_setting_joins_the_grid():
     (dict(allocate=0.8), 'allocate must be None or a dict'),
     (dict(allocate=dict(budget_of=0.8, criterion='sum')),
      r"allocate.criterion must be one of \('layers', 'whole'\), got 'sum'"),
+    (dict(spatial_eps=1.5), r'spatial_eps must be in \(0, 1\], got 1.5'),
+    (dict(spatial_eps={'decode_head.bottleneck.conv': 0}),
+     r"'decode_head.bottleneck.conv': spatial_eps must be in \(0, 1\], "
+     'got 0'),
+    (dict(allocate=dict(budget_of=0.8, spatial_grid=0.9)),
+     'allocate.spatial_grid must be a non-empty list of settings, got 0.9'),
+    (dict(allocate=dict(budget_of=0.8, spatial_grid=[2])),
+     r'spatial_eps must be in \(0, 1\], got 2'),
+    (dict(spatial_eps=0.9, allocate=dict(budget_of=0.8,
+                                         spatial_grid=[0.9])),
+     r'spatial_eps=0.9 is given and allocated \(allocate.spatial_grid\)'),
 ])
 def test_bad_per_layer_and_allocation_options_are_named(options, match):
     with pytest.raises(ValueError, match=match):
         CompressConvHook(method='hosvd', num_layers=5, **options)
+
+
+def test_only_hosvd_allocates_a_spatial_eps():
+    with pytest.raises(ValueError, match=r"allocate has unknown keys "
+                       r"\['spatial_grid'\]"):
+        CompressConvHook(method='quantized', num_layers=5, allocate=dict(
+            budget_of=4, spatial_grid=[0.9]))
 
 
 def test_quantized_bits_per_layer_are_checked():
@@ -118,6 +150,18 @@ def test_per_layer_eps_must_name_exactly_the_fine_tuned_layers():
                          eps=extra).apply(model)
 
 
+def test_per_layer_spatial_eps_must_name_exactly_the_fine_tuned_layers():
+    model = build_model('deeplabv3')
+    with pytest.raises(ValueError, match=r"spatial_eps has no value for "
+                       r"the fine-tuned layers \['decode_head.aspp"):
+        CompressConvHook(method='hosvd', num_layers=5, spatial_eps={
+            'decode_head.bottleneck.conv': 0.9}).apply(model)
+    with pytest.raises(ValueError, match=r"spatial_eps given for layers "
+                       r"that are not fine-tuned: \['backbone.conv1'\]"):
+        CompressConvHook(method='hosvd', num_layers=5, spatial_eps=per_layer(
+            0.9, **{'backbone.conv1': 0.9})).apply(model)
+
+
 def test_lean_with_per_layer_eps_needs_its_own_thresholds():
     with pytest.raises(ValueError, match='eps is given per layer, so the '
                        'lean region has no single default'):
@@ -140,6 +184,19 @@ def test_each_layer_gets_its_value_and_a_group_shares_one_cache():
         assert isinstance(layer, Conv2dHOSVD)
         assert layer.eps == eps[name] == layer.decomposition.eps
     assert len({id(layers[name].shared_input) for name in ASPP}) == 1
+
+
+def test_each_layer_gets_its_spatial_eps_and_a_group_splits_by_it():
+    spatial = per_layer(0.9, **{ASPP[2]: 0.95, ASPP[3]: 0.95})
+    layers = converted(build_model('deeplabv3'), method='hosvd', eps=0.7,
+                       spatial_eps=spatial)
+    for name, layer in layers.items():
+        assert layer.decomposition.spatial_eps == spatial[name]
+        assert layer.decomposition.eps == 0.7
+    caches = [layers[name].shared_input for name in ASPP]
+    assert caches[0] is caches[1] and caches[2] is caches[3]
+    assert caches[0] is not caches[2]
+    assert 'spatial_eps=0.95' in repr(layers[ASPP[2]])
 
 
 def test_a_group_split_by_its_values_decomposes_once_per_value():
