@@ -70,7 +70,7 @@ def test_the_table_is_the_protocols_matrix():
         for m in MODEL_CONFIGS for s in ('pretrain', 'calib')
     }
     assert set(render_all()) == expected
-    assert len(expected) == 400
+    assert len(expected) == 416
     assert {name: (m.folder, m.prefix)
             for name, m in TABLE.models.items()} == MODEL_CONFIGS
     assert tuple(s.tag for s in TABLE.settings) == protocol_tags()
@@ -133,14 +133,14 @@ def test_adding_a_model_adds_its_configs():
                                 models={**TABLE.models, 'fcn-x': model})
     added = set(render_all(table)) - set(render_all())
     assert len(added) == 2 + len(LAYER_COUNTS) * (
-        len(TABLE.settings) + len(PEER_ROWS)) == 50
+        len(TABLE.settings) + len(PEER_ROWS)) == 52
     assert all(p.startswith('fcn-x/fcn_r50-d8_') for p in added)
     assert isinstance(model, Model)
     real = set(real_dataset_configs.render_all(table)) - set(
         real_dataset_configs.render_all())
     # pretraining, then per target dataset a calibration and every setting
     assert len(real) == 1 + 2 * (1 + len(LAYER_COUNTS) * len(
-        TABLE.settings)) == 55
+        TABLE.settings)) == 59
     assert all(p.startswith('paper/fcn-x/fcn_r50-d8_') for p in real)
 
 

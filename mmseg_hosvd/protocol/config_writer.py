@@ -11,14 +11,12 @@ import os.path as osp
 from typing import Any, Dict, List, Optional
 
 from ..datasets import CLASSES, TARGET_CLASSES
+from .config_comments import CALIB_COMMENT, PEER_COMMENTS, ROOT_COMMENT
 from .config_table import (
-    CALIB_COMMENT,
     CALIB_ITERS,
     FINETUNE_BATCH,
     LAYER_COUNTS,
-    PEER_COMMENTS,
     PRETRAINING,
-    ROOT_COMMENT,
     ROOT_FINETUNE,
     TABLE,
     ConfigTable,
