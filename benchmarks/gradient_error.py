@@ -8,8 +8,11 @@ setting's weight gradient is computed from them through the module that
 training would use. It prints, per layer and candidate, the relative error
 ``||dW - dW_hat|| / ||dW||`` (mean over the batches) and the bytes stored
 for backward; per candidate, their sums; the allocation of one candidate
-per layer with the least summed error within the bytes of uniform HOSVD
-eps 0.8, itself always a candidate (``mmseg_hosvd.planning.allocate``);
+per layer with the least error (``--criterion``: the layers' summed
+relative errors, or the whole gradient's squared error) within the bytes
+of uniform HOSVD eps 0.8, itself always a candidate
+(``mmseg_hosvd.planning.allocate``), with the whole gradient's relative
+error of it and of eps 0.8;
 and what the measurement costs against one training step of the same
 model, timed in the same run. Layers that read one input (the ASPP
 branches of DeepLabV3) take one setting in the allocation and count its
@@ -21,6 +24,7 @@ Usage::
     python benchmarks/gradient_error.py [--model deeplabv3] [--layers 5]
         [--from-protocol] [--batches 2] [--batch 8] [--size 128]
         [--eps 0.5 0.6 0.7 0.8 0.9 0.95] [--bits 2 4 8] [--keep-batch]
+        [--spatial-eps 0.6 0.7 0.8 0.9 0.95] [--criterion layers]
         [--json PATH]
 """
 import argparse
@@ -36,15 +40,18 @@ from json_records import write_json
 from mmengine.optim import build_optim_wrapper
 from protocol_inputs import protocol_checkpoint, raw_batch
 
+from mmseg_hosvd.methods.options import ALLOCATION_CRITERIA
 from mmseg_hosvd.models import set_norm_eval_
 from mmseg_hosvd.ops.quantized_codes import BITS
 from mmseg_hosvd.planning import (
     Candidate,
     allocate,
     capture_layer_gradients,
+    criterion_errors,
     gradient_errors,
     merge_captures,
     uniform_bytes,
+    whole_relative_error,
 )
 from mmseg_hosvd.protocol.matrix import MODEL_CONFIGS
 from mmseg_hosvd.selection.model_trace import shared_input_groups, trace_model
@@ -54,16 +61,30 @@ REFERENCE = Candidate('hosvd', dict(eps=0.8))
 KB = 1024
 
 
-def candidates(eps_values, bits_values, keep_batch=False):
+def candidates(eps_values, bits_values, keep_batch=False,
+               spatial_values=()):
     """HOSVD at each eps (eps 0.8 always among them, so that the
     allocation can match the uniform setting), with ``keep_batch`` also
-    with the batch mode kept whole at each eps, then quantized at each
-    bit width."""
+    with the batch mode kept whole at each eps, with ``spatial_values``
+    also each eps with each other spatial eps (the batch mode kept with
+    ``keep_batch``), then quantized at each bit width."""
     eps_values = sorted(set(eps_values) | {REFERENCE.options['eps']})
     kept = [Candidate('hosvd', dict(eps=e, keep_batch=True))
             for e in eps_values] if keep_batch else []
+    pairs = [
+        Candidate('hosvd', dict(eps=e, spatial_eps=s, keep_batch=keep_batch))
+        for e in eps_values for s in sorted(set(spatial_values)) if s != e
+    ]
     return ([Candidate('hosvd', dict(eps=e)) for e in eps_values] + kept +
+            pairs +
             [Candidate('quantized', dict(bits=b)) for b in bits_values])
+
+
+def errors_of(picked):
+    """The summed relative error and the whole gradient's relative error
+    of one candidate per layer."""
+    return (sum(e.error for e in picked),
+            whole_relative_error((e.error, e.gradient_norm) for e in picked))
 
 
 def loss_of(model, data):
@@ -102,14 +123,20 @@ def measure(args):
         capture_layer_gradients(model, names, lambda d=data: loss_of(model, d))
         for data in batches])
     capture_s = time.perf_counter() - start
-    settings = candidates(args.eps, args.bits, args.keep_batch)
+    settings = candidates(args.eps, args.bits, args.keep_batch,
+                          args.spatial_eps)
     start = time.perf_counter()
     errors = gradient_errors(captured, settings)
     candidates_s = time.perf_counter() - start
     reference = [e for e in errors if e.tag == REFERENCE.tag]
     groups = shared_input_groups(trace_model(model), names)
     budget = uniform_bytes(errors, REFERENCE.tag, groups)
-    allocation = allocate(errors, budget, groups=groups)
+    allocation = allocate(criterion_errors(errors, args.criterion), budget,
+                          groups=groups)
+    by_key = {(e.layer, e.tag): e for e in errors}
+    reference_error, reference_whole = errors_of(reference)
+    allocation_error, allocation_whole = errors_of(
+        [by_key[name, c.tag] for name, c in allocation.choices.items()])
     model.zero_grad()
     optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
     step_s = step_seconds(model, batches, optim_wrapper)
@@ -120,12 +147,12 @@ def measure(args):
         threads=torch.get_num_threads(),
         errors=[dataclasses.asdict(e) for e in errors],
         shared_inputs=groups,
-        reference=dict(tag=REFERENCE.tag,
-                       error=sum(e.error for e in reference),
-                       stored_bytes=budget),
+        reference=dict(tag=REFERENCE.tag, error=reference_error,
+                       whole_error=reference_whole, stored_bytes=budget),
         allocation=dict(choices={k: v.tag
                                  for k, v in allocation.choices.items()},
-                        error=allocation.error,
+                        criterion=args.criterion, error=allocation_error,
+                        whole_error=allocation_whole,
                         stored_bytes=allocation.stored_bytes),
         capture_s=capture_s, candidates_s=candidates_s, step_s=step_s)
 
@@ -150,10 +177,12 @@ def report(record):
     lines += [f'| {tag} | {error:.4f} | {stored / KB:.1f} |'
               for tag, (error, stored) in totals.items()]
     ref, alloc = record['reference'], record['allocation']
-    lines += ['', f"allocation within {ref['tag']}'s "
-              f"{ref['stored_bytes'] / KB:.1f} KB: summed error "
-              f"{alloc['error']:.4f} (uniform {ref['tag']}: "
-              f"{ref['error']:.4f}), {alloc['stored_bytes'] / KB:.1f} KB"]
+    lines += ['', f"allocation (criterion {alloc['criterion']}) within "
+              f"{ref['tag']}'s {ref['stored_bytes'] / KB:.1f} KB: summed "
+              f"error {alloc['error']:.4f}, whole-gradient error "
+              f"{alloc['whole_error']:.4f} (uniform {ref['tag']}: "
+              f"{ref['error']:.4f}, {ref['whole_error']:.4f}), "
+              f"{alloc['stored_bytes'] / KB:.1f} KB"]
     lines += [f'  {layer}: {tag}' for layer, tag in alloc['choices'].items()]
     measure_s = record['capture_s'] + record['candidates_s']
     lines += ['', f"measurement {measure_s:.2f} s (capture "
@@ -182,6 +211,15 @@ def parse_args(argv=None):
     parser.add_argument('--keep-batch', action='store_true',
                         help='also HOSVD with the batch mode kept whole '
                         'at each eps')
+    parser.add_argument('--spatial-eps', type=float, nargs='*', default=[],
+                        help='also HOSVD with the spatial modes at each of '
+                        'these eps, beside each --eps (the batch mode kept '
+                        'with --keep-batch)')
+    parser.add_argument('--criterion', default=ALLOCATION_CRITERIA[0],
+                        choices=ALLOCATION_CRITERIA,
+                        help="what the allocation minimises: 'layers', the "
+                        "summed relative errors; 'whole', the squared error "
+                        'of the whole gradient')
     parser.add_argument('--json', help='also write the record here')
     return parser.parse_args(argv)
 

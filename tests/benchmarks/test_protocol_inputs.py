@@ -157,3 +157,42 @@ def test_gradient_error_from_protocol(protocol_dir):
     assert allocation['error'] <= reference['error'] + 1e-12
     assert record['step_s'] > 0 and record['capture_s'] > 0
     assert 'training steps of' in result.stdout
+
+
+def test_gradient_error_of_spatial_eps_pairs_by_the_whole_gradient(
+        protocol_dir):
+    """With ``--spatial-eps`` each eps is also measured with each other
+    spatial eps (the batch mode kept with ``--keep-batch``); with
+    ``--criterion whole`` the allocation minimises the whole gradient's
+    error, which then is at most uniform eps 0.8's."""
+    torch.manual_seed(0)
+    state = MODELS.build(model_config('fcn').model).state_dict()
+    torch.save(dict(state_dict=state),
+               final_checkpoint(config_path('fcn', 'calib')))
+    path = protocol_dir / 'pairs.json'
+    result = subprocess.run(
+        [sys.executable, osp.join(ROOT, 'benchmarks', 'gradient_error.py'),
+         '--model', 'fcn', '--from-protocol', '--size', str(DATA_SIZE),
+         '--batch', '2', '--batches', '1', '--eps', '0.5', '--bits',
+         '--keep-batch', '--spatial-eps', '0.5', '1.0', '--criterion',
+         'whole', '--json', str(path)],
+        cwd=protocol_dir, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    record = json.loads(path.read_text())
+    layers = list(dict.fromkeys(e['layer'] for e in record['errors']))
+    assert [(e['layer'], e['tag']) for e in record['errors']] == [
+        (layer, tag) for layer in layers
+        for tag in ('hosvd-eps0.5', 'hosvd-eps0.8', 'hosvd-eps0.5-keepbatch',
+                    'hosvd-eps0.8-keepbatch', 'hosvd-eps0.5-keepbatch-'
+                    'spatial1', 'hosvd-eps0.8-keepbatch-spatial0.5',
+                    'hosvd-eps0.8-keepbatch-spatial1')]
+    by_tag = {(e['layer'], e['tag']): e for e in record['errors']}
+    for layer in layers:
+        kept = by_tag[layer, 'hosvd-eps0.5-keepbatch']
+        wider = by_tag[layer, 'hosvd-eps0.5-keepbatch-spatial1']
+        assert wider['stored_bytes'] > kept['stored_bytes']
+    allocation, reference = record['allocation'], record['reference']
+    assert allocation['criterion'] == 'whole'
+    assert allocation['stored_bytes'] <= reference['stored_bytes']
+    assert 0 < allocation['whole_error'] <= reference['whole_error'] + 1e-12
+    assert 'allocation (criterion whole)' in result.stdout
