@@ -14,11 +14,12 @@ comparison's ``front`` column restricted to one layer count.
 """
 import math
 import textwrap
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from .comparison_table import against
 from .decision_table import (
     by_model_and_layers,
+    layers_phrase,
     reference_vanillas,
     setup_name,
 )
@@ -132,9 +133,15 @@ def _draw_panel(ax, key: Tuple[str, int], points: List[dict]) -> None:
             fontsize=7, va='top', family='monospace')
     ax.axhline(0.0, color='#cccccc', linewidth=0.6, zorder=1)
     ax.set_xlim(0.0, max(1.05, max(p['ratio'] for p in points) * 1.05))
-    ax.set_title(f'{key[0]}, {key[1]} layers', fontsize=9)
+    ax.set_title(panel_title(key), fontsize=9)
     ax.tick_params(labelsize=7)
     ax.grid(True, alpha=0.25)
+
+
+def panel_title(key: Tuple[str, Optional[int]]) -> str:
+    """A panel's title: 'pspnet at 5 layers', or 'pspnet at an unknown
+    layer count' for a run without a layer count."""
+    return f'{key[0]} {layers_phrase(key[1])}'
 
 
 def _error_bars(points: List[dict]) -> List[List[float]]:

@@ -3,7 +3,11 @@ row, read off real run records."""
 import matplotlib.image
 import pytest
 
-from mmseg_hosvd.protocol.front_panels import front_points, plot_front_panels
+from mmseg_hosvd.protocol.front_panels import (
+    front_points,
+    panel_title,
+    plot_front_panels,
+)
 from tools import compare
 
 from .test_compare_decision import rows  # noqa: F401  (the fixture)
@@ -70,3 +74,8 @@ def test_rows_without_a_vanilla_to_compare_with_are_refused(
                          str(tmp_path / 'none.png')]) == 1
     assert '--front-plot: no row has a whole-step peak' in (
         capsys.readouterr().err)
+
+
+def test_a_panel_title_says_an_unknown_layer_count():
+    assert panel_title(('pspnet', 5)) == 'pspnet at 5 layers'
+    assert panel_title(('fcn', None)) == 'fcn at an unknown layer count'
