@@ -6,10 +6,11 @@ benchmarks read everything about it from there. Its rows in the embedded
 protocol are entries of
 :data:`~mmseg_hosvd.protocol.config_table.SETTINGS`.
 """
-from .base import FinetuneMethod, MethodSession, SessionChain
+from .base import FinetuneMethod
 from .lookup import accepted_options, get_method, method_names, split_options
 from .options import Option
 from .registry import FINETUNE_METHODS
+from .session import MethodSession, SessionChain
 
 from . import gradient_filter, hosvd, hosvd_subspace, quantized, svd, vanilla  # noqa: F401,E501  # isort: skip
 

@@ -4,12 +4,12 @@ from collections.abc import Mapping
 
 from ..layers.compressed_conv import Conv2dHOSVD
 from ..layers.compressed_linear import LinearHOSVD
+from ..ops import check_eps
 from .base import FinetuneMethod
 from .options import (
     EPS,
     KEEP_BATCH,
     SOLVER,
-    SPATIAL_EPS,
     WARM_START,
     Option,
     PairedSetting,
@@ -22,9 +22,33 @@ from .registry import FINETUNE_METHODS
 GRID = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 
 
+
+
+def check_spatial_value(value: float) -> float:
+    """One spatial eps of a per-layer dict or of ``allocate.spatial_grid``.
+
+    Args:
+        value: A number in (0, 1] (None, "the spatial modes take eps",
+            is a value of the whole option only).
+
+    Returns:
+        ``value`` as a float.
+
+    Raises:
+        ValueError: For anything else, naming it.
+    """
+    return check_eps(value, 'spatial_eps')
+
+
+def check_spatial_option(value):
+    """The ``spatial_eps`` option: None, one spatial eps, or a dict of
+    them by layer name."""
+    return None if value is None else per_layer(check_spatial_value)(value)
+
+
 #: The second setting an allocation may choose per layer: the spatial
 #: modes' eps, from ``allocate.spatial_grid``.
-SPATIAL = PairedSetting('spatial_eps', 'spatial_grid', SPATIAL_EPS.check)
+SPATIAL = PairedSetting('spatial_eps', 'spatial_grid', check_spatial_value)
 
 
 def set_eps(module, eps: float, **changes) -> None:
@@ -60,20 +84,25 @@ def eps_label(method: FinetuneMethod, meta) -> str:
 @FINETUNE_METHODS.register_module(name='hosvd')
 class HOSVD(FinetuneMethod):
     """Per-mode ranks from ``eps`` every step (options ``eps``, ``solver``,
-    ``warm_start``, ``keep_batch``, ``allocate``).
+    ``warm_start``, ``keep_batch``, ``spatial_eps``, ``allocate``).
 
     ``eps`` is one value or a dict by layer name. ``keep_batch=True`` keeps
-    the batch mode whole (every image its own slice of the core, the
-    channel and spatial modes truncated at eps), which the paper's HOSVD
-    truncates too. ``allocate`` (e.g. ``dict(budget_of=0.8)``) picks each
-    layer's eps from ``grid`` on the first labelled batches: the least
-    summed weight-gradient error whose stored bytes fit the budget (see
-    :mod:`mmseg_hosvd.planning`); ``budget_of`` is the bytes of the
-    paper's HOSVD at that eps, the batch mode truncated, whatever
-    ``keep_batch`` is. Where no kept-batch choice fits those bytes (a small
-    batch the paper's HOSVD truncates), the allocation may also give a
-    layer the paper's HOSVD at ``budget_of``, so it always fits; such a
-    layer's setting is ``dict(eps=..., keep_batch=False)``.
+    the batch mode whole (every image its own slice of the core, the channel
+    and spatial modes truncated at eps), which the paper's HOSVD truncates
+    too. ``spatial_eps`` (one value or a dict by layer name) truncates the
+    spatial modes (height and width; a Linear input's token modes) at their
+    own threshold; a value equal to ``eps`` is the same decomposition and is
+    dropped. ``allocate`` (e.g. ``dict(budget_of=0.8)``) picks each layer's
+    eps from ``grid`` on the first labelled batches: the least summed
+    weight-gradient error whose stored bytes fit the budget (see
+    :mod:`mmseg_hosvd.planning`); ``budget_of`` is the bytes of the paper's
+    HOSVD at that eps, the batch mode truncated, whatever ``keep_batch`` is.
+    Where no kept-batch choice fits those bytes (a small batch the paper's
+    HOSVD truncates), the allocation may also give a layer the paper's HOSVD
+    at ``budget_of``, so it always fits; such a layer's setting is
+    ``dict(eps=..., keep_batch=False, spatial_eps=None)``. With
+    ``allocate.spatial_grid`` each layer gets an eps and a spatial eps,
+    ``dict(eps=..., spatial_eps=...)``, from every pair of the two grids.
     """
 
     name = 'hosvd'
@@ -83,8 +112,7 @@ class HOSVD(FinetuneMethod):
     options = dict(eps=Option(EPS.default, per_layer(EPS.check)),
                    solver=SOLVER, warm_start=WARM_START,
                    keep_batch=KEEP_BATCH,
-                   spatial_eps=Option(SPATIAL_EPS.default,
-                                      per_layer(SPATIAL_EPS.check)),
+                   spatial_eps=Option(None, check_spatial_option),
                    allocate=Option(None, allocation(EPS.check, GRID,
                                                     SPATIAL)))
     per_layer = 'eps'
@@ -94,14 +122,23 @@ class HOSVD(FinetuneMethod):
     order = 3
 
     def check_options(self, given):
-        """As the base, and ``spatial_eps`` refused where the allocation
-        chooses it (``allocate.spatial_grid``)."""
+        """As the base; ``spatial_eps`` equal to a single ``eps`` dropped
+        (the same decomposition), and refused where the allocation chooses
+        it (``allocate.spatial_grid``) or where it is per layer and the
+        allocation measures one setting on every layer."""
         options = super().check_options(given)
-        if (self.paired_grid(options['allocate'])
-                and options['spatial_eps'] is not None):
+        spatial, allocate = options['spatial_eps'], options['allocate']
+        if spatial is not None and self.paired_grid(allocate):
             raise ValueError(
-                f"spatial_eps={options['spatial_eps']!r} is given and "
-                'allocated (allocate.spatial_grid); give one or the other')
+                f'spatial_eps={spatial!r} is given and allocated '
+                '(allocate.spatial_grid); give one or the other')
+        if isinstance(spatial, dict) and allocate is not None:
+            raise ValueError(
+                'spatial_eps is given per layer, and allocate measures one '
+                'setting on every layer: give one spatial_eps, or allocate '
+                'it too with allocate.spatial_grid')
+        if spatial == options['eps']:
+            options['spatial_eps'] = None
         return options
 
     def tag(self, options):
@@ -142,4 +179,3 @@ def _spatial_tag(spatial_eps, allocated) -> str:
     if isinstance(spatial_eps, dict):
         return '-spatial-per-layer'
     return '' if spatial_eps is None else f'-spatial{spatial_eps:g}'
-

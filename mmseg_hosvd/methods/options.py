@@ -7,7 +7,6 @@ from ..ops import (
     check_keep_batch,
     check_radius,
     check_solver,
-    check_spatial_eps,
     check_warm_start,
 )
 from ..ops.checks import check_int_at_least
@@ -99,6 +98,15 @@ def check_grid(key: str, values, check: Callable[[Any], Any],
     """The sorted, checked values of an allocation grid, ``budget_of``
     (when not None) among them.
 
+    Args:
+        key: The grid's key in ``allocate``, for the message.
+        values: The grid as given.
+        check: Checks one value.
+        budget_of: A value that joins the grid, or None.
+
+    Returns:
+        The values, checked, without repeats, sorted.
+
     Raises:
         ValueError: For an empty or non-list grid, naming ``key``, or a
             bad value.
@@ -175,8 +183,6 @@ SOLVER = Option('auto', check_solver)
 WARM_START = Option(True, check_warm_start)
 #: Whether HOSVD keeps the batch mode whole (only the others truncated).
 KEEP_BATCH = Option(False, check_keep_batch)
-#: HOSVD's threshold of the spatial modes (None: ``eps``).
-SPATIAL_EPS = Option(None, check_spatial_eps)
 
 
 def plain_value(value):

@@ -11,7 +11,7 @@ from torch import nn
 
 from ..selection.rank_calibration import choose_ranks, input_spectra
 from ..utils.untouched_training import training_untouched
-from .base import MethodSession
+from .session import MethodSession
 
 #: MessageHub runtime-info key of the fixed subspace ranks (kept on resume).
 SUBSPACE_RANKS_KEY = 'subspace_ranks'

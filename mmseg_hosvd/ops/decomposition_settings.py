@@ -98,8 +98,12 @@ class DecompositionSettings:
                            check_spatial_eps(self.spatial_eps))
 
     def spatial(self) -> 'DecompositionSettings':
-        """These settings with ``eps`` the spatial modes' threshold: what
-        each spatial mode is solved with."""
+        """What each spatial mode is solved with.
+
+        Returns:
+            These settings with ``eps`` the spatial modes' threshold
+            (themselves where ``spatial_eps`` is None or ``eps``).
+        """
         if self.spatial_eps is None or self.spatial_eps == self.eps:
             return self
         return dataclasses.replace(self, eps=self.spatial_eps)

@@ -55,7 +55,9 @@ class GradientAllocationSession(MethodSession):
 
     Args:
         method: The method (its :attr:`~.FinetuneMethod.per_layer` option
-            is the one allocated).
+            is the one allocated, with its
+            :attr:`~.FinetuneMethod.paired` option where ``allocate`` gives
+            that one's grid).
         plan: The fine-tuning plan; its options hold ``allocate``, its
             results get ``allocated``, ``allocated_mb`` and
             ``allocation_budget_mb``.

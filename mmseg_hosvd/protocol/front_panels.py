@@ -139,8 +139,14 @@ def _draw_panel(ax, key: Tuple[str, int], points: List[dict]) -> None:
 
 
 def panel_title(key: Tuple[str, Optional[int]]) -> str:
-    """A panel's title: 'pspnet at 5 layers', or 'pspnet at an unknown
-    layer count' for a run without a layer count."""
+    """A panel's title.
+
+    Args:
+        key: The panel's model and layer count (None where unknown).
+
+    Returns:
+        E.g. 'pspnet at 5 layers', or 'pspnet at an unknown layer count'.
+    """
     return f'{key[0]} {layers_phrase(key[1])}'
 
 

@@ -31,6 +31,7 @@ def per_layer(value, **changes):
     ('hosvd', dict(allocate=dict(budget_of=0.8), warm_start=False),
      'hosvd-eps-alloc0.8-cold'),
     ('hosvd', dict(spatial_eps=0.9), 'hosvd-eps0.8-spatial0.9'),
+    ('hosvd', dict(eps=0.7, spatial_eps=0.7), 'hosvd-eps0.7'),
     ('hosvd', dict(spatial_eps={'a': 0.9}, keep_batch=True),
      'hosvd-eps0.8-keepbatch-spatial-per-layer'),
     ('hosvd', dict(keep_batch=True, allocate=dict(
@@ -115,6 +116,15 @@ def test_the_budget_setting_joins_the_grid():
     (dict(spatial_eps=0.9, allocate=dict(budget_of=0.8,
                                          spatial_grid=[0.9])),
      r'spatial_eps=0.9 is given and allocated \(allocate.spatial_grid\)'),
+    (dict(spatial_eps={'decode_head.bottleneck.conv': None}),
+     r"'decode_head.bottleneck.conv': spatial_eps must be a number in "
+     r'\(0, 1\], got None'),
+    (dict(allocate=dict(budget_mb=1, spatial_grid=[None])),
+     r'spatial_eps must be a number in \(0, 1\], got None'),
+    (dict(spatial_eps={'decode_head.bottleneck.conv': 0.9},
+          allocate=dict(budget_of=0.8)),
+     'spatial_eps is given per layer, and allocate measures one setting on '
+     'every layer'),
 ])
 def test_bad_per_layer_and_allocation_options_are_named(options, match):
     with pytest.raises(ValueError, match=match):

@@ -22,16 +22,8 @@ def hosvd_keep_batch_conv2d(x, weight, bias, geo, eps):
                         settings=DecompositionSettings(eps, keep_batch=True))
 
 
-def hosvd_spatial_conv2d(x, weight, bias, geo, eps):
-    """HOSVD with the spatial modes at their own threshold (full rank at
-    1 too)."""
-    return hosvd_conv2d(x, weight, bias, geo,
-                        settings=DecompositionSettings(eps, spatial_eps=1.0))
-
-
 FUNCTIONS = {'hosvd': hosvd_conv2d, 'svd': svd_conv2d,
-             'hosvd-keep-batch': hosvd_keep_batch_conv2d,
-             'hosvd-spatial': hosvd_spatial_conv2d}
+             'hosvd-keep-batch': hosvd_keep_batch_conv2d}
 
 
 def check_exact(conv, x, function):

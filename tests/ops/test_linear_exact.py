@@ -25,16 +25,8 @@ def hosvd_keep_batch_linear(x, weight, bias, eps):
                         settings=DecompositionSettings(eps, keep_batch=True))
 
 
-def hosvd_spatial_linear(x, weight, bias, eps):
-    """HOSVD with the token modes at their own threshold (full rank at 1
-    too)."""
-    return hosvd_linear(x, weight, bias,
-                        settings=DecompositionSettings(eps, spatial_eps=1.0))
-
-
 FUNCTIONS = {'hosvd': hosvd_linear, 'svd': svd_linear,
-             'hosvd-keep-batch': hosvd_keep_batch_linear,
-             'hosvd-spatial': hosvd_spatial_linear}
+             'hosvd-keep-batch': hosvd_keep_batch_linear}
 SHAPES = [(3, 5, 7), (2, 4, 3, 7), (6, 7)]
 
 
