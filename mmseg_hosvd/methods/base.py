@@ -75,6 +75,21 @@ class FinetuneMethod:
             return None
         return allocation.get(self.paired.grid_key)
 
+    def allocated_settings(self, allocation: Optional[Dict[str, Any]]
+                           ) -> str:
+        """What an allocation sets per layer, as logs and labels name it.
+
+        Args:
+            allocation: The checked ``allocate`` option, or None.
+
+        Returns:
+            :attr:`per_layer` ('eps'), or with the paired grid both
+            ('eps and spatial_eps').
+        """
+        if self.paired_grid(allocation):
+            return f'{self.per_layer} and {self.paired.option}'
+        return self.per_layer
+
     def check_options(self, given: Dict[str, Any]) -> Dict[str, Any]:
         """The method's options with defaults filled in, each checked.
 
@@ -137,9 +152,8 @@ class FinetuneMethod:
         error = ('whole-gradient error' if allocation.get('criterion') ==
                  'whole' else 'gradient error')
         second = self.paired_grid(allocation)
-        chosen = self.per_layer + (
-            f' and {self.paired.option}' if second else '')
-        label = f'{chosen} by {error} in {budget}'
+        label = (f'{self.allocated_settings(allocation)} by {error} in '
+                 f'{budget}')
         default = self.options['allocate'].check(
             dict(budget_of=budget_of) if budget_of is not None else
             dict(budget_mb=allocation['budget_mb']))['grid']

@@ -22,8 +22,6 @@ from .registry import FINETUNE_METHODS
 GRID = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 
 
-
-
 def check_spatial_value(value: float) -> float:
     """One spatial eps of a per-layer dict or of ``allocate.spatial_grid``.
 

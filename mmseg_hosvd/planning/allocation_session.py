@@ -76,9 +76,9 @@ class GradientAllocationSession(MethodSession):
             ALLOCATED_KEY, None)
         if resumed:
             self.set_settings(model, dict(resumed))
+            chosen = self.method.allocated_settings(self.allocation)
             runner.logger.info(
-                f'allocation: resumed {self.chosen_settings()} per layer '
-                f'{resumed}')
+                f'allocation: resumed {chosen} per layer {resumed}')
 
     def before_train_iter(self, runner, model: nn.Module,
                           data_batch=None) -> None:
@@ -93,13 +93,6 @@ class GradientAllocationSession(MethodSession):
             self.method.set_layer_setting(model.get_submodule(name), value)
         self.settings = settings
         self.plan.results['allocated'] = settings
-
-    def chosen_settings(self) -> str:
-        """What the allocation sets per layer: 'eps', or with the paired
-        grid 'eps and spatial_eps'."""
-        if self.method.paired_grid(self.allocation):
-            return f'{self.method.per_layer} and {self.method.paired.option}'
-        return self.method.per_layer
 
     def grid(self) -> List[Tuple[Any, str]]:
         """The values to choose from per layer and their candidates' tags:
@@ -236,8 +229,9 @@ class GradientAllocationSession(MethodSession):
         MessageHub.get_current_instance().update_info(ALLOCATED_KEY,
                                                       settings)
         if logger is not None:
+            chosen_names = self.method.allocated_settings(self.allocation)
             logger.info(
-                f'allocation: {self.chosen_settings()} per layer by weight-'
+                f'allocation: {chosen_names} per layer by weight-'
                 f"gradient error on {self.allocation['batches']} batch(es), "
                 f'criterion {criterion}, summed error {chosen.error:.4g} '
                 '(relative error of the whole gradient '
