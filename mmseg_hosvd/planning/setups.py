@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
 from ..methods import get_method
+from ..protocol.config_table import SPATIAL_GRID
 from ..reductions.describe import MIXED_PRECISION_WRAPPERS
 
 #: Hook types a set-up decides on (the user's are replaced).
@@ -79,7 +80,8 @@ SETUPS = (
     SetUp('hosvd-eps0.9', 'hosvd', dict(eps=0.9)),
     SetUp('hosvd-eps0.8', 'hosvd', dict(eps=0.8)),
     SetUp('hosvd-eps-alloc0.8', 'hosvd',
-          dict(allocate=dict(budget_of=0.8, criterion='whole'),
+          dict(allocate=dict(budget_of=0.8, criterion='whole',
+                             spatial_grid=list(SPATIAL_GRID)),
                keep_batch=True)),
     SetUp('hosvd-eps0.8-lean', 'hosvd', dict(eps=0.8, **LEAN)),
     SetUp('hosvd-eps0.8-lean-mb1', 'hosvd', dict(eps=0.8, **LEAN),

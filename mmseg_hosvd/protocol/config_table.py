@@ -113,6 +113,10 @@ PRETRAINING = {
 }
 RESNET_PRETRAIN = dict(backbone=dict(zero_init_residual=False))
 
+#: The spatial eps the allocation pairs with each eps in the row
+#: ``hosvd-eps-alloc0.8-whole-keepbatch-spatial`` and the planner's
+#: ``hosvd-eps-alloc0.8``.
+SPATIAL_GRID = (0.6, 0.7, 0.8, 0.9, 0.95)
 #: The fine-tuning method settings: the paper's rows, then the extensions.
 SETTINGS = (
     Setting('vanilla', 'vanilla'),
@@ -136,7 +140,7 @@ SETTINGS = (
     Setting('hosvd-eps-alloc0.8-whole-keepbatch-spatial', 'hosvd', dict(
         keep_batch=True, allocate=dict(
             budget_of=0.8, criterion='whole',
-            spatial_grid=[0.6, 0.7, 0.8, 0.9, 0.95])),
+            spatial_grid=list(SPATIAL_GRID))),
         comment=ALLOC_SPATIAL_COMMENT, extension=True),
     # budget_mb is per model and layer count (Model.options)
     Setting('hosvd-subspace', 'hosvd_subspace', comment=SUBSPACE_HEAD + """\

@@ -73,8 +73,9 @@ def test_a_probe_measures_the_one_value_of_a_compressed_set_up(tmp_path):
     cfg, _ = written(tmp_path, get_setup('qact2'), probe=True)
     assert cfg.custom_hooks[0]['allocate'] == dict(grid=[2], budget_mb=1e6)
     cfg, _ = written(tmp_path, get_setup('hosvd-eps-alloc0.8'), probe=True)
-    assert cfg.custom_hooks[0]['allocate'] == dict(budget_of=0.8,
-                                                   criterion='whole')
+    assert cfg.custom_hooks[0]['allocate'] == dict(
+        budget_of=0.8, criterion='whole', spatial_grid=[0.6, 0.7, 0.8, 0.9,
+                                                        0.95])
     cfg, _ = written(tmp_path, get_setup('vanilla-exact'), probe=True)
     assert 'allocate' not in cfg.custom_hooks[0]
 
@@ -97,7 +98,7 @@ def test_configs_the_planner_cannot_use_are_named():
     ('vanilla-exact-mb2', 'vanilla-mb2'),
     ('vanilla-exact-mb1', 'vanilla-mb1'),
     ('hosvd-eps0.8-lean-mb1', 'hosvd-eps0.8-lean-mb1'),
-    ('hosvd-eps-alloc0.8', 'hosvd-eps-alloc0.8-whole-keepbatch'),
+    ('hosvd-eps-alloc0.8', 'hosvd-eps-alloc0.8-whole-keepbatch-spatial'),
     ('vanilla-exact-amp', 'vanilla-amp'),
     ('hosvd-eps0.8-lean-amp', 'hosvd-eps0.8-lean-amp'),
 ])
