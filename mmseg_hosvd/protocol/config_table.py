@@ -117,6 +117,7 @@ RESNET_PRETRAIN = dict(backbone=dict(zero_init_residual=False))
 #: ``hosvd-eps-alloc0.8-whole-keepbatch-spatial`` and the planner's
 #: ``hosvd-eps-alloc0.8``.
 SPATIAL_GRID = (0.6, 0.7, 0.8, 0.9, 0.95)
+
 #: The fine-tuning method settings: the paper's rows, then the extensions.
 SETTINGS = (
     Setting('vanilla', 'vanilla'),

@@ -56,6 +56,9 @@ def test_every_set_up_is_measured(planned, capsys):
         assert errors[hosvd] == pytest.approx(
             finetune['allocation_whole_error'], rel=1e-9)
         assert 0 < errors[hosvd] < finetune['allocation_relative_error']
+    # the allocated set-up chooses an eps and a spatial eps per layer
+    probe_log = (tmp / 'probes' / 'hosvd-eps-alloc0.8' / 'probe.log')
+    assert 'allocation: eps and spatial_eps per layer' in probe_log.read_text()
     # bfloat16 autocast, over the same layers: far below eps 0.8
     autocast = probe_meta(tmp, 'vanilla-exact-amp')[
         'autocast_gradient_error']
