@@ -22,6 +22,7 @@ from .decomposition_settings import (
 )
 from .dense_layout import dense_layout
 from .mode_unfolding import ModeUnfolding, as_unfolding
+from .shared_solves import solve_cold
 from .solvers import (
     RITZ_MIN_SIZE,
     RITZ_ROWS_PER_ASPECT,
@@ -149,16 +150,22 @@ def _solve(matrix: ModeUnfolding, settings: DecompositionSettings,
             name = entry.fallback
 
 
-def _solve_mode(matrix: ModeUnfolding, mode: int,
+def _solve_mode(tensor: torch.Tensor, matrix: ModeUnfolding, mode: int,
                 settings: DecompositionSettings,
                 warm_start: Optional[WarmStart]) -> Solution:
-    """:func:`_solve` for a Tucker factor (its projection kept), started
-    from and kept in ``warm_start``."""
-    if warm_start is None:
-        return _solve(matrix, settings, keep_projection=True)
-    solution = _solve(matrix, settings, warm_start.get(mode, matrix.shape[0]),
-                      keep_projection=True)
-    warm_start.keep(mode, solution.next_start)
+    """:func:`_solve` for a Tucker factor of ``tensor`` (its projection
+    kept), started from and kept in ``warm_start``; a cold solve through
+    :func:`~.shared_solves.solve_cold`."""
+    start = None if warm_start is None else warm_start.get(
+        mode, matrix.shape[0])
+    if start is None:
+        solution = solve_cold(
+            tensor, mode, settings,
+            lambda: _solve(matrix, settings, keep_projection=True))
+    else:
+        solution = _solve(matrix, settings, start, keep_projection=True)
+    if warm_start is not None:
+        warm_start.keep(mode, solution.next_start)
     return solution
 
 
@@ -241,8 +248,8 @@ def hosvd(tensor: torch.Tensor,
                                dtype=decomposition_dtype(work.dtype))
         elif rank is None:
             solution = _solve_mode(
-                matrix, mode, settings if mode in (0, channel_mode) else
-                spatial, warm_start)
+                tensor, matrix, mode, settings if mode in (0, channel_mode)
+                else spatial, warm_start)
             factor = solution.vectors
             # the projection that shrinks the tensor most is kept
             if (solution.projection is not None

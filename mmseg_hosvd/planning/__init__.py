@@ -10,19 +10,22 @@ from .allocation import (
 from .gradient_error import (
     Candidate,
     CandidateError,
-    LayerGradients,
     candidate_error,
-    capture_layer_gradients,
+    exact_weight_gradients,
     gradient_errors,
-    merge_captures,
     relative_error,
     whole_relative_error,
+)
+from .layer_capture import (
+    LayerGradients,
+    capture_layer_gradients,
+    merge_captures,
 )
 
 __all__ = [
     'Allocation', 'Candidate', 'CandidateError', 'LayerGradients',
     'allocate', 'candidate_error', 'capture_layer_gradients',
-    'criterion_errors',
+    'criterion_errors', 'exact_weight_gradients',
     'gradient_errors', 'merge_captures', 'relative_error', 'uniform_bytes',
     'whole_relative_error'
 ]

@@ -36,13 +36,8 @@ from ..methods import FinetuneMethod, MethodSession
 from ..utils.untouched_training import training_untouched
 from .allocation import allocate, criterion_errors, uniform_bytes
 from .batch_loss import batch_loss
-from .gradient_error import (
-    Candidate,
-    capture_layer_gradients,
-    gradient_errors,
-    merge_captures,
-    whole_relative_error,
-)
+from .gradient_error import Candidate, gradient_errors, whole_relative_error
+from .layer_capture import capture_layer_gradients, merge_captures
 
 #: MessageHub runtime-info key of the allocated settings (kept on resume).
 ALLOCATED_KEY = 'allocated_settings'

@@ -6,10 +6,10 @@ exact. So the relative error ``||dW - dW_hat|| / ||dW||`` of the weight
 gradient, for the same input and the same upstream gradient, says what a
 setting costs a layer. One backward of the real model on a real batch gives
 each layer's input and the gradient of its output
-(:func:`capture_layer_gradients`); each candidate's ``dW_hat`` is then one
-forward and one backward of that layer alone (:func:`candidate_error`),
-through the very module training would use, so what is measured is what
-training computes.
+(:func:`~.layer_capture.capture_layer_gradients`); each candidate's
+``dW_hat`` is then one forward and one backward of that layer alone
+(:func:`candidate_error`), through the very module training would use, so
+what is measured is what training computes.
 """
 import copy
 import math
@@ -30,6 +30,8 @@ from torch import nn
 
 from ..layers.compressed_layer import CompressedLayer
 from ..methods import get_method
+from ..ops.shared_solves import shared_mode_solves
+from .layer_capture import LayerGradients
 
 
 @dataclass(frozen=True)
@@ -58,23 +60,6 @@ class Candidate:
         return spec.tag(spec.check_options(self.options))
 
 
-@dataclass
-class LayerGradients:
-    """What one backward gave a layer: its input and its output gradient.
-
-    Attributes:
-        name: The layer's name in the model.
-        layer: The layer (an ``nn.Conv2d`` or ``nn.Linear``, compressed or
-            not).
-        inputs: The input it read, one tensor per captured batch.
-        grad_outputs: The gradient of its output, one per captured batch.
-    """
-    name: str
-    layer: nn.Module
-    inputs: List[torch.Tensor] = field(default_factory=list)
-    grad_outputs: List[torch.Tensor] = field(default_factory=list)
-
-
 @dataclass(frozen=True)
 class CandidateError:
     """The gradient error of one candidate on one layer.
@@ -95,80 +80,6 @@ class CandidateError:
     error: float
     stored_bytes: float
     gradient_norm: Optional[float] = None
-
-
-def _check_layer(name: str, layer: nn.Module) -> None:
-    if not isinstance(layer, (nn.Conv2d, nn.Linear)):
-        raise ValueError(f'layer {name!r} is a {type(layer).__name__}; the '
-                         'gradient error is measured for Conv2d and Linear '
-                         'layers')
-
-
-def capture_layer_gradients(model: nn.Module, names: Sequence[str],
-                            loss_of: Callable[[], torch.Tensor]
-                            ) -> Dict[str, LayerGradients]:
-    """Runs one forward and backward and keeps each named layer's input
-    and output gradient.
-
-    For several batches, call it once per batch and join the results with
-    :func:`merge_captures`.
-
-    Args:
-        model: The model, set up for fine-tuning (the named layers
-            trainable).
-        names: The layers to capture (``model.get_submodule`` names).
-        loss_of: Runs the forward on a batch and returns the scalar loss;
-            it is differentiated here.
-
-    Returns:
-        A :class:`LayerGradients` per name, with this batch.
-
-    Raises:
-        ValueError: For a name the model does not have, a layer that is
-            neither Conv2d nor Linear, or one that the backward did not
-            reach (its weight frozen, or its output unused).
-    """
-    captured = {}
-    handles = []
-    for name in names:
-        try:
-            layer = model.get_submodule(name)
-        except AttributeError:
-            raise ValueError(f'model has no layer {name!r}') from None
-        _check_layer(name, layer)
-        captured[name] = LayerGradients(name, layer)
-
-        def keep(module, args, output, record=captured[name]):
-            record.inputs.append(args[0].detach())
-            if output.requires_grad:
-                output.register_hook(
-                    lambda grad: record.grad_outputs.append(grad.detach()))
-
-        handles.append(layer.register_forward_hook(keep))
-    try:
-        loss_of().backward()
-    finally:
-        for handle in handles:
-            handle.remove()
-    for name, record in captured.items():
-        if len(record.grad_outputs) != len(record.inputs) or not (
-                record.inputs):
-            raise ValueError(f'the backward did not reach layer {name!r} '
-                             '(frozen, or its output unused)')
-    return captured
-
-
-def merge_captures(*captures: Dict[str, LayerGradients]
-                   ) -> Dict[str, LayerGradients]:
-    """The batches of several :func:`capture_layer_gradients` results,
-    layer by layer."""
-    merged: Dict[str, LayerGradients] = {}
-    for capture in captures:
-        for name, record in capture.items():
-            into = merged.setdefault(name, LayerGradients(name, record.layer))
-            into.inputs += record.inputs
-            into.grad_outputs += record.grad_outputs
-    return merged
 
 
 def _plain_forward(layer: nn.Module) -> Callable:
@@ -233,14 +144,37 @@ def whole_relative_error(parts: Iterable[Tuple[float, float]]
     return math.sqrt(squared_error / squared_norm)
 
 
+def exact_weight_gradients(record: LayerGradients) -> List[torch.Tensor]:
+    """The exact weight gradient of a captured layer on each batch.
+
+    Args:
+        record: A layer's captured batches.
+
+    Returns:
+        One gradient per batch, through the plain ``nn.Conv2d`` or
+        ``nn.Linear`` forward of a copy of the layer.
+    """
+    plain = copy.deepcopy(record.layer)
+    plain.weight.requires_grad_(True)
+    forward = _plain_forward(record.layer)
+    return [
+        _weight_grad(plain, forward, x, grad_output) for x, grad_output in
+        zip(record.inputs, record.grad_outputs, strict=True)
+    ]
+
+
 def candidate_error(record: LayerGradients,
-                    candidate: Candidate) -> CandidateError:
+                    candidate: Candidate,
+                    exact: Optional[Sequence[torch.Tensor]] = None
+                    ) -> CandidateError:
     """The weight-gradient error of ``candidate`` on a captured layer, and
     the norm of the exact gradient.
 
     Args:
         record: A layer's captured batches.
         candidate: The setting to measure.
+        exact: The layer's :func:`exact_weight_gradients`, when already
+            computed (they are the same for every candidate).
 
     Returns:
         The mean relative error over the batches, the mean bytes stored
@@ -251,16 +185,16 @@ def candidate_error(record: LayerGradients,
             exact gradient is zero on every batch.
     """
     twin = _twin(record.layer, candidate)
-    plain = _plain_forward(record.layer)
+    if exact is None:
+        exact = exact_weight_gradients(record)
     errors, stored, norms = [], [], []
-    for x, grad_output in zip(record.inputs, record.grad_outputs,
-                              strict=True):
-        exact = _weight_grad(twin, plain, x, grad_output)
+    for x, grad_output, exact_grad in zip(record.inputs, record.grad_outputs,
+                                          exact, strict=True):
         approximate = _weight_grad(twin, type(twin).__call__, x, grad_output)
-        error = relative_error(exact, approximate)
+        error = relative_error(exact_grad, approximate)
         if error is not None:
             errors.append(error)
-            norms.append(float(torch.linalg.vector_norm(exact.double())))
+            norms.append(float(torch.linalg.vector_norm(exact_grad.double())))
         stored.append(twin.last_stored.bytes)
     if not errors:
         raise ValueError(f'layer {record.name!r} has a zero weight gradient '
@@ -275,6 +209,19 @@ def gradient_errors(captured: Dict[str, LayerGradients],
                     candidates: Sequence[Candidate]
                     ) -> List[CandidateError]:
     """:func:`candidate_error` of every candidate on every captured layer,
-    layer by layer in capture order."""
-    return [candidate_error(record, candidate)
-            for record in captured.values() for candidate in candidates]
+    layer by layer in capture order.
+
+    Each layer's exact gradients are computed once, and its candidates
+    share their decompositions' cold solves
+    (:func:`~mmseg_hosvd.ops.shared_solves.shared_mode_solves`: an eps
+    grid paired with a spatial eps grid solves the channel mode once per
+    eps, not once per pair); the errors are those each candidate alone
+    gives.
+    """
+    errors = []
+    for record in captured.values():
+        exact = exact_weight_gradients(record)
+        with shared_mode_solves():
+            errors += [candidate_error(record, candidate, exact)
+                       for candidate in candidates]
+    return errors

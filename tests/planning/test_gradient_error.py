@@ -23,6 +23,7 @@ from mmseg_hosvd.planning import (
 
 from ..helpers import model_config
 from ..ops.conv_cases import CASES, case_id, make_conv
+from ..ops.spectra import low_rank_wide_activation
 
 
 def captured(layer, x):
@@ -156,6 +157,38 @@ def test_the_whole_gradient_s_error_is_that_of_the_layers_joined():
         sum(e for e, _ in parts) / 2, rel=1e-2)
     assert whole_relative_error([(0.5, 0.0)]) is None
     assert whole_relative_error([]) is None
+
+
+def test_a_grid_measures_what_each_candidate_measures_alone(monkeypatch):
+    """An eps grid paired with a spatial eps grid on a layer whose channel
+    mode takes the Ritz solver: every error, byte count and norm is that of
+    the candidate measured on its own, and the channel mode is solved once
+    per eps and batch, not once per pair."""
+    import mmseg_hosvd.ops.solvers as solvers
+    calls = []
+    real = solvers.ritz_leading_block
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(solvers, 'ritz_leading_block', counting)
+    torch.manual_seed(0)
+    conv = nn.Conv2d(300, 8, 3, padding=1)
+    batches = [captured(conv, low_rank_wide_activation(300, seed=seed)
+                        .float()) for seed in (0, 1)]
+    record = merge_captures(*({'layer': b} for b in batches))
+    candidates = [Candidate('hosvd', dict(eps=eps, spatial_eps=spatial,
+                                          keep_batch=True),
+                            f'{eps},{spatial}')
+                  for eps in (0.6, 0.8) for spatial in (0.7, 0.9, 0.95)]
+    alone = [candidate_error(record['layer'], c) for c in candidates]
+    assert len(calls) == 2 * len(candidates)
+    calls.clear()
+    assert gradient_errors(record, candidates) == alone
+    # the second batch of each candidate starts warm: not shared
+    assert len(calls) == 2 + len(candidates)
+    assert len({e.error for e in alone}) == len(candidates)
 
 
 def test_bad_candidates_and_layers_are_named():
