@@ -20,6 +20,12 @@ from .registry import FINETUNE_METHODS
 
 #: The eps values an allocation chooses from unless ``allocate.grid`` says.
 GRID = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
+#: The spatial eps values to pair with :data:`GRID` in
+#: ``allocate.spatial_grid`` (what the protocol's row
+#: ``hosvd-eps-alloc0.8-whole-keepbatch-spatial`` and the planner's
+#: ``hosvd-eps-alloc0.8`` allocate from); without that key the spatial
+#: modes take each layer's eps.
+SPATIAL_GRID = (0.6, 0.7, 0.8, 0.9, 0.95)
 
 
 def check_spatial_value(value: float) -> float:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
 from ..methods import get_method
-from ..protocol.config_table import SPATIAL_GRID
+from ..methods.hosvd import SPATIAL_GRID
 from ..reductions.describe import MIXED_PRECISION_WRAPPERS
 
 #: Hook types a set-up decides on (the user's are replaced).

@@ -18,6 +18,7 @@ Comments are the text of the config's leading ``#`` lines
 from dataclasses import dataclass, field
 from typing import Any, Dict, Optional, Tuple
 
+from ..methods.hosvd import SPATIAL_GRID
 from .config_comments import (
     ALLOC_COMMENT,
     ALLOC_KEEPBATCH_COMMENT,
@@ -112,11 +113,6 @@ PRETRAINING = {
         'shapes_source', 'pretrain_400it', 400),
 }
 RESNET_PRETRAIN = dict(backbone=dict(zero_init_residual=False))
-
-#: The spatial eps the allocation pairs with each eps in the row
-#: ``hosvd-eps-alloc0.8-whole-keepbatch-spatial`` and the planner's
-#: ``hosvd-eps-alloc0.8``.
-SPATIAL_GRID = (0.6, 0.7, 0.8, 0.9, 0.95)
 
 #: The fine-tuning method settings: the paper's rows, then the extensions.
 SETTINGS = (
