@@ -169,6 +169,32 @@ def test_rows_of_two_vanilla_baselines_are_placed_on_one_scale(
     assert points['vanilla'] == 1.0
 
 
+def test_times_are_against_a_timed_vanilla_where_the_reference_has_none(
+        tmp_path):
+    """The largest-peak vanilla (100 MB) has no step time, the vanilla with
+    the in-place concatenation (90 MB) has: the cells give times against
+    it, and the faster of two rows alike in all else is chosen."""
+    concat = dict(EXACT, concat=True)
+    for seed, miou in VANILLA.items():
+        write_run(tmp_path / 'plain', 'vanilla-l5', 'vanilla', 5, miou, 8.0,
+                  20.0, None, step_peak=100.0, seed=seed, reductions=EXACT)
+        write_run(tmp_path / 'concat', 'vanilla-l5', 'vanilla', 5, miou,
+                  8.0, 20.0, 0.2, step_peak=90.0, seed=seed,
+                  reductions=concat)
+        for name, step in (('qact2-l5', 0.3), ('qact2-fast-l5', 0.1)):
+            write_run(tmp_path / 'concat', name, 'quantized', 5,
+                      miou - (0.5, 0.6, 0.4)[seed], 0.5, 12.0, step,
+                      bits=2, group_size=64 if 'fast' in name else 32,
+                      step_peak=38.0, seed=seed, reductions=concat)
+    rows = collect([str(tmp_path / '*' / '*')])[0]
+    chosen = choose(rows, 'pspnet', 5, 0.4)
+    assert chosen['step_time_s'] == pytest.approx(0.1)
+    table, _ = table_cells(rows, [0.9, 0.4])
+    assert table[0]['within 0.90x'] == ('`vanilla +concat`: vanilla, peak '
+                                        '0.90x, time 1.00x')
+    assert table[0]['within 0.40x'].endswith('peak 0.38x, time 0.50x')
+
+
 def test_rows_of_an_unknown_layer_count_sort_beside_known_ones(
         rows, tmp_path):
     """A run whose config has no -lN tag and whose plan no layer count
