@@ -11,8 +11,6 @@ value), of the fine-tuned layers' gradients taken together.
 import os
 import os.path as osp
 import shutil
-import subprocess
-import sys
 import threading
 from typing import List, Optional
 
@@ -21,6 +19,7 @@ from mmengine.runner import CheckpointLoader
 
 from ..protocol.reporting import median
 from .autocast_error import AUTOCAST_ERROR_KEY
+from .probe_process import run_script
 from .recommendation import Measured
 from .setups import SetUp, setup_overrides
 
@@ -118,15 +117,11 @@ def run_probe(train_script: str, config: str, setup: SetUp, work_dir: str,
     with _CONFIG_LOCK, open(path, 'w') as f:
         f.write(config_text(config, setup_overrides(
             Config.fromfile(config), setup, probe=True)))
-    command = [sys.executable, train_script, path, '--work-dir', work_dir,
-               '--cfg-options'] + probe_options(iters, load_from)
-    env = dict(os.environ)
-    if threads is not None:
-        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     log = osp.join(work_dir, 'probe.log')
-    with open(log, 'w') as out:
-        code = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT,
-                              timeout=timeout_s, env=env).returncode
+    code = run_script(train_script, [path, '--work-dir', work_dir,
+                                     '--cfg-options'] +
+                      probe_options(iters, load_from), log, timeout_s,
+                      threads)
     if code != 0:
         with open(log) as f:
             tail = ''.join(f.readlines()[-15:])

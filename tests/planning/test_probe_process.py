@@ -1,0 +1,67 @@
+"""Probe processes forked from the server that imported the training code:
+each runs its script as a new interpreter would, with the caller's
+environment, its own log, exit code and time limit."""
+import os
+import subprocess
+
+import pytest
+
+from mmseg_hosvd.planning.probe_process import run_script
+
+SCRIPT = '''import os, sys
+import torch
+print('name', __name__, 'argv', sys.argv[1:])
+print('threads', torch.get_num_threads(), os.environ.get('OMP_NUM_THREADS'),
+      os.environ.get('MKL_NUM_THREADS'), os.environ.get('PROBE_MARK'))
+if sys.argv[1] == 'fail':
+    raise ValueError('the probe failed here')
+if sys.argv[1] == 'hang':
+    open(sys.argv[2], 'w').write(str(os.getpid()))
+    import time
+    time.sleep(60)
+sys.exit(int(sys.argv[1]))
+'''
+
+
+@pytest.fixture
+def script(tmp_path):
+    path = tmp_path / 'probe_script.py'
+    path.write_text(SCRIPT)
+    return str(path)
+
+
+def test_a_script_runs_as_main_with_its_arguments(script, tmp_path,
+                                                  monkeypatch):
+    monkeypatch.setenv('PROBE_MARK', 'set-after-the-server-started')
+    log = tmp_path / 'probe.log'
+    assert run_script(script, ['0', 'x'], str(log), 60, threads=2) == 0
+    text = log.read_text()
+    assert "name __main__ argv ['0', 'x']" in text
+    assert 'threads 2 2 2 set-after-the-server-started' in text
+
+
+@pytest.mark.parametrize('threads', [None, 3])
+def test_the_caller_s_thread_count_applies(script, tmp_path, monkeypatch,
+                                           threads):
+    monkeypatch.setenv('OMP_NUM_THREADS', '1')
+    monkeypatch.setenv('MKL_NUM_THREADS', '1')
+    log = tmp_path / 'probe.log'
+    assert run_script(script, ['4'], str(log), 60, threads) == 4
+    count = threads or 1
+    assert f'threads {count} {count} {count}' in log.read_text()
+
+
+def test_an_exception_is_exit_1_with_its_traceback_in_the_log(
+        script, tmp_path):
+    log = tmp_path / 'probe.log'
+    assert run_script(script, ['fail'], str(log), 60) == 1
+    assert 'ValueError: the probe failed here' in log.read_text()
+
+
+def test_a_probe_out_of_time_is_killed(script, tmp_path):
+    pid_file = tmp_path / 'pid'
+    with pytest.raises(subprocess.TimeoutExpired):
+        run_script(script, ['hang', str(pid_file)], str(tmp_path / 'log'),
+                   10)
+    with pytest.raises(ProcessLookupError):
+        os.kill(int(pid_file.read_text()), 0)
