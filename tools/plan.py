@@ -2,8 +2,9 @@
 
 For a fine-tuning config (one with a ``CompressConvHook``: which layers to
 fine-tune), every set-up of ``mmseg_hosvd.planning.setups.SETUPS`` (or
-``--setups``) runs a few real training iterations in a fresh
-``tools/train.py`` process on the config's model, crop, batch and data,
+``--setups``) runs a few real training iterations of ``tools/train.py`` in a
+process of its own (forked from one that imported the training code
+once) on the config's model, crop, batch and data,
 from ``--load-from`` (or the config's ``load_from``): its whole-step peak
 memory, its step time and, for a compressed set-up, the relative error
 of its fine-tuned layers' weight gradients, taken as one vector, on the
@@ -40,6 +41,7 @@ import mmseg_hosvd  # noqa: F401  # isort: skip
 import torch
 from mmengine.config import Config
 
+from mmseg_hosvd.planning.probe_process import start_server
 from mmseg_hosvd.planning.probe_runs import (
     PROFILED_ITERATION,
     config_text,
@@ -171,6 +173,7 @@ def slow_autocast_reason(time_factor):
 
 def main(argv=None):
     args = parse_args(argv)
+    start_server()
     cfg = Config.fromfile(args.config)
     compress_hook_of(cfg)
     slow = (slow_autocast_reason(args.time_factor)

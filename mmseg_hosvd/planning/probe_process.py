@@ -19,6 +19,7 @@ starts probes needs ``if __name__ == '__main__':``, as ``tools/plan.py``
 has.
 """
 import multiprocessing
+import multiprocessing.forkserver
 import os
 import runpy
 import subprocess
@@ -27,6 +28,24 @@ from typing import Dict, Optional, Sequence
 
 #: The modules a probe needs before it trains, imported once in the server.
 PRELOAD = ['mmseg_hosvd', 'mmseg_hosvd.protocol.testing', 'mmengine.runner']
+
+
+def _context():
+    """The forkserver context, the training code preloaded."""
+    context = multiprocessing.get_context('forkserver')
+    context.set_forkserver_preload(PRELOAD)
+    return context
+
+
+def start_server() -> None:
+    """Starts the process the probes fork from, without waiting for it.
+
+    Its imports then run while the caller gets ready (reads the config,
+    times bfloat16) instead of before the first probe; :func:`run_script`
+    starts it where this was not called.
+    """
+    _context()
+    multiprocessing.forkserver.ensure_running()
 
 
 def _train(script: str, argv: Sequence[str], log: str,
@@ -73,9 +92,7 @@ def run_script(script: str, argv: Sequence[str], log: str,
     if threads is not None:
         environment.update(OMP_NUM_THREADS=str(threads),
                            MKL_NUM_THREADS=str(threads))
-    context = multiprocessing.get_context('forkserver')
-    context.set_forkserver_preload(PRELOAD)
-    process = context.Process(target=_train,
+    process = _context().Process(target=_train,
                               args=(script, list(argv), log, environment))
     process.start()
     process.join(timeout_s)

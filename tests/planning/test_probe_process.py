@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from mmseg_hosvd.planning.probe_process import run_script
+from mmseg_hosvd.planning.probe_process import run_script, start_server
 
 SCRIPT = '''import os, sys
 import torch
@@ -32,6 +32,7 @@ def script(tmp_path):
 
 def test_a_script_runs_as_main_with_its_arguments(script, tmp_path,
                                                   monkeypatch):
+    start_server()
     monkeypatch.setenv('PROBE_MARK', 'set-after-the-server-started')
     log = tmp_path / 'probe.log'
     assert run_script(script, ['0', 'x'], str(log), 60, threads=2) == 0
