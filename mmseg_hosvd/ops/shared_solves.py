@@ -29,9 +29,12 @@ class SharedSolves:
     """The cold solves of the modes of live tensors, by threshold.
 
     A solution is keyed by the tensor (held by a weak reference: a tensor
-    that is gone, or one modified in place since, is solved again), the
-    mode, and the settings a solver reads: ``eps``, ``solver`` and
-    ``seed``.
+    that is gone, or one modified in place since, is solved again; one
+    whose ``.data`` was replaced is not told apart, and an inference-mode
+    tensor, which keeps no version, is not shared), the mode, and the
+    settings a solver reads: ``eps``, ``solver`` and ``seed``. The
+    solutions (with a Ritz solve, the projection of the input on its
+    vectors too) stay alive until the context ends.
     """
 
     def __init__(self):
@@ -53,6 +56,8 @@ class SharedSolves:
         Returns:
             The kept solution, or the one ``solve`` gives now.
         """
+        if tensor.is_inference():
+            return solve()
         key = (id(tensor), tensor._version, mode, settings.eps,
                settings.solver, settings.seed)
         kept = self._solutions.get(key)

@@ -4,7 +4,7 @@ A method with a per-layer setting (``hosvd``'s eps, ``quantized``'s bits)
 and the option ``allocate`` runs its first ``allocate.batches`` labelled
 batches through one extra forward and backward each, which keep every
 compressed layer's input and output gradient
-(:func:`~.gradient_error.capture_layer_gradients`). Every value of the
+(:func:`~.layer_capture.capture_layer_gradients`). Every value of the
 grid (for ``hosvd`` with ``allocate.spatial_grid``, every pair of an eps
 and a spatial eps) is then measured on every layer
 (:func:`~.gradient_error.gradient_errors`), and

@@ -4,30 +4,51 @@ code.
 A probe is ``tools/train.py`` in a process of its own, so that one
 set-up's allocator state and MMEngine's global registries and message hub
 cannot reach another's. Started as a new interpreter, each probe spent
-about 4 s (a third of a DeepLabV3 probe) importing torch, MMEngine, mmseg
-and this package before it trained. Here the probes are forked from one
-server process (``multiprocessing``'s 'forkserver') that imported them once
-and trains nothing itself; each child
-still gets its own copy of that state, the caller's environment and
-thread count, runs the script as ``__main__`` with its own ``sys.argv``,
-and writes its output to its own log. The peaks a probe reads are its
-step's allocation events, and its step times were the same as a new
-interpreter's within their run-to-run spread (DeepLabV3, three set-ups,
-three runs each way). As with any ``multiprocessing`` start method but
-'fork', a caller's main module is imported in the child: a script that
-starts probes needs ``if __name__ == '__main__':``, as ``tools/plan.py``
-has.
+about 4 s importing torch, MMEngine, mmseg and this package before it
+trained (DeepLabV3's probes took 10-13 s that way). Here the probes are
+forked from one server process (``multiprocessing``'s 'forkserver') that
+imported them once and trains nothing itself; each child gets its own
+copy of that state, and is then made to start as a new interpreter
+would: the caller's environment and thread count, the script's
+directory first on ``sys.path``, fresh seeds for Python's and NumPy's
+global generators, the script run as ``__main__`` with its own
+``sys.argv``, its output in its own log and its own exit handlers (not
+the server's) run. The
+peaks a probe reads are its step's allocation events, and its step times
+were the same as a new interpreter's within their run-to-run spread
+(DeepLabV3, three set-ups, three runs each way).
+
+The server checks CUDA through NVML (``PYTORCH_NVML_BASED_CUDA_CHECK``):
+MMEngine and mmcv ask ``torch.cuda.is_available()`` at import, which
+would otherwise initialise CUDA there and leave every forked probe unable
+to use the GPU. As with any ``multiprocessing`` start method but 'fork',
+the caller's main module is imported in each child: a script that starts
+probes needs ``if __name__ == '__main__':``, as ``tools/plan.py`` has.
 """
+import atexit
 import multiprocessing
 import multiprocessing.forkserver
 import os
+import os.path as osp
+import random
 import runpy
 import subprocess
 import sys
+import threading
+from multiprocessing.connection import wait
 from typing import Dict, Optional, Sequence
 
 #: The modules a probe needs before it trains, imported once in the server.
 PRELOAD = ['mmseg_hosvd', 'mmseg_hosvd.protocol.testing', 'mmengine.runner']
+#: Makes ``torch.cuda.is_available()`` ask NVML instead of initialising
+#: CUDA (PyTorch's documented remedy for CUDA in forked processes).
+NVML_CHECK = 'PYTORCH_NVML_BASED_CUDA_CHECK'
+
+
+#: Serialises starting, polling and reaping probes: ``Process.start``
+#: polls every other child, and two threads reading one child's exit code
+#: from the forkserver would leave one of them with 255.
+_LOCK = threading.Lock()
 
 
 def _context():
@@ -44,27 +65,54 @@ def start_server() -> None:
     times bfloat16) instead of before the first probe; :func:`run_script`
     starts it where this was not called.
     """
-    _context()
-    multiprocessing.forkserver.ensure_running()
+    with _LOCK:
+        _context()
+        saved = os.environ.get(NVML_CHECK)
+        os.environ[NVML_CHECK] = '1'
+        try:
+            multiprocessing.forkserver.ensure_running()
+        finally:
+            if saved is None:
+                del os.environ[NVML_CHECK]
+            else:
+                os.environ[NVML_CHECK] = saved
 
 
-def _train(script: str, argv: Sequence[str], log: str,
-           environment: Dict[str, str]) -> None:
-    """The child: the caller's environment and its thread count, output
-    to ``log``, ``script`` run as ``__main__`` with ``argv``."""
-    descriptor = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    os.dup2(descriptor, 1)
-    os.dup2(descriptor, 2)
-    os.close(descriptor)
+def _start_as_a_new_interpreter(script: str, argv: Sequence[str],
+                                environment: Dict[str, str]) -> None:
+    """What a new interpreter would have that the server's copy has not."""
+    import numpy
+    import torch
+    if torch.cuda._is_in_bad_fork():
+        raise RuntimeError('the probe server initialised CUDA before it '
+                           'forked this probe; run the probe without it')
     os.environ.clear()
     os.environ.update(environment)
     threads = environment.get('OMP_NUM_THREADS', '')
     if threads.isdigit() and int(threads) > 0:
         # the server read the variable when it imported torch, not now
-        import torch
         torch.set_num_threads(int(threads))
+    random.seed()
+    numpy.random.seed()
     sys.argv = [script, *argv]
-    runpy.run_path(script, run_name='__main__')
+    sys.path[0] = osp.dirname(osp.abspath(script))
+
+
+def _train(script: str, argv: Sequence[str], log: str,
+           environment: Dict[str, str]) -> None:
+    """The child: output to ``log``, started as a new interpreter would
+    be, ``script`` run as ``__main__``, its exit handlers run."""
+    descriptor = os.open(log, os.O_WRONLY | os.O_TRUNC)
+    os.dup2(descriptor, 1)
+    os.dup2(descriptor, 2)
+    os.close(descriptor)
+    # the server's exit handlers are not the probe's
+    atexit._clear()
+    try:
+        _start_as_a_new_interpreter(script, argv, environment)
+        runpy.run_path(script, run_name='__main__')
+    finally:
+        atexit._run_exitfuncs()
 
 
 def run_script(script: str, argv: Sequence[str], log: str,
@@ -74,7 +122,8 @@ def run_script(script: str, argv: Sequence[str], log: str,
     Args:
         script: The script's path (e.g. ``tools/train.py``).
         argv: Its arguments.
-        log: The file its standard output and error go to.
+        log: The file its standard output and error go to (created
+            here, before the process starts).
         timeout_s: The most seconds it may run.
         threads: CPU threads of the run (``OMP_NUM_THREADS`` and
             ``MKL_NUM_THREADS``, and ``torch.set_num_threads``), or None
@@ -92,12 +141,17 @@ def run_script(script: str, argv: Sequence[str], log: str,
     if threads is not None:
         environment.update(OMP_NUM_THREADS=str(threads),
                            MKL_NUM_THREADS=str(threads))
+    open(log, 'w').close()
+    start_server()
     process = _context().Process(target=_train,
-                              args=(script, list(argv), log, environment))
-    process.start()
-    process.join(timeout_s)
-    if process.is_alive():
-        process.kill()
+                                 args=(script, list(argv), log, environment))
+    with _LOCK:
+        process.start()
+    finished = wait([process.sentinel], timeout_s)
+    with _LOCK:
+        if not finished:
+            process.kill()
         process.join()
+    if not finished:
         raise subprocess.TimeoutExpired([script, *argv], timeout_s)
     return process.exitcode

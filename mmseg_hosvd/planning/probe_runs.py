@@ -1,7 +1,9 @@
 """Short real training runs of a set-up, and what they measured.
 
-Each probe is ``tools/train.py`` in a fresh process (so one set-up's
-allocator state cannot lower or raise another's peak), on the user's
+Each probe is ``tools/train.py`` in a process of its own (so one set-up's
+allocator state cannot lower or raise another's peak; forked from a
+server that imported the training code once, :mod:`.probe_process`), on
+the user's
 config with the set-up's overrides, for a few iterations from the user's
 checkpoint: the ``StepPeakMemoryHook`` profiles the second iteration, the
 later ones give the step time, and a compressed set-up's one value logs its
@@ -89,7 +91,8 @@ def probe_threads(jobs: int, cpus: Optional[int] = None) -> Optional[int]:
 def run_probe(train_script: str, config: str, setup: SetUp, work_dir: str,
               iters: int, load_from: Optional[str], timeout_s: float,
               threads: Optional[int] = None) -> Measured:
-    """Runs one probe in a fresh process and reads what it measured.
+    """Runs one probe in a process of its own (:func:`~.probe_process.
+    run_script`) and reads what it measured.
 
     Args:
         train_script: The path of ``tools/train.py``.

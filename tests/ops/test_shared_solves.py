@@ -99,3 +99,22 @@ def test_outside_the_context_every_solve_runs():
         assert [solve_cold(x, 0, settings, solve)
                 for _ in range(2)] == [3, 3]
     assert solve_cold(x, 0, settings, solve) == 4
+
+
+def test_a_dead_tensor_s_solution_is_not_handed_to_its_successor():
+    """A new tensor at the address (the id) of a freed one is solved
+    again, and so is an inference-mode tensor, which keeps no version."""
+    settings = DecompositionSettings(0.8)
+    with shared_mode_solves() as shared:
+        first = torch.ones(3)
+        freed = id(first)
+        assert solve_cold(first, 0, settings, lambda: 'first') == 'first'
+        del first
+        successor = next(t for t in (torch.zeros(3) for _ in range(1000))
+                         if id(t) == freed)
+        assert solve_cold(successor, 0, settings, lambda: 'new') == 'new'
+        with torch.inference_mode():
+            frozen = torch.ones(3)
+        for value in ('a', 'b'):
+            assert solve_cold(frozen, 0, settings, lambda v=value: v) == value
+    assert shared.reused == 0

@@ -8,11 +8,14 @@ import pytest
 
 from mmseg_hosvd.planning.probe_process import run_script, start_server
 
-SCRIPT = '''import os, sys
-import torch
+SCRIPT = '''import atexit, os, random, sys
+import numpy, torch
 print('name', __name__, 'argv', sys.argv[1:])
 print('threads', torch.get_num_threads(), os.environ.get('OMP_NUM_THREADS'),
       os.environ.get('MKL_NUM_THREADS'), os.environ.get('PROBE_MARK'))
+print('path0', sys.path[0])
+print('draws', random.random(), numpy.random.rand())
+atexit.register(lambda: print('exit handler ran', flush=True))
 if sys.argv[1] == 'fail':
     raise ValueError('the probe failed here')
 if sys.argv[1] == 'hang':
@@ -21,6 +24,10 @@ if sys.argv[1] == 'hang':
     time.sleep(60)
 sys.exit(int(sys.argv[1]))
 '''
+
+
+def line(text, start):
+    return next(row for row in text.splitlines() if row.startswith(start))
 
 
 @pytest.fixture
@@ -39,6 +46,19 @@ def test_a_script_runs_as_main_with_its_arguments(script, tmp_path,
     text = log.read_text()
     assert "name __main__ argv ['0', 'x']" in text
     assert 'threads 2 2 2 set-after-the-server-started' in text
+    assert line(text, 'path0') == f'path0 {tmp_path}'
+    assert 'exit handler ran' in text
+
+
+def test_each_probe_draws_its_own_random_numbers(script, tmp_path):
+    """As in new interpreters, Python's and NumPy's global generators are
+    seeded afresh, not copied from the server."""
+    draws = []
+    for name in ('first.log', 'second.log'):
+        assert run_script(script, ['0'], str(tmp_path / name), 60) == 0
+        draws.append(line((tmp_path / name).read_text(), 'draws'))
+    python, numpy = zip(*(d.split()[1:] for d in draws), strict=True)
+    assert python[0] != python[1] and numpy[0] != numpy[1]
 
 
 @pytest.mark.parametrize('threads', [None, 3])
@@ -57,6 +77,7 @@ def test_an_exception_is_exit_1_with_its_traceback_in_the_log(
     log = tmp_path / 'probe.log'
     assert run_script(script, ['fail'], str(log), 60) == 1
     assert 'ValueError: the probe failed here' in log.read_text()
+    assert 'exit handler ran' in log.read_text()
 
 
 def test_a_probe_out_of_time_is_killed(script, tmp_path):

@@ -1,5 +1,6 @@
-"""tools/plan.py end to end: real probes in fresh tools/train.py
-processes, the recommendation, and a real run of the config it writes."""
+"""tools/plan.py end to end: real probes, each tools/train.py in a
+process of its own, the recommendation, and a real run of the config it
+writes."""
 import json
 import os.path as osp
 import subprocess
