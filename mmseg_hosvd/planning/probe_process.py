@@ -13,17 +13,19 @@ would: the caller's environment and thread count, the script's
 directory first on ``sys.path``, fresh seeds for Python's and NumPy's
 global generators, the script run as ``__main__`` with its own
 ``sys.argv``, its output in its own log and its own exit handlers (not
-the server's) run. The
-peaks a probe reads are its step's allocation events, and its step times
-were the same as a new interpreter's within their run-to-run spread
-(DeepLabV3, three set-ups, three runs each way).
+the server's) run. The peaks a probe reads are its step's allocation
+events, and its step times were the same as a new interpreter's within
+their run-to-run spread (DeepLabV3, three set-ups, three runs each way).
 
 The server checks CUDA through NVML (``PYTORCH_NVML_BASED_CUDA_CHECK``):
 MMEngine and mmcv ask ``torch.cuda.is_available()`` at import, which
 would otherwise initialise CUDA there and leave every forked probe unable
-to use the GPU. As with any ``multiprocessing`` start method but 'fork',
-the caller's main module is imported in each child: a script that starts
-probes needs ``if __name__ == '__main__':``, as ``tools/plan.py`` has.
+to use the GPU (a probe that still finds CUDA initialised fails with
+PyTorch's "Cannot re-initialize CUDA in forked subprocess" in its log;
+not run on a GPU yet). As with any ``multiprocessing`` start method but
+'fork', the caller's main module is imported in each child: a script
+that starts probes needs ``if __name__ == '__main__':``, as
+``tools/plan.py`` has.
 """
 import atexit
 import multiprocessing
@@ -83,9 +85,6 @@ def _start_as_a_new_interpreter(script: str, argv: Sequence[str],
     """What a new interpreter would have that the server's copy has not."""
     import numpy
     import torch
-    if torch.cuda._is_in_bad_fork():
-        raise RuntimeError('the probe server initialised CUDA before it '
-                           'forked this probe; run the probe without it')
     os.environ.clear()
     os.environ.update(environment)
     threads = environment.get('OMP_NUM_THREADS', '')
