@@ -14,10 +14,12 @@ of uniform HOSVD eps 0.8, itself always a candidate
 (``mmseg_hosvd.planning.allocate``), with the whole gradient's relative
 error of it and of eps 0.8;
 and what the measurement costs against one training step of the same
-model, timed in the same run. Layers that read one input (the ASPP
-branches of DeepLabV3) take one setting in the allocation and count its
-bytes once, as training stores it; the per-setting sums count it per
-layer.
+model, timed in the same run (with ``--unshared``, also against measuring
+every candidate on its own, its exact gradient and solves not shared with
+the others, checked to give the same records). Layers that read one
+input (the ASPP branches of DeepLabV3) take one setting in the allocation
+and count its bytes once, as training stores it; the per-setting sums
+count it per layer.
 
 Usage::
 
@@ -25,7 +27,7 @@ Usage::
         [--from-protocol] [--batches 2] [--batch 8] [--size 128]
         [--eps 0.5 0.6 0.7 0.8 0.9 0.95] [--bits 2 4 8] [--keep-batch]
         [--spatial-eps 0.6 0.7 0.8 0.9 0.95] [--criterion layers]
-        [--json PATH]
+        [--unshared] [--json PATH]
 """
 import argparse
 import dataclasses
@@ -46,6 +48,7 @@ from mmseg_hosvd.ops.quantized_codes import BITS
 from mmseg_hosvd.planning import (
     Candidate,
     allocate,
+    candidate_error,
     capture_layer_gradients,
     criterion_errors,
     gradient_errors,
@@ -104,6 +107,20 @@ def step_seconds(model, batches, optim_wrapper, repeats=3):
     return statistics.median(times[1:])
 
 
+def unshared_seconds(captured, settings, shared_errors):
+    """Seconds to measure every candidate on its own (its exact gradient
+    and every solve its own, as before the sharing), after checking that
+    this gives the same records as the shared measurement."""
+    start = time.perf_counter()
+    alone = [candidate_error(record, candidate)
+             for record in captured.values() for candidate in settings]
+    seconds = time.perf_counter() - start
+    if alone != shared_errors:
+        raise RuntimeError('the candidates measured on their own differ '
+                           'from the shared measurement')
+    return seconds
+
+
 def measure(args):
     """The records of one run (see the module docstring)."""
     torch.manual_seed(0)
@@ -128,6 +145,8 @@ def measure(args):
     start = time.perf_counter()
     errors = gradient_errors(captured, settings)
     candidates_s = time.perf_counter() - start
+    unshared_s = unshared_seconds(captured, settings, errors) \
+        if args.unshared else None
     reference = [e for e in errors if e.tag == REFERENCE.tag]
     groups = shared_input_groups(trace_model(model), names)
     budget = uniform_bytes(errors, REFERENCE.tag, groups)
@@ -154,7 +173,8 @@ def measure(args):
                         criterion=args.criterion, error=allocation_error,
                         whole_error=allocation_whole,
                         stored_bytes=allocation.stored_bytes),
-        capture_s=capture_s, candidates_s=candidates_s, step_s=step_s)
+        capture_s=capture_s, candidates_s=candidates_s,
+        unshared_s=unshared_s, step_s=step_s)
 
 
 def report(record):
@@ -190,6 +210,11 @@ def report(record):
               f"{record['candidates_s']:.2f} s) = "
               f"{measure_s / record['step_s']:.1f} training steps of "
               f"{record['step_s']:.2f} s (same run)"]
+    if record.get('unshared_s') is not None:
+        lines.append(f"candidates on their own, nothing shared: "
+                     f"{record['unshared_s']:.2f} s, "
+                     f"{record['unshared_s'] / record['candidates_s']:.2f}x "
+                     'the shared measurement (same records, same run)')
     return '\n'.join(lines)
 
 
@@ -220,6 +245,10 @@ def parse_args(argv=None):
                         help="what the allocation minimises: 'layers', the "
                         "summed relative errors; 'whole', the squared error "
                         'of the whole gradient')
+    parser.add_argument('--unshared', action='store_true',
+                        help='also time every candidate on its own (no '
+                        'exact gradient or solve shared) as the baseline '
+                        'of the shared measurement')
     parser.add_argument('--json', help='also write the record here')
     return parser.parse_args(argv)
 

@@ -175,7 +175,7 @@ def test_gradient_error_of_spatial_eps_pairs_by_the_whole_gradient(
          '--model', 'fcn', '--from-protocol', '--size', str(DATA_SIZE),
          '--batch', '2', '--batches', '1', '--eps', '0.5', '--bits',
          '--keep-batch', '--spatial-eps', '0.5', '1.0', '--criterion',
-         'whole', '--json', str(path)],
+         'whole', '--unshared', '--json', str(path)],
         cwd=protocol_dir, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
     record = json.loads(path.read_text())
@@ -196,3 +196,6 @@ def test_gradient_error_of_spatial_eps_pairs_by_the_whole_gradient(
     assert allocation['stored_bytes'] <= reference['stored_bytes']
     assert 0 < allocation['whole_error'] <= reference['whole_error'] + 1e-12
     assert 'allocation (criterion whole)' in result.stdout
+    # the baseline measured every candidate on its own, to the same records
+    assert record['unshared_s'] > 0
+    assert 'candidates on their own, nothing shared' in result.stdout
