@@ -284,3 +284,22 @@ def test_peak_memory_refuses_the_old_reduction_names():
     assert result.returncode == 2
     assert "unknown reduction 'prefix'" in result.stderr
     assert "'prefix': 'prefix1'" in result.stderr  # the renaming shown
+
+
+def test_probe_startup_records(tmp_path):
+    """A new interpreter and a fork of the probe server both start
+    tools/train.py in every round; the ratio is of their medians."""
+    path = tmp_path / 'startup.json'
+    out = run_script('benchmarks/probe_startup.py', '--rounds', '1',
+                     '--json', str(path))
+    record = json.loads(path.read_text())
+    assert [len(t) for t in record['times'].values()] == [1, 1]
+    assert record['ratio'] == pytest.approx(
+        record['forked_s'] / record['new_interpreter_s'])
+    assert record['server_start_s'] > 0
+    assert 'forked from the probe server' in out
+    bad = subprocess.run(
+        [sys.executable, 'benchmarks/probe_startup.py', '--rounds', '0'],
+        cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert bad.returncode == 2
+    assert '--rounds must be >= 1, got 0' in bad.stderr
