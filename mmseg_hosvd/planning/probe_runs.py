@@ -8,8 +8,11 @@ config with the set-up's overrides, for a few iterations from the user's
 checkpoint: the ``StepPeakMemoryHook`` profiles the second iteration, the
 later ones give the step time, and a compressed set-up's one value logs its
 weight-gradient error on the first batch (an allocation whose grid is that
-value), of the fine-tuned layers' gradients taken together.
+value), of the fine-tuned layers' gradients taken together. A probe
+writes no checkpoint: ``ProbeRecordHook`` writes what it measured to a
+small file.
 """
+import json
 import os
 import os.path as osp
 import shutil
@@ -17,8 +20,9 @@ import threading
 from typing import List, Optional
 
 from mmengine.config import Config
-from mmengine.runner import CheckpointLoader
 
+from ..engine.hooks.probe_record_hook import PROBE_RECORD_FILE
+from ..engine.hooks.step_peak_memory_hook import STEP_PEAK_KEY
 from ..protocol.reporting import median
 from .autocast_error import AUTOCAST_ERROR_KEY
 from .probe_process import run_script
@@ -52,15 +56,15 @@ def config_text(config: str, overrides: dict, comment: str = '') -> str:
 
 def probe_options(iters: int, load_from: Optional[str]) -> List[str]:
     """``--cfg-options`` of a probe run: ``iters`` iterations, no
-    validation, the step peak profiled, every iteration logged, one
-    checkpoint at the end."""
+    validation, the step peak profiled, every iteration logged, no
+    checkpoint, what it measured written by ``ProbeRecordHook``."""
     options = [
         f'train_cfg.max_iters={iters}', 'val_cfg=None', 'val_dataloader=None',
         'val_evaluator=None', 'default_hooks.step_peak.type='
         'StepPeakMemoryHook',
         f'default_hooks.step_peak.iteration={PROFILED_ITERATION}',
-        'default_hooks.logger.interval=1',
-        f'default_hooks.checkpoint.interval={iters}'
+        'default_hooks.logger.interval=1', 'default_hooks.checkpoint=None',
+        'default_hooks.probe_record.type=ProbeRecordHook'
     ]
     if load_from is not None:
         options.append(f'load_from={load_from}')
@@ -130,20 +134,31 @@ def run_probe(train_script: str, config: str, setup: SetUp, work_dir: str,
             tail = ''.join(f.readlines()[-15:])
         raise RuntimeError(f'the probe of set-up {setup.name!r} failed '
                            f'(exit {code}); the end of {log}:\n{tail}')
-    return read_probe(osp.join(work_dir, f'iter_{iters}.pth'), setup)
+    return read_probe(work_dir, setup)
 
 
-def read_probe(checkpoint: str, setup: SetUp) -> Measured:
-    """What a finished probe measured, from its last checkpoint."""
-    loaded = CheckpointLoader.load_checkpoint(checkpoint, map_location='cpu')
-    meta = loaded.get('meta') or {}
-    peak = (meta.get('step_peak_memory') or {}).get('peak_increment_mb')
+def read_probe(work_dir: str, setup: SetUp) -> Measured:
+    """What a finished probe measured, from the record its
+    ``ProbeRecordHook`` wrote to ``work_dir``.
+
+    Raises:
+        RuntimeError: When the record is missing (the run had no
+            ``ProbeRecordHook``, :func:`probe_options`) or has no
+            whole-step peak (the run ended before its profiled iteration).
+    """
+    path = osp.join(work_dir, PROBE_RECORD_FILE)
+    if not osp.isfile(path):
+        raise RuntimeError(f'{path} is missing: the run did not train with '
+                           'a ProbeRecordHook to its end')
+    with open(path) as f:
+        record = json.load(f)
+    meta = record['meta']
+    peak = (meta.get(STEP_PEAK_KEY) or {}).get('peak_increment_mb')
     if peak is None:
-        raise RuntimeError(f'{checkpoint} has no step_peak_memory: the '
-                           'probe did not reach its profiled iteration')
-    times = list(loaded['message_hub']['log_scalars']['train/time'].data[0])
+        raise RuntimeError(f'{path} has no {STEP_PEAK_KEY}: the probe did '
+                           'not reach its profiled iteration')
     return Measured(setup.name, setup.exact, float(peak),
-                    median(times[PROFILED_ITERATION:]),
+                    median(record['train_time'][PROFILED_ITERATION:]),
                     probe_error(meta, setup))
 
 
@@ -152,7 +167,7 @@ def probe_error(meta: dict, setup: SetUp) -> Optional[float]:
     fine-tuned layers' gradients taken as one vector.
 
     Args:
-        meta: The probe's last checkpoint's meta.
+        meta: The meta of the probe's record (a checkpoint's keys).
         setup: The set-up it ran.
 
     Returns:

@@ -12,6 +12,7 @@ from .explicit_attention_hook import ExplicitAttentionHook
 from .finite_loss_hook import FiniteLossHook
 from .frozen_prefix_hook import FrozenPrefixHook
 from .malloc_trim_hook import MallocTrimHook
+from .probe_record_hook import PROBE_RECORD_FILE, ProbeRecordHook
 from .safe_checkpoint_hook import (
                                    CheckpointWriteError,
                                    SafeCheckpointHook,
@@ -26,7 +27,8 @@ __all__ = [
     'CheckpointFitHook', 'CheckpointWriteError', 'ChunkedLossHook',
     'CompressConvHook', 'ConcatInPlaceHook', 'DataCheckError', 'DataCheckHook',
     'ExplicitAttentionHook', 'FiniteLossHook', 'FrozenPrefixHook',
-    'MallocTrimHook', 'SafeCheckpointHook', 'StartCheckpointHook',
+    'MallocTrimHook', 'PROBE_RECORD_FILE', 'ProbeRecordHook',
+    'SafeCheckpointHook', 'StartCheckpointHook',
     'StepPeakMemoryHook', 'WeightChangeHook', 'check_checkpoint_fits',
     'use_safe_checkpoint_hook'
 ]
