@@ -1,10 +1,11 @@
 """Say the memory, get the config: measure set-ups, recommend one.
 
 For a fine-tuning config (one with a ``CompressConvHook``: which layers to
-fine-tune), every set-up of ``mmseg_hosvd.planning.setups.SETUPS`` (or
-``--setups``) runs a few real training iterations of ``tools/train.py`` in a
-process of its own (forked from one that imported the training code
-once) on the config's model, crop, batch and data,
+fine-tune), every set-up of ``mmseg_hosvd.planning.setups.SETUPS`` measured
+by default (or those of ``--setups``) runs a few real training iterations
+of ``tools/train.py`` in a process of its own (forked from one that
+imported the training code once) on the config's model, crop, batch and
+data,
 from ``--load-from`` (or the config's ``load_from``): its whole-step peak
 memory, its step time and, for a compressed set-up, the relative error
 of its fine-tuned layers' weight gradients, taken as one vector, on the
@@ -45,11 +46,13 @@ from mmseg_hosvd.planning.probe_process import start_server
 from mmseg_hosvd.planning.probe_runs import (
     PROFILED_ITERATION,
     config_text,
+    probe_order,
     probe_threads,
     run_probe,
 )
 from mmseg_hosvd.planning.recommendation import fits, recommend
 from mmseg_hosvd.planning.setups import (
+    SETUPS,
     compress_hook_of,
     get_setup,
     inapplicable,
@@ -70,7 +73,8 @@ def parse_args(argv=None):
                         '(default: the config\'s load_from)')
     parser.add_argument('--setups', nargs='+', choices=setup_names(),
                         help='set-ups to measure (default: every one the '
-                        "config's batch size can take)")
+                        "config's batch size can take but "
+                        'vanilla-exact-ckpt)')
     parser.add_argument('--iters', type=int, default=4,
                         help='training iterations per set-up (> 2)')
     parser.add_argument('--time-factor', type=float, default=2.0,
@@ -125,8 +129,9 @@ def chosen_setups(names, batch_size, slow_autocast=None):
 
     Returns:
         The named set-ups, each of which must take the batch size; or,
-        for None, every set-up that does and, when ``slow_autocast`` is
-        given, none under autocast (the others are reported as skipped).
+        for None, every set-up measured by default that does and, when
+        ``slow_autocast`` is given, none under autocast (the others
+        measured by default are reported as skipped).
 
     Raises:
         ValueError: For a named set-up the batch size cannot take.
@@ -138,8 +143,8 @@ def chosen_setups(names, batch_size, slow_autocast=None):
                 raise ValueError(reason)
         return [get_setup(name) for name in names]
     setups = []
-    for name in setup_names():
-        setup = get_setup(name)
+    for setup in (s for s in SETUPS if s.by_default):
+        name = setup.name
         reason = inapplicable(setup, batch_size)
         if reason is None and setup.autocast and slow_autocast:
             reason = f'set-up {name!r}: {slow_autocast}'
@@ -187,19 +192,25 @@ def main(argv=None):
     threads = probe_threads(args.jobs)
 
     def measure(setup):
-        print(f'[{time.time() - start:6.0f} s] measuring {setup.name}',
-              flush=True)
+        began = time.time()
+        print(f'[{began - start:6.0f} s] measuring {setup.name}', flush=True)
         try:
-            return run_probe(TRAIN, args.config, setup,
-                             osp.join(work_dir, setup.name), args.iters,
-                             load_from, args.timeout, threads)
+            measured = run_probe(TRAIN, args.config, setup,
+                                 osp.join(work_dir, setup.name), args.iters,
+                                 load_from, args.timeout, threads)
         except (RuntimeError, subprocess.TimeoutExpired) as error:
             print(f'set-up {setup.name} left out: {error}', flush=True)
             return None
+        print(f'[{time.time() - start:6.0f} s] measured {setup.name} in '
+              f'{time.time() - began:.1f} s', flush=True)
+        return measured
 
+    order = probe_order(setups)
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        measured = list(pool.map(measure, setups))
-    measurements = [m for m in measured if m is not None]
+        measured = dict(zip([s.name for s in order],
+                            pool.map(measure, order), strict=True))
+    measurements = [measured[s.name] for s in setups
+                    if measured[s.name] is not None]
     if not measurements:
         print(f'error: no set-up could be measured (see the probes in '
               f'{work_dir})', file=sys.stderr)

@@ -1,8 +1,13 @@
-"""How many CPU threads each probe gets when several run at once."""
+"""How many CPU threads each probe gets when several run at once, and
+which probes start first."""
 import pytest
 
-from mmseg_hosvd.planning.probe_runs import probe_threads, run_probe
-from mmseg_hosvd.planning.setups import get_setup
+from mmseg_hosvd.planning.probe_runs import (
+    probe_order,
+    probe_threads,
+    run_probe,
+)
+from mmseg_hosvd.planning.setups import SETUPS, get_setup
 
 from ..helpers import model_config
 
@@ -18,6 +23,17 @@ REPORTER = ('import os, sys\n'
     (1, 16, None), (2, 2, 1), (2, 16, 8), (3, 16, 5), (4, 2, 1)])
 def test_the_cpus_are_shared_evenly(jobs, cpus, threads):
     assert probe_threads(jobs, cpus) == threads
+
+
+def test_the_allocating_probes_start_first_the_others_keep_their_order():
+    order = [s.name for s in probe_order(SETUPS)]
+    assert order[0] == 'hosvd-eps-alloc0.8'
+    assert order[1:] == [s.name for s in SETUPS
+                         if s.name != 'hosvd-eps-alloc0.8']
+    named = [get_setup(n) for n in ('vanilla', 'qact2', 'hosvd-eps-alloc0.8',
+                                    'hosvd-eps0.8')]
+    assert [s.name for s in probe_order(named)] == [
+        'hosvd-eps-alloc0.8', 'vanilla', 'qact2', 'hosvd-eps0.8']
 
 
 def test_bad_jobs_are_named():
