@@ -52,12 +52,13 @@ from mmseg_hosvd.planning.probe_runs import (
 )
 from mmseg_hosvd.planning.recommendation import fits, recommend
 from mmseg_hosvd.planning.setups import (
-    SETUPS,
     compress_hook_of,
+    finetuned_layer_count,
     get_setup,
     inapplicable,
     setup_names,
     setup_overrides,
+    skipped_by_default,
 )
 from mmseg_hosvd.utils.autocast_speed import autocast_slowdown
 
@@ -73,8 +74,8 @@ def parse_args(argv=None):
                         '(default: the config\'s load_from)')
     parser.add_argument('--setups', nargs='+', choices=setup_names(),
                         help='set-ups to measure (default: every one the '
-                        "config's batch size can take but "
-                        'vanilla-exact-ckpt)')
+                        "config's batch size can take; checkpointing only "
+                        'above 5 fine-tuned layers)')
     parser.add_argument('--iters', type=int, default=4,
                         help='training iterations per set-up (> 2)')
     parser.add_argument('--time-factor', type=float, default=2.0,
@@ -118,7 +119,7 @@ def table(measurements, budget_mb):
     return '\n'.join(lines)
 
 
-def chosen_setups(names, batch_size, slow_autocast=None):
+def chosen_setups(names, batch_size, slow_autocast=None, layer_count=None):
     """The set-ups to measure.
 
     Args:
@@ -126,12 +127,16 @@ def chosen_setups(names, batch_size, slow_autocast=None):
         batch_size: The config's training batch size.
         slow_autocast: Why the autocast set-ups are not worth probing here
             (:func:`slow_autocast_reason`), or None.
+        layer_count: The layers the config fine-tunes, or None when
+            unknown (:func:`~mmseg_hosvd.planning.setups.
+            finetuned_layer_count`).
 
     Returns:
-        The named set-ups, each of which must take the batch size; or,
-        for None, every set-up measured by default that does and, when
-        ``slow_autocast`` is given, none under autocast (the others
-        measured by default are reported as skipped).
+        The named set-ups, each once, each of which must take the batch
+        size; or, for None, every set-up that does, but checkpointing
+        where :func:`~mmseg_hosvd.planning.setups.skipped_by_default`
+        says so and, when ``slow_autocast`` is given, those under
+        autocast (the others are reported as skipped).
 
     Raises:
         ValueError: For a named set-up the batch size cannot take.
@@ -141,11 +146,12 @@ def chosen_setups(names, batch_size, slow_autocast=None):
             reason = inapplicable(get_setup(name), batch_size)
             if reason is not None:
                 raise ValueError(reason)
-        return [get_setup(name) for name in names]
+        return [get_setup(name) for name in dict.fromkeys(names)]
     setups = []
-    for setup in (s for s in SETUPS if s.by_default):
-        name = setup.name
-        reason = inapplicable(setup, batch_size)
+    for name in setup_names():
+        setup = get_setup(name)
+        reason = (inapplicable(setup, batch_size)
+                  or skipped_by_default(setup, layer_count))
         if reason is None and setup.autocast and slow_autocast:
             reason = f'set-up {name!r}: {slow_autocast}'
         if reason is None:
@@ -180,11 +186,11 @@ def main(argv=None):
     args = parse_args(argv)
     start_server()
     cfg = Config.fromfile(args.config)
-    compress_hook_of(cfg)
+    hook = compress_hook_of(cfg)
     slow = (slow_autocast_reason(args.time_factor)
             if args.setups is None else None)
     setups = chosen_setups(args.setups, cfg.train_dataloader.batch_size,
-                           slow)
+                           slow, finetuned_layer_count(hook))
     name = osp.splitext(osp.basename(args.config))[0]
     work_dir = args.work_dir or osp.join('work_dirs', 'plan', name)
     load_from = args.load_from or cfg.get('load_from')

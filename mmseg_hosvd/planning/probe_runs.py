@@ -55,9 +55,17 @@ def config_text(config: str, overrides: dict, comment: str = '') -> str:
 
 
 def probe_options(iters: int, load_from: Optional[str]) -> List[str]:
-    """``--cfg-options`` of a probe run: ``iters`` iterations, no
-    validation, the step peak profiled, every iteration logged, no
-    checkpoint, what it measured written by ``ProbeRecordHook``."""
+    """``--cfg-options`` of a probe run.
+
+    Args:
+        iters: Training iterations.
+        load_from: The checkpoint to start from, or None for the config's.
+
+    Returns:
+        Options for ``iters`` iterations, no validation, the step peak
+        profiled, every iteration logged, no checkpoint, and what the run
+        measured written by ``ProbeRecordHook``.
+    """
     options = [
         f'train_cfg.max_iters={iters}', 'val_cfg=None', 'val_dataloader=None',
         'val_evaluator=None', 'default_hooks.step_peak.type='
@@ -75,9 +83,10 @@ def probe_order(setups: Sequence[SetUp]) -> List[SetUp]:
     """The set-ups in the order their probes start.
 
     Those that allocate come first: they measure every candidate of their
-    grid on every layer, the longest probes (Swin-T UPerNet: 15 s against
-    7-11 s). With several probes at a time, the longest started last
-    would run while the other workers have nothing left to do.
+    grid on every layer, the longest probes (Swin-T UPerNet, two at a
+    time on the idle first machine: 18-20 s against 8-12 s). With
+    several probes at a time, the longest started last would run while
+    the other workers have nothing left to do.
 
     Args:
         setups: The set-ups, in the order of the planner's table.
@@ -155,27 +164,40 @@ def run_probe(train_script: str, config: str, setup: SetUp, work_dir: str,
 
 
 def read_probe(work_dir: str, setup: SetUp) -> Measured:
-    """What a finished probe measured, from the record its
-    ``ProbeRecordHook`` wrote to ``work_dir``.
+    """What a finished probe measured.
+
+    Args:
+        work_dir: The probe's work dir, where its ``ProbeRecordHook``
+            wrote the record.
+        setup: The set-up it ran.
+
+    Returns:
+        Its whole-step peak, the median time of the steps after the
+        profiled one, and its gradient error (:func:`probe_error`).
 
     Raises:
         RuntimeError: When the record is missing (the run had no
-            ``ProbeRecordHook``, :func:`probe_options`) or has no
-            whole-step peak (the run ended before its profiled iteration).
+            ``ProbeRecordHook``, :func:`probe_options`), unreadable, or
+            has no whole-step peak (the run ended before its profiled
+            iteration).
     """
     path = osp.join(work_dir, PROBE_RECORD_FILE)
     if not osp.isfile(path):
         raise RuntimeError(f'{path} is missing: the run did not train with '
                            'a ProbeRecordHook to its end')
-    with open(path) as f:
-        record = json.load(f)
-    meta = record['meta']
+    try:
+        with open(path) as f:
+            record = json.load(f)
+        meta, times = record['meta'], record['train_time']
+    except (ValueError, KeyError, TypeError) as error:
+        raise RuntimeError(f'{path} is not a probe record: {error!r}'
+                           ) from error
     peak = (meta.get(STEP_PEAK_KEY) or {}).get('peak_increment_mb')
     if peak is None:
         raise RuntimeError(f'{path} has no {STEP_PEAK_KEY}: the probe did '
                            'not reach its profiled iteration')
     return Measured(setup.name, setup.exact, float(peak),
-                    median(record['train_time'][PROFILED_ITERATION:]),
+                    median(times[PROFILED_ITERATION:]),
                     probe_error(meta, setup))
 
 

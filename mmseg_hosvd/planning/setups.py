@@ -45,8 +45,6 @@ class SetUp:
             images (one optimizer step per iteration), or None.
         autocast: Whether the forward runs under bfloat16 autocast
             (:data:`AUTOCAST_WRAPPER`).
-        by_default: Whether the planner measures it when ``--setups``
-            does not name the set-ups.
     """
     name: str
     method: str
@@ -56,7 +54,6 @@ class SetUp:
     checkpointing: bool = False
     micro_batch: Optional[int] = None
     autocast: bool = False
-    by_default: bool = True
 
     @property
     def measured_option(self) -> Optional[Tuple[str, Any]]:
@@ -72,15 +69,11 @@ class SetUp:
 
 LEAN = dict(lean=True, lean_eps=dict(norm=0.8, classifier=0.99))
 
-#: The set-ups the planner knows, exact ones first. Checkpointing is
-#: measured only when named: it lowered no whole-step peak of the eight
-#: protocol models at 5 layers (1.00-1.12x of ``vanilla-exact``'s at
-#: 128 px, 1.00x at 512 px), so it would cost every planning a probe.
+#: The set-ups the planner knows, exact ones first.
 SETUPS = (
     SetUp('vanilla', 'vanilla', exact=True, reductions=False),
     SetUp('vanilla-exact', 'vanilla', exact=True),
-    SetUp('vanilla-exact-ckpt', 'vanilla', exact=True, checkpointing=True,
-          by_default=False),
+    SetUp('vanilla-exact-ckpt', 'vanilla', exact=True, checkpointing=True),
     SetUp('vanilla-exact-mb4', 'vanilla', exact=True, micro_batch=4),
     SetUp('vanilla-exact-mb2', 'vanilla', exact=True, micro_batch=2),
     SetUp('vanilla-exact-mb1', 'vanilla', exact=True, micro_batch=1),
@@ -138,6 +131,55 @@ def inapplicable(setup: SetUp, batch_size: int) -> Optional[str]:
     return (f'set-up {setup.name!r} accumulates micro-batches of {micro} '
             f'image(s), which needs a larger batch size divisible by '
             f'{micro}; the config has {batch_size}')
+
+
+#: The most fine-tuned layers at which checkpointing is not measured
+#: unless named: at 5 layers it lowered no whole-step peak of the eight
+#: protocol models (1.00-1.12x of ``vanilla-exact``'s at 128 px; DeepLabV3
+#: 1.00x and PSPNet 1.15x at 512 px), at 20 it lowered DeepLabV3's to
+#: 0.61x (512 px).
+CHECKPOINTING_SKIPPED_UP_TO = 5
+
+
+def finetuned_layer_count(hook: dict) -> Optional[int]:
+    """How many layers a ``CompressConvHook`` entry fine-tunes.
+
+    Args:
+        hook: The config's ``CompressConvHook`` entry.
+
+    Returns:
+        Its ``num_layers``, or the number of its ``layers`` (one name or a
+        list), or None when it gives neither.
+    """
+    if hook.get('num_layers') is not None:
+        return hook['num_layers']
+    layers = hook.get('layers')
+    if layers is None:
+        return None
+    return 1 if isinstance(layers, str) else len(layers)
+
+
+def skipped_by_default(setup: SetUp, layer_count: Optional[int]
+                       ) -> Optional[str]:
+    """Why the planner measures ``setup`` only when ``--setups`` names it.
+
+    Args:
+        setup: The set-up.
+        layer_count: The layers the config fine-tunes
+            (:func:`finetuned_layer_count`), or None when unknown.
+
+    Returns:
+        The reason, naming the set-up and the layer count, for
+        checkpointing at up to :data:`CHECKPOINTING_SKIPPED_UP_TO` layers;
+        else None.
+    """
+    if (not setup.checkpointing or layer_count is None
+            or layer_count > CHECKPOINTING_SKIPPED_UP_TO):
+        return None
+    return (f'set-up {setup.name!r}: the config fine-tunes {layer_count} '
+            f'layer(s), and checkpointing lowered no whole-step peak of the '
+            f'protocol models at {CHECKPOINTING_SKIPPED_UP_TO} (name it in '
+            '--setups to measure it)')
 
 
 def optim_wrapper_of(setup: SetUp, user_wrapper) -> Dict[str, Any]:

@@ -6,6 +6,7 @@ from mmseg_hosvd.engine import CompressConvHook
 from mmseg_hosvd.planning.probe_runs import HEADER, config_text
 from mmseg_hosvd.planning.setups import (
     SETUPS,
+    finetuned_layer_count,
     get_setup,
     inapplicable,
     setup_names,
@@ -165,3 +166,12 @@ def test_a_float16_wrapper_becomes_the_set_up_s_precision(tmp_path, setup,
         user, get_setup(setup))))
     wrapper = Config.fromfile(str(out)).optim_wrapper
     assert wrapper == dict(base.optim_wrapper, **want)
+
+
+@pytest.mark.parametrize('hook,count', [
+    (dict(num_layers=5), 5), (dict(num_layers=0), 0),
+    (dict(layers='decode_head.conv_seg'), 1),
+    (dict(layers=['a.conv', 'b.conv', 'c.conv']), 3), (dict(), None)])
+def test_the_fine_tuned_layer_count_of_a_hook(hook, count):
+    assert finetuned_layer_count(dict(type='CompressConvHook', **hook)) == (
+        count)

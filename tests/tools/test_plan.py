@@ -135,29 +135,64 @@ def test_by_default_set_ups_the_batch_cannot_take_are_skipped(capsys):
     names = [s.name for s in plan.chosen_setups(None, 2)]
     assert 'vanilla-exact-mb4' not in names
     assert 'vanilla-exact-mb2' not in names
-    assert names[:3] == ['vanilla', 'vanilla-exact', 'vanilla-exact-mb1']
+    assert names[:4] == ['vanilla', 'vanilla-exact', 'vanilla-exact-ckpt',
+                         'vanilla-exact-mb1']
     out = capsys.readouterr().out
     assert ("skipped: set-up 'vanilla-exact-mb4' accumulates micro-batches "
             'of 4 image(s)') in out
     assert "skipped: set-up 'vanilla-exact-mb2'" in out
-    assert len(plan.chosen_setups(None, 8)) == len(plan.setup_names()) - 1
+    assert len(plan.chosen_setups(None, 8)) == len(plan.setup_names())
 
 
-def test_checkpointing_is_measured_only_when_named(capsys):
-    """It lowered no protocol model's peak: a probe for nothing by
-    default, and not reported as skipped."""
-    assert 'vanilla-exact-ckpt' not in [
-        s.name for s in plan.chosen_setups(None, 8)]
-    assert 'vanilla-exact-ckpt' not in capsys.readouterr().out
-    named = plan.chosen_setups(['vanilla-exact-ckpt'], 8)
-    assert [s.name for s in named] == ['vanilla-exact-ckpt']
+@pytest.mark.parametrize('layers,measured', [(5, False), (1, False),
+                                             (6, True), (None, True)])
+def test_checkpointing_is_skipped_up_to_5_layers_unless_named(
+        capsys, layers, measured):
+    """It lowered no protocol model's peak at 5 layers: by default a probe
+    for nothing there, said so; above 5, or unknown, it is measured."""
+    names = [s.name for s in plan.chosen_setups(None, 8, None, layers)]
+    assert ('vanilla-exact-ckpt' in names) == measured
+    assert len(names) == len(plan.setup_names()) - (not measured)
+    out = capsys.readouterr().out
+    assert (f"skipped: set-up 'vanilla-exact-ckpt': the config fine-tunes "
+            f'{layers} layer(s), and checkpointing lowered no whole-step '
+            'peak of the protocol models at 5 (name it in --setups to '
+            'measure it)' in out) == (not measured)
+    named = plan.chosen_setups(['vanilla-exact-ckpt', 'vanilla'], 8, None,
+                               layers)
+    assert [s.name for s in named] == ['vanilla-exact-ckpt', 'vanilla']
+
+
+def test_a_set_up_named_twice_is_measured_once():
+    named = plan.chosen_setups(['vanilla', 'qact8', 'vanilla'], 8)
+    assert [s.name for s in named] == ['vanilla', 'qact8']
+
+
+def test_the_config_s_layer_count_decides_on_checkpointing(
+        planned, tmp_path, capsys):
+    """End to end, the 5-layer config's default set-ups: the probes are
+    cut short (all left out), checkpointing is not even started."""
+    code = plan.main([planned[0], '--budget-mb', '100', '--iters', '3',
+                      '--timeout', '0.05', '--jobs', '2', '--work-dir',
+                      str(tmp_path)])
+    assert code == 1
+    out = capsys.readouterr().out
+    assert ("skipped: set-up 'vanilla-exact-ckpt': the config fine-tunes "
+            '5 ') in out
+    started = [line.split('measuring ')[1] for line in out.splitlines()
+               if 'measuring ' in line]
+    assert 'vanilla-exact-ckpt' not in started
+    assert 'hosvd-eps-alloc0.8' in started[:2]  # the longest starts first
+    skipped = [line.split("'")[1] for line in out.splitlines()
+               if line.startswith('skipped: set-up ')]
+    assert sorted(started + skipped) == sorted(plan.setup_names())
 
 
 def test_autocast_set_ups_are_skipped_where_bfloat16_is_slow(capsys):
     names = [s.name for s in plan.chosen_setups(None, 8, 'too slow here')]
     assert 'vanilla-exact-amp' not in names
     assert 'hosvd-eps0.8-lean-amp' not in names
-    assert len(names) == len(plan.setup_names()) - 3
+    assert len(names) == len(plan.setup_names()) - 2
     assert ("skipped: set-up 'vanilla-exact-amp': too slow here"
             in capsys.readouterr().out)
     named = plan.chosen_setups(['vanilla-exact-amp'], 8, 'too slow here')

@@ -23,7 +23,7 @@ class ProbeRecordHook(Hook):
 
     The planner's probes train a few iterations to measure a set-up; a
     checkpoint would hold the whole model (132 MB for Swin-T UPerNet, for
-    each of fifteen probes) to carry a few numbers. This record holds those
+    each probe) to carry a few numbers. This record holds those
     numbers: ``meta``, what :data:`RECORDED_HOOKS` write into a
     checkpoint's meta (each hook's own ``before_save_checkpoint``, so the
     values are a checkpoint's), and ``train_time``, every iteration's time
