@@ -17,15 +17,16 @@ the server's) run. The peaks a probe reads are its step's allocation
 events, and its step times were the same as a new interpreter's within
 their run-to-run spread (DeepLabV3, three set-ups, three runs each way).
 
-The server checks CUDA through NVML (``PYTORCH_NVML_BASED_CUDA_CHECK``):
-MMEngine and mmcv ask ``torch.cuda.is_available()`` at import, which
-would otherwise initialise CUDA there and leave every forked probe unable
-to use the GPU (a probe that still finds CUDA initialised fails with
-PyTorch's "Cannot re-initialize CUDA in forked subprocess" in its log;
-not run on a GPU yet). As with any ``multiprocessing`` start method but
-'fork', the caller's main module is imported in each child: a script
-that starts probes needs ``if __name__ == '__main__':``, as
-``tools/plan.py`` has.
+Where CUDA is available, each probe is a new interpreter instead
+(``subprocess``), as it is when ``MMSEG_HOSVD_PROBE_START=new``: a
+process that forks after CUDA was initialised, by PyTorch or by any
+library it imported, leaves the child unable to use the GPU, and forked
+probes have not been run on a GPU. The server still checks CUDA through
+NVML (``PYTORCH_NVML_BASED_CUDA_CHECK``), so that MMEngine's and mmcv's
+``torch.cuda.is_available()`` at import does not initialise it there.
+As with any ``multiprocessing`` start method but 'fork', the caller's
+main module is imported in each forked child: a script that starts
+probes needs ``if __name__ == '__main__':``, as ``tools/plan.py`` has.
 """
 import atexit
 import multiprocessing
@@ -45,6 +46,9 @@ PRELOAD = ['mmseg_hosvd', 'mmseg_hosvd.protocol.testing', 'mmengine.runner']
 #: Makes ``torch.cuda.is_available()`` ask NVML instead of initialising
 #: CUDA (PyTorch's documented remedy for CUDA in forked processes).
 NVML_CHECK = 'PYTORCH_NVML_BASED_CUDA_CHECK'
+#: How probes start: 'fork' (from the server; the default without CUDA)
+#: or 'new' (each a new interpreter; the default with CUDA).
+START_VARIABLE = 'MMSEG_HOSVD_PROBE_START'
 
 
 #: Serialises starting, polling and reaping probes: ``Process.start``
@@ -60,13 +64,36 @@ def _context():
     return context
 
 
+def forks_probes() -> bool:
+    """Whether probes fork from the server, or start as new interpreters.
+
+    Returns:
+        The choice of :data:`START_VARIABLE` ('fork' or 'new') when set,
+        else whether CUDA is unavailable.
+
+    Raises:
+        ValueError: For another value of the variable, naming it.
+    """
+    choice = os.environ.get(START_VARIABLE)
+    if choice is None:
+        import torch
+        return not torch.cuda.is_available()
+    if choice not in ('fork', 'new'):
+        raise ValueError(f"{START_VARIABLE} must be 'fork' or 'new', got "
+                         f'{choice!r}')
+    return choice == 'fork'
+
+
 def start_server() -> None:
-    """Starts the process the probes fork from, without waiting for it.
+    """Starts the process the probes fork from, without waiting for it,
+    where they fork (:func:`forks_probes`).
 
     Its imports then run while the caller gets ready (reads the config,
     times bfloat16) instead of before the first probe; :func:`run_script`
     starts it where this was not called.
     """
+    if not forks_probes():
+        return
     with _LOCK:
         _context()
         saved = os.environ.get(NVML_CHECK)
@@ -89,8 +116,10 @@ def _start_as_a_new_interpreter(script: str, argv: Sequence[str],
     os.environ.update(environment)
     threads = environment.get('OMP_NUM_THREADS', '')
     if threads.isdigit() and int(threads) > 0:
-        # the server read the variable when it imported torch, not now
-        torch.set_num_threads(int(threads))
+        # the server read the variable when it imported torch, not now; a
+        # new interpreter's MKL caps it at the cores (physical ones, which
+        # the CPU count does not tell apart from logical ones)
+        torch.set_num_threads(min(int(threads), os.cpu_count() or 1))
     random.seed()
     numpy.random.seed()
     sys.argv = [script, *argv]
@@ -114,9 +143,28 @@ def _train(script: str, argv: Sequence[str], log: str,
         atexit._run_exitfuncs()
 
 
+def _run_new_interpreter(script: str, argv: Sequence[str], log: str,
+                         timeout_s: float, environment: Dict[str, str]
+                         ) -> int:
+    """Runs ``script`` in a new interpreter, output to ``log``; its exit
+    code, or ``subprocess.TimeoutExpired`` once it is killed."""
+    with open(log, 'w') as out:
+        process = subprocess.Popen([sys.executable, script, *argv],
+                                   stdout=out, stderr=subprocess.STDOUT,
+                                   env=environment)
+    try:
+        return process.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        raise
+
+
 def run_script(script: str, argv: Sequence[str], log: str,
                timeout_s: float, threads: Optional[int] = None) -> int:
-    """Runs a Python script in a forked probe process and waits for it.
+    """Runs a Python script in a probe process of its own and waits for
+    it: forked from the server, or a new interpreter
+    (:func:`forks_probes`).
 
     Args:
         script: The script's path (e.g. ``tools/train.py``).
@@ -135,11 +183,15 @@ def run_script(script: str, argv: Sequence[str], log: str,
 
     Raises:
         subprocess.TimeoutExpired: When it ran out of time; it is killed.
+        ValueError: For a bad :data:`START_VARIABLE`.
     """
     environment = dict(os.environ)
     if threads is not None:
         environment.update(OMP_NUM_THREADS=str(threads),
                            MKL_NUM_THREADS=str(threads))
+    if not forks_probes():
+        return _run_new_interpreter(script, argv, log, timeout_s,
+                                    environment)
     open(log, 'w').close()
     start_server()
     process = _context().Process(target=_train,

@@ -1,14 +1,21 @@
-"""Probe processes forked from the server that imported the training code:
-each runs its script as a new interpreter would, with the caller's
-environment, its own log, exit code and time limit."""
+"""Probe processes forked from the server that imported the training code,
+or new interpreters: each runs its script as a new interpreter would, with
+the caller's environment, its own log, exit code and time limit."""
 import os
 import subprocess
 
 import pytest
+import torch
 
-from mmseg_hosvd.planning.probe_process import run_script, start_server
+from mmseg_hosvd.planning.probe_process import (
+    START_VARIABLE,
+    forks_probes,
+    run_script,
+    start_server,
+)
 
 SCRIPT = '''import atexit, os, random, sys
+print('preloaded', 'torch' in sys.modules)
 import numpy, torch
 print('name', __name__, 'argv', sys.argv[1:])
 print('threads', torch.get_num_threads(), os.environ.get('OMP_NUM_THREADS'),
@@ -28,6 +35,13 @@ sys.exit(int(sys.argv[1]))
 
 def line(text, start):
     return next(row for row in text.splitlines() if row.startswith(start))
+
+
+@pytest.fixture(autouse=True, params=['fork', 'new'])
+def start(request, monkeypatch):
+    """Every test for both ways a probe starts."""
+    monkeypatch.setenv(START_VARIABLE, request.param)
+    return request.param
 
 
 @pytest.fixture
@@ -69,7 +83,8 @@ def test_the_caller_s_thread_count_applies(script, tmp_path, monkeypatch,
     log = tmp_path / 'probe.log'
     assert run_script(script, ['4'], str(log), 60, threads) == 4
     count = threads or 1
-    assert f'threads {count} {count} {count}' in log.read_text()
+    used = min(count, os.cpu_count())  # what a new interpreter takes
+    assert f'threads {used} {count} {count}' in log.read_text()
 
 
 def test_an_exception_is_exit_1_with_its_traceback_in_the_log(
@@ -87,3 +102,24 @@ def test_a_probe_out_of_time_is_killed(script, tmp_path):
                    10)
     with pytest.raises(ProcessLookupError):
         os.kill(int(pid_file.read_text()), 0)
+
+
+def test_a_forked_probe_has_the_training_code_a_new_one_imports_it(
+        script, tmp_path, start):
+    log = tmp_path / 'probe.log'
+    assert run_script(script, ['0'], str(log), 60) == 0
+    assert line(log.read_text(), 'preloaded') == (
+        f"preloaded {start == 'fork'}")
+
+
+def test_without_the_variable_probes_fork_unless_cuda_is_there(
+        monkeypatch):
+    monkeypatch.delenv(START_VARIABLE)
+    assert forks_probes() == (not torch.cuda.is_available())
+
+
+def test_a_bad_start_is_named(monkeypatch, tmp_path):
+    monkeypatch.setenv(START_VARIABLE, 'spawn')
+    with pytest.raises(ValueError, match="MMSEG_HOSVD_PROBE_START must be "
+                       "'fork' or 'new', got 'spawn'"):
+        run_script('unused.py', [], str(tmp_path / 'log'), 1)
