@@ -8,12 +8,15 @@ server that imported the training code once
 exits) once as a new interpreter and once forked from that server, in
 alternating order, and prints the median seconds of each and their ratio.
 The server's own start (its imports, once per planning) is timed apart.
+It forks where CUDA is available too (``MMSEG_HOSVD_PROBE_START=fork``
+while it runs), where the planner starts probes as new interpreters.
 
 Usage::
 
     python benchmarks/probe_startup.py [--rounds 5] [--json PATH]
 """
 import argparse
+import os
 import os.path as osp
 import statistics
 import subprocess
@@ -23,7 +26,11 @@ import time
 
 from json_records import write_json
 
-from mmseg_hosvd.planning.probe_process import run_script, start_server
+from mmseg_hosvd.planning.probe_process import (
+    START_VARIABLE,
+    run_script,
+    start_server,
+)
 
 TRAIN = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'tools',
                  'train.py')
@@ -51,6 +58,19 @@ def forked(log: str) -> float:
 
 def measure(rounds: int) -> dict:
     """The records of one run (see the module docstring)."""
+    saved = os.environ.get(START_VARIABLE)
+    os.environ[START_VARIABLE] = 'fork'
+    try:
+        return _measure(rounds)
+    finally:
+        if saved is None:
+            del os.environ[START_VARIABLE]
+        else:
+            os.environ[START_VARIABLE] = saved
+
+
+def _measure(rounds: int) -> dict:
+    """:func:`measure` with the probes forked."""
     with tempfile.TemporaryDirectory() as folder:
         log = osp.join(folder, 'probe.log')
         start = time.perf_counter()

@@ -4,8 +4,8 @@ For a fine-tuning config (one with a ``CompressConvHook``: which layers to
 fine-tune), every set-up of ``mmseg_hosvd.planning.setups.SETUPS`` measured
 by default (or those of ``--setups``) runs a few real training iterations
 of ``tools/train.py`` in a process of its own (forked from one that
-imported the training code once) on the config's model, crop, batch and
-data,
+imported the training code once, or a new interpreter where CUDA is
+available) on the config's model, crop, batch and data,
 from ``--load-from`` (or the config's ``load_from``): its whole-step peak
 memory, its step time and, for a compressed set-up, the relative error
 of its fine-tuned layers' weight gradients, taken as one vector, on the
@@ -52,6 +52,7 @@ from mmseg_hosvd.planning.probe_runs import (
 )
 from mmseg_hosvd.planning.recommendation import fits, recommend
 from mmseg_hosvd.planning.setups import (
+    CHECKPOINTING_SKIPPED_UP_TO,
     compress_hook_of,
     finetuned_layer_count,
     get_setup,
@@ -75,7 +76,8 @@ def parse_args(argv=None):
     parser.add_argument('--setups', nargs='+', choices=setup_names(),
                         help='set-ups to measure (default: every one the '
                         "config's batch size can take; checkpointing only "
-                        'above 5 fine-tuned layers)')
+                        'above {} fine-tuned layers)'.format(
+                            CHECKPOINTING_SKIPPED_UP_TO))
     parser.add_argument('--iters', type=int, default=4,
                         help='training iterations per set-up (> 2)')
     parser.add_argument('--time-factor', type=float, default=2.0,

@@ -1,5 +1,5 @@
 """Probe runs in processes forked from one that has imported the training
-code.
+code, or, where CUDA is available, in new interpreters.
 
 A probe is ``tools/train.py`` in a process of its own, so that one
 set-up's allocator state and MMEngine's global registries and message hub
@@ -85,12 +85,16 @@ def forks_probes() -> bool:
 
 
 def start_server() -> None:
-    """Starts the process the probes fork from, without waiting for it,
-    where they fork (:func:`forks_probes`).
+    """Starts the process the probes fork from, where they fork.
 
-    Its imports then run while the caller gets ready (reads the config,
-    times bfloat16) instead of before the first probe; :func:`run_script`
-    starts it where this was not called.
+    It does not wait for it: its imports then run while the caller gets
+    ready (reads the config, times bfloat16) instead of before the first
+    probe; :func:`run_script` starts it where this was not called. Where
+    probes start as new interpreters (:func:`forks_probes`) it does
+    nothing.
+
+    Raises:
+        ValueError: For a bad :data:`START_VARIABLE`.
     """
     if not forks_probes():
         return
@@ -185,7 +189,9 @@ def run_script(script: str, argv: Sequence[str], log: str,
         subprocess.TimeoutExpired: When it ran out of time; it is killed.
         ValueError: For a bad :data:`START_VARIABLE`.
     """
-    environment = dict(os.environ)
+    with _LOCK:
+        # start_server sets and removes the NVML variable under the lock
+        environment = dict(os.environ)
     if threads is not None:
         environment.update(OMP_NUM_THREADS=str(threads),
                            MKL_NUM_THREADS=str(threads))

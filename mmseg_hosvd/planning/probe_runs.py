@@ -2,8 +2,8 @@
 
 Each probe is ``tools/train.py`` in a process of its own (so one set-up's
 allocator state cannot lower or raise another's peak; forked from a
-server that imported the training code once, :mod:`.probe_process`), on
-the user's
+server that imported the training code once, or a new interpreter where
+CUDA is available, :mod:`.probe_process`), on the user's
 config with the set-up's overrides, for a few iterations from the user's
 checkpoint: the ``StepPeakMemoryHook`` profiles the second iteration, the
 later ones give the step time, and a compressed set-up's one value logs its
@@ -189,16 +189,17 @@ def read_probe(work_dir: str, setup: SetUp) -> Measured:
         with open(path) as f:
             record = json.load(f)
         meta, times = record['meta'], record['train_time']
-    except (ValueError, KeyError, TypeError) as error:
+        peak = (meta.get(STEP_PEAK_KEY) or {}).get('peak_increment_mb')
+        if peak is None:
+            raise RuntimeError(f'{path} has no {STEP_PEAK_KEY}: the probe '
+                               'did not reach its profiled iteration')
+        return Measured(setup.name, setup.exact, float(peak),
+                        median(times[PROFILED_ITERATION:]),
+                        probe_error(meta, setup))
+    except (ValueError, KeyError, TypeError, AttributeError,
+            IndexError) as error:
         raise RuntimeError(f'{path} is not a probe record: {error!r}'
                            ) from error
-    peak = (meta.get(STEP_PEAK_KEY) or {}).get('peak_increment_mb')
-    if peak is None:
-        raise RuntimeError(f'{path} has no {STEP_PEAK_KEY}: the probe did '
-                           'not reach its profiled iteration')
-    return Measured(setup.name, setup.exact, float(peak),
-                    median(times[PROFILED_ITERATION:]),
-                    probe_error(meta, setup))
 
 
 def probe_error(meta: dict, setup: SetUp) -> Optional[float]:

@@ -148,11 +148,17 @@ def finetuned_layer_count(hook: dict) -> Optional[int]:
         hook: The config's ``CompressConvHook`` entry.
 
     Returns:
-        Its ``num_layers``, or the number of its ``layers`` (one name or a
-        list), or None when it gives neither.
+        Its ``num_layers`` (an int), or the number of its ``layers`` (one
+        name or a sequence); None when it gives neither, when
+        ``num_layers`` is not an int (the hook itself names the bad value)
+        or when ``trainable`` widens what trains (whole modules, whose
+        layers this does not count).
     """
-    if hook.get('num_layers') is not None:
-        return hook['num_layers']
+    if hook.get('trainable'):
+        return None
+    count = hook.get('num_layers')
+    if count is not None:
+        return count if type(count) is int else None
     layers = hook.get('layers')
     if layers is None:
         return None

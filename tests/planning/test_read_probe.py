@@ -33,6 +33,10 @@ def test_the_peak_the_later_steps_median_and_the_error(tmp_path):
     (dict(meta={}), "is not a probe record: KeyError\\('train_time'\\)"),
     (dict(meta={}, train_time=[1.0, 1.0, 1.0]),
      'has no step_peak_memory: the probe did not reach its profiled'),
+    (dict(meta=[], train_time=[1.0, 1.0, 1.0]),
+     'is not a probe record: AttributeError'),
+    (dict(RECORD, train_time=[1.0, 1.0]), 'is not a probe record: '
+     'IndexError'),
 ])
 def test_a_record_it_cannot_read_is_named(tmp_path, record, match):
     if record is not None:

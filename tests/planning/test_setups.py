@@ -171,7 +171,12 @@ def test_a_float16_wrapper_becomes_the_set_up_s_precision(tmp_path, setup,
 @pytest.mark.parametrize('hook,count', [
     (dict(num_layers=5), 5), (dict(num_layers=0), 0),
     (dict(layers='decode_head.conv_seg'), 1),
-    (dict(layers=['a.conv', 'b.conv', 'c.conv']), 3), (dict(), None)])
+    (dict(layers=['a.conv', 'b.conv', 'c.conv']), 3),
+    (dict(layers=('a.conv', 'b.conv')), 2), (dict(), None),
+    (dict(num_layers='5'), None), (dict(num_layers=5.0), None),
+    (dict(num_layers=True), None),
+    (dict(num_layers=0, trainable=['backbone.layer4']), None),
+    (dict(num_layers=5, trainable=()), 5)])
 def test_the_fine_tuned_layer_count_of_a_hook(hook, count):
     assert finetuned_layer_count(dict(type='CompressConvHook', **hook)) == (
         count)
