@@ -235,7 +235,8 @@ def main(argv=None):
     try:
         chosen = recommend(measurements, args.budget_mb, args.time_factor)
     except ValueError as error:
-        print(f'error: {error}', file=sys.stderr)
+        print(f'error: {error}; planning took {time.time() - start:.0f} s',
+              file=sys.stderr)
         return 1
     error = ('exact' if chosen.exact else 'gradient error not measured'
              if chosen.error is None else

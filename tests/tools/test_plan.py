@@ -3,6 +3,7 @@ process of its own, the recommendation, and a real run of the config it
 writes."""
 import json
 import os.path as osp
+import re
 import subprocess
 import sys
 
@@ -91,8 +92,10 @@ def test_a_budget_below_every_peak_is_refused_with_the_least(
     code = plan.main([config, '--budget-mb', '0.001', '--setups', 'vanilla',
                       '--iters', '3', '--work-dir', str(tmp_path)])
     assert code == 1
+    err = capsys.readouterr().err
     assert ('error: no set-up fits 0.001 MB: the smallest measured '
-            'whole-step peak is ') in capsys.readouterr().err
+            'whole-step peak is ') in err
+    assert re.search(r'\(vanilla\); planning took \d+ s\n$', err)
 
 
 def test_a_config_without_fine_tuning_is_refused(tmp_path):
