@@ -8,11 +8,21 @@ import pytest
 from ..helpers import ROOT
 
 
-def run_script(*args):
+def _run(args, code):
+    """A script run from the repository root that exits with ``code``."""
     result = subprocess.run([sys.executable] + list(args), cwd=ROOT,
                             capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
-    return result.stdout
+    assert result.returncode == code, (result.stdout + result.stderr)[-3000:]
+    return result
+
+
+def run_script(*args):
+    return _run(args, 0).stdout
+
+
+def refused(*args):
+    """The standard error of a script run that argparse refuses."""
+    return _run(args, 2).stderr
 
 
 def test_activation_memory_records(tmp_path):
@@ -58,12 +68,8 @@ def test_decomposition_records(tmp_path):
 
 
 def test_decomposition_names_a_bad_shape():
-    result = subprocess.run(
-        [sys.executable, 'benchmarks/decomposition.py', '--shapes', '4x300x6'],
-        cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 2
-    assert "BxCxHxW with H and W multiples of 4, got '4x300x6'" in (
-        result.stderr)
+    err = refused('benchmarks/decomposition.py', '--shapes', '4x300x6')
+    assert "BxCxHxW with H and W multiples of 4, got '4x300x6'" in err
 
 
 def test_unfolding_products_records(tmp_path):
@@ -81,11 +87,8 @@ def test_unfolding_products_records(tmp_path):
     assert all(r['new_ms'] > 0 and r['old_ms'] > 0 and r['ratio'] > 0
                for r in records)
     assert 'thin' in out
-    bad = subprocess.run(
-        [sys.executable, 'benchmarks/unfolding_products.py', '--shapes',
-         '2x16x4:cl'], cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert bad.returncode == 2
-    assert "BxCxHxW or BxCxHxW:cl, got '2x16x4:cl'" in bad.stderr
+    assert "BxCxHxW or BxCxHxW:cl, got '2x16x4:cl'" in refused(
+        'benchmarks/unfolding_products.py', '--shapes', '2x16x4:cl')
 
 
 def test_tap_weight_grad_records(tmp_path):
@@ -100,11 +103,8 @@ def test_tap_weight_grad_records(tmp_path):
     assert record['kernel_s'] > 0 and record['taps_s'] > 0
     assert record['taps_transient_mb'] < record['kernel_transient_mb']
     assert '| aspp36 | 8x512x16x16, dilation 36 |' in out
-    bad = subprocess.run(
-        [sys.executable, 'benchmarks/tap_weight_grad.py', '--slice', '9'],
-        cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert bad.returncode == 2
-    assert '--slice must be in [1, 8], got 9' in bad.stderr
+    assert '--slice must be in [1, 8], got 9' in refused(
+        'benchmarks/tap_weight_grad.py', '--slice', '9')
 
 
 def test_train_speed_records(tmp_path):
@@ -268,22 +268,14 @@ def test_activation_memory_lean_classifier_follows_the_lean_config(tmp_path):
 
 
 def test_activation_memory_rejects_a_bad_classifier_eps():
-    result = subprocess.run(
-        [sys.executable, 'benchmarks/activation_memory.py',
-         '--lean-classifier-eps', 'half'], cwd=ROOT, capture_output=True,
-        text=True, timeout=600)
-    assert result.returncode == 2
-    assert "expected a number or 'whole', got 'half'" in result.stderr
+    assert "expected a number or 'whole', got 'half'" in refused(
+        'benchmarks/activation_memory.py', '--lean-classifier-eps', 'half')
 
 
 def test_peak_memory_refuses_the_old_reduction_names():
-    result = subprocess.run(
-        [sys.executable, 'benchmarks/peak_memory.py', '--reductions',
-         'prefix+loss'], cwd=ROOT, capture_output=True, text=True,
-        timeout=600)
-    assert result.returncode == 2
-    assert "unknown reduction 'prefix'" in result.stderr
-    assert "'prefix': 'prefix1'" in result.stderr  # the renaming shown
+    err = refused('benchmarks/peak_memory.py', '--reductions', 'prefix+loss')
+    assert "unknown reduction 'prefix'" in err
+    assert "'prefix': 'prefix1'" in err  # the renaming shown
 
 
 def test_probe_startup_records(tmp_path):
@@ -298,8 +290,5 @@ def test_probe_startup_records(tmp_path):
         record['forked_s'] / record['new_interpreter_s'])
     assert record['server_start_s'] > 0
     assert 'forked from the probe server' in out
-    bad = subprocess.run(
-        [sys.executable, 'benchmarks/probe_startup.py', '--rounds', '0'],
-        cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert bad.returncode == 2
-    assert '--rounds must be >= 1, got 0' in bad.stderr
+    assert '--rounds must be >= 1, got 0' in refused(
+        'benchmarks/probe_startup.py', '--rounds', '0')
